@@ -1,0 +1,27 @@
+# Everything runs inside .venv, created on first use from python3.11.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test proto clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/wharf demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+proto: $(STAMP)
+	$(BIN)/python -m datawharf.protoc
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,87 @@
+"""The errors DataWharf raises, one per gRPC status code it uses.
+
+    WharfError
+    ├── InvalidArgument      a request or spec is malformed
+    ├── NotFound             unknown dataset, column, job, party
+    ├── PermissionDenied     not your job; a holder's policy refused
+    ├── FailedPrecondition   wrong state (result of an unfinished job, ...)
+    ├── ResourceExhausted    a size or count limit
+    ├── Unavailable          the gateway cannot be reached
+    ├── DeadlineExceeded     a wait ran out of time
+    └── Internal             a fault on the server side; its detail is logged there
+
+The gateway turns these into status codes in one place
+(``gateway.servicers.translate_errors``); clients turn status codes back into
+these with ``from_rpc_error`` so callers catch one tree.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+
+class WharfError(Exception):
+    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgument(WharfError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class NotFound(WharfError):
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class PermissionDenied(WharfError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class FailedPrecondition(WharfError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class ResourceExhausted(WharfError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class Unavailable(WharfError):
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class DeadlineExceeded(WharfError):
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class Internal(WharfError):
+    code = grpc.StatusCode.INTERNAL
+
+
+_BY_CODE: dict[grpc.StatusCode, type[WharfError]] = {
+    cls.code: cls
+    for cls in (
+        InvalidArgument,
+        NotFound,
+        PermissionDenied,
+        FailedPrecondition,
+        ResourceExhausted,
+        Unavailable,
+        DeadlineExceeded,
+        Internal,
+    )
+}
+
+
+def from_rpc_error(err: grpc.RpcError) -> WharfError:
+    """The WharfError matching a failed call's status, keeping its message."""
+    code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
+    details = err.details() if hasattr(err, "details") else str(err)
+    cls = _BY_CODE.get(code, WharfError)
+    if code == grpc.StatusCode.UNAVAILABLE:
+        details = f"gateway unavailable: {details}. Is `wharf gateway serve` running at that address?"
+    out = cls(details or code.name)
+    out.code = code
+    return out

@@ -1,0 +1,121 @@
+"""Row filters: a few ``column op literal`` conditions joined by ``and``.
+
+Buyers write them as text (``--where "age >= 65 and department == 'cardiology'"``);
+the text is parsed here into structured conditions, sent as such, and each
+holder evaluates them itself. No SQL is ever built from the text.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+
+class Op(str, enum.Enum):
+    EQ = "=="
+    NE = "!="
+    LT = "<"
+    LE = "<="
+    GT = ">"
+    GE = ">="
+
+
+@dataclass(frozen=True)
+class Condition:
+    column: str
+    op: Op
+    literal: str | Decimal
+
+    def __str__(self) -> str:
+        lit = repr(self.literal) if isinstance(self.literal, str) else str(self.literal)
+        return f"{self.column} {self.op.value} {lit}"
+
+
+class FilterSyntaxError(ValueError):
+    """The filter text does not parse; the message says where."""
+
+
+MAX_CONDITIONS = 16
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+_TOKEN = re.compile(
+    rf"""\s*(?:
+        (?P<and>and\b) |
+        (?P<ident>{_IDENT}) |
+        (?P<op>==|!=|<=|>=|=|<|>) |
+        (?P<number>[-+]?(?:\d+(?:\.\d*)?|\.\d+)) |
+        (?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
+    )""",
+    re.VERBOSE | re.IGNORECASE,
+)
+
+
+def _tokens(text: str) -> list[tuple[str, str, int]]:
+    out: list[tuple[str, str, int]] = []
+    pos = 0
+    while pos < len(text):
+        if text[pos:].strip() == "":
+            break
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            start = len(text) - len(text[pos:].lstrip())
+            raise FilterSyntaxError(
+                f"unexpected {text[start:start + 10]!r} at character {start + 1} of the filter"
+            )
+        kind = m.lastgroup or ""
+        start = m.start(kind)
+        out.append((kind, m.group(kind), start))
+        pos = m.end()
+    return out
+
+
+def parse(text: str) -> list[Condition]:
+    """Parse filter text; raise FilterSyntaxError naming the offending place."""
+    toks = _tokens(text)
+    if not toks:
+        return []
+    conditions: list[Condition] = []
+    i = 0
+    while True:
+        if i + 3 > len(toks):
+            where = toks[i][2] + 1 if i < len(toks) else len(text)
+            raise FilterSyntaxError(
+                f"incomplete condition at character {where}: expected 'column op value'"
+            )
+        (k1, col, p1), (k2, op, p2), (k3, lit, p3) = toks[i : i + 3]
+        if k1 != "ident" or col.lower() == "and":
+            raise FilterSyntaxError(f"expected a column name at character {p1 + 1}, got {col!r}")
+        if k2 != "op":
+            raise FilterSyntaxError(
+                f"expected one of == != < <= > >= at character {p2 + 1}, got {op!r}"
+            )
+        literal: str | Decimal
+        if k3 == "number":
+            try:
+                literal = Decimal(lit)
+            except InvalidOperation:  # pragma: no cover - the regex admits only numbers
+                raise FilterSyntaxError(f"bad number {lit!r} at character {p3 + 1}") from None
+        elif k3 == "string":
+            literal = re.sub(r"\\(.)", r"\1", lit[1:-1])
+        else:
+            raise FilterSyntaxError(
+                f"expected a number or a quoted string at character {p3 + 1}, got {lit!r}"
+            )
+        conditions.append(Condition(col, Op("==" if op == "=" else op), literal))
+        i += 3
+        if i == len(toks):
+            break
+        kind, word, pos = toks[i]
+        if kind != "and":
+            raise FilterSyntaxError(f"expected 'and' at character {pos + 1}, got {word!r}")
+        i += 1
+        if i == len(toks):
+            raise FilterSyntaxError("the filter ends with 'and'; add a condition after it")
+    if len(conditions) > MAX_CONDITIONS:
+        raise FilterSyntaxError(f"at most {MAX_CONDITIONS} conditions, got {len(conditions)}")
+    return conditions
+
+
+def to_text(conditions: list[Condition]) -> str:
+    return " and ".join(str(c) for c in conditions)

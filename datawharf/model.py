@@ -1,0 +1,88 @@
+"""Domain types shared by the buyer, the gateway and the party node."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from datawharf.filters import Condition
+from protocols.paillier_aggregate import AggregateRequest, Statistic
+
+
+class ColumnKind(str, enum.Enum):
+    INT = "int"
+    DECIMAL = "decimal"
+    STRING = "string"
+
+    @property
+    def numeric(self) -> bool:
+        return self is not ColumnKind.STRING
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    name: str
+    kind: ColumnKind
+    decimals: int = 0
+
+
+@dataclass(frozen=True)
+class Listing:
+    name: str
+    columns: tuple[ColumnSpec, ...]
+    approx_rows: int
+    description: str = ""
+
+    def column(self, name: str) -> ColumnSpec | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+
+@dataclass(frozen=True)
+class AggregateJob:
+    """One aggregation as the buyer asked for it; the key is public only."""
+
+    dataset: str
+    column: str
+    statistic: Statistic
+    where: tuple[Condition, ...]
+    places: int
+    public_n: int
+
+    @property
+    def request(self) -> AggregateRequest:
+        return AggregateRequest(self.statistic, self.places, self.public_n)
+
+
+@dataclass(frozen=True)
+class TaskView:
+    party: str
+    state: str
+    reason: str = ""
+
+
+@dataclass
+class JobView:
+    job_id: str
+    request_id: str
+    buyer: str
+    state: str
+    reason: str
+    spec: AggregateJob
+    min_parties: int
+    created_at: float
+    deadline: float
+    finished_at: float = 0.0
+    tasks: list[TaskView] = field(default_factory=list)
+
+    @property
+    def final(self) -> bool:
+        return self.state in ("DONE", "FAILED", "CANCELLED")
+
+
+def round_rows(n: int) -> int:
+    """Round a row count to two significant figures, so listings do not
+    reveal exact sizes (and so exact changes) of a holder's data."""
+    if n < 100:
+        return n - n % 10 if n >= 10 else n
+    digits = len(str(n)) - 2
+    return int(round(n, -digits))

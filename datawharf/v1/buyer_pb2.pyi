@@ -1,0 +1,139 @@
+from datawharf.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    JOB_STATE_UNSPECIFIED: _ClassVar[JobState]
+    JOB_STATE_PENDING: _ClassVar[JobState]
+    JOB_STATE_DISPATCHED: _ClassVar[JobState]
+    JOB_STATE_COLLECTING: _ClassVar[JobState]
+    JOB_STATE_AGGREGATING: _ClassVar[JobState]
+    JOB_STATE_DONE: _ClassVar[JobState]
+    JOB_STATE_FAILED: _ClassVar[JobState]
+    JOB_STATE_CANCELLED: _ClassVar[JobState]
+
+class TaskState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TASK_STATE_UNSPECIFIED: _ClassVar[TaskState]
+    TASK_STATE_PENDING: _ClassVar[TaskState]
+    TASK_STATE_DISPATCHED: _ClassVar[TaskState]
+    TASK_STATE_CONTRIBUTED: _ClassVar[TaskState]
+    TASK_STATE_REFUSED: _ClassVar[TaskState]
+    TASK_STATE_FAILED: _ClassVar[TaskState]
+    TASK_STATE_LOST: _ClassVar[TaskState]
+    TASK_STATE_EXPIRED: _ClassVar[TaskState]
+    TASK_STATE_CANCELLED: _ClassVar[TaskState]
+JOB_STATE_UNSPECIFIED: JobState
+JOB_STATE_PENDING: JobState
+JOB_STATE_DISPATCHED: JobState
+JOB_STATE_COLLECTING: JobState
+JOB_STATE_AGGREGATING: JobState
+JOB_STATE_DONE: JobState
+JOB_STATE_FAILED: JobState
+JOB_STATE_CANCELLED: JobState
+TASK_STATE_UNSPECIFIED: TaskState
+TASK_STATE_PENDING: TaskState
+TASK_STATE_DISPATCHED: TaskState
+TASK_STATE_CONTRIBUTED: TaskState
+TASK_STATE_REFUSED: TaskState
+TASK_STATE_FAILED: TaskState
+TASK_STATE_LOST: TaskState
+TASK_STATE_EXPIRED: TaskState
+TASK_STATE_CANCELLED: TaskState
+
+class ListCatalogRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CatalogEntry(_message.Message):
+    __slots__ = ("dataset", "holders", "columns", "approx_rows", "holders_online")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    HOLDERS_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    APPROX_ROWS_FIELD_NUMBER: _ClassVar[int]
+    HOLDERS_ONLINE_FIELD_NUMBER: _ClassVar[int]
+    dataset: str
+    holders: _containers.RepeatedScalarFieldContainer[str]
+    columns: _containers.RepeatedCompositeFieldContainer[_common_pb2.Column]
+    approx_rows: int
+    holders_online: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, dataset: _Optional[str] = ..., holders: _Optional[_Iterable[str]] = ..., columns: _Optional[_Iterable[_Union[_common_pb2.Column, _Mapping]]] = ..., approx_rows: _Optional[int] = ..., holders_online: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListCatalogResponse(_message.Message):
+    __slots__ = ("datasets",)
+    DATASETS_FIELD_NUMBER: _ClassVar[int]
+    datasets: _containers.RepeatedCompositeFieldContainer[CatalogEntry]
+    def __init__(self, datasets: _Optional[_Iterable[_Union[CatalogEntry, _Mapping]]] = ...) -> None: ...
+
+class SubmitJobRequest(_message.Message):
+    __slots__ = ("request_id", "aggregate", "parties", "min_parties", "timeout_seconds")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    AGGREGATE_FIELD_NUMBER: _ClassVar[int]
+    PARTIES_FIELD_NUMBER: _ClassVar[int]
+    MIN_PARTIES_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    aggregate: _common_pb2.AggregateSpec
+    parties: _containers.RepeatedScalarFieldContainer[str]
+    min_parties: int
+    timeout_seconds: int
+    def __init__(self, request_id: _Optional[str] = ..., aggregate: _Optional[_Union[_common_pb2.AggregateSpec, _Mapping]] = ..., parties: _Optional[_Iterable[str]] = ..., min_parties: _Optional[int] = ..., timeout_seconds: _Optional[int] = ...) -> None: ...
+
+class GetJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class PartyTask(_message.Message):
+    __slots__ = ("party", "state", "reason")
+    PARTY_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    party: str
+    state: TaskState
+    reason: str
+    def __init__(self, party: _Optional[str] = ..., state: _Optional[_Union[TaskState, str]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class Job(_message.Message):
+    __slots__ = ("job_id", "request_id", "buyer", "state", "reason", "aggregate", "tasks", "min_parties", "created_at", "deadline", "finished_at")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    BUYER_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    AGGREGATE_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    MIN_PARTIES_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    request_id: str
+    buyer: str
+    state: JobState
+    reason: str
+    aggregate: _common_pb2.AggregateSpec
+    tasks: _containers.RepeatedCompositeFieldContainer[PartyTask]
+    min_parties: int
+    created_at: float
+    deadline: float
+    finished_at: float
+    def __init__(self, job_id: _Optional[str] = ..., request_id: _Optional[str] = ..., buyer: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., reason: _Optional[str] = ..., aggregate: _Optional[_Union[_common_pb2.AggregateSpec, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[PartyTask, _Mapping]]] = ..., min_parties: _Optional[int] = ..., created_at: _Optional[float] = ..., deadline: _Optional[float] = ..., finished_at: _Optional[float] = ...) -> None: ...
+
+class JobResult(_message.Message):
+    __slots__ = ("job_id", "figures", "contributors")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    FIGURES_FIELD_NUMBER: _ClassVar[int]
+    CONTRIBUTORS_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    figures: _common_pb2.EncryptedFigures
+    contributors: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, job_id: _Optional[str] = ..., figures: _Optional[_Union[_common_pb2.EncryptedFigures, _Mapping]] = ..., contributors: _Optional[_Iterable[str]] = ...) -> None: ...

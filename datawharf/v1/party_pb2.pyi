@@ -1,0 +1,112 @@
+from datawharf.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class PartyMessage(_message.Message):
+    __slots__ = ("register", "heartbeat", "contribution", "refusal", "failure")
+    REGISTER_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    CONTRIBUTION_FIELD_NUMBER: _ClassVar[int]
+    REFUSAL_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    register: Register
+    heartbeat: Heartbeat
+    contribution: ContributionChunk
+    refusal: TaskRefusal
+    failure: TaskFailure
+    def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., contribution: _Optional[_Union[ContributionChunk, _Mapping]] = ..., refusal: _Optional[_Union[TaskRefusal, _Mapping]] = ..., failure: _Optional[_Union[TaskFailure, _Mapping]] = ...) -> None: ...
+
+class Register(_message.Message):
+    __slots__ = ("datasets", "software_version")
+    DATASETS_FIELD_NUMBER: _ClassVar[int]
+    SOFTWARE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    datasets: _containers.RepeatedCompositeFieldContainer[_common_pb2.DatasetListing]
+    software_version: str
+    def __init__(self, datasets: _Optional[_Iterable[_Union[_common_pb2.DatasetListing, _Mapping]]] = ..., software_version: _Optional[str] = ...) -> None: ...
+
+class Heartbeat(_message.Message):
+    __slots__ = ("sent_at",)
+    SENT_AT_FIELD_NUMBER: _ClassVar[int]
+    sent_at: float
+    def __init__(self, sent_at: _Optional[float] = ...) -> None: ...
+
+class ContributionChunk(_message.Message):
+    __slots__ = ("task_id", "chunk")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    chunk: _common_pb2.Chunk
+    def __init__(self, task_id: _Optional[str] = ..., chunk: _Optional[_Union[_common_pb2.Chunk, _Mapping]] = ...) -> None: ...
+
+class TaskRefusal(_message.Message):
+    __slots__ = ("task_id", "reason")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    reason: str
+    def __init__(self, task_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class TaskFailure(_message.Message):
+    __slots__ = ("task_id", "reason")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    reason: str
+    def __init__(self, task_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class GatewayMessage(_message.Message):
+    __slots__ = ("registered", "task", "cancel", "notice")
+    REGISTERED_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
+    NOTICE_FIELD_NUMBER: _ClassVar[int]
+    registered: Registered
+    task: Task
+    cancel: CancelTask
+    notice: Notice
+    def __init__(self, registered: _Optional[_Union[Registered, _Mapping]] = ..., task: _Optional[_Union[Task, _Mapping]] = ..., cancel: _Optional[_Union[CancelTask, _Mapping]] = ..., notice: _Optional[_Union[Notice, _Mapping]] = ...) -> None: ...
+
+class Registered(_message.Message):
+    __slots__ = ("party", "heartbeat_seconds")
+    PARTY_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    party: str
+    heartbeat_seconds: int
+    def __init__(self, party: _Optional[str] = ..., heartbeat_seconds: _Optional[int] = ...) -> None: ...
+
+class Task(_message.Message):
+    __slots__ = ("task_id", "job_id", "buyer", "min_parties", "deadline", "aggregate")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    BUYER_FIELD_NUMBER: _ClassVar[int]
+    MIN_PARTIES_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    AGGREGATE_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    job_id: str
+    buyer: str
+    min_parties: int
+    deadline: float
+    aggregate: _common_pb2.AggregateSpec
+    def __init__(self, task_id: _Optional[str] = ..., job_id: _Optional[str] = ..., buyer: _Optional[str] = ..., min_parties: _Optional[int] = ..., deadline: _Optional[float] = ..., aggregate: _Optional[_Union[_common_pb2.AggregateSpec, _Mapping]] = ...) -> None: ...
+
+class CancelTask(_message.Message):
+    __slots__ = ("task_id", "reason")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    reason: str
+    def __init__(self, task_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class Notice(_message.Message):
+    __slots__ = ("task_id", "message")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    message: str
+    def __init__(self, task_id: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
