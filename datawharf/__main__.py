@@ -1,0 +1,3 @@
+from datawharf.cli import main
+
+main()

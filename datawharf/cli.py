@@ -1,0 +1,298 @@
+"""The `wharf` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from datawharf.errors import WharfError
+
+app = typer.Typer(help="DataWharf: compute on holders' data without seeing it.", no_args_is_help=True)
+gateway_app = typer.Typer(help="Run the exchange's gateway (operators).", no_args_is_help=True)
+party_app = typer.Typer(help="Run a party node beside your data (data holders).", no_args_is_help=True)
+job_app = typer.Typer(help="Submit and follow jobs (buyers).", no_args_is_help=True)
+app.add_typer(gateway_app, name="gateway")
+app.add_typer(party_app, name="party")
+app.add_typer(job_app, name="job")
+
+GatewayOpt = typer.Option("127.0.0.1:50051", "--gateway", "-g", envvar="WHARF_GATEWAY", help="Gateway address host:port.")
+CallerOpt = typer.Option(..., "--as", envvar="WHARF_AS", help="Your buyer name, as holders' policies grant it.")
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _fail(exc: WharfError, code: int = 1) -> None:
+    typer.secho(f"error: {exc.message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def exact_text(value: Fraction) -> str:
+    """A fraction as an exact decimal when it has one, else as p/q."""
+    den = value.denominator
+    k = 0
+    while den % 10 == 0 or den % 2 == 0 or den % 5 == 0:
+        if den % 10 == 0:
+            den //= 10
+        elif den % 2 == 0:
+            den //= 2
+        else:
+            den //= 5
+        k += 1
+    if den != 1 or k > 40:
+        return f"{value.numerator}/{value.denominator}"
+    places = 0
+    while (value * 10**places).denominator != 1:
+        places += 1
+    scaled = value * 10**places
+    sign = "-" if scaled < 0 else ""
+    digits = str(abs(scaled.numerator)).rjust(places + 1, "0")
+    return sign + (digits[:-places] + "." + digits[-places:] if places else digits)
+
+
+# ---------------------------------------------------------------- gateway
+@gateway_app.command("serve")
+def gateway_serve(
+    listen: str = typer.Option("127.0.0.1:50051", help="Address to listen on (port 0 picks a free one)."),
+    data_dir: Path = typer.Option(Path("wharf-data"), help="Where the job store lives."),
+    wire_log: Optional[Path] = typer.Option(None, help="Append every message received and sent, as JSON lines (privacy audits)."),
+    log_level: str = typer.Option("info", help="debug, info, warning or error."),
+) -> None:
+    """Serve the buyer and party gRPC services until SIGTERM or Ctrl-C."""
+    from gateway.app import GatewaySettings, serve
+
+    _logging(log_level)
+    try:
+        asyncio.run(serve(GatewaySettings(listen=listen, data_dir=data_dir, wire_log=wire_log)))
+    except OSError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+
+
+# ------------------------------------------------------------------ party
+@party_app.command("serve")
+def party_serve(
+    config: Path = typer.Option(..., "--config", "-c", help="The party's TOML file (see README)."),
+    log_level: str = typer.Option("info", help="debug, info, warning or error."),
+) -> None:
+    """Connect to the gateway and answer tasks under this holder's policy."""
+    from datawharf.config import load_party_config
+    from parties.node import PartyNode
+
+    _logging(log_level)
+    try:
+        cfg = load_party_config(config)
+    except WharfError as exc:
+        _fail(exc)
+        return
+
+    async def main() -> None:
+        import signal
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await PartyNode(cfg).run(stop)
+
+    try:
+        asyncio.run(main())
+    except WharfError as exc:
+        _fail(exc)
+
+
+@party_app.command("check")
+def party_check(config: Path = typer.Option(..., "--config", "-c", help="The party's TOML file.")) -> None:
+    """Validate the config and read every dataset once, without connecting."""
+    from datawharf.config import load_party_config
+    from parties.runner import Runner
+
+    try:
+        cfg = load_party_config(config)
+        for listing in Runner(cfg).listings():
+            typer.echo(f"{listing.name}: ~{listing.approx_rows} rows, columns "
+                       + ", ".join(f"{c.name}:{c.kind.value}" for c in listing.columns))
+    except WharfError as exc:
+        _fail(exc)
+
+
+# ------------------------------------------------------------------ buyer
+@app.command("catalog")
+def catalog(
+    gateway: str = GatewayOpt,
+    caller: str = CallerOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Datasets listed by holders: names, holders, columns, approximate rows."""
+    from gateway.client import Client
+
+    try:
+        with Client(gateway, caller=caller) as client:
+            items = client.catalog()
+    except WharfError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        typer.echo(json.dumps({"datasets": [
+            {
+                "dataset": i.dataset,
+                "holders": list(i.holders),
+                "holders_online": list(i.holders_online),
+                "columns": [{"name": c.name, "type": c.kind.value, "decimals": c.decimals} for c in i.columns],
+                "approx_rows": i.approx_rows,
+            }
+            for i in items
+        ]}))
+        return
+    if not items:
+        typer.echo("no datasets listed (no holder has connected yet)")
+    for i in items:
+        online = f"{len(i.holders_online)}/{len(i.holders)} online"
+        typer.echo(f"{i.dataset}  ~{i.approx_rows} rows  holders: {', '.join(i.holders)} ({online})")
+        typer.echo("    columns: " + ", ".join(
+            f"{c.name}:{c.kind.value}" + (f"({c.decimals})" if c.kind.value == "decimal" else "") for c in i.columns))
+
+
+def _job_json(view: Any) -> dict[str, Any]:
+    return {
+        "job_id": view.job_id,
+        "state": view.state,
+        "reason": view.reason,
+        "tasks": [{"party": t.party, "state": t.state, "reason": t.reason} for t in view.tasks],
+    }
+
+
+@job_app.command("aggregate")
+def job_aggregate(
+    dataset: str = typer.Option(..., help="Dataset name from `wharf catalog`."),
+    column: str = typer.Option(..., help="Column to aggregate."),
+    stat: str = typer.Option(..., help="sum, count, mean or variance (sample variance)."),
+    where: Optional[str] = typer.Option(None, help="Filter, e.g. \"age >= 65 and department == 'cardiology'\"."),
+    party: list[str] = typer.Option([], "--party", help="Ask only these holders (repeatable); waits for them if offline."),
+    min_parties: int = typer.Option(1, min=1, help="Fail unless at least this many holders contribute."),
+    timeout: int = typer.Option(120, min=1, help="Seconds before the job fails for lack of answers."),
+    request_id: Optional[str] = typer.Option(None, help="Idempotency key: resubmitting it returns the same job."),
+    gateway: str = GatewayOpt,
+    caller: str = CallerOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object with the result."),
+) -> None:
+    """Run an aggregation; the key pair is made and kept here, the result decrypted here."""
+    from gateway.client import Client, JobFailed, answered
+
+    started = time.monotonic()
+    show_progress = not as_json and sys.stderr.isatty()
+    try:
+        with Client(gateway, caller=caller) as client:
+            job = client.submit(
+                dataset, column, stat, where=where, parties=party,
+                min_parties=min_parties, timeout_s=timeout, request_id=request_id,
+            )
+            if show_progress:
+                from rich.progress import Progress
+
+                with Progress(transient=True, console=None) as progress:
+                    bar = progress.add_task(f"{job.job_id}", total=len(job.view.tasks))
+                    for view in client.watch(job, timeout_s=timeout + 30):
+                        progress.update(bar, completed=answered(view),
+                                        description=f"{job.job_id} {view.state.lower()}")
+            answer = client.result(job, timeout_s=timeout + 30)
+    except JobFailed as exc:
+        if as_json:
+            typer.echo(json.dumps(_job_json(exc.view)))
+        else:
+            typer.secho(f"job {exc.view.job_id} {exc.view.state}: {exc.view.reason}", fg=typer.colors.RED, err=True)
+            for t in exc.view.tasks:
+                typer.echo(f"  {t.party}: {t.state}" + (f" — {t.reason}" if t.reason else ""), err=True)
+        raise typer.Exit(3)
+    except WharfError as exc:
+        _fail(exc)
+        return
+    seconds = time.monotonic() - started
+    if as_json:
+        out = _job_json(answer.view)
+        out.update(
+            dataset=dataset, column=column, statistic=answer.statistic, where=where or "",
+            value=answer.value, exact=exact_text(answer.exact), rows=answer.rows,
+            contributors=list(answer.contributors), seconds=round(seconds, 3),
+        )
+        typer.echo(json.dumps(out))
+        return
+    filt = f" where {where}" if where else ""
+    typer.echo(f"{answer.statistic} of {column} over {dataset}{filt}")
+    typer.echo(f"  value:   {answer.value:.10g}   (exact {exact_text(answer.exact)})")
+    if answer.rows is not None:
+        typer.echo(f"  rows:    {answer.rows}")
+    typer.echo(f"  holders: {len(answer.contributors)} contributed ({', '.join(answer.contributors)})")
+    for t in answer.view.tasks:
+        if t.state != "CONTRIBUTED":
+            typer.echo(f"  {t.party}: {t.state} — {t.reason}")
+    typer.echo(f"  job {answer.job_id} in {seconds:.2f} s")
+
+
+@job_app.command("status")
+def job_status(
+    job_id: str = typer.Argument(..., help="The job id printed at submission."),
+    gateway: str = GatewayOpt,
+    caller: str = CallerOpt,
+) -> None:
+    """A job's state and each holder's part in it."""
+    from gateway.client import Client
+
+    try:
+        with Client(gateway, caller=caller) as client:
+            view = client.status(job_id)
+    except WharfError as exc:
+        _fail(exc)
+        return
+    typer.echo(json.dumps(_job_json(view), indent=2))
+
+
+@job_app.command("cancel")
+def job_cancel(
+    job_id: str = typer.Argument(..., help="The job id printed at submission."),
+    gateway: str = GatewayOpt,
+    caller: str = CallerOpt,
+) -> None:
+    """Cancel a running job."""
+    from gateway.client import Client
+
+    try:
+        with Client(gateway, caller=caller) as client:
+            view = client.cancel(job_id)
+    except WharfError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"job {view.job_id} {view.state}")
+
+
+# ------------------------------------------------------------------- demo
+@app.command("demo")
+def demo(
+    workdir: Optional[Path] = typer.Option(None, help="Keep generated data, configs and logs here (default: a temp dir)."),
+    rows: int = typer.Option(3000, min=100, help="Rows per hospital."),
+) -> None:
+    """A whole exchange on this machine: gateway, three hospitals, a buyer running every job."""
+    from datawharf.demo import run_demo
+
+    raise typer.Exit(run_demo(workdir=workdir, rows=rows))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

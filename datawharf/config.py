@@ -1,0 +1,130 @@
+"""The party node's TOML configuration, validated when it is loaded.
+
+    name = "st-mary"
+    gateway = "127.0.0.1:50051"
+
+    [[datasets]]
+    name = "visits"
+    source = "visits.csv"          # relative to this file; .csv or .parquet
+    columns = [
+      { name = "patient_id", type = "string" },
+      { name = "age", type = "int" },
+      { name = "cost", type = "decimal", decimals = 2 },
+    ]
+    [datasets.policy]
+    allowed_buyers = ["acme-insurance"]    # or ["*"]
+    allowed_statistics = ["sum", "count", "mean", "variance"]
+    min_rows = 10                          # rows behind any released figure
+    min_parties = 1                        # holders a job must require
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+from datawharf.identity import check_name
+from datawharf.errors import WharfError
+from protocols.paillier_aggregate import Statistic
+
+
+class ConfigError(WharfError):
+    """The configuration file is missing, unreadable or invalid."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnConfig(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    type: Literal["int", "decimal", "string"]
+    decimals: int = Field(default=2, ge=0, le=12)
+
+
+class PolicyConfig(_Strict):
+    allowed_buyers: list[str] = Field(min_length=1)
+    allowed_statistics: list[Statistic] = Field(default_factory=lambda: list(Statistic))
+    min_rows: int = Field(default=10, ge=1)
+    min_parties: int = Field(default=1, ge=1)
+
+    def allows_buyer(self, buyer: str) -> bool:
+        return "*" in self.allowed_buyers or buyer in self.allowed_buyers
+
+
+class DatasetConfig(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    source: Path
+    description: str = ""
+    columns: list[ColumnConfig] = Field(min_length=1)
+    policy: PolicyConfig
+
+    @field_validator("source")
+    @classmethod
+    def _source_exists(cls, v: Path, info: ValidationInfo) -> Path:
+        base = (info.context or {}).get("base", Path("."))
+        path = v if v.is_absolute() else base / v
+        if path.suffix.lower() not in (".csv", ".parquet"):
+            raise ValueError(f"{v}: only .csv and .parquet sources are supported")
+        if not path.is_file():
+            raise ValueError(f"file not found: {path}")
+        return path.resolve()
+
+    @model_validator(mode="after")
+    def _unique_columns(self) -> "DatasetConfig":
+        names = [c.name for c in self.columns]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"column(s) listed twice: {', '.join(dupes)}")
+        return self
+
+
+class PartyConfig(_Strict):
+    name: str
+    gateway: str = Field(pattern=r"^[^\s:]+:\d{1,5}$")
+    datasets: list[DatasetConfig] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        try:
+            return check_name(v, "party name")
+        except WharfError as exc:
+            raise ValueError(exc.message) from None
+
+    @model_validator(mode="after")
+    def _unique_datasets(self) -> "PartyConfig":
+        names = [d.name for d in self.datasets]
+        if len(names) != len(set(names)):
+            raise ValueError("two datasets share a name")
+        return self
+
+
+def _format(path: Path, err: ValidationError) -> str:
+    lines = [f"{path}: invalid configuration"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check its spelling)"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        lines.append(f"  {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def load_party_config(path: Path | str) -> PartyConfig:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        return PartyConfig.model_validate(raw, context={"base": path.resolve().parent})
+    except ValidationError as exc:
+        raise ConfigError(_format(path, exc)) from None

@@ -1,0 +1,1 @@
+"""The gateway: gRPC services, orchestration, storage, and the buyer client."""

@@ -1,0 +1,86 @@
+"""Gateway server lifecycle: build, serve, drain on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from datawharf.grpc_options import server_options
+from datawharf.v1 import buyer_pb2_grpc, party_pb2_grpc
+from gateway.dispatch import StreamDispatcher
+from gateway.orchestrator import Orchestrator
+from gateway.servicers import BuyerServicer, PartyServicer
+from gateway.store import SqliteStore
+from gateway.wiretap import WireTap
+
+log = logging.getLogger("datawharf.gateway")
+
+SERVICES = ("datawharf.v1.BuyerService", "datawharf.v1.PartyService")
+READY_FILE = "gateway.json"
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    listen: str = "127.0.0.1:50051"
+    data_dir: Path = Path("wharf-data")
+    wire_log: Path | None = None
+    grace_s: float = 5.0
+
+
+async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) -> None:
+    """Serve until ``stop`` is set or SIGTERM/SIGINT arrives."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = SqliteStore(settings.data_dir / "gateway.sqlite3")
+    dispatcher = StreamDispatcher()
+    orch = Orchestrator(store, dispatcher)
+    tap = WireTap(settings.wire_log) if settings.wire_log else None
+    server = grpc.aio.server(
+        interceptors=[tap] if tap else None, options=server_options()
+    )
+    buyer_pb2_grpc.add_BuyerServiceServicer_to_server(BuyerServicer(orch), server)
+    party_pb2_grpc.add_PartyServiceServicer_to_server(PartyServicer(orch, dispatcher), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    port = server.add_insecure_port(settings.listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {settings.listen}: address in use or not local")
+    host = settings.listen.rsplit(":", 1)[0]
+    address = f"{host}:{port}"
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread
+            pass
+
+    await server.start()
+    await orch.recover()
+    for name in ("", *SERVICES):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    ticker = asyncio.create_task(orch.run_deadlines(stop))
+    ready = settings.data_dir / READY_FILE
+    ready.write_text(json.dumps({"address": address, "pid": os.getpid()}))
+    log.info("gateway listening on %s (data in %s)", address, settings.data_dir)
+    print(f"wharf gateway listening on {address}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down: draining for up to %.0f s", settings.grace_s)
+        for name in ("", *SERVICES):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        ready.unlink(missing_ok=True)
+        await server.stop(settings.grace_s)
+        ticker.cancel()
+        store.close()
+        if tap:
+            tap.close()

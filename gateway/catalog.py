@@ -1,0 +1,44 @@
+"""The catalog: what connected holders list, merged by dataset name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from datawharf.model import ColumnSpec, Listing
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    dataset: str
+    holders: tuple[str, ...]
+    holders_online: tuple[str, ...]
+    columns: tuple[ColumnSpec, ...]
+    approx_rows: int
+    listings: dict[str, Listing]  # per holder, for validation; not sent as such
+
+
+def merge(listings_by_party: dict[str, list[Listing]], online: set[str]) -> dict[str, CatalogEntry]:
+    """Columns are those every holder lists with the same type; decimals are
+    the most any holder uses, so every holder can encode at that precision."""
+    by_name: dict[str, dict[str, Listing]] = {}
+    for party, listings in listings_by_party.items():
+        for listing in listings:
+            by_name.setdefault(listing.name, {})[party] = listing
+    out: dict[str, CatalogEntry] = {}
+    for name, holders in sorted(by_name.items()):
+        first = next(iter(holders.values()))
+        columns = []
+        for col in first.columns:
+            others = [h.column(col.name) for h in holders.values()]
+            if all(o is not None and o.kind == col.kind for o in others):
+                places = max(o.decimals for o in others if o is not None)
+                columns.append(ColumnSpec(col.name, col.kind, places))
+        out[name] = CatalogEntry(
+            dataset=name,
+            holders=tuple(sorted(holders)),
+            holders_online=tuple(sorted(p for p in holders if p in online)),
+            columns=tuple(columns),
+            approx_rows=sum(h.approx_rows for h in holders.values()),
+            listings=holders,
+        )
+    return out

@@ -1,0 +1,189 @@
+"""Thin gRPC servicers: unpack, call the orchestrator, translate errors.
+
+``translate_errors`` is the one place where domain errors become status
+codes: the WharfError's message goes to the caller, anything unexpected is
+logged in full and reported as INTERNAL without its detail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+from typing import Any, AsyncIterator, Callable
+
+import grpc
+
+from datawharf import identity
+from datawharf.chunking import Assembler, ChunkError, Piece, split
+from datawharf.errors import InvalidArgument, WharfError
+from datawharf.serde import aggregate_from_proto, column_to_proto, job_to_proto
+from datawharf.v1 import buyer_pb2, buyer_pb2_grpc, common_pb2, party_pb2, party_pb2_grpc
+from gateway.dispatch import StreamDispatcher
+from gateway.orchestrator import Orchestrator
+
+log = logging.getLogger("datawharf.gateway")
+
+MAX_CONTRIBUTION_BYTES = 16 << 20
+HEARTBEAT_SECONDS = 10
+
+
+async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
+    if isinstance(exc, WharfError):
+        await context.abort(exc.code, exc.message)
+    log.exception("unexpected error in %s", getattr(context, "_method", "a call"), exc_info=exc)
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error at the gateway; its log has the detail")
+
+
+def translate_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    if inspect.isasyncgenfunction(fn):
+
+        @functools.wraps(fn)
+        async def stream(self: Any, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            try:
+                async for item in fn(self, request, context):
+                    yield item
+            except (asyncio.CancelledError, grpc.aio.AbortError):
+                raise
+            except Exception as exc:
+                await _abort(context, exc)
+
+        return stream
+
+    @functools.wraps(fn)
+    async def unary(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await fn(self, request, context)
+        except (asyncio.CancelledError, grpc.aio.AbortError):
+            raise
+        except Exception as exc:
+            await _abort(context, exc)
+
+    return unary
+
+
+class BuyerServicer(buyer_pb2_grpc.BuyerServiceServicer):
+    def __init__(self, orchestrator: Orchestrator) -> None:
+        self.orch = orchestrator
+
+    @translate_errors
+    async def ListCatalog(self, request: buyer_pb2.ListCatalogRequest, context: Any) -> buyer_pb2.ListCatalogResponse:
+        identity.caller(context)
+        return buyer_pb2.ListCatalogResponse(
+            datasets=[
+                buyer_pb2.CatalogEntry(
+                    dataset=e.dataset,
+                    holders=e.holders,
+                    holders_online=e.holders_online,
+                    columns=[column_to_proto(c) for c in e.columns],
+                    approx_rows=e.approx_rows,
+                )
+                for e in self.orch.catalog().values()
+            ]
+        )
+
+    @translate_errors
+    async def SubmitJob(self, request: buyer_pb2.SubmitJobRequest, context: Any) -> buyer_pb2.Job:
+        buyer = identity.caller(context)
+        if request.WhichOneof("spec") != "aggregate":
+            raise InvalidArgument("the request carries no job spec; this gateway runs 'aggregate' jobs")
+        spec = aggregate_from_proto(request.aggregate)
+        view = await self.orch.submit(
+            buyer,
+            request.request_id,
+            spec,
+            parties=list(request.parties),
+            min_parties=request.min_parties,
+            timeout_s=request.timeout_seconds,
+        )
+        return job_to_proto(view)
+
+    @translate_errors
+    async def GetJob(self, request: buyer_pb2.GetJobRequest, context: Any) -> buyer_pb2.Job:
+        return job_to_proto(self.orch.view(request.job_id, identity.caller(context)))
+
+    @translate_errors
+    async def WatchJob(self, request: buyer_pb2.GetJobRequest, context: Any) -> AsyncIterator[buyer_pb2.Job]:
+        async for view in self.orch.watch(request.job_id, identity.caller(context)):
+            yield job_to_proto(view)
+
+    @translate_errors
+    async def CancelJob(self, request: buyer_pb2.GetJobRequest, context: Any) -> buyer_pb2.Job:
+        return job_to_proto(await self.orch.cancel(request.job_id, identity.caller(context)))
+
+    @translate_errors
+    async def FetchResult(self, request: buyer_pb2.GetJobRequest, context: Any) -> AsyncIterator[common_pb2.Chunk]:
+        payload = self.orch.result(request.job_id, identity.caller(context))
+        for piece in split(payload):
+            yield common_pb2.Chunk(seq=piece.seq, data=piece.data, last=piece.last)
+
+
+class PartyServicer(party_pb2_grpc.PartyServiceServicer):
+    def __init__(self, orchestrator: Orchestrator, dispatcher: StreamDispatcher) -> None:
+        self.orch = orchestrator
+        self.dispatcher = dispatcher
+
+    @translate_errors
+    async def Connect(
+        self, request_iterator: AsyncIterator[party_pb2.PartyMessage], context: Any
+    ) -> AsyncIterator[party_pb2.GatewayMessage]:
+        party = identity.caller(context)
+        first = await anext(aiter(request_iterator), None)
+        if first is None or first.WhichOneof("body") != "register":
+            raise InvalidArgument("a party stream must begin with a Register message")
+        session = self.dispatcher.attach(party)
+        try:
+            self.orch.party_connected(party, first.register)
+        except Exception:
+            self.dispatcher.detach(session)
+            raise
+        log.info("party %s connected with %d dataset(s)", party, len(first.register.datasets))
+        reader = asyncio.create_task(self._read(party, request_iterator))
+        reader.add_done_callback(lambda _: session.close())
+        try:
+            yield party_pb2.GatewayMessage(
+                registered=party_pb2.Registered(party=party, heartbeat_seconds=HEARTBEAT_SECONDS)
+            )
+            while True:
+                message = await session.outbox.get()
+                if message is None:
+                    break
+                yield message
+        finally:
+            reader.cancel()
+            if self.dispatcher.detach(session):
+                self.orch.party_disconnected(party)
+                log.info("party %s disconnected", party)
+
+    async def _read(self, party: str, messages: AsyncIterator[party_pb2.PartyMessage]) -> None:
+        pending: dict[str, Assembler] = {}
+        try:
+            async for msg in messages:
+                kind = msg.WhichOneof("body")
+                if kind == "heartbeat":
+                    self.orch.party_heartbeat(party)
+                elif kind == "contribution":
+                    await self._piece(party, pending, msg.contribution)
+                elif kind == "refusal":
+                    await self.orch.refusal(party, msg.refusal.task_id, msg.refusal.reason)
+                elif kind == "failure":
+                    await self.orch.refusal(party, msg.failure.task_id, msg.failure.reason, failed=True)
+                else:
+                    log.warning("party %s sent an unexpected %s message; ignored", party, kind)
+        except (asyncio.CancelledError, grpc.aio.AioRpcError):
+            pass
+        except Exception:
+            log.exception("party %s stream failed", party)
+
+    async def _piece(self, party: str, pending: dict[str, Assembler], msg: party_pb2.ContributionChunk) -> None:
+        assembler = pending.setdefault(msg.task_id, Assembler(MAX_CONTRIBUTION_BYTES))
+        try:
+            payload = assembler.add(Piece(msg.chunk.seq, msg.chunk.data, msg.chunk.last))
+        except ChunkError as exc:
+            pending.pop(msg.task_id, None)
+            await self.orch.refusal(party, msg.task_id, f"invalid contribution: {exc}", failed=True)
+            return
+        if payload is not None:
+            pending.pop(msg.task_id, None)
+            await self.orch.contribution(party, msg.task_id, payload)

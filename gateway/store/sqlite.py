@@ -1,0 +1,206 @@
+"""The job store on embedded SQLite: one file under the data directory."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Iterator
+
+ACTIVE_JOB_STATES = ("PENDING", "DISPATCHED", "COLLECTING", "AGGREGATING")
+OPEN_TASK_STATES = ("PENDING", "DISPATCHED", "LOST")
+
+
+@dataclass(frozen=True)
+class JobRow:
+    job_id: str
+    buyer: str
+    request_id: str
+    kind: str
+    spec: bytes
+    state: str
+    reason: str
+    min_parties: int
+    created_at: float
+    deadline: float
+    finished_at: float
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    task_id: str
+    job_id: str
+    party: str
+    state: str
+    reason: str
+
+
+class SqliteStore:
+    """All writes go through short transactions; callers hold no cursors."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        schema = resources.files("gateway.store").joinpath("schema.sql").read_text()
+        self._db.executescript(schema)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # parties ---------------------------------------------------------------
+    def upsert_party(self, name: str, listings: bytes, now: float | None = None) -> None:
+        now = now or time.time()
+        self._db.execute(
+            "INSERT INTO parties (name, listings, first_seen, last_seen) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET listings = excluded.listings, last_seen = excluded.last_seen",
+            (name, listings, now, now),
+        )
+
+    def touch_party(self, name: str, now: float | None = None) -> None:
+        self._db.execute("UPDATE parties SET last_seen = ? WHERE name = ?", (now or time.time(), name))
+
+    def parties(self) -> list[sqlite3.Row]:
+        return list(self._db.execute("SELECT * FROM parties ORDER BY name"))
+
+    # jobs -------------------------------------------------------------------
+    def find_job_by_request(self, buyer: str, request_id: str) -> JobRow | None:
+        row = self._db.execute(
+            "SELECT * FROM jobs WHERE buyer = ? AND request_id = ?", (buyer, request_id)
+        ).fetchone()
+        return JobRow(**dict(row)) if row else None
+
+    def insert_job(self, job: JobRow, parties: list[tuple[str, str]]) -> None:
+        """The job and one PENDING task per (task_id, party), atomically."""
+        now = time.time()
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job.job_id, job.buyer, job.request_id, job.kind, job.spec, job.state,
+                    job.reason, job.min_parties, job.created_at, job.deadline, job.finished_at,
+                ),
+            )
+            self._db.executemany(
+                "INSERT INTO tasks (task_id, job_id, party, state, updated_at) VALUES (?, ?, ?, 'PENDING', ?)",
+                [(tid, job.job_id, party, now) for tid, party in parties],
+            )
+
+    def job(self, job_id: str) -> JobRow | None:
+        row = self._db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return JobRow(**dict(row)) if row else None
+
+    def jobs(self, states: tuple[str, ...] | None = None) -> list[JobRow]:
+        if states:
+            marks = ",".join("?" * len(states))
+            rows = self._db.execute(f"SELECT * FROM jobs WHERE state IN ({marks})", states)
+        else:
+            rows = self._db.execute("SELECT * FROM jobs ORDER BY created_at")
+        return [JobRow(**dict(r)) for r in rows]
+
+    def set_job_state(self, job_id: str, state: str, reason: str = "", finished: bool = False) -> None:
+        self._db.execute(
+            "UPDATE jobs SET state = ?, reason = ?, finished_at = ? WHERE job_id = ?",
+            (state, reason, time.time() if finished else 0.0, job_id),
+        )
+
+    # tasks ------------------------------------------------------------------
+    def tasks(self, job_id: str) -> list[TaskRow]:
+        rows = self._db.execute(
+            "SELECT task_id, job_id, party, state, reason FROM tasks WHERE job_id = ? ORDER BY party",
+            (job_id,),
+        )
+        return [TaskRow(**dict(r)) for r in rows]
+
+    def task(self, task_id: str) -> TaskRow | None:
+        row = self._db.execute(
+            "SELECT task_id, job_id, party, state, reason FROM tasks WHERE task_id = ?", (task_id,)
+        ).fetchone()
+        return TaskRow(**dict(row)) if row else None
+
+    def open_tasks_for_party(self, party: str) -> list[TaskRow]:
+        rows = self._db.execute(
+            "SELECT t.task_id, t.job_id, t.party, t.state, t.reason FROM tasks t "
+            "JOIN jobs j ON j.job_id = t.job_id "
+            f"WHERE t.party = ? AND t.state IN {OPEN_TASK_STATES} AND j.state IN {ACTIVE_JOB_STATES} "
+            "ORDER BY j.created_at",
+            (party,),
+        )
+        return [TaskRow(**dict(r)) for r in rows]
+
+    def set_task_state(self, task_id: str, state: str, reason: str = "") -> None:
+        self._db.execute(
+            "UPDATE tasks SET state = ?, reason = ?, updated_at = ? WHERE task_id = ?",
+            (state, reason, time.time(), task_id),
+        )
+
+    def reset_dispatched(self) -> int:
+        """After a restart no task is in flight any more: mark them for resending."""
+        cur = self._db.execute(
+            "UPDATE tasks SET state = 'PENDING', reason = 'gateway restarted; resending' "
+            f"WHERE state = 'DISPATCHED' AND job_id IN (SELECT job_id FROM jobs WHERE state IN {ACTIVE_JOB_STATES})"
+        )
+        return cur.rowcount
+
+    # contributions and results ---------------------------------------------------
+    def add_contribution(self, task_id: str, job_id: str, party: str, payload: bytes) -> bool:
+        """Store a contribution and mark its task CONTRIBUTED; False if one exists."""
+        now = time.time()
+        with self._db:
+            self._db.execute("BEGIN")
+            try:
+                self._db.execute(
+                    "INSERT INTO contributions VALUES (?, ?, ?, ?)", (task_id, job_id, payload, now)
+                )
+            except sqlite3.IntegrityError:
+                return False
+            self._db.execute(
+                "UPDATE tasks SET state = 'CONTRIBUTED', reason = '', updated_at = ? WHERE task_id = ?",
+                (now, task_id),
+            )
+            self._db.execute(
+                "UPDATE parties SET contributions = contributions + 1 WHERE name = ?", (party,)
+            )
+        return True
+
+    def contributions(self, job_id: str) -> list[tuple[str, bytes]]:
+        rows = self._db.execute(
+            "SELECT t.party, c.payload FROM contributions c JOIN tasks t ON t.task_id = c.task_id "
+            "WHERE c.job_id = ? ORDER BY t.party",
+            (job_id,),
+        )
+        return [(r["party"], r["payload"]) for r in rows]
+
+    def finish_job(self, job_id: str, result: bytes) -> None:
+        """Store the result, mark the job DONE and drop the per-holder ciphertexts."""
+        now = time.time()
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?)", (job_id, result, now))
+            self._db.execute(
+                "UPDATE jobs SET state = 'DONE', reason = '', finished_at = ? WHERE job_id = ?",
+                (now, job_id),
+            )
+            self._db.execute("DELETE FROM contributions WHERE job_id = ?", (job_id,))
+
+    def result(self, job_id: str) -> bytes | None:
+        row = self._db.execute("SELECT payload FROM results WHERE job_id = ?", (job_id,)).fetchone()
+        return bytes(row["payload"]) if row else None
+
+    # events -------------------------------------------------------------------
+    def record(self, kind: str, *, job_id: str = "", task_id: str = "", party: str = "", detail: str = "") -> None:
+        self._db.execute(
+            "INSERT INTO events (at, kind, job_id, task_id, party, detail) VALUES (?, ?, ?, ?, ?, ?)",
+            (time.time(), kind, job_id, task_id, party, detail),
+        )
+
+    def events(self, kind: str | None = None) -> Iterator[sqlite3.Row]:
+        if kind:
+            return iter(self._db.execute("SELECT * FROM events WHERE kind = ? ORDER BY seq", (kind,)))
+        return iter(self._db.execute("SELECT * FROM events ORDER BY seq"))

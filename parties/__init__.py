@@ -1,0 +1,1 @@
+"""The party node: runs beside a holder's data and answers tasks under its policy."""

@@ -1,0 +1,42 @@
+"""The holder's local policy, as a pure decision on a task."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from datawharf.config import DatasetConfig
+from datawharf.model import AggregateJob
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str = ""
+
+
+ALLOW = Decision(True)
+
+
+def check_task(dataset: DatasetConfig, buyer: str, job: AggregateJob, min_parties: int) -> Decision:
+    """Everything that can be judged before touching the data."""
+    policy = dataset.policy
+    if not policy.allows_buyer(buyer):
+        return Decision(False, f"buyer {buyer!r} is not granted access to dataset {dataset.name!r}")
+    if job.statistic not in policy.allowed_statistics:
+        allowed = ", ".join(s.value for s in policy.allowed_statistics)
+        return Decision(False, f"statistic {job.statistic.value!r} is not allowed on {dataset.name!r} (allowed: {allowed})")
+    if min_parties < policy.min_parties:
+        return Decision(
+            False,
+            f"this holder requires jobs to need at least {policy.min_parties} holders; the job asks for {min_parties}",
+        )
+    return ALLOW
+
+
+def check_rows(dataset: DatasetConfig, rows: int) -> Decision:
+    """After filtering: is the figure backed by enough rows to release?"""
+    minimum = dataset.policy.min_rows
+    if rows < minimum:
+        # Say only that the threshold was missed, not by how much.
+        return Decision(False, f"fewer than {minimum} rows match the filter (the holder's minimum)")
+    return ALLOW

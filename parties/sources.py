@@ -1,0 +1,96 @@
+"""Reading a holder's dataset from CSV or Parquet with its declared types."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from datawharf.config import DatasetConfig
+from datawharf.errors import WharfError
+from datawharf.model import ColumnKind, ColumnSpec, Listing, round_rows
+
+_ARROW = {"int": pa.int64(), "decimal": pa.float64(), "string": pa.string()}
+
+
+class SourceError(WharfError):
+    """The dataset's file does not match its declared columns."""
+
+
+@dataclass
+class Table:
+    rows: int
+    columns: dict[str, np.ndarray]
+
+
+def _read(config: DatasetConfig) -> pa.Table:
+    names = [c.name for c in config.columns]
+    types = {c.name: _ARROW[c.type] for c in config.columns}
+    try:
+        if config.source.suffix.lower() == ".parquet":
+            table = pq.read_table(config.source, columns=names)
+            return table.cast(pa.schema([(n, types[n]) for n in names]))
+        return pacsv.read_csv(
+            config.source,
+            convert_options=pacsv.ConvertOptions(column_types=types, include_columns=names),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError) as exc:
+        raise SourceError(f"dataset {config.name!r} ({config.source}): {exc}") from None
+
+
+def load(config: DatasetConfig) -> Table:
+    table = _read(config)
+    missing = [c.name for c in config.columns if c.name not in table.column_names]
+    if missing:
+        raise SourceError(f"dataset {config.name!r}: {config.source} has no column(s) {', '.join(missing)}")
+    cols: dict[str, np.ndarray] = {}
+    for c in config.columns:
+        arr = table.column(c.name)
+        if arr.null_count:
+            raise SourceError(
+                f"dataset {config.name!r}: column {c.name!r} has {arr.null_count} empty value(s); fill or drop them"
+            )
+        if c.type == "string":
+            cols[c.name] = np.asarray(pc.utf8_trim_whitespace(arr).to_pylist(), dtype=object)
+        else:
+            cols[c.name] = arr.to_numpy()
+    return Table(table.num_rows, cols)
+
+
+def listing(config: DatasetConfig, rows: int) -> Listing:
+    return Listing(
+        name=config.name,
+        columns=tuple(
+            ColumnSpec(c.name, ColumnKind(c.type), c.decimals if c.type == "decimal" else 0)
+            for c in config.columns
+        ),
+        approx_rows=round_rows(rows),
+        description=config.description,
+    )
+
+
+class CachedSource:
+    """Reloads the file when it changes, so a holder can update data in place."""
+
+    def __init__(self, config: DatasetConfig) -> None:
+        self.config = config
+        self._stamp: tuple[int, int] | None = None
+        self._table: Table | None = None
+
+    def table(self) -> Table:
+        st = os.stat(self.config.source)
+        stamp = (st.st_mtime_ns, st.st_size)
+        if self._table is None or stamp != self._stamp:
+            self._table = load(self.config)
+            self._stamp = stamp
+        return self._table
+
+    @property
+    def path(self) -> Path:
+        return self.config.source
