@@ -1,0 +1,289 @@
+"""The job state machine through the dispatcher seam: no sockets."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+from phe import paillier
+
+from datawharf.errors import FailedPrecondition, InvalidArgument, NotFound
+from datawharf.filters import Condition, Op
+from datawharf.model import AggregateJob, ColumnKind, ColumnSpec, Listing
+from datawharf.serde import figures_from_proto, figures_to_proto, listing_to_proto
+from datawharf.v1 import buyer_pb2, party_pb2
+from gateway.orchestrator import Orchestrator
+from gateway.store import SqliteStore
+from protocols import paillier_aggregate as pa
+
+LISTING = Listing("visits", (ColumnSpec("age", ColumnKind.INT), ColumnSpec("dept", ColumnKind.STRING)), 100)
+
+
+class FakeDispatcher:
+    def __init__(self) -> None:
+        self.online: set[str] = set()
+        self.sent: list[tuple[str, party_pb2.GatewayMessage]] = []
+
+    def is_online(self, party: str) -> bool:
+        return party in self.online
+
+    def send(self, party: str, message: party_pb2.GatewayMessage) -> bool:
+        if party not in self.online:
+            return False
+        self.sent.append((party, message))
+        return True
+
+    def tasks_for(self, party: str) -> list[party_pb2.Task]:
+        return [m.task for p, m in self.sent if p == party and m.WhichOneof("body") == "task"]
+
+
+@pytest.fixture(scope="module")
+def keypair():  # type: ignore[no-untyped-def]
+    return paillier.generate_paillier_keypair(n_length=2048)
+
+
+class World:
+    def __init__(self, path: Path, keypair, parties=("a", "b", "c")) -> None:  # type: ignore[no-untyped-def]
+        self.path = path
+        self.dispatcher = FakeDispatcher()
+        self.store = SqliteStore(path)
+        self.orch = Orchestrator(self.store, self.dispatcher)
+        self.buyer = pa.Buyer(pa.Statistic.SUM, 0, keypair=keypair)
+        for p in parties:
+            self.connect(p)
+
+    def connect(self, party: str) -> None:
+        self.dispatcher.online.add(party)
+        self.orch.party_connected(party, party_pb2.Register(datasets=[listing_to_proto(LISTING)]))
+
+    def spec(self, **kw) -> AggregateJob:  # type: ignore[no-untyped-def]
+        base = dict(dataset="visits", column="age", statistic=pa.Statistic.SUM, where=(), places=0,
+                    public_n=self.buyer.request.public_n)
+        base.update(kw)
+        return AggregateJob(**base)  # type: ignore[arg-type]
+
+    async def submit(self, rid: str = "r1", **kw):  # type: ignore[no-untyped-def]
+        min_parties = kw.pop("min_parties", 1)
+        timeout_s = kw.pop("timeout_s", 60)
+        parties = kw.pop("parties", [])
+        return await self.orch.submit("buyer", rid, self.spec(**kw), parties=parties,
+                                      min_parties=min_parties, timeout_s=timeout_s)
+
+    def payload(self, values: list[int]) -> bytes:
+        c = pa.Holder(self.buyer.request).contribute(np.array(values, dtype=np.int64))
+        return figures_to_proto(c.ciphertexts, self.buyer.request.public_n).SerializeToString()
+
+    async def contribute(self, party: str, values: list[int]) -> None:
+        task = self.dispatcher.tasks_for(party)[-1]
+        await self.orch.contribution(party, task.task_id, self.payload(values))
+
+    def decrypt(self, job_id: str) -> int:
+        result = buyer_pb2.JobResult.FromString(self.orch.result(job_id, "buyer"))
+        figures = figures_from_proto(result.figures, self.buyer.request.public_n)
+        return int(self.buyer.finish(pa.AggregateResult(figures)).value)
+
+    def states(self, job_id: str) -> dict[str, str]:
+        return {t.party: t.state for t in self.orch.view(job_id).tasks}
+
+
+def test_all_contribute_job_done(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
+    async def go() -> None:
+        w = World(tmp_path / "g.db", keypair)
+        view = await w.submit()
+        assert view.state == "DISPATCHED" and len(view.tasks) == 3
+        with pytest.raises(FailedPrecondition, match="DISPATCHED"):
+            w.orch.result(view.job_id, "buyer")
+        await w.contribute("a", [1, 2])
+        assert w.orch.view(view.job_id).state == "COLLECTING"
+        await w.contribute("b", [10])
+        await w.contribute("c", [100, -3])
+        done = w.orch.view(view.job_id)
+        assert done.state == "DONE" and done.finished_at > 0
+        assert w.decrypt(view.job_id) == 110
+        assert w.store.contributions(view.job_id) == []  # per-holder ciphertexts dropped once done
+
+    asyncio.run(go())
+
+
+def test_repeated_contribution_is_ignored_not_double_counted(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
+    async def go() -> None:
+        w = World(tmp_path / "g.db", keypair, parties=("a", "b"))
+        view = await w.submit()
+        await w.contribute("a", [5])
+        await w.contribute("a", [5])
+        notices = [m.notice.message for p, m in w.dispatcher.sent if m.WhichOneof("body") == "notice"]
+        assert any("already CONTRIBUTED" in n for n in notices)
+        await w.contribute("b", [1])
+        assert w.decrypt(view.job_id) == 6
+
+    asyncio.run(go())
+
+
+def test_invalid_ciphertext_fails_only_that_task(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
+    async def go() -> None:
+        w = World(tmp_path / "g.db", keypair, parties=("a", "b"))
+        view = await w.submit()
+        task = w.dispatcher.tasks_for("a")[-1]
+        n = w.buyer.request.public_n
+        bad = figures_to_proto((n,), n).SerializeToString()  # shares a factor with n
+        await w.orch.contribution("a", task.task_id, bad)
+        await w.orch.contribution("a", "task-unknown", bad)
+        await w.orch.contribution("b", task.task_id, bad)  # not b's task
+        await w.contribute("b", [7])
+        final = w.orch.view(view.job_id)
+        assert final.state == "DONE"
+        assert w.states(view.job_id) == {"a": "FAILED", "b": "CONTRIBUTED"}
+        assert "not invertible" in final.tasks[0].reason
+        assert w.decrypt(view.job_id) == 7
+        kinds = [e["kind"] for e in w.store.events()]
+        assert kinds.count("invalid_contribution") == 1 and kinds.count("rejected_message") == 2
+        await w.orch.contribution("a", task.task_id, b"\xff\xff not a protobuf")  # too late: ignored
+
+    asyncio.run(go())
+
+
+def test_refusals_below_threshold_fail_at_once_with_reasons(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
+    async def go() -> None:
+        w = World(tmp_path / "g.db", keypair)
+        view = await w.submit(min_parties=2)
+        await w.orch.refusal("a", w.dispatcher.tasks_for("a")[-1].task_id, "buyer not granted")
+        assert w.orch.view(view.job_id).state == "DISPATCHED"
+        await w.orch.refusal("b", w.dispatcher.tasks_for("b")[-1].task_id, "too few rows")
+        failed = w.orch.view(view.job_id)
+        assert failed.state == "FAILED"
+        assert "a refused: buyer not granted" in failed.reason and "b refused: too few rows" in failed.reason
+        with pytest.raises(FailedPrecondition, match="FAILED"):
+            w.orch.result(view.job_id, "buyer")
+
+    asyncio.run(go())
+
+
+def test_disconnect_completes_if_threshold_holds(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
+    async def go() -> None:
+        w = World(tmp_path / "g.db", keypair)
+        view = await w.submit(min_parties=2)
+        await w.contribute("a", [1])
+        w.dispatcher.online.discard("c")
+        w.orch.party_disconnected("c")
+        assert w.states(view.job_id)["c"] == "LOST"
+        await w.contribute("b", [2])
+        assert w.orch.view(view.job_id).state == "DONE"
+        assert w.decrypt(view.job_id) == 3
+
+    asyncio.run(go())
+
+
+def test_lost_task_is_resent_on_reconnect_and_deadline_fails(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
+    async def go() -> None:
+        w = World(tmp_path / "g.db", keypair, parties=("a", "b"))
+        view = await w.submit(min_parties=2, timeout_s=1)
+        await w.contribute("a", [1])
+        w.dispatcher.online.discard("b")
+        w.orch.party_disconnected("b")
+        assert w.orch.view(view.job_id).state == "COLLECTING"  # b may come back
+        w.connect("b")
+        assert len(w.dispatcher.tasks_for("b")) == 2 and w.states(view.job_id)["b"] == "DISPATCHED"
+        w.dispatcher.online.discard("b")
+        w.orch.party_disconnected("b")
+        await asyncio.sleep(1.05)
+        await w.orch.check_deadlines()
+        failed = w.orch.view(view.job_id)
+        assert failed.state == "FAILED"
+        assert "deadline passed with 1 of 2" in failed.reason and "b expired" in failed.reason
+
+    asyncio.run(go())
+
+
+def test_submission_is_idempotent(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
+    async def go() -> None:
+        w = World(tmp_path / "g.db", keypair)
+        a = await w.submit("same")
+        b = await w.submit("same")
+        assert a.job_id == b.job_id and len(w.dispatcher.tasks_for("a")) == 1
+        with pytest.raises(InvalidArgument, match="already used for a different job"):
+            await w.submit("same", column="age", statistic=pa.Statistic.COUNT)
+
+    asyncio.run(go())
+
+
+@pytest.mark.parametrize(
+    "kw, err, match",
+    [
+        (dict(dataset="nope"), NotFound, "'nope' is not listed"),
+        (dict(column="weight"), NotFound, "column 'weight' is not in dataset 'visits'"),
+        (dict(column="dept"), InvalidArgument, "holds text"),
+        (dict(where=(Condition("zip", Op.EQ, "1"),)), NotFound, "filter column 'zip'"),
+        (dict(where=(Condition("dept", Op.LT, "x"),)), InvalidArgument, "only == and !="),
+        (dict(parties=["zed"]), NotFound, "'zed' do"),
+        (dict(min_parties=4), FailedPrecondition, "only 3 holder"),
+        (dict(public_n=2**1024 + 1), InvalidArgument, "at least 2048"),
+        (dict(timeout_s=10**9), InvalidArgument, "timeout"),
+    ],
+)
+def test_bad_specs(tmp_path: Path, keypair, kw, err, match) -> None:  # type: ignore[no-untyped-def]
+    async def go() -> None:
+        w = World(tmp_path / "g.db", keypair)
+        with pytest.raises(err, match=match):
+            await w.submit(**kw)
+
+    asyncio.run(go())
+
+
+def test_other_buyers_cannot_see_or_cancel(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
+    async def go() -> None:
+        w = World(tmp_path / "g.db", keypair)
+        view = await w.submit()
+        for call in (lambda: w.orch.view(view.job_id, "mallory"), lambda: w.orch.result(view.job_id, "mallory")):
+            with pytest.raises(NotFound, match="mallory"):
+                call()
+        with pytest.raises(NotFound):
+            await w.orch.cancel(view.job_id, "mallory")
+        cancelled = await w.orch.cancel(view.job_id, "buyer")
+        assert cancelled.state == "CANCELLED" and set(w.states(view.job_id).values()) == {"CANCELLED"}
+        with pytest.raises(FailedPrecondition, match="already CANCELLED"):
+            await w.orch.cancel(view.job_id, "buyer")
+
+    asyncio.run(go())
+
+
+def test_restart_resumes_without_losing_or_double_counting(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
+    async def go() -> None:
+        w = World(tmp_path / "g.db", keypair)
+        view = await w.submit(min_parties=3)
+        await w.contribute("a", [1])
+        await w.contribute("b", [20])
+        w.store.close()
+        # A new gateway process on the same store; nobody has reconnected yet.
+        w2 = World(tmp_path / "g.db", keypair, parties=())
+        w2.buyer = w.buyer
+        await w2.orch.recover()
+        assert w2.states(view.job_id) == {"a": "CONTRIBUTED", "b": "CONTRIBUTED", "c": "PENDING"}
+        w2.connect("b")  # b's task is done: nothing is resent to it
+        assert w2.dispatcher.tasks_for("b") == []
+        w2.connect("c")
+        await w2.contribute("c", [300])
+        assert w2.orch.view(view.job_id).state == "DONE"
+        assert w2.decrypt(view.job_id) == 321
+
+    asyncio.run(go())
+
+
+def test_watch_yields_changes_until_final(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
+    async def go() -> None:
+        w = World(tmp_path / "g.db", keypair, parties=("a",))
+        view = await w.submit()
+        seen: list[str] = []
+
+        async def watcher() -> None:
+            async for v in w.orch.watch(view.job_id, "buyer"):
+                seen.append(v.state)
+
+        t = asyncio.create_task(watcher())
+        await asyncio.sleep(0.05)
+        await w.contribute("a", [4])
+        await asyncio.wait_for(t, 5)
+        assert seen[0] == "DISPATCHED" and seen[-1] == "DONE"
+
+    asyncio.run(go())
