@@ -50,8 +50,17 @@ def generate_visits(path: Path, prefix: str, rows: int, seed: int) -> None:
             w.writerow([f"{prefix}-{seed:02d}{i:06d}", int(ages[i]), f"{sign}{abs(c) // 100}.{abs(c) % 100:02d}", depts[i]])
 
 
-def party_config(name: str, gateway: str, source: Path, *, statistics: list[str]) -> str:
+def party_config(
+    name: str,
+    gateway: str,
+    source: Path,
+    *,
+    statistics: list[str],
+    buyers: tuple[str, ...] = (BUYER,),
+    min_rows: int = 10,
+) -> str:
     stats = ", ".join(f'"{s}"' for s in statistics)
+    allowed = ", ".join(f'"{b}"' for b in buyers)
     return f"""name = "{name}"
 gateway = "{gateway}"
 
@@ -67,9 +76,9 @@ columns = [
 ]
 
 [datasets.policy]
-allowed_buyers = ["{BUYER}"]
+allowed_buyers = [{allowed}]
 allowed_statistics = [{stats}]
-min_rows = 10
+min_rows = {min_rows}
 """
 
 

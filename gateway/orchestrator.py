@@ -226,19 +226,20 @@ class Orchestrator:
         job = self._owned(job_id, buyer)
         if job.state not in ACTIVE_JOB_STATES:
             raise FailedPrecondition(f"job {job_id} is already {job.state}; only running jobs can be cancelled")
-        for task in self.store.tasks(job_id):
-            if task.state in _OPEN:
-                self.store.set_task_state(task.task_id, "CANCELLED", "job cancelled by the buyer")
-                self.dispatcher.send(
-                    task.party,
-                    party_pb2.GatewayMessage(
-                        cancel=party_pb2.CancelTask(task_id=task.task_id, reason="cancelled by the buyer")
-                    ),
-                )
+        self._cancel_open(job_id, "job cancelled by the buyer")
         self.store.set_job_state(job_id, "CANCELLED", "cancelled by the buyer", finished=True)
         self.store.record("job_cancelled", job_id=job_id)
         self._notify(job_id)
         return self.view(job_id, buyer)
+
+    def _cancel_open(self, job_id: str, reason: str) -> None:
+        for task in self.store.tasks(job_id):
+            if task.state in _OPEN:
+                self.store.set_task_state(task.task_id, "CANCELLED", reason)
+                self.dispatcher.send(
+                    task.party,
+                    party_pb2.GatewayMessage(cancel=party_pb2.CancelTask(task_id=task.task_id, reason=reason)),
+                )
 
     def result(self, job_id: str, buyer: str) -> bytes:
         job = self._owned(job_id, buyer)
@@ -375,8 +376,9 @@ class Orchestrator:
     def _shortfall(self, job: JobRow, at_deadline: bool) -> str:
         tasks = self.store.tasks(job.job_id)
         n = sum(t.state == "CONTRIBUTED" for t in tasks)
+        words = {"DISPATCHED": "had not answered yet", "PENDING": "was offline", "LOST": "disconnected"}
         why = "; ".join(
-            f"{t.party} {t.state.lower()}" + (f": {t.reason}" if t.reason else "")
+            f"{t.party} {words.get(t.state, t.state.lower())}" + (f": {t.reason}" if t.reason else "")
             for t in tasks
             if t.state != "CONTRIBUTED"
         )
@@ -384,6 +386,7 @@ class Orchestrator:
         return f"{head} {n} of {len(tasks)} holder(s) contributed, {job.min_parties} required — {why}"
 
     def _fail(self, job: JobRow, reason: str) -> None:
+        self._cancel_open(job.job_id, "the job failed before this holder answered")
         self.store.set_job_state(job.job_id, "FAILED", reason, finished=True)
         self.store.record("job_failed", job_id=job.job_id, detail=reason)
         log.info("job %s failed: %s", job.job_id, reason)

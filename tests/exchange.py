@@ -1,0 +1,146 @@
+"""Start a real exchange (gateway and party processes on loopback) for tests."""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from pathlib import Path
+
+import grpc
+
+from datawharf.demo import HOSPITALS, Processes, generate_visits, party_config, read_rows, wait_for
+from datawharf.grpc_options import client_options
+from datawharf.identity import caller_metadata
+from datawharf.model import ColumnKind, ColumnSpec, Listing
+from datawharf.serde import listing_to_proto
+from datawharf.v1 import common_pb2, party_pb2, party_pb2_grpc
+from gateway.client import Client
+
+ALL_STATS = ["sum", "count", "mean", "variance"]
+
+
+class Exchange:
+    def __init__(self, root: Path, *, parties: tuple[str, ...] = HOSPITALS, rows: int = 800,
+                 wire_log: bool = False, statistics: dict[str, list[str]] | None = None) -> None:
+        self.root = root
+        self.parties = parties
+        self.rows = rows
+        self.wire_log = root / "wire.jsonl" if wire_log else None
+        self.statistics = statistics or {}
+        self.logs = root / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.procs = Processes(self.logs)
+        self.sources: dict[str, Path] = {}
+        self.address = ""
+
+    def _alive(self) -> None:
+        for name, p in self.procs.procs:
+            if p.poll() is not None and name in ("gateway", *self.parties):
+                log = (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"{name} exited with {p.returncode}:\n{log}")
+
+    def start_gateway(self, listen: str = "127.0.0.1:0") -> None:
+        ready = self.root / "gateway" / "gateway.json"
+        ready.unlink(missing_ok=True)
+        args = ["gateway", "serve", "--listen", listen, "--data-dir", str(self.root / "gateway")]
+        if self.wire_log:
+            args += ["--wire-log", str(self.wire_log)]
+        self.procs.start("gateway", *args)
+        wait_for("the gateway", ready.exists, 30, self._alive)
+        self.address = json.loads(ready.read_text())["address"]
+
+    def stop_gateway(self) -> None:
+        for name, p in self.procs.procs:
+            if name == "gateway" and p.poll() is None:
+                p.terminate()
+                p.wait(timeout=20)
+        self.procs.procs = [(n, p) for n, p in self.procs.procs if n != "gateway"]
+
+    def start(self) -> "Exchange":
+        self.start_gateway()
+        for i, name in enumerate(self.parties):
+            src = self.root / f"{name}.csv"
+            generate_visits(src, name[:2].upper(), self.rows, seed=31 + i)
+            self.sources[name] = src
+            cfg = self.root / f"{name}.toml"
+            cfg.write_text(party_config(name, self.address, src,
+                                        statistics=self.statistics.get(name, ALL_STATS)))
+            self.procs.start(name, "party", "serve", "--config", str(cfg))
+        self.wait_online(self.parties)
+        return self
+
+    def wait_online(self, names: tuple[str, ...], timeout_s: float = 60) -> None:
+        with self.client() as c:
+            def ok() -> bool:
+                items = {i.dataset: i for i in c.catalog()}
+                return "visits" in items and set(names) <= set(items["visits"].holders_online)
+            wait_for(f"{names} online", ok, timeout_s, self._alive)
+
+    def client(self, caller: str = "acme-insurance") -> Client:
+        return Client(self.address, caller=caller)
+
+    def rows_of(self, parties: list[str] | tuple[str, ...]) -> list[dict[str, str]]:
+        return [r for p in parties for r in read_rows(self.sources[p])]
+
+    def stop(self) -> None:
+        self.procs.stop()
+
+
+VISITS = Listing(
+    "visits",
+    (
+        ColumnSpec("patient_id", ColumnKind.STRING),
+        ColumnSpec("age", ColumnKind.INT),
+        ColumnSpec("cost", ColumnKind.DECIMAL, 2),
+        ColumnSpec("department", ColumnKind.STRING),
+    ),
+    800,
+)
+
+
+class FakeParty:
+    """A holder under the test's control, speaking the party protocol by hand."""
+
+    def __init__(self, address: str, name: str, listing: Listing = VISITS) -> None:
+        self.name = name
+        self._channel = grpc.insecure_channel(address, options=client_options())
+        self._out: queue.Queue[party_pb2.PartyMessage | None] = queue.Queue()
+        self.inbox: queue.Queue[party_pb2.GatewayMessage] = queue.Queue()
+        self._out.put(party_pb2.PartyMessage(register=party_pb2.Register(datasets=[listing_to_proto(listing)])))
+        stub = party_pb2_grpc.PartyServiceStub(self._channel)
+        self._call = stub.Connect(iter(self._out.get, None), metadata=caller_metadata(name))
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        assert self.next("registered").registered.party == name
+
+    def _read(self) -> None:
+        try:
+            for m in self._call:
+                self.inbox.put(m)
+        except grpc.RpcError:
+            pass
+
+    def next(self, kind: str, timeout_s: float = 20) -> party_pb2.GatewayMessage:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                m = self.inbox.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if m.WhichOneof("body") == kind:
+                return m
+        raise TimeoutError(f"{self.name}: no {kind} message within {timeout_s} s")
+
+    def send(self, message: party_pb2.PartyMessage) -> None:
+        self._out.put(message)
+
+    def send_chunk(self, task_id: str, data: bytes, seq: int = 0, last: bool = True) -> None:
+        self.send(party_pb2.PartyMessage(contribution=party_pb2.ContributionChunk(
+            task_id=task_id, chunk=common_pb2.Chunk(seq=seq, data=data, last=last))))
+
+    def close(self) -> None:
+        self._out.put(None)
+        self._call.cancel()
+        self._channel.close()
