@@ -1,0 +1,85 @@
+"""The `wharf` command line, run as a user would run it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from datawharf.demo import truth
+from tests.exchange import Exchange
+
+
+def wharf(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "datawharf", *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exchange]:
+    ex = Exchange(tmp_path_factory.mktemp("cli"), parties=("st-mary", "riverside"), rows=300)
+    try:
+        yield ex.start()
+    finally:
+        ex.stop()
+
+
+@pytest.mark.parametrize("command", [[], ["gateway", "serve"], ["party", "serve"], ["party", "check"], ["catalog"],
+                                     ["job", "aggregate"], ["job", "status"], ["job", "cancel"], ["demo"]])
+def test_help_everywhere(command: list[str]) -> None:
+    out = wharf(*command, "--help")
+    assert out.returncode == 0 and "Usage" in out.stdout
+
+
+def test_aggregate_json(exchange: Exchange) -> None:
+    out = wharf("job", "aggregate", "--gateway", exchange.address, "--as", "acme-insurance", "--dataset", "visits",
+                "--column", "cost", "--stat", "mean", "--where", "age < 30", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["state"] == "DONE" and sorted(result["contributors"]) == ["riverside", "st-mary"]
+    assert Fraction(result["exact"]) == truth(exchange.rows_of(["st-mary", "riverside"]), "cost", "mean", "age < 30")
+    assert abs(result["value"] - float(Fraction(result["exact"]))) < 1e-9
+
+
+def test_aggregate_human_output_and_failure_exit_code(exchange: Exchange) -> None:
+    out = wharf("job", "aggregate", "-g", exchange.address, "--as", "acme-insurance", "--dataset", "visits",
+                "--column", "age", "--stat", "count")
+    assert out.returncode == 0 and "holders: 2 contributed" in out.stdout
+    refused = wharf("job", "aggregate", "-g", exchange.address, "--as", "nobody", "--dataset", "visits",
+                    "--column", "age", "--stat", "count")
+    assert refused.returncode == 3
+    assert "FAILED" in refused.stderr and "'nobody' is not granted" in refused.stderr
+
+
+def test_errors_are_one_clear_line(exchange: Exchange) -> None:
+    out = wharf("job", "aggregate", "-g", exchange.address, "--as", "acme-insurance", "--dataset", "visits",
+                "--column", "shoe_size", "--stat", "sum")
+    assert out.returncode == 1 and out.stderr.startswith("error: column 'shoe_size' is not in dataset 'visits'")
+    out = wharf("job", "aggregate", "-g", exchange.address, "--as", "acme-insurance", "--dataset", "visits",
+                "--column", "cost", "--stat", "sum", "--where", "age => 3")
+    assert out.returncode == 1 and "--where" in out.stderr and "character" in out.stderr
+    gone = wharf("catalog", "-g", "127.0.0.1:1", "--as", "acme-insurance")
+    assert gone.returncode == 1 and "gateway unavailable" in gone.stderr
+
+
+def test_catalog_and_status(exchange: Exchange) -> None:
+    out = wharf("catalog", "-g", exchange.address, "--as", "acme-insurance", "--json")
+    (entry,) = json.loads(out.stdout)["datasets"]
+    assert entry["dataset"] == "visits" and entry["approx_rows"] == 600
+    job = json.loads(wharf("job", "aggregate", "-g", exchange.address, "--as", "acme-insurance", "--dataset",
+                           "visits", "--column", "cost", "--stat", "sum", "--json").stdout)
+    status = wharf("job", "status", job["job_id"], "-g", exchange.address, "--as", "acme-insurance")
+    assert json.loads(status.stdout)["state"] == "DONE"
+
+
+def test_party_config_errors_name_the_key(tmp_path: Path) -> None:
+    (tmp_path / "p.toml").write_text('name = "x"\ngateway = "127.0.0.1:1"\ndatasetz = []\n')
+    out = wharf("party", "serve", "--config", str(tmp_path / "p.toml"))
+    assert out.returncode == 1
+    assert "datasetz: unknown key" in out.stderr and "datasets: required key is missing" in out.stderr
+    out = wharf("party", "check", "--config", str(tmp_path / "missing.toml"))
+    assert out.returncode == 1 and "no such configuration file" in out.stderr

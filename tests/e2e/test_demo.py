@@ -1,0 +1,19 @@
+"""`wharf demo` itself: a whole exchange, results checked against the truth."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_demo_runs_and_every_result_matches(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "datawharf", "demo", "--workdir", str(tmp_path), "--rows", "1000"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "all results match the plaintext truth" in out.stdout
+    assert out.stdout.count("✓") == 6
+    assert "northgate refused" in out.stdout
+    for log in ("gateway", "st-mary", "riverside", "northgate"):
+        text = (tmp_path / "logs" / f"{log}.log").read_text()
+        assert "Traceback" not in text, text
