@@ -201,9 +201,10 @@ def job_aggregate(
                 min_parties=min_parties, timeout_s=timeout, request_id=request_id,
             )
             if show_progress:
+                from rich.console import Console
                 from rich.progress import Progress
 
-                with Progress(transient=True, console=None) as progress:
+                with Progress(transient=True, console=Console(stderr=True)) as progress:
                     bar = progress.add_task(f"{job.job_id}", total=len(job.view.tasks))
                     for view in client.watch(job, timeout_s=timeout + 30):
                         progress.update(bar, completed=answered(view),

@@ -62,6 +62,7 @@ class Orchestrator:
         self.clock = clock
         self._changed: dict[str, asyncio.Event] = {}
         self._finishing: set[str] = set()
+        self._background: set[asyncio.Task[None]] = set()
         self._listings: dict[str, list[Listing]] = {}
         for row in store.parties():
             reg = party_pb2.Register.FromString(row["listings"])
@@ -352,7 +353,9 @@ class Orchestrator:
 
     # ------------------------------------------------------------- completion
     def _evaluate(self, job_id: str) -> None:
-        asyncio.get_running_loop().create_task(self._evaluate_async(job_id))
+        task = asyncio.get_running_loop().create_task(self._evaluate_async(job_id))
+        self._background.add(task)  # the loop keeps only weak references
+        task.add_done_callback(self._background.discard)
 
     async def _evaluate_async(self, job_id: str, *, at_deadline: bool = False) -> None:
         job = self.store.job(job_id)

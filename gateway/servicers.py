@@ -26,6 +26,8 @@ from gateway.orchestrator import Orchestrator
 log = logging.getLogger("datawharf.gateway")
 
 MAX_CONTRIBUTION_BYTES = 16 << 20
+# Contributions a stream may have half-sent at once; more is a misbehaving node.
+MAX_PARTIAL_CONTRIBUTIONS = 32
 HEARTBEAT_SECONDS = 10
 
 
@@ -177,6 +179,13 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
             log.exception("party %s stream failed", party)
 
     async def _piece(self, party: str, pending: dict[str, Assembler], msg: party_pb2.ContributionChunk) -> None:
+        if msg.task_id not in pending and len(pending) >= MAX_PARTIAL_CONTRIBUTIONS:
+            await self.orch.refusal(
+                party, msg.task_id,
+                f"invalid contribution: more than {MAX_PARTIAL_CONTRIBUTIONS} contributions half-sent at once",
+                failed=True,
+            )
+            return
         assembler = pending.setdefault(msg.task_id, Assembler(MAX_CONTRIBUTION_BYTES))
         try:
             payload = assembler.add(Piece(msg.chunk.seq, msg.chunk.data, msg.chunk.last))
