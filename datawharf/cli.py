@@ -166,21 +166,72 @@ def catalog(
             f"{c.name}:{c.kind.value}" + (f"({c.decimals})" if c.kind.value == "decimal" else "") for c in i.columns))
 
 
+def describe_encryption(params: Any) -> dict[str, Any]:
+    """The backend and its parameters, as shown in job status and results."""
+    out: dict[str, Any] = {"backend": params.backend.value, "figures": params.length,
+                           "max_contributors": params.max_contributors}
+    if params.backend.value.startswith("paillier"):
+        if params.paillier_n:
+            out["key_bits"] = params.paillier_n.bit_length()
+        if params.slot_bits:
+            out["slot_bits"] = params.slot_bits
+    else:
+        out["poly_modulus_degree"] = params.poly_modulus_degree
+        out["coeff_mod_bit_sizes"] = list(params.coeff_mod_bit_sizes)
+        if params.plain_modulus:
+            out["plain_modulus"] = params.plain_modulus
+        if params.scale_bits:
+            out["scale_bits"] = params.scale_bits
+    return out
+
+
 def _job_json(view: Any) -> dict[str, Any]:
     return {
         "job_id": view.job_id,
         "state": view.state,
         "reason": view.reason,
+        "encryption": describe_encryption(view.spec.encryption),
         "tasks": [{"party": t.party, "state": t.state, "reason": t.reason} for t in view.tasks],
     }
+
+
+def _num(v: Any) -> Any:
+    return float(v)
+
+
+def _answer_json(answer: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "statistic": answer.statistic,
+        "precision": "exact" if answer.exact_backend else {"max_abs_error": answer.max_abs_error},
+        "groups": [
+            {
+                "group": g.label,
+                "value": [_num(v) for v in g.values] if len(g.values) > 1 else _num(g.values[0]),
+                "exact": ([exact_text(v) for v in g.values] if len(g.values) > 1 else exact_text(g.values[0]))
+                if answer.exact_backend else None,
+                "rows": g.rows,
+                "suppressed_by": list(g.suppressed_by),
+            }
+            for g in answer.groups
+        ],
+    }
+    if answer.scalar:
+        out["value"] = answer.value
+        out["exact"] = exact_text(answer.exact) if answer.exact_backend else None
+        out["rows"] = answer.rows
+    return out
 
 
 @job_app.command("aggregate")
 def job_aggregate(
     dataset: str = typer.Option(..., help="Dataset name from `wharf catalog`."),
     column: str = typer.Option(..., help="Column to aggregate."),
-    stat: str = typer.Option(..., help="sum, count, mean or variance (sample variance)."),
+    stat: str = typer.Option(..., help="sum, count, mean, variance (sample variance) or histogram."),
     where: Optional[str] = typer.Option(None, help="Filter, e.g. \"age >= 65 and department == 'cardiology'\"."),
+    group_by: Optional[str] = typer.Option(None, help="One result per declared category of this column."),
+    bins: Optional[str] = typer.Option(None, help="Histogram bin edges, e.g. 0,18,35,50,65,80,120 (bins are [a, b))."),
+    backend: str = typer.Option("auto", help="auto, paillier, paillier-packed, bfv or ckks (see README)."),
+    slot_bits: Optional[int] = typer.Option(None, help="paillier-packed: bits per value (default 64; 128 for variance)."),
     party: list[str] = typer.Option([], "--party", help="Ask only these holders (repeatable); waits for them if offline."),
     min_parties: int = typer.Option(1, min=1, help="Fail unless at least this many holders contribute."),
     timeout: int = typer.Option(120, min=1, help="Seconds before the job fails for lack of answers."),
@@ -197,8 +248,9 @@ def job_aggregate(
     try:
         with Client(gateway, caller=caller) as client:
             job = client.submit(
-                dataset, column, stat, where=where, parties=party,
-                min_parties=min_parties, timeout_s=timeout, request_id=request_id,
+                dataset, column, stat, where=where, group_by=group_by, bins=bins, backend=backend,
+                slot_bits=slot_bits, parties=party, min_parties=min_parties, timeout_s=timeout,
+                request_id=request_id,
             )
             if show_progress:
                 from rich.console import Console
@@ -224,18 +276,29 @@ def job_aggregate(
     seconds = time.monotonic() - started
     if as_json:
         out = _job_json(answer.view)
-        out.update(
-            dataset=dataset, column=column, statistic=answer.statistic, where=where or "",
-            value=answer.value, exact=exact_text(answer.exact), rows=answer.rows,
-            contributors=list(answer.contributors), seconds=round(seconds, 3),
-        )
+        out["encryption"] = describe_encryption(job.spec.encryption)
+        out.update(_answer_json(answer))
+        out.update(dataset=dataset, column=column, where=where or "", group_by=group_by or "",
+                   contributors=list(answer.contributors), seconds=round(seconds, 3))
         typer.echo(json.dumps(out))
         return
     filt = f" where {where}" if where else ""
-    typer.echo(f"{answer.statistic} of {column} over {dataset}{filt}")
-    typer.echo(f"  value:   {answer.value:.10g}   (exact {exact_text(answer.exact)})")
-    if answer.rows is not None:
-        typer.echo(f"  rows:    {answer.rows}")
+    by = f" by {group_by}" if group_by else ""
+    typer.echo(f"{answer.statistic} of {column} over {dataset}{filt}{by}")
+    enc = describe_encryption(job.spec.encryption)
+    precision = "exact" if answer.exact_backend else f"|error| <= {answer.max_abs_error:.2g}"
+    typer.echo(f"  backend: {enc.pop('backend')} ({', '.join(f'{k}={v}' for k, v in enc.items())}); {precision}")
+    if answer.scalar:
+        shown = f"{answer.value:.10g}" + (f"   (exact {exact_text(answer.exact)})" if answer.exact_backend else "")
+        typer.echo(f"  value:   {shown}")
+        if answer.rows is not None:
+            typer.echo(f"  rows:    {answer.rows}")
+    else:
+        for g in answer.groups:
+            vals = ", ".join(f"{float(v):.10g}" for v in g.values[:8]) + (" ..." if len(g.values) > 8 else "")
+            extra = f"  rows {g.rows}" if g.rows is not None else ""
+            held = f"  (withheld by {', '.join(g.suppressed_by)})" if g.suppressed_by else ""
+            typer.echo(f"  {g.label or 'all':<24} {vals}{extra}{held}")
     typer.echo(f"  holders: {len(answer.contributors)} contributed ({', '.join(answer.contributors)})")
     for t in answer.view.tasks:
         if t.state != "CONTRIBUTED":

@@ -10,12 +10,15 @@
       { name = "patient_id", type = "string" },
       { name = "age", type = "int" },
       { name = "cost", type = "decimal", decimals = 2 },
+      { name = "department", type = "string", categories = ["cardiology", "oncology"] },
+      { name = "daily", type = "vector", length = 24, decimals = 1 },
     ]
     [datasets.policy]
     allowed_buyers = ["acme-insurance"]    # or ["*"]
     allowed_statistics = ["sum", "count", "mean", "variance"]
     min_rows = 10                          # rows behind any released figure
     min_parties = 1                        # holders a job must require
+    small_groups = "suppress"              # or "refuse": groups/bins under min_rows
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from datawharf.identity import check_name
 from datawharf.errors import WharfError
-from protocols.paillier_aggregate import Statistic
+from protocols.figures import Statistic
 
 
 class ConfigError(WharfError):
@@ -41,8 +44,25 @@ class _Strict(BaseModel):
 
 class ColumnConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    type: Literal["int", "decimal", "string"]
+    type: Literal["int", "decimal", "string", "vector"]
     decimals: int = Field(default=2, ge=0, le=12)
+    # vector columns: numbers per row (Parquet list column, or CSV cell "1.5;2;3")
+    length: int | None = Field(default=None, ge=1, le=1 << 20)
+    # string columns: the declared values, which buyers may group by
+    categories: list[str] | None = Field(default=None, min_length=1, max_length=4096)
+
+    @model_validator(mode="after")
+    def _fits_type(self) -> "ColumnConfig":
+        if self.type == "vector" and self.length is None:
+            raise ValueError("a vector column needs its length")
+        if self.type != "vector" and self.length is not None:
+            raise ValueError("length applies only to vector columns")
+        if self.categories is not None:
+            if self.type != "string":
+                raise ValueError("categories apply only to string columns")
+            if len(set(self.categories)) != len(self.categories):
+                raise ValueError("categories are listed twice")
+        return self
 
 
 class PolicyConfig(_Strict):
@@ -50,6 +70,9 @@ class PolicyConfig(_Strict):
     allowed_statistics: list[Statistic] = Field(default_factory=lambda: list(Statistic))
     min_rows: int = Field(default=10, ge=1)
     min_parties: int = Field(default=1, ge=1)
+    # A group or bin with fewer than min_rows rows is zeroed and reported
+    # ("suppress") or makes the holder refuse the whole task ("refuse").
+    small_groups: Literal["suppress", "refuse"] = "suppress"
 
     def allows_buyer(self, buyer: str) -> bool:
         return "*" in self.allowed_buyers or buyer in self.allowed_buyers

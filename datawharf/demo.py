@@ -50,6 +50,22 @@ def generate_visits(path: Path, prefix: str, rows: int, seed: int) -> None:
             w.writerow([f"{prefix}-{seed:02d}{i:06d}", int(ages[i]), f"{sign}{abs(c) // 100}.{abs(c) % 100:02d}", depts[i]])
 
 
+WARDS = ("north", "south", "east", "west")
+
+
+def generate_ward_load(path: Path, days: int, seed: int) -> None:
+    """Ward-days with 24 hourly patient counts and 24 hourly energy readings (kWh)."""
+    rng = np.random.default_rng(seed + 1000)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["ward", "day", "hourly_patients", "hourly_kwh"])
+        for day in range(days):
+            for ward in WARDS:
+                patients = rng.poisson(12, size=24)
+                kwh = np.round(rng.gamma(4.0, 6.0, size=24), 2)
+                w.writerow([ward, day, ";".join(str(int(x)) for x in patients), ";".join(f"{x:.2f}" for x in kwh)])
+
+
 def party_config(
     name: str,
     gateway: str,
@@ -58,6 +74,7 @@ def party_config(
     statistics: list[str],
     buyers: tuple[str, ...] = (BUYER,),
     min_rows: int = 10,
+    ward_source: Path | None = None,
 ) -> str:
     stats = ", ".join(f'"{s}"' for s in statistics)
     allowed = ", ".join(f'"{b}"' for b in buyers)
@@ -72,14 +89,29 @@ columns = [
   {{ name = "patient_id", type = "string" }},
   {{ name = "age", type = "int" }},
   {{ name = "cost", type = "decimal", decimals = 2 }},
-  {{ name = "department", type = "string" }},
+  {{ name = "department", type = "string", categories = [{", ".join(f'"{d}"' for d in DEPARTMENTS)}] }},
 ]
 
 [datasets.policy]
 allowed_buyers = [{allowed}]
 allowed_statistics = [{stats}]
 min_rows = {min_rows}
-"""
+""" + ("" if ward_source is None else f"""
+[[datasets]]
+name = "ward_load"
+source = "{ward_source}"
+description = "One row per ward and day: hourly patients and energy use"
+columns = [
+  {{ name = "ward", type = "string", categories = [{", ".join(f'"{w}"' for w in WARDS)}] }},
+  {{ name = "day", type = "int" }},
+  {{ name = "hourly_patients", type = "vector", length = 24, decimals = 0 }},
+  {{ name = "hourly_kwh", type = "vector", length = 24, decimals = 2 }},
+]
+
+[datasets.policy]
+allowed_buyers = [{allowed}]
+min_rows = {min_rows}
+""")
 
 
 # --------------------------------------------------------------- the truth
@@ -99,19 +131,52 @@ def _matches(row: dict[str, str], cond: Condition) -> bool:
     }[cond.op]
 
 
-def truth(rows: list[dict[str, str]], column: str, stat: str, where: str) -> Fraction:
+def _stat(values: list[list[Fraction]], stat: str) -> list[Fraction | None]:
+    """The statistic per vector element over rows (each row a list of elements)."""
+    n = len(values)
+    if stat in ("count", "histogram"):
+        return [Fraction(n)]
+    dim = len(values[0]) if values else 1
+    out: list[Fraction | None] = []
+    for i in range(dim):
+        xs = [v[i] for v in values]
+        total = sum(xs, Fraction(0))
+        if stat == "sum":
+            out.append(total)
+        elif stat == "mean":
+            out.append(total / n if n else None)
+        else:
+            mean = total / n if n else Fraction(0)
+            out.append(sum(((x - mean) ** 2 for x in xs), Fraction(0)) / (n - 1) if n > 1 else None)
+    return out
+
+
+def truth_groups(
+    rows: list[dict[str, str]], column: str, stat: str, where: str = "",
+    group_by: str = "", categories: tuple[str, ...] = (), bins: tuple[Decimal, ...] = (),
+) -> list[list[Fraction | None]]:
+    """The plaintext answer per group (one group when ungrouped), straight from the rows."""
     conds = filters.parse(where)
     picked = [r for r in rows if all(_matches(r, c) for c in conds)]
-    if stat == "count":
-        return Fraction(len(picked))
-    xs = [Fraction(Decimal(r[column])) for r in picked]
-    n = len(xs)
-    if stat == "sum":
-        return sum(xs, Fraction(0))
-    mean = sum(xs, Fraction(0)) / n
-    if stat == "mean":
-        return mean
-    return sum(((x - mean) ** 2 for x in xs), Fraction(0)) / (n - 1)
+
+    def vec(r: dict[str, str]) -> list[Fraction]:
+        return [Fraction(Decimal(x)) for x in r[column].split(";")] if stat not in ("count",) else []
+
+    if group_by:
+        return [_stat([vec(r) for r in picked if r[group_by].strip() == c], stat) for c in categories]
+    if bins:
+        return [
+            _stat([vec(r) for r in picked if bins[i] <= Decimal(r[column]) < bins[i + 1]], stat)
+            for i in range(len(bins) - 1)
+        ]
+    return [_stat([vec(r) for r in picked], stat)]
+
+
+def truth(rows: list[dict[str, str]], column: str, stat: str, where: str) -> Fraction:
+    """The plaintext answer of an ungrouped scalar job."""
+    (group,) = truth_groups(rows, column, stat, where)
+    assert group[0] is not None
+    return group[0]
 
 
 @dataclass(frozen=True)
@@ -119,6 +184,17 @@ class DemoJob:
     stat: str
     column: str
     where: str = ""
+    dataset: str = "visits"
+    group_by: str = ""
+    bins: str = ""
+    backend: str = "auto"
+
+    @property
+    def label(self) -> str:
+        extra = f" where {self.where}" if self.where else ""
+        extra += f" by {self.group_by}" if self.group_by else ""
+        extra += f" bins {self.bins}" if self.bins else ""
+        return f"{self.stat}({self.column}){extra}"
 
 
 JOBS = (
@@ -127,7 +203,10 @@ JOBS = (
     DemoJob("mean", "cost", "age >= 65"),
     DemoJob("mean", "age", "department == 'oncology' and cost > 1000"),
     DemoJob("variance", "cost", "department == 'cardiology'"),
-    DemoJob("sum", "cost", "department == 'pediatrics' and age < 18"),
+    DemoJob("histogram", "age", bins="0,18,35,50,65,80,120"),
+    DemoJob("sum", "cost", "age < 18", group_by="department"),
+    DemoJob("sum", "hourly_patients", dataset="ward_load", backend="bfv"),
+    DemoJob("mean", "hourly_kwh", "ward == 'north'", dataset="ward_load", backend="ckks"),
 )
 
 
@@ -167,6 +246,58 @@ def wait_for(what: str, check: Callable[[], bool], timeout_s: float, alive: Call
     raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
+def _show(x: object) -> str:
+    return f"{float(x):16.6f}" if x is not None else f"{'-':>16}"  # type: ignore[arg-type]
+
+
+def run_job(job: DemoJob, address: str, tables: dict[str, list[dict[str, str]]]) -> bool:
+    """Run one job through the CLI and compare it with the plaintext truth."""
+    args = ["job", "aggregate", "--gateway", address, "--as", BUYER, "--dataset", job.dataset,
+            "--column", job.column, "--stat", job.stat, "--backend", job.backend, "--json", "--timeout", "60"]
+    for flag, value in (("--where", job.where), ("--group-by", job.group_by), ("--bins", job.bins)):
+        if value:
+            args += [flag, value]
+    proc = subprocess.run([sys.executable, "-m", "datawharf", *args], capture_output=True, text=True, timeout=180)
+    if proc.returncode != 0:
+        print(f"{job.label:<66} FAILED: {proc.stderr.strip() or proc.stdout.strip()}")
+        return False
+    out = json.loads(proc.stdout)
+    rows = [r for name in out["contributors"] for r in tables[name]]
+    categories = tuple(g["group"] for g in out["groups"]) if job.group_by else ()
+    bins = tuple(Decimal(b) for b in job.bins.split(",")) if job.bins else ()
+    expected = truth_groups(rows, job.column, job.stat, job.where, job.group_by, categories, bins)
+    exact = out["precision"] == "exact"
+    tolerance = 0.0 if exact else float(out["precision"]["max_abs_error"])
+    ok = True
+    worst = 0.0
+    got_all = []
+    for g, want in zip(out["groups"], expected):
+        got = g["exact"] if exact else g["value"]
+        got = got if isinstance(got, list) else [got]
+        if g["suppressed_by"]:
+            continue  # withheld by policy: the truth over all rows does not apply
+        for a, b in zip(got, want):
+            got_all.append(a)
+            if exact:
+                ok &= Fraction(a) == b
+            else:
+                worst = max(worst, abs(float(a) - float(b)))  # type: ignore[arg-type]
+                ok &= worst <= tolerance
+    many = len(out["groups"]) > 1 or len(got_all) > 1
+    shown = f"{len(got_all)} values" if many else _show(Fraction(got_all[0]) if exact else got_all[0])
+    want_shown = ("all equal" if exact else f"|Δ|≤{worst:.1e}") if many else _show(expected[0][0])
+    backend = out["encryption"]["backend"]
+    print(f"{job.label:<66} {backend:<16} {len(out['contributors']):>7} {shown:>16} {want_shown:>16}  "
+          f"{'✓' if ok else '✗ MISMATCH'}")
+    for t in out["tasks"]:
+        if t["state"] != "CONTRIBUTED":
+            print(f"    {t['party']} {t['state'].lower()}: {t['reason']}")
+    for g in out["groups"]:
+        if g["suppressed_by"]:
+            print(f"    group {g['group']!r} withheld by {', '.join(g['suppressed_by'])} (fewer rows than their minimum)")
+    return ok
+
+
 def run_demo(*, workdir: Path | None = None, rows: int = 3000) -> int:
     started = time.monotonic()
     if workdir is None:
@@ -179,10 +310,13 @@ def run_demo(*, workdir: Path | None = None, rows: int = 3000) -> int:
     logs.mkdir(exist_ok=True)
     print(f"DataWharf demo in {work}")
     sources = {}
+    wards = {}
     for i, name in enumerate(HOSPITALS):
         sources[name] = work / f"{name}.csv"
         generate_visits(sources[name], name[:2].upper(), rows, seed=11 + i)
-    print(f"  generated {rows} visits at each of {', '.join(HOSPITALS)}")
+        wards[name] = work / f"{name}-wards.csv"
+        generate_ward_load(wards[name], days=60, seed=11 + i)
+    print(f"  generated {rows} visits and 60 days of ward load at each of {', '.join(HOSPITALS)}")
 
     procs = Processes(logs)
 
@@ -202,9 +336,11 @@ def run_demo(*, workdir: Path | None = None, rows: int = 3000) -> int:
         print(f"  gateway on {address}")
         for name in HOSPITALS:
             # Northgate's policy does not release variances: its refusal shows in the results.
-            stats = ["sum", "count", "mean"] if name == "northgate" else ["sum", "count", "mean", "variance"]
+            stats = ["sum", "count", "mean", "histogram"]
+            if name != "northgate":
+                stats.append("variance")
             cfg = work / f"{name}.toml"
-            cfg.write_text(party_config(name, address, sources[name], statistics=stats))
+            cfg.write_text(party_config(name, address, sources[name], statistics=stats, ward_source=wards[name]))
             procs.start(name, "party", "serve", "--config", str(cfg))
 
         from gateway.client import Client
@@ -217,32 +353,13 @@ def run_demo(*, workdir: Path | None = None, rows: int = 3000) -> int:
             wait_for("three party nodes", all_online, 60, alive)
         print(f"  party nodes online: {', '.join(HOSPITALS)}")
         print()
-        tables = {name: read_rows(src) for name, src in sources.items()}
-        header = f"{'job':<62} {'holders':>7} {'DataWharf':>18} {'plaintext truth':>18}  ok"
+        tables = {"visits": {n: read_rows(src) for n, src in sources.items()},
+                  "ward_load": {n: read_rows(src) for n, src in wards.items()}}
+        header = f"{'job':<66} {'backend':<16} {'holders':>7} {'DataWharf':>16} {'plaintext truth':>16}  ok"
         print(header)
         print("-" * len(header))
         for job in JOBS:
-            args = ["job", "aggregate", "--gateway", address, "--as", BUYER, "--dataset", "visits",
-                    "--column", job.column, "--stat", job.stat, "--json", "--timeout", "60"]
-            if job.where:
-                args += ["--where", job.where]
-            proc = subprocess.run([sys.executable, "-m", "datawharf", *args], capture_output=True, text=True, timeout=180)
-            label = f"{job.stat}({job.column})" + (f" where {job.where}" if job.where else "")
-            if proc.returncode != 0:
-                print(f"{label:<62} FAILED: {proc.stderr.strip() or proc.stdout.strip()}")
-                failures += 1
-                continue
-            out = json.loads(proc.stdout)
-            contributors = out["contributors"]
-            rows_used = [r for name in contributors for r in tables[name]]
-            expected = truth(rows_used, job.column, job.stat, job.where)
-            got = Fraction(out["exact"])
-            ok = got == expected
-            failures += not ok
-            print(f"{label:<62} {len(contributors):>7} {float(got):>18.6f} {float(expected):>18.6f}  {'✓' if ok else '✗ MISMATCH'}")
-            for t in out["tasks"]:
-                if t["state"] != "CONTRIBUTED":
-                    print(f"    {t['party']} {t['state'].lower()}: {t['reason']}")
+            failures += not run_job(job, address, tables[job.dataset])
         print()
     except (RuntimeError, TimeoutError, OSError) as exc:
         print(f"demo failed: {exc}", file=sys.stderr)

@@ -5,14 +5,19 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from decimal import Decimal
+
 from datawharf.filters import Condition
-from protocols.paillier_aggregate import AggregateRequest, Statistic
+from protocols.aggregate import AggregateRequest
+from protocols.figures import Layout, Statistic
+from protocols.schemes import PublicParams
 
 
 class ColumnKind(str, enum.Enum):
     INT = "int"
     DECIMAL = "decimal"
     STRING = "string"
+    VECTOR = "vector"
 
     @property
     def numeric(self) -> bool:
@@ -24,6 +29,8 @@ class ColumnSpec:
     name: str
     kind: ColumnKind
     decimals: int = 0
+    dimension: int = 1
+    categories: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -38,19 +45,49 @@ class Listing:
 
 
 @dataclass(frozen=True)
+class GroupBy:
+    column: str
+    categories: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class AggregateJob:
-    """One aggregation as the buyer asked for it; the key is public only."""
+    """One aggregation as the buyer asked for it, with public parameters only."""
 
     dataset: str
     column: str
     statistic: Statistic
     where: tuple[Condition, ...]
     places: int
-    public_n: int
+    encryption: PublicParams
+    dimension: int = 1
+    group_by: GroupBy | None = None
+    bin_edges: tuple[Decimal, ...] = ()
+
+    @property
+    def groups(self) -> int:
+        if self.group_by is not None:
+            return len(self.group_by.categories)
+        if self.bin_edges:
+            return len(self.bin_edges) - 1
+        return 1
+
+    @property
+    def group_labels(self) -> list[str]:
+        if self.group_by is not None:
+            return list(self.group_by.categories)
+        if self.bin_edges:
+            e = self.bin_edges
+            return [f"[{e[i]}, {e[i + 1]})" for i in range(len(e) - 1)]
+        return [""]
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.statistic, self.dimension, self.groups)
 
     @property
     def request(self) -> AggregateRequest:
-        return AggregateRequest(self.statistic, self.places, self.public_n)
+        return AggregateRequest(self.layout, self.places, self.encryption)
 
 
 @dataclass(frozen=True)

@@ -6,23 +6,31 @@ from decimal import Decimal, InvalidOperation
 
 from datawharf.errors import InvalidArgument, ResourceExhausted
 from datawharf.filters import MAX_CONDITIONS, Condition, Op
-from datawharf.model import AggregateJob, ColumnKind, ColumnSpec, JobView, Listing, TaskView
+from datawharf.model import AggregateJob, ColumnKind, ColumnSpec, GroupBy, JobView, Listing, TaskView
 from datawharf.v1 import buyer_pb2, common_pb2
-from protocols.paillier_aggregate import Statistic, ciphertext_bytes, from_bytes, to_bytes
+from protocols.aggregate import AggregateResult, Contribution
+from protocols.figures import MAX_FIGURES, Statistic
+from protocols.schemes import Backend, PublicParams
+from protocols.schemes.tenseal_he import MAX_CONTEXT_BYTES
 
 MAX_KEY_BYTES = 1024  # 8192-bit moduli; anything larger is refused
+MAX_GROUPS = 4096
+MAX_DIMENSION = 1 << 20
+MAX_CONTRIBUTORS = 1024
 
 _STAT_TO = {
     Statistic.SUM: common_pb2.STATISTIC_SUM,
     Statistic.COUNT: common_pb2.STATISTIC_COUNT,
     Statistic.MEAN: common_pb2.STATISTIC_MEAN,
     Statistic.VARIANCE: common_pb2.STATISTIC_VARIANCE,
+    Statistic.HISTOGRAM: common_pb2.STATISTIC_HISTOGRAM,
 }
 _STAT_FROM = {v: k for k, v in _STAT_TO.items()}
 _KIND_TO = {
     ColumnKind.INT: common_pb2.COLUMN_TYPE_INT,
     ColumnKind.DECIMAL: common_pb2.COLUMN_TYPE_DECIMAL,
     ColumnKind.STRING: common_pb2.COLUMN_TYPE_STRING,
+    ColumnKind.VECTOR: common_pb2.COLUMN_TYPE_VECTOR,
 }
 _KIND_FROM = {v: k for k, v in _KIND_TO.items()}
 _OP_TO = {
@@ -34,6 +42,13 @@ _OP_TO = {
     Op.GE: common_pb2.COMPARISON_GE,
 }
 _OP_FROM = {v: k for k, v in _OP_TO.items()}
+_BACKEND_TO = {
+    Backend.PAILLIER: common_pb2.BACKEND_PAILLIER,
+    Backend.PAILLIER_PACKED: common_pb2.BACKEND_PAILLIER_PACKED,
+    Backend.BFV: common_pb2.BACKEND_BFV,
+    Backend.CKKS: common_pb2.BACKEND_CKKS,
+}
+_BACKEND_FROM = {v: k for k, v in _BACKEND_TO.items()}
 
 
 def condition_to_proto(c: Condition) -> common_pb2.Condition:
@@ -66,13 +81,20 @@ def condition_from_proto(msg: common_pb2.Condition) -> Condition:
 
 
 def column_to_proto(c: ColumnSpec) -> common_pb2.Column:
-    return common_pb2.Column(name=c.name, type=_KIND_TO[c.kind], decimals=c.decimals)
+    return common_pb2.Column(
+        name=c.name, type=_KIND_TO[c.kind], decimals=c.decimals,
+        dimension=c.dimension if c.kind is ColumnKind.VECTOR else 0, categories=c.categories,
+    )
 
 
 def column_from_proto(msg: common_pb2.Column) -> ColumnSpec:
     if msg.type not in _KIND_FROM:
         raise InvalidArgument(f"column {msg.name!r} has no known type")
-    return ColumnSpec(msg.name, _KIND_FROM[msg.type], msg.decimals)
+    kind = _KIND_FROM[msg.type]
+    dimension = msg.dimension if kind is ColumnKind.VECTOR else 1
+    if not 1 <= dimension <= MAX_DIMENSION:
+        raise InvalidArgument(f"column {msg.name!r}: dimension must be 1 to {MAX_DIMENSION}")
+    return ColumnSpec(msg.name, kind, msg.decimals, dimension, tuple(msg.categories))
 
 
 def listing_to_proto(listing: Listing) -> common_pb2.DatasetListing:
@@ -92,54 +114,158 @@ def listing_from_proto(msg: common_pb2.DatasetListing) -> Listing:
     )
 
 
-def aggregate_to_proto(job: AggregateJob) -> common_pb2.AggregateSpec:
-    width = (job.public_n.bit_length() + 7) // 8
-    return common_pb2.AggregateSpec(
+def params_to_proto(p: PublicParams, *, with_keys: bool = True) -> common_pb2.EncryptionParameters:
+    width = (p.paillier_n.bit_length() + 7) // 8
+    return common_pb2.EncryptionParameters(
+        backend=_BACKEND_TO[p.backend],
+        length=p.length,
+        max_contributors=p.max_contributors,
+        paillier_n=p.paillier_n.to_bytes(width, "big") if with_keys and p.paillier_n else b"",
+        slot_bits=p.slot_bits,
+        public_context=p.public_context if with_keys else b"",
+        poly_modulus_degree=p.poly_modulus_degree,
+        coeff_mod_bit_sizes=list(p.coeff_mod_bit_sizes),
+        plain_modulus=p.plain_modulus,
+        scale_bits=p.scale_bits,
+        weights=list(p.weights),
+    )
+
+
+def params_from_proto(msg: common_pb2.EncryptionParameters, *, need_keys: bool = True) -> PublicParams:
+    if msg.backend not in _BACKEND_FROM:
+        raise InvalidArgument("the job names no encryption backend: use paillier, paillier-packed, bfv or ckks")
+    backend = _BACKEND_FROM[msg.backend]
+    if len(msg.paillier_n) > MAX_KEY_BYTES:
+        raise ResourceExhausted(f"public key larger than {MAX_KEY_BYTES * 8} bits")
+    if len(msg.public_context) > MAX_CONTEXT_BYTES:
+        raise ResourceExhausted(f"public context larger than {MAX_CONTEXT_BYTES} bytes")
+    if not 1 <= msg.length <= MAX_FIGURES:
+        raise InvalidArgument(f"the job's length must be 1 to {MAX_FIGURES} figures")
+    if not 1 <= msg.max_contributors <= MAX_CONTRIBUTORS:
+        raise InvalidArgument(f"max_contributors must be 1 to {MAX_CONTRIBUTORS}")
+    if need_keys:
+        if backend in (Backend.PAILLIER, Backend.PAILLIER_PACKED) and not msg.paillier_n:
+            raise InvalidArgument("the job carries no Paillier public key")
+        if backend in (Backend.BFV, Backend.CKKS) and not msg.public_context:
+            raise InvalidArgument(f"the job carries no {backend.value} public context")
+    if msg.weights and len(msg.weights) != msg.length:
+        raise InvalidArgument("the job's weights do not match its length")
+    return PublicParams(
+        backend=backend,
+        length=msg.length,
+        max_contributors=msg.max_contributors,
+        paillier_n=int.from_bytes(msg.paillier_n, "big"),
+        slot_bits=msg.slot_bits,
+        public_context=msg.public_context,
+        poly_modulus_degree=msg.poly_modulus_degree,
+        coeff_mod_bit_sizes=tuple(msg.coeff_mod_bit_sizes),
+        plain_modulus=msg.plain_modulus,
+        scale_bits=msg.scale_bits,
+        weights=tuple(msg.weights),
+    )
+
+
+def aggregate_to_proto(job: AggregateJob, *, with_keys: bool = True) -> common_pb2.AggregateSpec:
+    msg = common_pb2.AggregateSpec(
         dataset=job.dataset,
         column=job.column,
         statistic=_STAT_TO[job.statistic],
         where=[condition_to_proto(c) for c in job.where],
         decimals=job.places,
-        public_key=common_pb2.PaillierPublicKey(n=to_bytes(job.public_n, width)),
+        encryption=params_to_proto(job.encryption, with_keys=with_keys),
+        bin_edges=[str(e) for e in job.bin_edges],
+        dimension=job.dimension,
     )
+    if job.group_by is not None:
+        msg.group_by.CopyFrom(common_pb2.GroupBy(column=job.group_by.column, categories=job.group_by.categories))
+    return msg
 
 
-def aggregate_from_proto(msg: common_pb2.AggregateSpec) -> AggregateJob:
+def aggregate_from_proto(msg: common_pb2.AggregateSpec, *, need_keys: bool = True) -> AggregateJob:
     if not msg.dataset:
         raise InvalidArgument("the job names no dataset")
     if not msg.column:
         raise InvalidArgument("the job names no column")
     if msg.statistic not in _STAT_FROM:
-        raise InvalidArgument("the job names no statistic: use sum, count, mean or variance")
+        raise InvalidArgument("the job names no statistic: use sum, count, mean, variance or histogram")
     if len(msg.where) > MAX_CONDITIONS:
         raise ResourceExhausted(f"at most {MAX_CONDITIONS} filter conditions, got {len(msg.where)}")
-    if len(msg.public_key.n) > MAX_KEY_BYTES:
-        raise ResourceExhausted(f"public key larger than {MAX_KEY_BYTES * 8} bits")
-    if not msg.public_key.n:
-        raise InvalidArgument("the job carries no Paillier public key")
     if msg.decimals > 12:
         raise InvalidArgument(f"decimals must be at most 12, got {msg.decimals}")
-    return AggregateJob(
+    statistic = _STAT_FROM[msg.statistic]
+    group_by = None
+    if msg.HasField("group_by"):
+        if not msg.group_by.column or not msg.group_by.categories:
+            raise InvalidArgument("group-by names no column or no categories")
+        if len(msg.group_by.categories) > MAX_GROUPS:
+            raise ResourceExhausted(f"at most {MAX_GROUPS} groups")
+        group_by = GroupBy(msg.group_by.column, tuple(msg.group_by.categories))
+    edges: list[Decimal] = []
+    for e in msg.bin_edges:
+        try:
+            d = Decimal(e)
+        except InvalidOperation:
+            raise InvalidArgument(f"bin edge {e!r} is not a number") from None
+        if not d.is_finite():
+            raise InvalidArgument("bin edges must be finite")
+        edges.append(d)
+    if statistic is Statistic.HISTOGRAM:
+        if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
+            raise InvalidArgument("a histogram needs at least two strictly increasing bin edges, e.g. --bins 0,18,65,120")
+        if len(edges) - 1 > MAX_GROUPS:
+            raise ResourceExhausted(f"at most {MAX_GROUPS} bins")
+        if group_by is not None:
+            raise InvalidArgument("a histogram cannot also be grouped; use one or the other")
+    elif edges:
+        raise InvalidArgument("bin edges only apply to --stat histogram")
+    dimension = msg.dimension or 1
+    if dimension > MAX_DIMENSION:
+        raise ResourceExhausted(f"dimension above {MAX_DIMENSION}")
+    job = AggregateJob(
         dataset=msg.dataset,
         column=msg.column,
-        statistic=_STAT_FROM[msg.statistic],
+        statistic=statistic,
         where=tuple(condition_from_proto(c) for c in msg.where),
         places=msg.decimals,
-        public_n=from_bytes(msg.public_key.n),
+        encryption=params_from_proto(msg.encryption, need_keys=need_keys),
+        dimension=dimension,
+        group_by=group_by,
+        bin_edges=tuple(edges),
+    )
+    try:
+        layout = job.layout
+    except ValueError as exc:
+        raise ResourceExhausted(str(exc)) from None
+    if layout.length != job.encryption.length:
+        raise InvalidArgument(
+            f"the encryption parameters are for {job.encryption.length} figures; this job has {layout.length}"
+        )
+    return job
+
+
+def contribution_to_proto(c: Contribution) -> common_pb2.EncryptedFigures:
+    return common_pb2.EncryptedFigures(ciphertexts=list(c.ciphertexts), suppressed_groups=list(c.suppressed))
+
+
+def contribution_from_proto(msg: common_pb2.EncryptedFigures) -> Contribution:
+    return Contribution(tuple(msg.ciphertexts), tuple(msg.suppressed_groups))
+
+
+def result_to_proto(job_id: str, result: AggregateResult, contributors: list[str]) -> buyer_pb2.JobResult:
+    return buyer_pb2.JobResult(
+        job_id=job_id,
+        figures=common_pb2.EncryptedFigures(ciphertexts=list(result.ciphertexts)),
+        contributors=contributors,
+        suppressed=[buyer_pb2.Suppression(party=p, groups=list(g)) for p, g in sorted(result.suppressed.items())],
     )
 
 
-def figures_to_proto(ciphertexts: tuple[int, ...], public_n: int) -> common_pb2.EncryptedFigures:
-    width = ciphertext_bytes(public_n)
-    return common_pb2.EncryptedFigures(ciphertexts=[to_bytes(c, width) for c in ciphertexts])
-
-
-def figures_from_proto(msg: common_pb2.EncryptedFigures, public_n: int) -> tuple[int, ...]:
-    width = ciphertext_bytes(public_n)
-    for i, c in enumerate(msg.ciphertexts):
-        if len(c) != width:
-            raise InvalidArgument(f"ciphertext {i} is {len(c)} bytes; this job's key needs {width}")
-    return tuple(from_bytes(c) for c in msg.ciphertexts)
+def result_from_proto(msg: buyer_pb2.JobResult) -> AggregateResult:
+    return AggregateResult(
+        tuple(msg.figures.ciphertexts),
+        len(msg.contributors),
+        {s.party: tuple(s.groups) for s in msg.suppressed},
+    )
 
 
 def job_to_proto(view: JobView) -> buyer_pb2.Job:
@@ -149,7 +275,7 @@ def job_to_proto(view: JobView) -> buyer_pb2.Job:
         buyer=view.buyer,
         state=buyer_pb2.JobState.Value(f"JOB_STATE_{view.state}"),
         reason=view.reason,
-        aggregate=aggregate_to_proto(view.spec),
+        aggregate=aggregate_to_proto(view.spec, with_keys=False),
         tasks=[
             buyer_pb2.PartyTask(
                 party=t.party,
@@ -172,7 +298,7 @@ def job_from_proto(msg: buyer_pb2.Job) -> JobView:
         buyer=msg.buyer,
         state=buyer_pb2.JobState.Name(msg.state).removeprefix("JOB_STATE_"),
         reason=msg.reason,
-        spec=aggregate_from_proto(msg.aggregate),
+        spec=aggregate_from_proto(msg.aggregate, need_keys=False),
         min_parties=msg.min_parties,
         created_at=msg.created_at,
         deadline=msg.deadline,

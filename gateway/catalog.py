@@ -18,8 +18,9 @@ class CatalogEntry:
 
 
 def merge(listings_by_party: dict[str, list[Listing]], online: set[str]) -> dict[str, CatalogEntry]:
-    """Columns are those every holder lists with the same type; decimals are
-    the most any holder uses, so every holder can encode at that precision."""
+    """Columns are those every holder lists with the same type and dimension;
+    decimals are the most any holder uses, so every holder can encode at that
+    precision; categories only where all holders declare the same ones."""
     by_name: dict[str, dict[str, Listing]] = {}
     for party, listings in listings_by_party.items():
         for listing in listings:
@@ -30,9 +31,11 @@ def merge(listings_by_party: dict[str, list[Listing]], online: set[str]) -> dict
         columns = []
         for col in first.columns:
             others = [h.column(col.name) for h in holders.values()]
-            if all(o is not None and o.kind == col.kind for o in others):
+            if all(o is not None and o.kind == col.kind and o.dimension == col.dimension for o in others):
                 places = max(o.decimals for o in others if o is not None)
-                columns.append(ColumnSpec(col.name, col.kind, places))
+                # Grouping needs every holder to declare the same categories.
+                same = all(o is not None and o.categories == col.categories for o in others)
+                columns.append(ColumnSpec(col.name, col.kind, places, col.dimension, col.categories if same else ()))
         out[name] = CatalogEntry(
             dataset=name,
             holders=tuple(sorted(holders)),

@@ -5,12 +5,16 @@
     with Client("127.0.0.1:50051", caller="acme-insurance") as wharf:
         job = wharf.submit("visits", "cost", "mean", where="age >= 65")
         for status in wharf.watch(job):
-            print(status.state, status.answered, "/", len(status.tasks))
+            print(status.state, [(t.party, t.state) for t in status.tasks])
         answer = wharf.result(job)
         print(answer.value, answer.rows, answer.contributors)
 
-The Paillier key pair is made in ``submit`` and kept in the returned
-``SubmittedJob``; only the public key is sent. Decryption happens in
+        job = wharf.submit("visits", "cost", "sum", group_by="department")
+        for group in wharf.result(job).groups:
+            print(group.label, group.values, group.suppressed_by)
+
+The key material is made in ``submit`` and kept in the returned
+``SubmittedJob``; only public parameters are sent. Decryption happens in
 ``result``, in this process.
 """
 
@@ -19,6 +23,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Iterator, Sequence
 
@@ -36,10 +41,13 @@ from datawharf.errors import (
 )
 from datawharf.grpc_options import client_options
 from datawharf.identity import caller_metadata
-from datawharf.model import AggregateJob, ColumnKind, ColumnSpec, JobView
-from datawharf.serde import aggregate_to_proto, column_from_proto, figures_from_proto, job_from_proto
+from datawharf.model import AggregateJob, ColumnKind, ColumnSpec, GroupBy, JobView
+from datawharf.serde import aggregate_to_proto, column_from_proto, job_from_proto, result_from_proto
 from datawharf.v1 import buyer_pb2, buyer_pb2_grpc
-from protocols import paillier_aggregate as pa
+from protocols.aggregate import Buyer, choose_backend
+from protocols.figures import Layout, Statistic
+from protocols.schemes import Backend
+from protocols.schemes.paillier import DEFAULT_KEY_BITS
 
 MAX_RESULT_BYTES = 64 << 20
 
@@ -63,26 +71,56 @@ class CatalogItem:
 
 @dataclass
 class SubmittedJob:
-    """A job id and the buyer role holding its private key. Keep it to decrypt."""
+    """A job id and the buyer role holding its secret key. Keep it to decrypt."""
 
     job_id: str
     request_id: str
-    buyer: pa.Buyer
+    buyer: Buyer
+    spec: AggregateJob
     view: JobView
+
+
+@dataclass(frozen=True)
+class GroupAnswer:
+    label: str  # "" when the job is not grouped
+    values: tuple[Fraction | float, ...]  # one per vector element; Fractions when exact
+    rows: int | None
+    suppressed_by: tuple[str, ...]  # holders whose policy withheld this group
 
 
 @dataclass(frozen=True)
 class AggregateAnswer:
     job_id: str
     statistic: str
-    exact: Fraction
-    rows: int | None
+    backend: str
+    exact_backend: bool
+    max_abs_error: float  # 0 when exact; else a bound on each value's absolute error
+    groups: tuple[GroupAnswer, ...]
     contributors: tuple[str, ...]
     view: JobView
 
     @property
+    def scalar(self) -> bool:
+        return len(self.groups) == 1 and len(self.groups[0].values) == 1
+
+    @property
+    def exact(self) -> Fraction:
+        """The value of an ungrouped scalar job from an exact backend."""
+        if not self.scalar or not self.exact_backend:
+            raise ValueError("exact applies to an ungrouped scalar result from an exact backend")
+        v = self.groups[0].values[0]
+        assert isinstance(v, Fraction)
+        return v
+
+    @property
     def value(self) -> float:
-        return float(self.exact)
+        if not self.scalar:
+            raise ValueError("this result has several values: read .groups")
+        return float(self.groups[0].values[0])
+
+    @property
+    def rows(self) -> int | None:
+        return self.groups[0].rows if len(self.groups) == 1 else None
 
 
 def answered(view: JobView) -> int:
@@ -126,16 +164,20 @@ class Client:
             for e in resp.datasets
         ]
 
-    def _column(self, dataset: str, column: str) -> ColumnSpec:
+    def _item(self, dataset: str) -> CatalogItem:
         items = {c.dataset: c for c in self.catalog()}
         if dataset not in items:
             known = ", ".join(sorted(items)) or "none"
             raise NotFound(f"dataset {dataset!r} is not in the catalog (listed: {known})")
-        item = items[dataset]
+        return items[dataset]
+
+    @staticmethod
+    def _column(item: CatalogItem, column: str) -> ColumnSpec:
         spec = next((c for c in item.columns if c.name == column), None)
         if spec is None:
             raise NotFound(
-                f"column {column!r} is not in dataset {dataset!r} (columns: {', '.join(c.name for c in item.columns)})"
+                f"column {column!r} is not in dataset {item.dataset!r} "
+                f"(columns: {', '.join(c.name for c in item.columns)})"
             )
         return spec
 
@@ -144,30 +186,59 @@ class Client:
         self,
         dataset: str,
         column: str,
-        statistic: str | pa.Statistic,
+        statistic: str | Statistic,
         *,
         where: str | None = None,
+        group_by: str | None = None,
+        bins: Sequence[str | float | int] | str | None = None,
+        backend: str | Backend = "auto",
         parties: Sequence[str] = (),
         min_parties: int = 1,
         timeout_s: int = 120,
         request_id: str | None = None,
-        key_bits: int = pa.DEFAULT_KEY_BITS,
+        key_bits: int = DEFAULT_KEY_BITS,
+        slot_bits: int | None = None,
     ) -> SubmittedJob:
         try:
-            stat = pa.Statistic(statistic)
+            stat = Statistic(statistic)
         except ValueError:
             raise InvalidArgument(
-                f"unknown statistic {statistic!r}; use one of {', '.join(s.value for s in pa.Statistic)}"
+                f"unknown statistic {statistic!r}; use one of {', '.join(s.value for s in Statistic)}"
             ) from None
         try:
             conditions = tuple(filters.parse(where or ""))
         except filters.FilterSyntaxError as exc:
             raise InvalidArgument(f"--where: {exc}") from None
-        col = self._column(dataset, column)
-        if col.kind is ColumnKind.STRING and stat is not pa.Statistic.COUNT:
+        item = self._item(dataset)
+        col = self._column(item, column)
+        if col.kind is ColumnKind.STRING and stat is not Statistic.COUNT:
             raise InvalidArgument(f"column {column!r} holds text; {stat.value} needs a numeric column")
-        buyer = pa.Buyer(stat, col.decimals, key_bits=key_bits)
-        job = AggregateJob(dataset, column, stat, conditions, col.decimals, buyer.request.public_n)
+        grouping = None
+        if group_by:
+            gcol = self._column(item, group_by)
+            if not gcol.categories:
+                raise InvalidArgument(
+                    f"column {group_by!r} has no categories declared by every holder, so it cannot be grouped by"
+                )
+            grouping = GroupBy(group_by, gcol.categories)
+        edges = _edges(bins)
+        if stat is Statistic.HISTOGRAM and not edges:
+            raise InvalidArgument("--stat histogram needs --bins, e.g. --bins 0,18,35,50,65,80,120")
+        if edges and stat is not Statistic.HISTOGRAM:
+            raise InvalidArgument("--bins applies only to --stat histogram")
+        dimension = col.dimension if stat is not Statistic.COUNT else 1
+        groups = len(grouping.categories) if grouping else (len(edges) - 1 if edges else 1)
+        layout = Layout(stat, dimension, groups)
+        try:
+            chosen = Backend(backend) if backend != "auto" else choose_backend(
+                stat, layout, real_valued=col.kind is not ColumnKind.INT and col.decimals > 0)
+        except ValueError:
+            raise InvalidArgument(
+                f"unknown backend {backend!r}; use auto, {', '.join(b.value for b in Backend)}") from None
+        max_contributors = len(set(parties)) or len(item.holders)
+        buyer = Buyer(layout, col.decimals, chosen, max_contributors, key_bits=key_bits, slot_bits=slot_bits)
+        job = AggregateJob(dataset, column, stat, conditions, col.decimals, buyer.request.params,
+                           dimension, grouping, edges)
         request_id = request_id or uuid.uuid4().hex
         msg = buyer_pb2.SubmitJobRequest(
             request_id=request_id,
@@ -177,7 +248,7 @@ class Client:
             timeout_seconds=timeout_s,
         )
         view = job_from_proto(self._call(self._stub.SubmitJob, msg))
-        return SubmittedJob(view.job_id, request_id, buyer, view)
+        return SubmittedJob(view.job_id, request_id, buyer, job, view)
 
     def status(self, job: str | SubmittedJob) -> JobView:
         job_id = job if isinstance(job, str) else job.job_id
@@ -249,8 +320,31 @@ class Client:
         result = self.fetch_result(job.job_id)
         if result.job_id != job.job_id:
             raise WharfError(f"gateway returned the result of {result.job_id!r} for {job.job_id!r}")
-        figures = figures_from_proto(result.figures, job.buyer.request.public_n)
-        outcome = job.buyer.finish(pa.AggregateResult(figures))
-        return AggregateAnswer(
-            job.job_id, outcome.statistic.value, outcome.value, outcome.rows, tuple(result.contributors), view
+        try:
+            outcome = job.buyer.finish(result_from_proto(result))
+        except ValueError as exc:
+            raise WharfError(f"the result does not decrypt: {exc}") from None
+        labels = job.spec.group_labels
+        groups = tuple(
+            GroupAnswer(
+                labels[g],
+                gv.values,
+                gv.rows,
+                tuple(p for p, gs in sorted(outcome.suppressed.items()) if g in gs),
+            )
+            for g, gv in enumerate(outcome.groups)
         )
+        return AggregateAnswer(
+            job.job_id, job.spec.statistic.value, outcome.backend.value, outcome.exact,
+            outcome.max_abs_error, groups, tuple(result.contributors), view,
+        )
+
+
+def _edges(bins: Sequence[str | float | int] | str | None) -> tuple[Decimal, ...]:
+    if bins is None or bins == "":
+        return ()
+    parts = bins.split(",") if isinstance(bins, str) else [str(b) for b in bins]
+    try:
+        return tuple(Decimal(p.strip()) for p in parts)
+    except InvalidOperation:
+        raise InvalidArgument(f"--bins must be numbers separated by commas, got {bins!r}") from None

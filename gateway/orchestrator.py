@@ -30,16 +30,18 @@ from datawharf.model import AggregateJob, ColumnKind, JobView, Listing, TaskView
 from datawharf.serde import (
     aggregate_from_proto,
     aggregate_to_proto,
-    figures_from_proto,
-    figures_to_proto,
+    contribution_from_proto,
     listing_from_proto,
+    result_to_proto,
 )
 from datawharf.v1 import buyer_pb2, common_pb2, party_pb2
 from gateway.catalog import CatalogEntry, merge
 from gateway.dispatch import Dispatcher
 from gateway.store import JobRow, SqliteStore
 from gateway.store.sqlite import ACTIVE_JOB_STATES
-from protocols import paillier_aggregate as pa
+from protocols import aggregate as agg
+from protocols.figures import Statistic
+from protocols.schemes import SchemeError
 
 log = logging.getLogger("datawharf.gateway")
 
@@ -63,6 +65,7 @@ class Orchestrator:
         self._changed: dict[str, asyncio.Event] = {}
         self._finishing: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
+        self._encryptors: dict[str, agg.Encryptor] = {}
         self._listings: dict[str, list[Listing]] = {}
         for row in store.parties():
             reg = party_pb2.Register.FromString(row["listings"])
@@ -128,9 +131,9 @@ class Orchestrator:
     def _plan(self, spec: AggregateJob, parties: list[str]) -> list[str]:
         """Check the spec against the catalog; return the holders to ask."""
         try:
-            pa.check_public_key(spec.public_n)
-        except pa.WeakKey as exc:
-            raise InvalidArgument(str(exc)) from None
+            agg.encryptor(spec.encryption)
+        except SchemeError as exc:
+            raise InvalidArgument(f"encryption parameters refused: {exc}") from None
         entry = self.catalog().get(spec.dataset)
         if entry is None:
             raise NotFound(
@@ -151,6 +154,11 @@ class Orchestrator:
                     f"no holder of dataset {spec.dataset!r} is online "
                     f"(holders: {', '.join(entry.holders)}); retry later or name them with --party to wait"
                 )
+        if spec.encryption.max_contributors < len(targets):
+            raise FailedPrecondition(
+                f"the job's encoding leaves headroom for {spec.encryption.max_contributors} holder(s) "
+                f"but {len(targets)} would be asked; resubmit with a larger max_contributors"
+            )
         for party in targets:
             listing = entry.listings[party]
             col = listing.column(spec.column)
@@ -159,10 +167,25 @@ class Orchestrator:
                     f"column {spec.column!r} is not in dataset {spec.dataset!r} at {party} "
                     f"(columns: {', '.join(c.name for c in listing.columns)})"
                 )
-            if not col.kind.numeric and spec.statistic is not pa.Statistic.COUNT:
+            if not col.kind.numeric and spec.statistic is not Statistic.COUNT:
                 raise InvalidArgument(
                     f"column {spec.column!r} holds text; {spec.statistic.value} needs a numeric column"
                 )
+            if col.kind.numeric and spec.statistic is not Statistic.COUNT and col.dimension != spec.dimension:
+                raise InvalidArgument(
+                    f"column {spec.column!r} has {col.dimension} value(s) per row at {party}; the job says {spec.dimension}"
+                )
+            if spec.statistic is Statistic.HISTOGRAM and col.kind is ColumnKind.VECTOR:
+                raise InvalidArgument(f"a histogram needs a scalar column; {spec.column!r} is a vector")
+            if spec.group_by is not None:
+                gcol = listing.column(spec.group_by.column)
+                if gcol is None:
+                    raise NotFound(f"group-by column {spec.group_by.column!r} is not in dataset {spec.dataset!r} at {party}")
+                if gcol.categories != spec.group_by.categories:
+                    raise InvalidArgument(
+                        f"group-by column {spec.group_by.column!r} at {party} declares categories "
+                        f"{list(gcol.categories) or 'none'}; the job uses {list(spec.group_by.categories)}"
+                    )
             if col.decimals > spec.places:
                 raise InvalidArgument(
                     f"column {spec.column!r} has {col.decimals} decimal places at {party}; "
@@ -174,6 +197,8 @@ class Orchestrator:
                     raise NotFound(
                         f"filter column {cond.column!r} is not in dataset {spec.dataset!r} at {party}"
                     )
+                if fcol.kind is ColumnKind.VECTOR:
+                    raise InvalidArgument(f"filter: {cond.column!r} is a vector column; filter on scalar columns")
                 if fcol.kind is ColumnKind.STRING and not isinstance(cond.literal, str):
                     raise InvalidArgument(f"filter: {cond.column!r} holds text; compare it with a quoted string")
                 if fcol.kind.numeric and isinstance(cond.literal, str):
@@ -194,7 +219,7 @@ class Orchestrator:
         job = self.store.job(job_id) if buyer is None else self._owned(job_id, buyer)
         if job is None:
             raise NotFound(f"no job {job_id!r}")
-        spec = aggregate_from_proto(common_pb2.AggregateSpec.FromString(job.spec))
+        spec = aggregate_from_proto(common_pb2.AggregateSpec.FromString(job.spec), need_keys=False)
         return JobView(
             job_id=job.job_id,
             request_id=job.request_id,
@@ -320,10 +345,13 @@ class Orchestrator:
         if found is None:
             return
         job, _ = found
-        spec = aggregate_from_proto(common_pb2.AggregateSpec.FromString(job.spec))
         try:
-            figures = figures_from_proto(common_pb2.EncryptedFigures.FromString(payload), spec.public_n)
-            pa.check_contribution(spec.request, pa.Contribution(figures))
+            spec = aggregate_from_proto(common_pb2.AggregateSpec.FromString(job.spec))
+            enc = self._encryptors.get(job.job_id)
+            if enc is None:
+                enc = self._encryptors[job.job_id] = agg.encryptor(spec.encryption)
+            contribution = contribution_from_proto(common_pb2.EncryptedFigures.FromString(payload))
+            await asyncio.to_thread(agg.check_contribution, spec.request, contribution, enc)
         except Exception as exc:  # any malformed payload is the holder's fault, not the job's
             reason = f"invalid contribution: {exc}"
             self.store.set_task_state(task_id, "FAILED", reason)
@@ -389,6 +417,7 @@ class Orchestrator:
         return f"{head} {n} of {len(tasks)} holder(s) contributed, {job.min_parties} required — {why}"
 
     def _fail(self, job: JobRow, reason: str) -> None:
+        self._encryptors.pop(job.job_id, None)
         self._cancel_open(job.job_id, "the job failed before this holder answered")
         self.store.set_job_state(job.job_id, "FAILED", reason, finished=True)
         self.store.record("job_failed", job_id=job.job_id, detail=reason)
@@ -402,16 +431,11 @@ class Orchestrator:
             self._notify(job.job_id)
             spec = aggregate_from_proto(common_pb2.AggregateSpec.FromString(job.spec))
             stored = self.store.contributions(job.job_id)
-            contributions = [
-                pa.Contribution(figures_from_proto(common_pb2.EncryptedFigures.FromString(p), spec.public_n))
-                for _, p in stored
-            ]
-            total = await asyncio.to_thread(pa.combine, spec.request, contributions)
-            result = buyer_pb2.JobResult(
-                job_id=job.job_id,
-                figures=figures_to_proto(total.ciphertexts, spec.public_n),
-                contributors=[party for party, _ in stored],
-            )
+            contributions = {
+                party: contribution_from_proto(common_pb2.EncryptedFigures.FromString(p)) for party, p in stored
+            }
+            total = await asyncio.to_thread(agg.combine, spec.request, contributions)
+            result = result_to_proto(job.job_id, total, [party for party, _ in stored])
             self.store.finish_job(job.job_id, result.SerializeToString())
             self.store.record("job_done", job_id=job.job_id, detail=f"{len(stored)} contribution(s)")
             log.info("job %s done with %d contribution(s)", job.job_id, len(stored))
@@ -420,6 +444,7 @@ class Orchestrator:
             self._fail(job, f"aggregation failed at the gateway: {exc}")
         finally:
             self._finishing.discard(job.job_id)
+            self._encryptors.pop(job.job_id, None)
             self._notify(job.job_id)
 
     async def check_deadlines(self) -> None:

@@ -16,7 +16,7 @@ from datawharf.config import DatasetConfig
 from datawharf.errors import WharfError
 from datawharf.model import ColumnKind, ColumnSpec, Listing, round_rows
 
-_ARROW = {"int": pa.int64(), "decimal": pa.float64(), "string": pa.string()}
+_ARROW = {"int": pa.int64(), "decimal": pa.float64(), "string": pa.string(), "vector": pa.string()}
 
 
 class SourceError(WharfError):
@@ -35,6 +35,9 @@ def _read(config: DatasetConfig) -> pa.Table:
     try:
         if config.source.suffix.lower() == ".parquet":
             table = pq.read_table(config.source, columns=names)
+            for c in config.columns:
+                if c.type == "vector":  # Parquet holds real lists; keep them
+                    types[c.name] = pa.list_(pa.float64())
             return table.cast(pa.schema([(n, types[n]) for n in names]))
         return pacsv.read_csv(
             config.source,
@@ -58,16 +61,43 @@ def load(config: DatasetConfig) -> Table:
             )
         if c.type == "string":
             cols[c.name] = np.asarray(pc.utf8_trim_whitespace(arr).to_pylist(), dtype=object)
+        elif c.type == "vector":
+            cols[c.name] = _vectors(config.name, c.name, arr, c.length or 1)
         else:
             cols[c.name] = arr.to_numpy()
     return Table(table.num_rows, cols)
+
+
+def _vectors(dataset: str, column: str, arr: pa.ChunkedArray, length: int) -> np.ndarray:
+    """A rows × length float matrix from a list column or "a;b;c" text cells."""
+    if pa.types.is_string(arr.type):
+        arr = pc.split_pattern(pc.utf8_trim_whitespace(arr), ";")
+        try:
+            arr = arr.cast(pa.list_(pa.float64()))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise SourceError(f"dataset {dataset!r}: vector column {column!r} holds a non-number: {exc}") from None
+    lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False)
+    bad = np.flatnonzero(lengths != length)
+    if bad.size:
+        raise SourceError(
+            f"dataset {dataset!r}: row {int(bad[0]) + 1} of vector column {column!r} has "
+            f"{int(lengths[bad[0]])} values, the config says {length}"
+        )
+    flat = pc.list_flatten(arr).to_numpy(zero_copy_only=False)
+    return np.asarray(flat, dtype=np.float64).reshape(-1, length)
 
 
 def listing(config: DatasetConfig, rows: int) -> Listing:
     return Listing(
         name=config.name,
         columns=tuple(
-            ColumnSpec(c.name, ColumnKind(c.type), c.decimals if c.type == "decimal" else 0)
+            ColumnSpec(
+                c.name,
+                ColumnKind(c.type),
+                c.decimals if c.type in ("decimal", "vector") else 0,
+                c.length or 1,
+                tuple(c.categories or ()),
+            )
             for c in config.columns
         ),
         approx_rows=round_rows(rows),

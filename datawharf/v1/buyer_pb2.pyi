@@ -128,12 +128,22 @@ class Job(_message.Message):
     finished_at: float
     def __init__(self, job_id: _Optional[str] = ..., request_id: _Optional[str] = ..., buyer: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., reason: _Optional[str] = ..., aggregate: _Optional[_Union[_common_pb2.AggregateSpec, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[PartyTask, _Mapping]]] = ..., min_parties: _Optional[int] = ..., created_at: _Optional[float] = ..., deadline: _Optional[float] = ..., finished_at: _Optional[float] = ...) -> None: ...
 
+class Suppression(_message.Message):
+    __slots__ = ("party", "groups")
+    PARTY_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    party: str
+    groups: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, party: _Optional[str] = ..., groups: _Optional[_Iterable[int]] = ...) -> None: ...
+
 class JobResult(_message.Message):
-    __slots__ = ("job_id", "figures", "contributors")
+    __slots__ = ("job_id", "figures", "contributors", "suppressed")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     FIGURES_FIELD_NUMBER: _ClassVar[int]
     CONTRIBUTORS_FIELD_NUMBER: _ClassVar[int]
+    SUPPRESSED_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     figures: _common_pb2.EncryptedFigures
     contributors: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, job_id: _Optional[str] = ..., figures: _Optional[_Union[_common_pb2.EncryptedFigures, _Mapping]] = ..., contributors: _Optional[_Iterable[str]] = ...) -> None: ...
+    suppressed: _containers.RepeatedCompositeFieldContainer[Suppression]
+    def __init__(self, job_id: _Optional[str] = ..., figures: _Optional[_Union[_common_pb2.EncryptedFigures, _Mapping]] = ..., contributors: _Optional[_Iterable[str]] = ..., suppressed: _Optional[_Iterable[_Union[Suppression, _Mapping]]] = ...) -> None: ...

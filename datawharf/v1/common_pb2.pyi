@@ -14,6 +14,15 @@ class Statistic(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STATISTIC_COUNT: _ClassVar[Statistic]
     STATISTIC_MEAN: _ClassVar[Statistic]
     STATISTIC_VARIANCE: _ClassVar[Statistic]
+    STATISTIC_HISTOGRAM: _ClassVar[Statistic]
+
+class Backend(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BACKEND_UNSPECIFIED: _ClassVar[Backend]
+    BACKEND_PAILLIER: _ClassVar[Backend]
+    BACKEND_PAILLIER_PACKED: _ClassVar[Backend]
+    BACKEND_BFV: _ClassVar[Backend]
+    BACKEND_CKKS: _ClassVar[Backend]
 
 class ColumnType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -21,6 +30,7 @@ class ColumnType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     COLUMN_TYPE_INT: _ClassVar[ColumnType]
     COLUMN_TYPE_DECIMAL: _ClassVar[ColumnType]
     COLUMN_TYPE_STRING: _ClassVar[ColumnType]
+    COLUMN_TYPE_VECTOR: _ClassVar[ColumnType]
 
 class Comparison(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -36,10 +46,17 @@ STATISTIC_SUM: Statistic
 STATISTIC_COUNT: Statistic
 STATISTIC_MEAN: Statistic
 STATISTIC_VARIANCE: Statistic
+STATISTIC_HISTOGRAM: Statistic
+BACKEND_UNSPECIFIED: Backend
+BACKEND_PAILLIER: Backend
+BACKEND_PAILLIER_PACKED: Backend
+BACKEND_BFV: Backend
+BACKEND_CKKS: Backend
 COLUMN_TYPE_UNSPECIFIED: ColumnType
 COLUMN_TYPE_INT: ColumnType
 COLUMN_TYPE_DECIMAL: ColumnType
 COLUMN_TYPE_STRING: ColumnType
+COLUMN_TYPE_VECTOR: ColumnType
 COMPARISON_UNSPECIFIED: Comparison
 COMPARISON_EQ: Comparison
 COMPARISON_NE: Comparison
@@ -61,14 +78,18 @@ class Condition(_message.Message):
     def __init__(self, column: _Optional[str] = ..., op: _Optional[_Union[Comparison, str]] = ..., text: _Optional[str] = ..., number: _Optional[str] = ...) -> None: ...
 
 class Column(_message.Message):
-    __slots__ = ("name", "type", "decimals")
+    __slots__ = ("name", "type", "decimals", "dimension", "categories")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     DECIMALS_FIELD_NUMBER: _ClassVar[int]
+    DIMENSION_FIELD_NUMBER: _ClassVar[int]
+    CATEGORIES_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: ColumnType
     decimals: int
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[ColumnType, str]] = ..., decimals: _Optional[int] = ...) -> None: ...
+    dimension: int
+    categories: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[ColumnType, str]] = ..., decimals: _Optional[int] = ..., dimension: _Optional[int] = ..., categories: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DatasetListing(_message.Message):
     __slots__ = ("name", "columns", "approx_rows", "description")
@@ -82,33 +103,69 @@ class DatasetListing(_message.Message):
     description: str
     def __init__(self, name: _Optional[str] = ..., columns: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., approx_rows: _Optional[int] = ..., description: _Optional[str] = ...) -> None: ...
 
-class PaillierPublicKey(_message.Message):
-    __slots__ = ("n",)
-    N_FIELD_NUMBER: _ClassVar[int]
-    n: bytes
-    def __init__(self, n: _Optional[bytes] = ...) -> None: ...
+class EncryptionParameters(_message.Message):
+    __slots__ = ("backend", "length", "max_contributors", "paillier_n", "slot_bits", "public_context", "poly_modulus_degree", "coeff_mod_bit_sizes", "plain_modulus", "scale_bits", "weights")
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONTRIBUTORS_FIELD_NUMBER: _ClassVar[int]
+    PAILLIER_N_FIELD_NUMBER: _ClassVar[int]
+    SLOT_BITS_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    POLY_MODULUS_DEGREE_FIELD_NUMBER: _ClassVar[int]
+    COEFF_MOD_BIT_SIZES_FIELD_NUMBER: _ClassVar[int]
+    PLAIN_MODULUS_FIELD_NUMBER: _ClassVar[int]
+    SCALE_BITS_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    backend: Backend
+    length: int
+    max_contributors: int
+    paillier_n: bytes
+    slot_bits: int
+    public_context: bytes
+    poly_modulus_degree: int
+    coeff_mod_bit_sizes: _containers.RepeatedScalarFieldContainer[int]
+    plain_modulus: int
+    scale_bits: int
+    weights: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, backend: _Optional[_Union[Backend, str]] = ..., length: _Optional[int] = ..., max_contributors: _Optional[int] = ..., paillier_n: _Optional[bytes] = ..., slot_bits: _Optional[int] = ..., public_context: _Optional[bytes] = ..., poly_modulus_degree: _Optional[int] = ..., coeff_mod_bit_sizes: _Optional[_Iterable[int]] = ..., plain_modulus: _Optional[int] = ..., scale_bits: _Optional[int] = ..., weights: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class GroupBy(_message.Message):
+    __slots__ = ("column", "categories")
+    COLUMN_FIELD_NUMBER: _ClassVar[int]
+    CATEGORIES_FIELD_NUMBER: _ClassVar[int]
+    column: str
+    categories: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, column: _Optional[str] = ..., categories: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AggregateSpec(_message.Message):
-    __slots__ = ("dataset", "column", "statistic", "where", "decimals", "public_key")
+    __slots__ = ("dataset", "column", "statistic", "where", "decimals", "encryption", "group_by", "bin_edges", "dimension")
     DATASET_FIELD_NUMBER: _ClassVar[int]
     COLUMN_FIELD_NUMBER: _ClassVar[int]
     STATISTIC_FIELD_NUMBER: _ClassVar[int]
     WHERE_FIELD_NUMBER: _ClassVar[int]
     DECIMALS_FIELD_NUMBER: _ClassVar[int]
-    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    ENCRYPTION_FIELD_NUMBER: _ClassVar[int]
+    GROUP_BY_FIELD_NUMBER: _ClassVar[int]
+    BIN_EDGES_FIELD_NUMBER: _ClassVar[int]
+    DIMENSION_FIELD_NUMBER: _ClassVar[int]
     dataset: str
     column: str
     statistic: Statistic
     where: _containers.RepeatedCompositeFieldContainer[Condition]
     decimals: int
-    public_key: PaillierPublicKey
-    def __init__(self, dataset: _Optional[str] = ..., column: _Optional[str] = ..., statistic: _Optional[_Union[Statistic, str]] = ..., where: _Optional[_Iterable[_Union[Condition, _Mapping]]] = ..., decimals: _Optional[int] = ..., public_key: _Optional[_Union[PaillierPublicKey, _Mapping]] = ...) -> None: ...
+    encryption: EncryptionParameters
+    group_by: GroupBy
+    bin_edges: _containers.RepeatedScalarFieldContainer[str]
+    dimension: int
+    def __init__(self, dataset: _Optional[str] = ..., column: _Optional[str] = ..., statistic: _Optional[_Union[Statistic, str]] = ..., where: _Optional[_Iterable[_Union[Condition, _Mapping]]] = ..., decimals: _Optional[int] = ..., encryption: _Optional[_Union[EncryptionParameters, _Mapping]] = ..., group_by: _Optional[_Union[GroupBy, _Mapping]] = ..., bin_edges: _Optional[_Iterable[str]] = ..., dimension: _Optional[int] = ...) -> None: ...
 
 class EncryptedFigures(_message.Message):
-    __slots__ = ("ciphertexts",)
+    __slots__ = ("ciphertexts", "suppressed_groups")
     CIPHERTEXTS_FIELD_NUMBER: _ClassVar[int]
+    SUPPRESSED_GROUPS_FIELD_NUMBER: _ClassVar[int]
     ciphertexts: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, ciphertexts: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    suppressed_groups: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, ciphertexts: _Optional[_Iterable[bytes]] = ..., suppressed_groups: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Chunk(_message.Message):
     __slots__ = ("seq", "data", "last")
