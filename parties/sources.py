@@ -71,7 +71,7 @@ def load(config: DatasetConfig) -> Table:
 def _vectors(dataset: str, column: str, arr: pa.ChunkedArray, length: int) -> np.ndarray:
     """A rows × length float matrix from a list column or "a;b;c" text cells."""
     if pa.types.is_string(arr.type):
-        arr = pc.split_pattern(pc.utf8_trim_whitespace(arr), ";")
+        arr = pc.split_pattern_regex(pc.utf8_trim_whitespace(arr), r"\s*;\s*")
         try:
             arr = arr.cast(pa.list_(pa.float64()))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import grpc
 
-from datawharf.demo import HOSPITALS, Processes, generate_visits, party_config, read_rows, wait_for
+from datawharf.demo import HOSPITALS, Processes, generate_visits, generate_ward_load, party_config, read_rows, wait_for
 from datawharf.grpc_options import client_options
 from datawharf.identity import caller_metadata
 from datawharf.model import ColumnKind, ColumnSpec, Listing
@@ -18,7 +18,7 @@ from datawharf.serde import listing_to_proto
 from datawharf.v1 import common_pb2, party_pb2, party_pb2_grpc
 from gateway.client import Client
 
-ALL_STATS = ["sum", "count", "mean", "variance"]
+ALL_STATS = ["sum", "count", "mean", "variance", "histogram"]
 
 
 class Exchange:
@@ -33,6 +33,7 @@ class Exchange:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.procs = Processes(self.logs)
         self.sources: dict[str, Path] = {}
+        self.wards: dict[str, Path] = {}
         self.address = ""
 
     def _alive(self) -> None:
@@ -64,8 +65,10 @@ class Exchange:
             src = self.root / f"{name}.csv"
             generate_visits(src, name[:2].upper(), self.rows, seed=31 + i)
             self.sources[name] = src
+            self.wards[name] = self.root / f"{name}-wards.csv"
+            generate_ward_load(self.wards[name], days=20, seed=31 + i)
             cfg = self.root / f"{name}.toml"
-            cfg.write_text(party_config(name, self.address, src,
+            cfg.write_text(party_config(name, self.address, src, ward_source=self.wards[name],
                                         statistics=self.statistics.get(name, ALL_STATS)))
             self.procs.start(name, "party", "serve", "--config", str(cfg))
         self.wait_online(self.parties)
@@ -81,8 +84,9 @@ class Exchange:
     def client(self, caller: str = "acme-insurance") -> Client:
         return Client(self.address, caller=caller)
 
-    def rows_of(self, parties: list[str] | tuple[str, ...]) -> list[dict[str, str]]:
-        return [r for p in parties for r in read_rows(self.sources[p])]
+    def rows_of(self, parties: list[str] | tuple[str, ...], dataset: str = "visits") -> list[dict[str, str]]:
+        files = self.sources if dataset == "visits" else self.wards
+        return [r for p in parties for r in read_rows(files[p])]
 
     def stop(self) -> None:
         self.procs.stop()
@@ -94,7 +98,8 @@ VISITS = Listing(
         ColumnSpec("patient_id", ColumnKind.STRING),
         ColumnSpec("age", ColumnKind.INT),
         ColumnSpec("cost", ColumnKind.DECIMAL, 2),
-        ColumnSpec("department", ColumnKind.STRING),
+        ColumnSpec("department", ColumnKind.STRING,
+                   categories=("cardiology", "oncology", "pediatrics", "emergency", "orthopedics")),
     ),
     800,
 )

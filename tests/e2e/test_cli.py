@@ -68,8 +68,8 @@ def test_errors_are_one_clear_line(exchange: Exchange) -> None:
 
 def test_catalog_and_status(exchange: Exchange) -> None:
     out = wharf("catalog", "-g", exchange.address, "--as", "acme-insurance", "--json")
-    (entry,) = json.loads(out.stdout)["datasets"]
-    assert entry["dataset"] == "visits" and entry["approx_rows"] == 600
+    entry = {d["dataset"]: d for d in json.loads(out.stdout)["datasets"]}["visits"]
+    assert entry["approx_rows"] == 600
     job = json.loads(wharf("job", "aggregate", "-g", exchange.address, "--as", "acme-insurance", "--dataset",
                            "visits", "--column", "cost", "--stat", "sum", "--json").stdout)
     status = wharf("job", "status", job["job_id"], "-g", exchange.address, "--as", "acme-insurance")

@@ -12,11 +12,10 @@ from datawharf.demo import HOSPITALS, truth
 from datawharf.errors import FailedPrecondition, InvalidArgument, NotFound
 from datawharf.identity import caller_metadata
 from datawharf.serde import aggregate_to_proto
-from datawharf.model import AggregateJob
 from datawharf.v1 import buyer_pb2, buyer_pb2_grpc
 from gateway.client import JobFailed
-from protocols import paillier_aggregate as pa
 from tests.exchange import Exchange
+from tests.jobs import make_job
 
 
 @pytest.mark.parametrize(
@@ -43,11 +42,15 @@ def test_statistics_match_plaintext(exchange: Exchange, stat: str, column: str, 
 
 def test_catalog_lists_schema_and_rounded_rows(exchange: Exchange) -> None:
     with exchange.client() as c:
-        (item,) = c.catalog()
-    assert item.dataset == "visits" and set(item.holders_online) == set(HOSPITALS)
+        items = {i.dataset: i for i in c.catalog()}
+    item = items["visits"]
+    assert set(items) == {"visits", "ward_load"} and set(item.holders_online) == set(HOSPITALS)
     assert {col.name: (col.kind.value, col.decimals) for col in item.columns} == {
         "patient_id": ("string", 0), "age": ("int", 0), "cost": ("decimal", 2), "department": ("string", 0)}
     assert item.approx_rows == 3 * 800
+    assert len(next(c for c in item.columns if c.name == "department").categories) == 5
+    hourly = next(c for c in items["ward_load"].columns if c.name == "hourly_kwh")
+    assert (hourly.kind.value, hourly.dimension, hourly.decimals) == ("vector", 24, 2)
 
 
 def test_buyer_without_grant_sees_every_refusal(exchange: Exchange) -> None:
@@ -87,8 +90,7 @@ def test_idempotent_submission_over_the_wire(exchange: Exchange) -> None:
         # The same request again: the same job (same key, so same spec).
         stub = buyer_pb2_grpc.BuyerServiceStub(c._channel)
         again = stub.SubmitJob(
-            buyer_pb2.SubmitJobRequest(request_id="fixed-id-1", aggregate=aggregate_to_proto(
-                AggregateJob("visits", "cost", pa.Statistic.SUM, (), 2, a.buyer.request.public_n))),
+            buyer_pb2.SubmitJobRequest(request_id="fixed-id-1", aggregate=aggregate_to_proto(a.spec)),
             metadata=caller_metadata("acme-insurance"))
         assert again.job_id == a.job_id and again.state == buyer_pb2.JOB_STATE_DONE
 
@@ -99,11 +101,8 @@ def _raw(exchange: Exchange, caller: str | None = "acme-insurance"):  # type: ig
     return channel, buyer_pb2_grpc.BuyerServiceStub(channel), md
 
 
-def _spec(**kw):  # type: ignore[no-untyped-def]
-    n = pa.Buyer(pa.Statistic.SUM, 2).request.public_n
-    base = dict(dataset="visits", column="cost", statistic=pa.Statistic.SUM, where=(), places=2, public_n=n)
-    base.update(kw)
-    return aggregate_to_proto(AggregateJob(**base))  # type: ignore[arg-type]
+def _spec():  # type: ignore[no-untyped-def]
+    return aggregate_to_proto(make_job("sum", "cost")[1])
 
 
 @pytest.mark.parametrize(
@@ -113,8 +112,10 @@ def _spec(**kw):  # type: ignore[no-untyped-def]
         (lambda s: setattr(s, "column", "weight"), grpc.StatusCode.NOT_FOUND, "column 'weight'"),
         (lambda s: s.where.add(column="age", op=0, number="3"), grpc.StatusCode.INVALID_ARGUMENT, "comparison"),
         (lambda s: s.where.add(column="age", op=1, text="old"), grpc.StatusCode.INVALID_ARGUMENT, "numeric"),
-        (lambda s: setattr(s.public_key, "n", b"\x03" * 64), grpc.StatusCode.INVALID_ARGUMENT, "at least 2048"),
-        (lambda s: setattr(s.public_key, "n", b"\x03" * 4096), grpc.StatusCode.RESOURCE_EXHAUSTED, "larger than"),
+        (lambda s: setattr(s.encryption, "paillier_n", b"\x03" * 64), grpc.StatusCode.INVALID_ARGUMENT, "at least 2048"),
+        (lambda s: setattr(s.encryption, "paillier_n", b"\x03" * 4096), grpc.StatusCode.RESOURCE_EXHAUSTED, "larger than"),
+        (lambda s: setattr(s.encryption, "max_contributors", 2), grpc.StatusCode.FAILED_PRECONDITION, "headroom"),
+        (lambda s: setattr(s, "dimension", 3), grpc.StatusCode.INVALID_ARGUMENT, "for 1 figures"),
     ],
 )
 def test_bad_specs_get_status_codes(exchange: Exchange, mutate, code, text) -> None:  # type: ignore[no-untyped-def]

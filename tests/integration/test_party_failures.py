@@ -15,10 +15,9 @@ import pytest
 
 from datawharf.demo import truth
 from datawharf.errors import FailedPrecondition
-from datawharf.serde import aggregate_from_proto, figures_to_proto
-from datawharf.v1 import party_pb2
+from datawharf.serde import aggregate_from_proto
+from datawharf.v1 import common_pb2, party_pb2
 from gateway.client import JobFailed
-from protocols import paillier_aggregate as pa
 from tests.exchange import Exchange, FakeParty
 
 REAL = ("st-mary", "riverside")
@@ -51,8 +50,10 @@ def test_invalid_ciphertext_is_rejected_and_job_unharmed(exchange: Exchange, fak
     with exchange.client() as c:
         job = c.submit("visits", "cost", "sum", min_parties=2)
         task = fake.next("task").task
-        n = aggregate_from_proto(task.aggregate).public_n
-        fake.send_chunk(task.task_id, figures_to_proto((n * 7,), n).SerializeToString())
+        n = aggregate_from_proto(task.aggregate).encryption.paillier_n
+        width = ((n * n).bit_length() + 7) // 8
+        fake.send_chunk(task.task_id, common_pb2.EncryptedFigures(
+            ciphertexts=[(n * 7).to_bytes(width, "big")]).SerializeToString())
         notice = fake.next("notice").notice
         assert notice.task_id == task.task_id and "invalid contribution" in notice.message
         answer = c.result(job)

@@ -10,13 +10,17 @@ import pytest
 from phe import paillier
 
 from datawharf.errors import FailedPrecondition, InvalidArgument, NotFound
+from dataclasses import replace
+
 from datawharf.filters import Condition, Op
-from datawharf.model import AggregateJob, ColumnKind, ColumnSpec, Listing
-from datawharf.serde import figures_from_proto, figures_to_proto, listing_to_proto
-from datawharf.v1 import buyer_pb2, party_pb2
+from datawharf.model import ColumnKind, ColumnSpec, Listing
+from datawharf.serde import contribution_to_proto, listing_to_proto, result_from_proto
+from datawharf.v1 import buyer_pb2, common_pb2, party_pb2
 from gateway.orchestrator import Orchestrator
 from gateway.store import SqliteStore
-from protocols import paillier_aggregate as pa
+from protocols.aggregate import Holder
+from protocols.figures import Layout, Statistic, local_figures
+from tests.jobs import make_job
 
 LISTING = Listing("visits", (ColumnSpec("age", ColumnKind.INT), ColumnSpec("dept", ColumnKind.STRING)), 100)
 
@@ -50,7 +54,7 @@ class World:
         self.dispatcher = FakeDispatcher()
         self.store = SqliteStore(path)
         self.orch = Orchestrator(self.store, self.dispatcher)
-        self.buyer = pa.Buyer(pa.Statistic.SUM, 0, keypair=keypair)
+        self.buyer, self.job = make_job("sum", "age", places=0, keypair=keypair)
         for p in parties:
             self.connect(p)
 
@@ -58,11 +62,8 @@ class World:
         self.dispatcher.online.add(party)
         self.orch.party_connected(party, party_pb2.Register(datasets=[listing_to_proto(LISTING)]))
 
-    def spec(self, **kw) -> AggregateJob:  # type: ignore[no-untyped-def]
-        base = dict(dataset="visits", column="age", statistic=pa.Statistic.SUM, where=(), places=0,
-                    public_n=self.buyer.request.public_n)
-        base.update(kw)
-        return AggregateJob(**base)  # type: ignore[arg-type]
+    def spec(self, **kw):  # type: ignore[no-untyped-def]
+        return replace(self.job, **kw)
 
     async def submit(self, rid: str = "r1", **kw):  # type: ignore[no-untyped-def]
         min_parties = kw.pop("min_parties", 1)
@@ -72,8 +73,8 @@ class World:
                                       min_parties=min_parties, timeout_s=timeout_s)
 
     def payload(self, values: list[int]) -> bytes:
-        c = pa.Holder(self.buyer.request).contribute(np.array(values, dtype=np.int64))
-        return figures_to_proto(c.ciphertexts, self.buyer.request.public_n).SerializeToString()
+        figures, _ = local_figures(Layout(Statistic.SUM), np.array(values, dtype=np.int64))
+        return contribution_to_proto(Holder(self.buyer.request).contribute(figures)).SerializeToString()
 
     async def contribute(self, party: str, values: list[int]) -> None:
         task = self.dispatcher.tasks_for(party)[-1]
@@ -81,8 +82,7 @@ class World:
 
     def decrypt(self, job_id: str) -> int:
         result = buyer_pb2.JobResult.FromString(self.orch.result(job_id, "buyer"))
-        figures = figures_from_proto(result.figures, self.buyer.request.public_n)
-        return int(self.buyer.finish(pa.AggregateResult(figures)).value)
+        return int(self.buyer.finish(result_from_proto(result)).groups[0].values[0])
 
     def states(self, job_id: str) -> dict[str, str]:
         return {t.party: t.state for t in self.orch.view(job_id).tasks}
@@ -126,8 +126,9 @@ def test_invalid_ciphertext_fails_only_that_task(tmp_path: Path, keypair) -> Non
         w = World(tmp_path / "g.db", keypair, parties=("a", "b"))
         view = await w.submit()
         task = w.dispatcher.tasks_for("a")[-1]
-        n = w.buyer.request.public_n
-        bad = figures_to_proto((n,), n).SerializeToString()  # shares a factor with n
+        n = w.buyer.request.params.paillier_n
+        width = ((n * n).bit_length() + 7) // 8
+        bad = common_pb2.EncryptedFigures(ciphertexts=[n.to_bytes(width, "big")]).SerializeToString()
         await w.orch.contribution("a", task.task_id, bad)
         await w.orch.contribution("a", "task-unknown", bad)
         await w.orch.contribution("b", task.task_id, bad)  # not b's task
@@ -203,7 +204,7 @@ def test_submission_is_idempotent(tmp_path: Path, keypair) -> None:  # type: ign
         b = await w.submit("same")
         assert a.job_id == b.job_id and len(w.dispatcher.tasks_for("a")) == 1
         with pytest.raises(InvalidArgument, match="already used for a different job"):
-            await w.submit("same", column="age", statistic=pa.Statistic.COUNT)
+            await w.submit("same", column="cost")
 
     asyncio.run(go())
 
@@ -218,13 +219,18 @@ def test_submission_is_idempotent(tmp_path: Path, keypair) -> None:  # type: ign
         (dict(where=(Condition("dept", Op.LT, "x"),)), InvalidArgument, "only == and !="),
         (dict(parties=["zed"]), NotFound, "'zed' do"),
         (dict(min_parties=4), FailedPrecondition, "only 3 holder"),
-        (dict(public_n=2**1024 + 1), InvalidArgument, "at least 2048"),
+        (dict(encryption="weak"), InvalidArgument, "at least 2048"),
+        (dict(encryption="narrow"), FailedPrecondition, "headroom for 2 holder"),
         (dict(timeout_s=10**9), InvalidArgument, "timeout"),
     ],
 )
 def test_bad_specs(tmp_path: Path, keypair, kw, err, match) -> None:  # type: ignore[no-untyped-def]
     async def go() -> None:
         w = World(tmp_path / "g.db", keypair)
+        if kw.get("encryption") == "weak":
+            kw["encryption"] = replace(w.job.encryption, paillier_n=2**1024 + 1)
+        elif kw.get("encryption") == "narrow":
+            kw["encryption"] = replace(w.job.encryption, max_contributors=2)
         with pytest.raises(err, match=match):
             await w.submit(**kw)
 

@@ -10,13 +10,14 @@ import pytest
 from phe import paillier
 
 from datawharf.config import load_party_config
-from datawharf.filters import parse
-from datawharf.model import AggregateJob
-from datawharf.serde import figures_from_proto
+from datawharf.model import GroupBy
+from datawharf.serde import contribution_from_proto
 from datawharf.v1 import common_pb2
 from parties.runner import Runner
 from parties.sources import SourceError, load
-from protocols import paillier_aggregate as pa
+from protocols.aggregate import AggregateResult
+from protocols.schemes import Backend
+from tests.jobs import make_job
 
 CSV = """patient_id,age,cost,department
 A1,70,100.25,cardiology
@@ -24,6 +25,7 @@ A2,30,-20.50,oncology
 A3,80,10.00,cardiology
 A4, 66 ,5.05, cardiology
 """
+DEPTS = '["cardiology", "oncology", "pediatrics"]'
 
 CONFIG = """
 name = "h"
@@ -35,13 +37,14 @@ columns = [
   {{ name = "patient_id", type = "string" }},
   {{ name = "age", type = "int" }},
   {{ name = "cost", type = "decimal", decimals = 2 }},
-  {{ name = "department", type = "string" }},
+  {{ name = "department", type = "string", categories = ["cardiology", "oncology", "pediatrics"] }},
 ]
 [datasets.policy]
 allowed_buyers = ["acme"]
-allowed_statistics = ["sum", "mean", "count"]
+allowed_statistics = ["sum", "mean", "count", "histogram"]
 min_rows = {min_rows}
 min_parties = {min_parties}
+small_groups = "{small}"
 """
 
 
@@ -50,20 +53,27 @@ def keypair():  # type: ignore[no-untyped-def]
     return paillier.generate_paillier_keypair(n_length=2048)
 
 
-def runner(tmp_path: Path, csv: str = CSV, min_rows: int = 2, min_parties: int = 1) -> Runner:
+def runner(tmp_path: Path, csv: str = CSV, min_rows: int = 2, min_parties: int = 1, small: str = "suppress") -> Runner:
     (tmp_path / "v.csv").write_text(csv)
-    (tmp_path / "p.toml").write_text(CONFIG.format(min_rows=min_rows, min_parties=min_parties))
+    (tmp_path / "p.toml").write_text(CONFIG.format(min_rows=min_rows, min_parties=min_parties, small=small))
     return Runner(load_party_config(tmp_path / "p.toml"))
 
 
-def ask(r: Runner, keypair, stat: str, column: str = "cost", where: str = "", buyer: str = "acme", min_parties: int = 1):  # type: ignore[no-untyped-def]
-    b = pa.Buyer(pa.Statistic(stat), 2, keypair=keypair)
-    job = AggregateJob("visits", column, pa.Statistic(stat), tuple(parse(where)), 2, b.request.public_n)
+class Result:
+    def __init__(self, outcome) -> None:  # type: ignore[no-untyped-def]
+        self.outcome = outcome
+        self.value = outcome.groups[0].values[0]
+        self.rows = outcome.groups[0].rows
+
+
+def ask(r: Runner, keypair, stat: str, column: str = "cost", where: str = "", buyer: str = "acme",  # type: ignore[no-untyped-def]
+        min_parties: int = 1, **kw):
+    b, job = make_job(stat, column, where=where, keypair=keypair, **kw)
     answer = r.run(buyer, job, min_parties)
     if answer.payload is None:
         return answer
-    figures = figures_from_proto(common_pb2.EncryptedFigures.FromString(answer.payload), b.request.public_n)
-    return b.finish(pa.AggregateResult(figures))
+    c = contribution_from_proto(common_pb2.EncryptedFigures.FromString(answer.payload))
+    return Result(b.finish(AggregateResult(c.ciphertexts, 1, {"h": c.suppressed} if c.suppressed else {})))
 
 
 def test_filtered_mean(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
@@ -116,3 +126,71 @@ def test_parquet_source(tmp_path: Path, keypair) -> None:  # type: ignore[no-unt
     pq.write_table(table, tmp_path / "v.parquet")
     cfg = r.config.datasets[0].model_copy(update={"source": tmp_path / "v.parquet"})
     assert load(cfg).columns["cost"].tolist() == [1.5, 2.25]
+
+
+def test_group_by_with_small_groups_suppressed(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
+    r = runner(tmp_path, min_rows=2)
+    out = ask(r, keypair, "sum", group_by=GroupBy("department", ("cardiology", "oncology", "pediatrics"))).outcome
+    assert [g.values[0] for g in out.groups] == [Fraction("115.30"), 0, 0]
+    assert out.suppressed == {"h": (1, 2)}  # oncology has 1 row, pediatrics none
+
+
+def test_group_by_small_groups_refused_per_policy(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
+    r = runner(tmp_path, min_rows=2, small="refuse")
+    answer = ask(r, keypair, "sum", group_by=GroupBy("department", ("cardiology", "oncology", "pediatrics")))
+    assert "groups under the holder's minimum of 2 rows: oncology, pediatrics" in answer.refusal
+
+
+def test_group_by_categories_must_match(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
+    answer = ask(runner(tmp_path), keypair, "sum", group_by=GroupBy("department", ("cardiology", "other")))
+    assert "declares categories" in answer.failure
+
+
+def test_histogram_bins_are_half_open(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
+    r = runner(tmp_path, min_rows=1)
+    out = ask(r, keypair, "histogram", column="age", places=0, bins=("0", "66", "70", "80.5")).outcome
+    # ages 70, 30, 80, 66: [0, 66) holds 30; [66, 70) holds 66; [70, 80.5) holds 70 and 80
+    assert [g.values[0] for g in out.groups] == [1, 1, 2]
+
+
+VEC_CONFIG = """
+name = "h"
+gateway = "127.0.0.1:1"
+[[datasets]]
+name = "load"
+source = "{source}"
+columns = [
+  {{ name = "ward", type = "string" }},
+  {{ name = "hourly", type = "vector", length = 3, decimals = 1 }},
+]
+[datasets.policy]
+allowed_buyers = ["*"]
+min_rows = 1
+"""
+
+
+@pytest.mark.parametrize("backend", [Backend.PAILLIER_PACKED, Backend.BFV, Backend.CKKS])
+def test_vector_column_from_csv(tmp_path: Path, backend: Backend) -> None:
+    (tmp_path / "l.csv").write_text('ward,hourly\nn,"1.5;2;3"\ns, 0.5 ;1;-1\n')
+    (tmp_path / "p.toml").write_text(VEC_CONFIG.format(source="l.csv"))
+    r = Runner(load_party_config(tmp_path / "p.toml"))
+    b, job = make_job("sum", "hourly", dataset="load", places=1, dimension=3, backend=backend)
+    answer = r.run("x", job, 1)
+    assert answer.payload is not None, answer
+    c = contribution_from_proto(common_pb2.EncryptedFigures.FromString(answer.payload))
+    (g,) = b.finish(AggregateResult(c.ciphertexts, 1)).groups
+    assert [round(float(v), 4) for v in g.values] == [2.0, 3.0, 2.0]
+
+
+def test_vector_column_from_parquet_and_bad_lengths(tmp_path: Path) -> None:
+    import pyarrow as pa_
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa_.table({"ward": ["n", "s"], "hourly": [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]}), tmp_path / "l.parquet")
+    (tmp_path / "p.toml").write_text(VEC_CONFIG.format(source="l.parquet"))
+    cfg = load_party_config(tmp_path / "p.toml")
+    assert load(cfg.datasets[0]).columns["hourly"].tolist() == [[1, 2, 3], [4, 5, 6]]
+    (tmp_path / "l.csv").write_text('ward,hourly\nn,"1;2"\n')
+    (tmp_path / "p.toml").write_text(VEC_CONFIG.format(source="l.csv"))
+    with pytest.raises(SourceError, match="row 1 of vector column 'hourly' has 2 values, the config says 3"):
+        Runner(load_party_config(tmp_path / "p.toml")).listings()
