@@ -104,16 +104,29 @@ VISITS = Listing(
     800,
 )
 
+WARD_LOAD = Listing(
+    "ward_load",
+    (
+        ColumnSpec("ward", ColumnKind.STRING, categories=("north", "south", "east", "west")),
+        ColumnSpec("day", ColumnKind.INT),
+        ColumnSpec("hourly_patients", ColumnKind.VECTOR, 0, 24),
+        ColumnSpec("hourly_kwh", ColumnKind.VECTOR, 2, 24),
+    ),
+    80,
+)
+
 
 class FakeParty:
     """A holder under the test's control, speaking the party protocol by hand."""
 
-    def __init__(self, address: str, name: str, listing: Listing = VISITS) -> None:
+    def __init__(self, address: str, name: str, *listings: Listing) -> None:
+        listings = listings or (VISITS, WARD_LOAD)
         self.name = name
         self._channel = grpc.insecure_channel(address, options=client_options())
         self._out: queue.Queue[party_pb2.PartyMessage | None] = queue.Queue()
         self.inbox: queue.Queue[party_pb2.GatewayMessage] = queue.Queue()
-        self._out.put(party_pb2.PartyMessage(register=party_pb2.Register(datasets=[listing_to_proto(listing)])))
+        self._out.put(party_pb2.PartyMessage(register=party_pb2.Register(
+            datasets=[listing_to_proto(x) for x in listings])))
         stub = party_pb2_grpc.PartyServiceStub(self._channel)
         self._call = stub.Connect(iter(self._out.get, None), metadata=caller_metadata(name))
         self._reader = threading.Thread(target=self._read, daemon=True)

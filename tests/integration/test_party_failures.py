@@ -61,6 +61,24 @@ def test_invalid_ciphertext_is_rejected_and_job_unharmed(exchange: Exchange, fak
     assert answer.exact == truth(exchange.rows_of(REAL), "cost", "sum", "")
 
 
+@pytest.mark.parametrize("backend", ["ckks", "bfv"])
+def test_corrupt_he_vectors_are_rejected(exchange: Exchange, fake: FakeParty, backend: str) -> None:
+    from protocols.aggregate import Holder
+
+    with exchange.client() as c:
+        job = c.submit("ward_load", "hourly_kwh" if backend == "ckks" else "hourly_patients", "sum", backend=backend)
+        task = fake.next("task").task
+        spec = aggregate_from_proto(task.aggregate)
+        good = Holder(spec.request).contribute([1] * spec.layout.length)
+        flipped = bytearray(good.ciphertexts[0])
+        flipped[len(flipped) // 2 :] = bytes(len(flipped) - len(flipped) // 2)  # zero the second half
+        fake.send_chunk(task.task_id, common_pb2.EncryptedFigures(ciphertexts=[bytes(flipped)]).SerializeToString())
+        answer = c.result(job)
+    reason = {t.party: t.reason for t in answer.view.tasks}["mallet"]
+    assert states(answer.view)["mallet"] == "FAILED" and "invalid contribution" in reason
+    assert sorted(answer.contributors) == sorted(REAL)
+
+
 def test_garbage_bytes_and_out_of_order_chunks(exchange: Exchange, fake: FakeParty) -> None:
     with exchange.client() as c:
         job = c.submit("visits", "cost", "count")
