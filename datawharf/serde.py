@@ -127,7 +127,6 @@ def params_to_proto(p: PublicParams, *, with_keys: bool = True) -> common_pb2.En
         coeff_mod_bit_sizes=list(p.coeff_mod_bit_sizes),
         plain_modulus=p.plain_modulus,
         scale_bits=p.scale_bits,
-        weights=list(p.weights),
     )
 
 
@@ -148,8 +147,6 @@ def params_from_proto(msg: common_pb2.EncryptionParameters, *, need_keys: bool =
             raise InvalidArgument("the job carries no Paillier public key")
         if backend in (Backend.BFV, Backend.CKKS) and not msg.public_context:
             raise InvalidArgument(f"the job carries no {backend.value} public context")
-    if msg.weights and len(msg.weights) != msg.length:
-        raise InvalidArgument("the job's weights do not match its length")
     return PublicParams(
         backend=backend,
         length=msg.length,
@@ -161,7 +158,6 @@ def params_from_proto(msg: common_pb2.EncryptionParameters, *, need_keys: bool =
         coeff_mod_bit_sizes=tuple(msg.coeff_mod_bit_sizes),
         plain_modulus=msg.plain_modulus,
         scale_bits=msg.scale_bits,
-        weights=tuple(msg.weights),
     )
 
 

@@ -97,10 +97,10 @@ def weights(layout: Layout, places: int) -> list[int]:
     return out
 
 
-def encryptor(params: PublicParams) -> Encryptor:
+def encryptor(params: PublicParams, weights: Sequence[int] = ()) -> Encryptor:
     if params.backend in (Backend.PAILLIER, Backend.PAILLIER_PACKED):
         return PaillierEncryptor(params)
-    return TensealEncryptor(params)
+    return TensealEncryptor(params, weights)
 
 
 class Buyer:
@@ -141,7 +141,7 @@ class Holder:
         if request.params.length != request.layout.length:
             raise InvalidCiphertext("the request's parameters and layout disagree on its length")
         self.request = request
-        self._enc = encryptor(request.params)
+        self._enc = encryptor(request.params, weights(request.layout, request.places))
 
     def contribute(self, figures: Sequence[int], suppressed: Sequence[int] = ()) -> Contribution:
         return Contribution(tuple(self._enc.encrypt(list(figures))), tuple(suppressed))

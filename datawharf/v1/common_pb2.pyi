@@ -104,7 +104,7 @@ class DatasetListing(_message.Message):
     def __init__(self, name: _Optional[str] = ..., columns: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., approx_rows: _Optional[int] = ..., description: _Optional[str] = ...) -> None: ...
 
 class EncryptionParameters(_message.Message):
-    __slots__ = ("backend", "length", "max_contributors", "paillier_n", "slot_bits", "public_context", "poly_modulus_degree", "coeff_mod_bit_sizes", "plain_modulus", "scale_bits", "weights")
+    __slots__ = ("backend", "length", "max_contributors", "paillier_n", "slot_bits", "public_context", "poly_modulus_degree", "coeff_mod_bit_sizes", "plain_modulus", "scale_bits")
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     LENGTH_FIELD_NUMBER: _ClassVar[int]
     MAX_CONTRIBUTORS_FIELD_NUMBER: _ClassVar[int]
@@ -115,7 +115,6 @@ class EncryptionParameters(_message.Message):
     COEFF_MOD_BIT_SIZES_FIELD_NUMBER: _ClassVar[int]
     PLAIN_MODULUS_FIELD_NUMBER: _ClassVar[int]
     SCALE_BITS_FIELD_NUMBER: _ClassVar[int]
-    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     backend: Backend
     length: int
     max_contributors: int
@@ -126,8 +125,7 @@ class EncryptionParameters(_message.Message):
     coeff_mod_bit_sizes: _containers.RepeatedScalarFieldContainer[int]
     plain_modulus: int
     scale_bits: int
-    weights: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, backend: _Optional[_Union[Backend, str]] = ..., length: _Optional[int] = ..., max_contributors: _Optional[int] = ..., paillier_n: _Optional[bytes] = ..., slot_bits: _Optional[int] = ..., public_context: _Optional[bytes] = ..., poly_modulus_degree: _Optional[int] = ..., coeff_mod_bit_sizes: _Optional[_Iterable[int]] = ..., plain_modulus: _Optional[int] = ..., scale_bits: _Optional[int] = ..., weights: _Optional[_Iterable[int]] = ...) -> None: ...
+    def __init__(self, backend: _Optional[_Union[Backend, str]] = ..., length: _Optional[int] = ..., max_contributors: _Optional[int] = ..., paillier_n: _Optional[bytes] = ..., slot_bits: _Optional[int] = ..., public_context: _Optional[bytes] = ..., poly_modulus_degree: _Optional[int] = ..., coeff_mod_bit_sizes: _Optional[_Iterable[int]] = ..., plain_modulus: _Optional[int] = ..., scale_bits: _Optional[int] = ...) -> None: ...
 
 class GroupBy(_message.Message):
     __slots__ = ("column", "categories")

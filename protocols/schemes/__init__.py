@@ -8,7 +8,8 @@
 Backends: ``paillier`` (one phe ciphertext per figure, the naive baseline),
 ``paillier-packed`` (many slots per plaintext, DJN randomiser), ``bfv`` and
 ``ckks`` (TenSEAL SIMD vectors). Figures are always integers in fixed point;
-``weights`` tell approximate schemes how to scale each back to real units.
+CKKS encrypts each divided by its unit (``protocols.aggregate.weights``) so
+that the values it carries stay small.
 """
 
 from __future__ import annotations
@@ -58,4 +59,3 @@ class PublicParams:
     coeff_mod_bit_sizes: tuple[int, ...] = ()
     plain_modulus: int = 0
     scale_bits: int = 0
-    weights: tuple[int, ...] = ()  # CKKS: divide figure i by weights[i] before encrypting

@@ -76,7 +76,10 @@ def _ciphertext_count(params: PublicParams) -> int:
 class TensealEncryptor:
     """Holder and gateway side: the public context only, checked on load."""
 
-    def __init__(self, params: PublicParams) -> None:
+    def __init__(self, params: PublicParams, weights: Sequence[int] = ()) -> None:
+        if weights and len(weights) != params.length:
+            raise OutOfRange(f"{len(weights)} weights for {params.length} figures")
+        self.weights = tuple(weights)
         if params.backend not in TABLE:
             raise InvalidCiphertext(f"backend {params.backend.value} is not a TenSEAL scheme")
         want = table_params(params.backend)
@@ -128,7 +131,7 @@ class TensealEncryptor:
             raise OutOfRange(f"{len(figures)} figures for a job expecting {self.params.length}")
         share = max(1, self.params.max_contributors)
         if self.ckks:
-            weights = np.asarray(self.params.weights or [1] * len(figures), dtype=np.float64)
+            weights = np.asarray(self.weights or [1] * len(figures), dtype=np.float64)
             values = np.asarray([float(f) for f in figures], dtype=np.float64) / weights
             limit = ckks_range(self.params) / share
             over = np.flatnonzero(np.abs(values) > limit)
@@ -230,9 +233,9 @@ class TensealScheme:
             coeff_mod_bit_sizes=p.coeff_mod_bit_sizes,
             plain_modulus=p.plain_modulus,
             scale_bits=p.scale_bits,
-            weights=tuple(weights) if backend is Backend.CKKS else (),
         )
-        self._enc = TensealEncryptor(self.public)
+        self.weights = tuple(weights) if backend is Backend.CKKS else ()
+        self._enc = TensealEncryptor(self.public, self.weights)
 
     def decrypt(self, ciphertexts: Sequence[bytes], contributors: int) -> list[int] | list[float]:
         vecs = self._enc.parse(ciphertexts)
@@ -241,6 +244,6 @@ class TensealScheme:
             v.link_context(self._ctx)
             out.extend(v.decrypt())
         if self._enc.ckks:
-            weights = self.public.weights or (1,) * len(out)
+            weights = self.weights or (1,) * len(out)
             return [float(x) * w for x, w in zip(out, weights)]
         return [int(x) for x in out]

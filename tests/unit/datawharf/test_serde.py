@@ -32,8 +32,7 @@ def test_histogram_and_vector_specs_round_trip() -> None:
     hist = AggregateJob("v", "age", Statistic.HISTOGRAM, (), 0, PublicParams(Backend.BFV, 3, 2, public_context=b"x"),
                         bin_edges=(Decimal(0), Decimal("17.5"), Decimal(65), Decimal(120)))
     assert serde.aggregate_from_proto(serde.aggregate_to_proto(hist)) == hist
-    vec = AggregateJob("v", "daily", Statistic.SUM, (), 1, PublicParams(Backend.CKKS, 24, 2, public_context=b"x",
-                       weights=(10,) * 24), dimension=24)
+    vec = AggregateJob("v", "daily", Statistic.SUM, (), 1, PublicParams(Backend.CKKS, 24, 2, public_context=b"x"), dimension=24)
     assert serde.aggregate_from_proto(serde.aggregate_to_proto(vec)) == vec
 
 

@@ -24,7 +24,7 @@ def bfv() -> TensealScheme:
 def test_ckks_sum_within_the_stated_bound(ckks: TensealScheme) -> None:
     rng = np.random.default_rng(5)
     holders = [rng.integers(-10**6, 10**6, 5000).tolist() for _ in range(4)]  # cents
-    enc = TensealEncryptor(ckks.public)
+    enc = TensealEncryptor(ckks.public, ckks.weights)
     total = enc.combine([enc.encrypt(h) for h in holders])
     got = np.array(ckks.decrypt(total, 4)) / 100
     want = np.sum(np.array(holders), axis=0) / 100
@@ -51,7 +51,7 @@ def test_bytes_per_value(ckks: TensealScheme, bfv: TensealScheme) -> None:
 
 def test_range_checks(ckks: TensealScheme, bfv: TensealScheme) -> None:
     with pytest.raises(OutOfRange, match="CKKS range"):
-        TensealEncryptor(ckks.public).encrypt([10**12] + [0] * 4999)
+        TensealEncryptor(ckks.public, ckks.weights).encrypt([10**12] + [0] * 4999)
     with pytest.raises(OutOfRange, match="BFV range"):
         TensealEncryptor(bfv.public).encrypt([bfv.public.plain_modulus] + [0] * 8999)
     with pytest.raises(OutOfRange, match="expecting 9000"):

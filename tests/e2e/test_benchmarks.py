@@ -1,0 +1,33 @@
+"""`python -m benchmarks aggregate --quick` as a smoke test: it must compute
+correct sums and write a well-formed record. Speed is not asserted here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_aggregate_quick(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "aggregate", "--quick", "--json", str(tmp_path / "r.json"),
+         "--results-dir", str(tmp_path / "results")],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert record["benchmark"] == "aggregate" and record["quick"] is True
+    assert {"cpu_model", "cores", "memory_gib"} <= set(record["machine"])
+    assert {"python", "git_commit", "tenseal", "phe"} <= set(record["versions"])
+    cases = {r["case"] for r in record["results"]}
+    for backend in ("paillier-naive", "paillier-packed", "bfv", "ckks"):
+        assert {f"{backend}@inprocess", f"{backend}@gateway"} <= cases
+    assert "plaintext@inprocess" in cases
+    for r in record["results"]:
+        assert {"case", "metric", "value", "unit", "repetitions"} <= set(r)
+        assert r["repetitions"] and min(r["repetitions"]) <= r["value"] <= max(r["repetitions"])
+    errors = {r["case"]: r["value"] for r in record["results"] if r["metric"] == "max_abs_error"}
+    assert all(v == 0 for c, v in errors.items() if not c.startswith("ckks"))
+    assert len(list((tmp_path / "results").glob("aggregate-quick-*.json"))) == 1
+    assert "packed_vs_naive_paillier_speedup" in out.stdout
