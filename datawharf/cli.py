@@ -69,15 +69,24 @@ def gateway_serve(
     listen: str = typer.Option("127.0.0.1:50051", help="Address to listen on (port 0 picks a free one)."),
     data_dir: Path = typer.Option(Path("wharf-data"), help="Where the job store lives."),
     wire_log: Optional[Path] = typer.Option(None, help="Append every message received and sent, as JSON lines (privacy audits)."),
+    http: Optional[str] = typer.Option(None, help="Serve the dashboard and /metrics here, e.g. 127.0.0.1:8080."),
+    http_token: Optional[str] = typer.Option(None, envvar="WHARF_HTTP_TOKEN",
+                                             help="Require this token (?token= or Authorization: Bearer)."),
+    http_allow_remote: bool = typer.Option(False, help="Allow the dashboard on a non-loopback address (needs a token)."),
+    bench_results: Path = typer.Option(Path("benchmarks/results"), help="Benchmark records to chart."),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
 ) -> None:
     """Serve the buyer and party gRPC services until SIGTERM or Ctrl-C."""
     from gateway.app import GatewaySettings, serve
+    from gateway.web.app import AccessError
 
     _logging(log_level)
+    settings = GatewaySettings(listen=listen, data_dir=data_dir, wire_log=wire_log, http=http,
+                               http_token=http_token, http_allow_remote=http_allow_remote,
+                               results_dir=bench_results)
     try:
-        asyncio.run(serve(GatewaySettings(listen=listen, data_dir=data_dir, wire_log=wire_log)))
-    except OSError as exc:
+        asyncio.run(serve(settings))
+    except (OSError, AccessError) as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1)
 
@@ -340,6 +349,25 @@ def job_cancel(
         _fail(exc)
         return
     typer.echo(f"job {view.job_id} {view.state}")
+
+
+# ------------------------------------------------------------------ bench
+bench_app = typer.Typer(help="Benchmark records (see `python -m benchmarks`).", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("report")
+def bench_report(
+    out: Path = typer.Option(Path("benchmark-report.html"), "--out", "-o", help="The HTML file to write."),
+    results: Path = typer.Option(Path("benchmarks/results"), help="Directory of benchmark records (*.json)."),
+) -> None:
+    """Write the benchmarks view as one self-contained HTML file (no network needed to open it)."""
+    from gateway.web.report import write_report
+
+    count = write_report(results, out)
+    if count == 0:
+        typer.secho(f"warning: no benchmark records in {results}; the report is empty", fg=typer.colors.YELLOW, err=True)
+    typer.echo(f"wrote {out} from {count} record(s)")
 
 
 # ------------------------------------------------------------------- demo

@@ -12,13 +12,16 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
 from datawharf.grpc_options import server_options
-from datawharf.v1 import buyer_pb2_grpc, party_pb2_grpc
+from datawharf.v1 import buyer_pb2, buyer_pb2_grpc, party_pb2, party_pb2_grpc
 from gateway.dispatch import StreamDispatcher
+from gateway.metrics import ByteCounter, Metrics
 from gateway.orchestrator import Orchestrator
 from gateway.servicers import BuyerServicer, PartyServicer
 from gateway.store import SqliteStore
+from gateway.web.app import check_access, create_app, start_http
 from gateway.wiretap import WireTap
 
 log = logging.getLogger("datawharf.gateway")
@@ -33,22 +36,39 @@ class GatewaySettings:
     data_dir: Path = Path("wharf-data")
     wire_log: Path | None = None
     grace_s: float = 5.0
+    http: str | None = None  # dashboard and /metrics address, e.g. 127.0.0.1:8080
+    http_token: str | None = None
+    http_allow_remote: bool = False
+    results_dir: Path | None = None  # benchmark records shown on the dashboard
 
 
 async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) -> None:
     """Serve until ``stop`` is set or SIGTERM/SIGINT arrives."""
+    if settings.http:
+        check_access(settings.http.rpartition(":")[0].strip("[]"), allow_remote=settings.http_allow_remote,
+                     token=settings.http_token)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = SqliteStore(settings.data_dir / "gateway.sqlite3")
     dispatcher = StreamDispatcher()
-    orch = Orchestrator(store, dispatcher)
+    metrics = Metrics(store)
+    orch = Orchestrator(store, dispatcher, observer=metrics)
     tap = WireTap(settings.wire_log) if settings.wire_log else None
-    server = grpc.aio.server(
-        interceptors=[tap] if tap else None, options=server_options()
-    )
+    interceptors: list[grpc.aio.ServerInterceptor] = [ByteCounter(metrics)] + ([tap] if tap else [])
+    server = grpc.aio.server(interceptors=interceptors, options=server_options())
     buyer_pb2_grpc.add_BuyerServiceServicer_to_server(BuyerServicer(orch), server)
     party_pb2_grpc.add_PartyServiceServicer_to_server(PartyServicer(orch, dispatcher), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    # Reflection lets grpcurl list and call the services without the .proto files.
+    reflection.enable_server_reflection(
+        (
+            buyer_pb2.DESCRIPTOR.services_by_name["BuyerService"].full_name,
+            party_pb2.DESCRIPTOR.services_by_name["PartyService"].full_name,
+            health.SERVICE_NAME,
+            reflection.SERVICE_NAME,
+        ),
+        server,
+    )
     port = server.add_insecure_port(settings.listen)
     if port == 0:
         raise OSError(f"cannot listen on {settings.listen}: address in use or not local")
@@ -68,8 +88,14 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
     for name in ("", *SERVICES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     ticker = asyncio.create_task(orch.run_deadlines(stop))
+    http_runner = None
+    http_address = ""
+    if settings.http:
+        app = create_app(orch, dispatcher, metrics, results_dir=settings.results_dir, token=settings.http_token)
+        http_runner, http_address = await start_http(app, settings.http)
+        print(f"wharf dashboard on http://{http_address}/  (metrics at /metrics)", flush=True)
     ready = settings.data_dir / READY_FILE
-    ready.write_text(json.dumps({"address": address, "pid": os.getpid()}))
+    ready.write_text(json.dumps({"address": address, "http": http_address, "pid": os.getpid()}))
     log.info("gateway listening on %s (data in %s)", address, settings.data_dir)
     print(f"wharf gateway listening on {address}", flush=True)
     try:
@@ -79,6 +105,8 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
         for name in ("", *SERVICES):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         ready.unlink(missing_ok=True)
+        if http_runner is not None:
+            await http_runner.cleanup()
         await server.stop(settings.grace_s)
         ticker.cancel()
         store.close()

@@ -45,6 +45,23 @@ from protocols.schemes import SchemeError
 
 log = logging.getLogger("datawharf.gateway")
 
+
+class JobObserver:
+    """What the orchestrator reports as it goes; the metrics module listens.
+    The base class ignores everything, so tests need not care."""
+
+    def job_submitted(self, kind: str, backend: str) -> None: ...
+
+    def job_finished(self, kind: str, backend: str, state: str, seconds: float) -> None: ...
+
+    def contribution(self, party: str, latency_s: float) -> None: ...
+
+    def refusal(self, code: str) -> None: ...
+
+    def invalid_contribution(self) -> None: ...
+
+    def parties_online(self, count: int) -> None: ...
+
 DEFAULT_TIMEOUT_S = 120
 MAX_TIMEOUT_S = 24 * 3600
 _ANSWERED = ("CONTRIBUTED", "REFUSED", "FAILED", "LOST", "EXPIRED", "CANCELLED")
@@ -58,10 +75,13 @@ class Orchestrator:
         dispatcher: Dispatcher,
         *,
         clock: Callable[[], float] = time.time,
+        observer: JobObserver | None = None,
     ) -> None:
         self.store = store
         self.dispatcher = dispatcher
         self.clock = clock
+        self.observer = observer or JobObserver()
+        self._dispatched_at: dict[str, float] = {}
         self._changed: dict[str, asyncio.Event] = {}
         self._finishing: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
@@ -113,6 +133,7 @@ class Orchestrator:
             buyer=buyer,
             request_id=request_id,
             kind="aggregate",
+            backend=spec.encryption.backend.value,
             spec=spec_bytes,
             state="PENDING",
             reason="",
@@ -124,6 +145,7 @@ class Orchestrator:
         self.store.insert_job(job, [(f"task-{uuid.uuid4().hex[:16]}", p) for p in targets])
         self.store.record("job_submitted", job_id=job.job_id, detail=f"buyer={buyer} parties={targets}")
         log.info("job %s submitted by %s: %s over %s", job.job_id, buyer, spec.statistic.value, targets)
+        self.observer.job_submitted(job.kind, job.backend)
         for task in self.store.tasks(job.job_id):
             self._dispatch(job, task.task_id, task.party)
         return self.view(job.job_id, buyer)
@@ -255,6 +277,7 @@ class Orchestrator:
         self._cancel_open(job_id, "job cancelled by the buyer")
         self.store.set_job_state(job_id, "CANCELLED", "cancelled by the buyer", finished=True)
         self.store.record("job_cancelled", job_id=job_id)
+        self.observer.job_finished(job.kind, job.backend, "CANCELLED", self.clock() - job.created_at)
         self._notify(job_id)
         return self.view(job_id, buyer)
 
@@ -285,6 +308,7 @@ class Orchestrator:
         self._listings[party] = listings
         self.store.upsert_party(party, register.SerializeToString(deterministic=True))
         self.store.record("party_connected", party=party, detail=f"{len(listings)} dataset(s)")
+        self.observer.parties_online(sum(self.dispatcher.is_online(p) for p in self._listings))
         for task in self.store.open_tasks_for_party(party):
             job = self.store.job(task.job_id)
             if job is not None:
@@ -295,6 +319,7 @@ class Orchestrator:
 
     def party_disconnected(self, party: str) -> None:
         self.store.record("party_disconnected", party=party)
+        self.observer.parties_online(sum(self.dispatcher.is_online(p) for p in self._listings))
         touched: set[str] = set()
         for task in self.store.open_tasks_for_party(party):
             if task.state == "DISPATCHED":
@@ -315,6 +340,7 @@ class Orchestrator:
             aggregate=common_pb2.AggregateSpec.FromString(job.spec),
         )
         if self.dispatcher.send(party, party_pb2.GatewayMessage(task=task)):
+            self._dispatched_at[task_id] = time.monotonic()
             self.store.set_task_state(task_id, "DISPATCHED")
             if job.state == "PENDING":
                 self.store.set_job_state(job.job_id, "DISPATCHED")
@@ -356,24 +382,34 @@ class Orchestrator:
             reason = f"invalid contribution: {exc}"
             self.store.set_task_state(task_id, "FAILED", reason)
             self.store.record("invalid_contribution", job_id=job.job_id, task_id=task_id, party=party, detail=reason)
+            self.observer.invalid_contribution()
             self.dispatcher.send(
                 party, party_pb2.GatewayMessage(notice=party_pb2.Notice(task_id=task_id, message=reason))
             )
             log.warning("job %s: %s from %s", job.job_id, reason, party)
         else:
             if self.store.add_contribution(task_id, job.job_id, party, payload):
-                self.store.record("contribution", job_id=job.job_id, task_id=task_id, party=party)
+                self.store.record("contribution", job_id=job.job_id, task_id=task_id, party=party,
+                                  detail=f"bytes={len(payload)}")
+                sent = self._dispatched_at.pop(task_id, None)
+                if sent is not None:
+                    self.observer.contribution(party, time.monotonic() - sent)
                 if job.state in ("PENDING", "DISPATCHED"):
                     self.store.set_job_state(job.job_id, "COLLECTING")
         self._notify(job.job_id)
         await self._evaluate_async(job.job_id)
 
-    async def refusal(self, party: str, task_id: str, reason: str, *, failed: bool = False) -> None:
+    async def refusal(
+        self, party: str, task_id: str, reason: str, *, failed: bool = False, code: str = ""
+    ) -> None:
         found = self._task_for(party, task_id)
         if found is None:
             return
         job, _ = found
         state = "FAILED" if failed else "REFUSED"
+        self._dispatched_at.pop(task_id, None)
+        if not failed:
+            self.observer.refusal(code or "unspecified")
         self.store.set_task_state(task_id, state, reason[:500])
         self.store.record(state.lower(), job_id=job.job_id, task_id=task_id, party=party, detail=reason[:500])
         self._notify(job.job_id)
@@ -421,6 +457,7 @@ class Orchestrator:
         self._cancel_open(job.job_id, "the job failed before this holder answered")
         self.store.set_job_state(job.job_id, "FAILED", reason, finished=True)
         self.store.record("job_failed", job_id=job.job_id, detail=reason)
+        self.observer.job_finished(job.kind, job.backend, "FAILED", self.clock() - job.created_at)
         log.info("job %s failed: %s", job.job_id, reason)
         self._notify(job.job_id)
 
@@ -438,6 +475,7 @@ class Orchestrator:
             result = result_to_proto(job.job_id, total, [party for party, _ in stored])
             self.store.finish_job(job.job_id, result.SerializeToString())
             self.store.record("job_done", job_id=job.job_id, detail=f"{len(stored)} contribution(s)")
+            self.observer.job_finished(job.kind, job.backend, "DONE", self.clock() - job.created_at)
             log.info("job %s done with %d contribution(s)", job.job_id, len(stored))
         except Exception as exc:
             log.exception("job %s: aggregation failed", job.job_id)

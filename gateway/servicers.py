@@ -168,7 +168,7 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
                 elif kind == "contribution":
                     await self._piece(party, pending, msg.contribution)
                 elif kind == "refusal":
-                    await self.orch.refusal(party, msg.refusal.task_id, msg.refusal.reason)
+                    await self.orch.refusal(party, msg.refusal.task_id, msg.refusal.reason, code=msg.refusal.code)
                 elif kind == "failure":
                     await self.orch.refusal(party, msg.failure.task_id, msg.failure.reason, failed=True)
                 else:

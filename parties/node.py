@@ -153,7 +153,8 @@ class PartyNode:
             log.info("task %s (%s %s of %s for %s): contributed in %.2f s",
                      task.task_id, job.statistic.value, job.column, job.dataset, task.buyer, elapsed)
         elif answer.refusal is not None:
-            await send(party_pb2.PartyMessage(refusal=party_pb2.TaskRefusal(task_id=task.task_id, reason=answer.refusal)))
+            await send(party_pb2.PartyMessage(refusal=party_pb2.TaskRefusal(
+                task_id=task.task_id, reason=answer.refusal, code=answer.code)))
             log.info("task %s refused: %s", task.task_id, answer.refusal)
         else:
             await send(

@@ -12,6 +12,7 @@ from datawharf.model import AggregateJob
 class Decision:
     allowed: bool
     reason: str = ""
+    code: str = ""  # the rule that refused, for the gateway's metrics
 
 
 ALLOW = Decision(True)
@@ -21,14 +22,18 @@ def check_task(dataset: DatasetConfig, buyer: str, job: AggregateJob, min_partie
     """Everything that can be judged before touching the data."""
     policy = dataset.policy
     if not policy.allows_buyer(buyer):
-        return Decision(False, f"buyer {buyer!r} is not granted access to dataset {dataset.name!r}")
+        return Decision(False, f"buyer {buyer!r} is not granted access to dataset {dataset.name!r}", "buyer_not_granted")
     if job.statistic not in policy.allowed_statistics:
         allowed = ", ".join(s.value for s in policy.allowed_statistics)
-        return Decision(False, f"statistic {job.statistic.value!r} is not allowed on {dataset.name!r} (allowed: {allowed})")
+        return Decision(
+            False, f"statistic {job.statistic.value!r} is not allowed on {dataset.name!r} (allowed: {allowed})",
+            "statistic_not_allowed",
+        )
     if min_parties < policy.min_parties:
         return Decision(
             False,
             f"this holder requires jobs to need at least {policy.min_parties} holders; the job asks for {min_parties}",
+            "min_parties",
         )
     return ALLOW
 
@@ -38,5 +43,5 @@ def check_rows(dataset: DatasetConfig, rows: int) -> Decision:
     minimum = dataset.policy.min_rows
     if rows < minimum:
         # Say only that the threshold was missed, not by how much.
-        return Decision(False, f"fewer than {minimum} rows match the filter (the holder's minimum)")
+        return Decision(False, f"fewer than {minimum} rows match the filter (the holder's minimum)", "min_rows")
     return ALLOW

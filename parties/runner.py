@@ -42,6 +42,7 @@ class Answer:
     payload: bytes | None = None
     refusal: str | None = None
     failure: str | None = None
+    code: str = ""  # the policy rule behind a refusal
 
 
 class TaskError(WharfError):
@@ -90,7 +91,7 @@ class Runner:
             return Answer(failure=f"this holder does not list dataset {job.dataset!r}")
         decision = policy.check_task(dataset, buyer, job, min_parties)
         if not decision.allowed:
-            return Answer(refusal=decision.reason)
+            return Answer(refusal=decision.reason, code=decision.code)
         try:
             return self._run(dataset, job)
         except (TaskError, SourceError, EncodingError, SchemeError, ValueError) as exc:
@@ -105,7 +106,7 @@ class Runner:
         rows = int(mask.sum())
         decision = policy.check_rows(dataset, rows)
         if not decision.allowed:
-            return Answer(refusal=decision.reason)
+            return Answer(refusal=decision.reason, code=decision.code)
         layout = job.layout
         numeric = column.dtype != object
         needs_values = job.statistic is not Statistic.COUNT
@@ -139,7 +140,8 @@ class Runner:
             small = [g for g, n in enumerate(per_group) if n < dataset.policy.min_rows]
             if small and dataset.policy.small_groups == "refuse":
                 names = ", ".join(job.group_labels[g] for g in small[:10])
-                return Answer(refusal=f"groups under the holder's minimum of {dataset.policy.min_rows} rows: {names}")
+                return Answer(refusal=f"groups under the holder's minimum of {dataset.policy.min_rows} rows: {names}",
+                              code="small_groups")
             for g in small:
                 for f in layout.parts:
                     s = layout.slice(g, f)

@@ -23,7 +23,12 @@ ALL_STATS = ["sum", "count", "mean", "variance", "histogram"]
 
 class Exchange:
     def __init__(self, root: Path, *, parties: tuple[str, ...] = HOSPITALS, rows: int = 800,
-                 wire_log: bool = False, statistics: dict[str, list[str]] | None = None) -> None:
+                 wire_log: bool = False, statistics: dict[str, list[str]] | None = None,
+                 http: bool = False, http_token: str | None = None, bench_results: Path | None = None) -> None:
+        self.http = http
+        self.http_token = http_token
+        self.bench_results = bench_results
+        self.http_address = ""
         self.root = root
         self.parties = parties
         self.rows = rows
@@ -48,9 +53,15 @@ class Exchange:
         args = ["gateway", "serve", "--listen", listen, "--data-dir", str(self.root / "gateway")]
         if self.wire_log:
             args += ["--wire-log", str(self.wire_log)]
+        if self.http:
+            args += ["--http", "127.0.0.1:0", "--bench-results", str(self.bench_results or self.root / "no-results")]
+            if self.http_token:
+                args += ["--http-token", self.http_token]
         self.procs.start("gateway", *args)
         wait_for("the gateway", ready.exists, 30, self._alive)
-        self.address = json.loads(ready.read_text())["address"]
+        info = json.loads(ready.read_text())
+        self.address = info["address"]
+        self.http_address = info.get("http", "")
 
     def stop_gateway(self) -> None:
         for name, p in self.procs.procs:

@@ -12,6 +12,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     buyer       TEXT NOT NULL,
     request_id  TEXT NOT NULL,
     kind        TEXT NOT NULL,
+    backend     TEXT NOT NULL DEFAULT '',
     spec        BLOB NOT NULL,          -- serialized datawharf.v1.AggregateSpec
     state       TEXT NOT NULL,
     reason      TEXT NOT NULL DEFAULT '',
@@ -22,6 +23,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     UNIQUE (buyer, request_id)
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at);
 CREATE TABLE IF NOT EXISTS tasks (
     task_id     TEXT PRIMARY KEY,
     job_id      TEXT NOT NULL REFERENCES jobs (job_id),

@@ -19,6 +19,7 @@ class JobRow:
     buyer: str
     request_id: str
     kind: str
+    backend: str
     spec: bytes
     state: str
     reason: str
@@ -81,9 +82,10 @@ class SqliteStore:
         with self._db:
             self._db.execute("BEGIN")
             self._db.execute(
-                "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO jobs (job_id, buyer, request_id, kind, backend, spec, state, reason, min_parties, "
+                "created_at, deadline, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    job.job_id, job.buyer, job.request_id, job.kind, job.spec, job.state,
+                    job.job_id, job.buyer, job.request_id, job.kind, job.backend, job.spec, job.state,
                     job.reason, job.min_parties, job.created_at, job.deadline, job.finished_at,
                 ),
             )
@@ -192,6 +194,27 @@ class SqliteStore:
     def result(self, job_id: str) -> bytes | None:
         row = self._db.execute("SELECT payload FROM results WHERE job_id = ?", (job_id,)).fetchone()
         return bytes(row["payload"]) if row else None
+
+    # the operator's view ----------------------------------------------------------
+    def recent_jobs(self, limit: int = 50) -> list[sqlite3.Row]:
+        """Recent jobs with their task tallies, without specs (which hold key material)."""
+        return list(self._db.execute(
+            "SELECT j.job_id, j.buyer, j.kind, j.backend, j.state, j.reason, j.created_at, j.finished_at, "
+            "COUNT(t.task_id) AS expected, "
+            "SUM(CASE WHEN t.state IN ('CONTRIBUTED', 'REFUSED', 'FAILED', 'EXPIRED') THEN 1 ELSE 0 END) AS answered, "
+            "SUM(CASE WHEN t.state = 'CONTRIBUTED' THEN 1 ELSE 0 END) AS contributed "
+            "FROM jobs j LEFT JOIN tasks t ON t.job_id = j.job_id "
+            "GROUP BY j.job_id ORDER BY j.created_at DESC LIMIT ?",
+            (limit,),
+        ))
+
+    def finished_since(self, since: float) -> list[sqlite3.Row]:
+        return list(self._db.execute(
+            "SELECT kind, backend, state, created_at, finished_at FROM jobs WHERE finished_at >= ? "
+            "ORDER BY finished_at", (since,)))
+
+    def job_counts(self) -> list[sqlite3.Row]:
+        return list(self._db.execute("SELECT kind, state, COUNT(*) AS n FROM jobs GROUP BY kind, state"))
 
     # events -------------------------------------------------------------------
     def record(self, kind: str, *, job_id: str = "", task_id: str = "", party: str = "", detail: str = "") -> None:

@@ -1,0 +1,143 @@
+"""aiohttp application: routes, access control, and the server's lifecycle."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import time
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+from gateway.dispatch import StreamDispatcher
+from gateway.metrics import Metrics
+from gateway.orchestrator import Orchestrator
+from gateway.web.benchdata import load_records
+
+STATIC = Path(__file__).resolve().parent / "static"
+WINDOW_S = 3600
+BUCKET_S = 60
+
+
+class AccessError(ValueError):
+    """The dashboard's bind address and token settings are unsafe together."""
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_access(host: str, *, allow_remote: bool, token: str | None) -> None:
+    """Loopback by default; anything else needs an explicit flag and a token."""
+    if is_loopback(host):
+        return
+    if not allow_remote:
+        raise AccessError(
+            f"the dashboard would listen on {host}, beyond this machine; pass --http-allow-remote "
+            "and --http-token (or WHARF_HTTP_TOKEN) to do that deliberately"
+        )
+    if not token or len(token) < 16:
+        raise AccessError("a dashboard reachable from other machines needs --http-token of at least 16 characters")
+
+
+def overview(orch: Orchestrator, dispatcher: StreamDispatcher, now: float) -> dict[str, Any]:
+    store = orch.store
+    parties = []
+    catalog_by_party: dict[str, list[str]] = {}
+    for name, listings in orch._listings.items():
+        catalog_by_party[name] = [x.name for x in listings]
+    for row in store.parties():
+        parties.append({
+            "name": row["name"],
+            "online": dispatcher.is_online(row["name"]),
+            "datasets": catalog_by_party.get(row["name"], []),
+            "last_seen": row["last_seen"],
+            "contributions": row["contributions"],
+        })
+    jobs = []
+    for r in store.recent_jobs(50):
+        end = r["finished_at"] or now
+        jobs.append({
+            "job_id": r["job_id"], "buyer": r["buyer"], "type": r["kind"], "backend": r["backend"],
+            "state": r["state"], "reason": r["reason"], "answered": r["answered"] or 0,
+            "expected": r["expected"] or 0, "contributed": r["contributed"] or 0,
+            "created_at": r["created_at"], "duration_s": round(end - r["created_at"], 3),
+        })
+    start = now - WINDOW_S
+    buckets = [{"t": start + i * BUCKET_S, "jobs": 0, "durations": []} for i in range(WINDOW_S // BUCKET_S)]
+    for r in store.finished_since(start):
+        i = min(len(buckets) - 1, int((r["finished_at"] - start) // BUCKET_S))
+        buckets[i]["jobs"] += 1
+        buckets[i]["durations"].append(r["finished_at"] - r["created_at"])
+    series = []
+    for b in buckets:
+        d = sorted(b["durations"])
+        series.append({"t": b["t"], "jobs_per_min": b["jobs"],
+                       "median_latency_s": d[len(d) // 2] if d else None,
+                       "max_latency_s": d[-1] if d else None})
+    return {"now": now, "parties": parties, "jobs": jobs, "series": series,
+            "parties_online": sum(p["online"] for p in parties)}
+
+
+def create_app(
+    orch: Orchestrator,
+    dispatcher: StreamDispatcher,
+    metrics: Metrics,
+    *,
+    results_dir: Path | None,
+    token: str | None = None,
+) -> web.Application:
+    @web.middleware
+    async def guard(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                    ) -> web.StreamResponse:
+        if token and request.path != "/healthz":
+            given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+            given = given or request.query.get("token", "")
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                raise web.HTTPUnauthorized(text="a token is required: ?token=... or Authorization: Bearer ...")
+        response = await handler(request)
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
+    async def index(_: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC / "index.html")
+
+    async def api_overview(_: web.Request) -> web.StreamResponse:
+        return web.json_response(overview(orch, dispatcher, time.time()))
+
+    async def api_benchmarks(_: web.Request) -> web.StreamResponse:
+        return web.json_response({"records": load_records(results_dir)})
+
+    async def prometheus(_: web.Request) -> web.StreamResponse:
+        return web.Response(body=metrics.exposition(), content_type="text/plain", charset="utf-8",
+                            headers={"X-Prometheus-Format": "0.0.4"})
+
+    async def healthz(_: web.Request) -> web.StreamResponse:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application(middlewares=[guard])
+    app.router.add_get("/", index)
+    app.router.add_get("/api/overview", api_overview)
+    app.router.add_get("/api/benchmarks", api_benchmarks)
+    app.router.add_get("/metrics", prometheus)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_static("/static/", STATIC)
+    return app
+
+
+async def start_http(app: web.Application, listen: str) -> tuple[web.AppRunner, str]:
+    host, _, port = listen.rpartition(":")
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host.strip("[]") or "127.0.0.1", int(port))
+    await site.start()
+    sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+    bound = sockets[0].getsockname()[1] if sockets else int(port)
+    return runner, f"{host}:{bound}"
