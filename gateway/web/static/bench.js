@@ -20,6 +20,18 @@
     return e;
   }
 
+  // On a log axis, label powers of ten only.
+  function logTicks(value) {
+    var l = Math.log10(value);
+    return Math.abs(l - Math.round(l)) < 1e-9 ? Number(value).toExponential(0).replace("e+", "e") : "";
+  }
+
+  function axis(metric) {
+    var log = metric === "values_per_s";
+    return { type: log ? "logarithmic" : "linear", title: { display: true, text: metric },
+             ticks: log ? { callback: logTicks } : {} };
+  }
+
   function label(r) { return r.case + (r.n !== undefined ? " (n=" + r.n + ")" : ""); }
 
   function runLabel(rec) {
@@ -40,7 +52,7 @@
       options: {
         animation: false, indexAxis: "y", plugins: { legend: { display: false },
           title: { display: true, text: metric + " — latest run (" + runLabel(latest) + ")" } },
-        scales: { x: { type: metric === "values_per_s" ? "logarithmic" : "linear", title: { display: true, text: metric } } }
+        scales: { x: axis(metric) }
       }
     });
   }
@@ -65,7 +77,7 @@
       options: {
         animation: false,
         plugins: { title: { display: true, text: metric + " — history by run" }, legend: { position: "bottom" } },
-        scales: { y: { type: metric === "values_per_s" ? "logarithmic" : "linear", title: { display: true, text: metric } } }
+        scales: { y: axis(metric) }
       }
     });
   }

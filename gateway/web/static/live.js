@@ -30,7 +30,7 @@
   function lineChart(id, label, colour) {
     return new Chart(document.getElementById(id), {
       type: "line",
-      data: { labels: [], datasets: [{ label: label, data: [], borderColor: colour, backgroundColor: colour, spanGaps: true, pointRadius: 0 }] },
+      data: { labels: [], datasets: [{ label: label, data: [], borderColor: colour, backgroundColor: colour, spanGaps: true, pointRadius: 2 }] },
       options: { animation: false, plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true } } }
     });
   }
