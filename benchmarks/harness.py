@@ -86,6 +86,8 @@ class Record:
     results: list[dict[str, Any]] = field(default_factory=list)
     checks: list[dict[str, Any]] = field(default_factory=list)
     started: float = field(default_factory=time.time)
+    # Taken when the run starts: the code measured is the code checked out then.
+    versions: dict[str, str] = field(default_factory=versions)
 
     def add(self, case: str, metric: str, repetitions: list[float], unit: str, **extra: Any) -> float:
         value = statistics.median(repetitions)
@@ -107,7 +109,7 @@ class Record:
             "quick": self.quick,
             "duration_s": round(time.time() - self.started, 1),
             "machine": machine(),
-            "versions": versions(),
+            "versions": self.versions,
             "params": self.params,
             "results": self.results,
             "checks": self.checks,

@@ -92,6 +92,10 @@ class Orchestrator:
             self._listings[row["name"]] = [listing_from_proto(d) for d in reg.datasets]
 
     # ----------------------------------------------------------------- catalog
+    def datasets_by_party(self) -> dict[str, list[str]]:
+        """Dataset names each known party last listed."""
+        return {party: [x.name for x in listings] for party, listings in self._listings.items()}
+
     def catalog(self) -> dict[str, CatalogEntry]:
         online = {p for p in self._listings if self.dispatcher.is_online(p)}
         return merge(self._listings, online)
@@ -283,6 +287,7 @@ class Orchestrator:
 
     def _cancel_open(self, job_id: str, reason: str) -> None:
         for task in self.store.tasks(job_id):
+            self._dispatched_at.pop(task.task_id, None)
             if task.state in _OPEN:
                 self.store.set_task_state(task.task_id, "CANCELLED", reason)
                 self.dispatcher.send(
@@ -322,6 +327,7 @@ class Orchestrator:
         self.observer.parties_online(sum(self.dispatcher.is_online(p) for p in self._listings))
         touched: set[str] = set()
         for task in self.store.open_tasks_for_party(party):
+            self._dispatched_at.pop(task.task_id, None)
             if task.state == "DISPATCHED":
                 self.store.set_task_state(
                     task.task_id, "LOST", "holder disconnected before answering; resent if it returns"
@@ -432,6 +438,7 @@ class Orchestrator:
         if len(contributed) >= job.min_parties and (not waiting or at_deadline):
             if at_deadline:
                 for t in still_open:
+                    self._dispatched_at.pop(t.task_id, None)
                     self.store.set_task_state(t.task_id, "EXPIRED", "no answer before the job's deadline")
             await self._aggregate(job)
         elif len(contributed) + len(still_open) < job.min_parties or at_deadline:

@@ -49,9 +49,7 @@ def check_access(host: str, *, allow_remote: bool, token: str | None) -> None:
 def overview(orch: Orchestrator, dispatcher: StreamDispatcher, now: float) -> dict[str, Any]:
     store = orch.store
     parties = []
-    catalog_by_party: dict[str, list[str]] = {}
-    for name, listings in orch._listings.items():
-        catalog_by_party[name] = [x.name for x in listings]
+    catalog_by_party = orch.datasets_by_party()
     for row in store.parties():
         parties.append({
             "name": row["name"],

@@ -1,0 +1,110 @@
+"""Unbalanced PSI: a holder's set under an oblivious PRF, evaluated once per epoch.
+
+Group: the prime-order subgroup of Ed25519 through libsodium (PyNaCl), where
+scalars can be inverted, which X25519's clamped scalars do not allow.
+
+- Per key epoch the holder draws k and computes its table
+  T = {F(k, y)}, F(k, y) = BLAKE2b(y ‖ k·H(y)) truncated to 16 bytes, once;
+  the node caches it (the table is pseudorandom without k).
+- A query: the buyer sends R = r·H(x) for fresh r; the holder returns k·R; the
+  buyer computes r⁻¹·(k·R) = k·H(x) and F(k, x); the gateway, holding T,
+  answers which of the buyer's tags are in it (if at least the minimum).
+  The buyer's work and the holder's per query are proportional to |X|.
+
+Reuse across buyers: every buyer in an epoch is answered under the same k.
+A buyer who kept earlier tags could recognise, in a later query of the same
+epoch, IDs it already asked about; it still learns F(k, x) only for IDs it
+submits, each costing a query the holder sees and can limit. Rotating the
+epoch (a new k and table) ends that linkability; the gateway, which holds T,
+learns each query's intersection size, like the balanced protocol.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Iterable, Sequence
+
+from nacl import bindings as sodium
+from nacl.exceptions import RuntimeError as SodiumError
+
+from protocols import psi
+
+DOMAIN = b"datawharf/oprf/ed25519/v1"
+TAG_BYTES = 16
+POINT_BYTES = 32
+
+
+def hash_to_point(identifier: bytes) -> bytes:
+    h = hashlib.blake2b(digest_size=32, person=b"wharf-oprf-h2p")
+    h.update(DOMAIN + identifier)
+    # from_uniform (Elligator 2) lands in the prime-order subgroup.
+    return sodium.crypto_core_ed25519_from_uniform(h.digest())
+
+
+def _tag(identifier: bytes, point: bytes) -> bytes:
+    h = hashlib.blake2b(digest_size=TAG_BYTES, person=b"wharf-oprf-tag")
+    h.update(len(identifier).to_bytes(4, "big") + identifier + point)
+    return h.digest()
+
+
+def random_scalar() -> bytes:
+    import os
+
+    while True:
+        s = sodium.crypto_core_ed25519_scalar_reduce(os.urandom(64))
+        if any(s):
+            return s
+
+
+def _mul(scalar: bytes, point: bytes, i: int) -> bytes:
+    if len(point) != POINT_BYTES or not sodium.crypto_core_ed25519_is_valid_point(point):
+        raise psi.InvalidPoint(f"value {i} is not a valid point of the prime-order group")
+    try:
+        return sodium.crypto_scalarmult_ed25519_noclamp(scalar, point)
+    except SodiumError:
+        raise psi.InvalidPoint(f"value {i} gives the identity") from None
+
+
+class HolderKey:
+    """One epoch's key; the table is derived from it and the holder's IDs."""
+
+    def __init__(self, scalar: bytes | None = None) -> None:
+        self._k = scalar or random_scalar()
+
+    def raw(self) -> bytes:
+        return self._k
+
+    def table(self, ids: Iterable[str]) -> set[bytes]:
+        out = set()
+        for ident in {psi.normalise(i) for i in ids}:
+            out.add(_tag(ident, sodium.crypto_scalarmult_ed25519_noclamp(self._k, hash_to_point(ident))))
+        return out
+
+    def evaluate(self, blinded: Sequence[bytes]) -> list[bytes]:
+        return [_mul(self._k, p, i) for i, p in enumerate(blinded)]
+
+
+class Buyer:
+    def __init__(self, ids: Iterable[str]) -> None:
+        self.unique, self.rows = psi.dedupe(ids)
+        self._r = random_scalar()
+
+    def blinded(self) -> list[bytes]:
+        return [sodium.crypto_scalarmult_ed25519_noclamp(self._r, hash_to_point(i)) for i in self.unique]
+
+    def tags(self, evaluated: Sequence[bytes]) -> list[bytes]:
+        if len(evaluated) != len(self.unique):
+            raise psi.PsiError(f"{len(evaluated)} evaluations for {len(self.unique)} IDs sent")
+        inv = sodium.crypto_core_ed25519_scalar_invert(self._r)
+        return [_tag(ident, _mul(inv, e, i)) for i, (ident, e) in enumerate(zip(self.unique, evaluated))]
+
+    def matched(self, positions: Iterable[int]) -> list[bytes]:
+        return [self.unique[p] for p in positions]
+
+
+def lookup(table: set[bytes], tags: Sequence[bytes], *, minimum: int, cardinality_only: bool) -> psi.Match:
+    """The gateway's role, holding the epoch's published table."""
+    positions = tuple(i for i, t in enumerate(tags) if t in table)
+    if len(positions) < minimum:
+        raise psi.BelowMinimum(f"the intersection is below the holder's minimum of {minimum}; nothing is released")
+    return psi.Match(() if cardinality_only else positions, len(positions))

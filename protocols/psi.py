@@ -1,0 +1,218 @@
+"""Private set intersection by commutative Diffie–Hellman blinding over Curve25519.
+
+Each identifier is normalised, hashed with domain separation to an X25519
+u-coordinate, and blinded with a per-job secret scalar. X25519 is
+commutative on u-coordinates: X25519(a, X25519(b, u)) = X25519(b, X25519(a, u)).
+
+Rounds (the gateway relays every message and does the final matching):
+
+1. Buyer → holder: A = [a·H(x)] for its deduplicated IDs, in a secret random order.
+2. Holder → gateway only: D = [b·α for α in A] (in A's order, or shuffled for
+   cardinality-only). Holder → buyer: W = [b·H(y)] for its IDs, shuffled.
+3. Buyer → gateway: Z = [a·w for w in W].
+4. Gateway: the positions i with D[i] ∈ Z, released only if there are at
+   least the holder's minimum; for cardinality-only, just their number.
+
+What each role learns (semi-honest): the buyer, the positions of its own
+matching IDs (or only how many); the holder, |X|; the gateway, |X|, |Y| and
+the intersection size, and positions in orders it cannot relate to IDs.
+Clamped X25519 scalars are multiples of the cofactor, so low-order inputs
+collapse to the all-zero output, which `cryptography` refuses; hashing
+retries with a counter until it lands on a usable point, and a received
+point that fails is rejected as malformed. If the gateway colluded with the
+buyer, the buyer would learn no more than plain DH-PSI reveals; if it
+colluded with the holder, they would learn the intersection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+DOMAIN = b"datawharf/psi/x25519/v1"
+MAX_ID_BYTES = 1024
+POINT_BYTES = 32
+
+Mapper = Callable[[Callable[[list[bytes]], list[bytes]], list[list[bytes]]], Iterable[list[bytes]]]
+
+
+class PsiError(ValueError):
+    """Base of this module's errors."""
+
+
+class InvalidId(PsiError):
+    """An identifier is empty or too long after normalisation."""
+
+
+class InvalidPoint(PsiError):
+    """A received value is not a usable curve point (wrong size or low order)."""
+
+
+def normalise(identifier: str) -> bytes:
+    """The canonical bytes of an ID: Unicode NFKC, surrounding space trimmed, case folded.
+
+    Both sides apply exactly this, so ' Alice@Example.COM ' and 'alice@example.com'
+    match, and so do the composed and decomposed forms of the same accented letter.
+    """
+    text = unicodedata.normalize("NFKC", identifier).strip().casefold()
+    raw = text.encode("utf-8")
+    if not raw:
+        raise InvalidId("an ID is empty after trimming")
+    if len(raw) > MAX_ID_BYTES:
+        raise InvalidId(f"an ID is {len(raw)} bytes after normalisation; the limit is {MAX_ID_BYTES}")
+    return raw
+
+
+def hash_to_u(identifier: bytes, counter: int = 0, domain: bytes = DOMAIN) -> bytes:
+    h = hashlib.blake2b(digest_size=32, person=b"wharf-psi-h2u")
+    h.update(len(domain).to_bytes(2, "big") + domain)
+    h.update(counter.to_bytes(4, "big") + identifier)
+    return h.digest()
+
+
+class Key:
+    """A per-job secret scalar; never serialised by this module."""
+
+    def __init__(self, private: X25519PrivateKey | None = None) -> None:
+        self._key = private or X25519PrivateKey.generate()
+
+    def raw(self) -> bytes:
+        """The scalar, for handing to worker processes of the same role only."""
+        from cryptography.hazmat.primitives import serialization
+
+        return self._key.private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        )
+
+    @classmethod
+    def from_raw(cls, raw: bytes) -> "Key":
+        return cls(X25519PrivateKey.from_private_bytes(raw))
+
+    def blind(self, points: Sequence[bytes]) -> list[bytes]:
+        """k·P for received points; raises InvalidPoint naming the first bad one."""
+        out = []
+        exchange = self._key.exchange
+        load = X25519PublicKey.from_public_bytes
+        for i, p in enumerate(points):
+            if len(p) != POINT_BYTES:
+                raise InvalidPoint(f"value {i} is {len(p)} bytes; a point is {POINT_BYTES}")
+            try:
+                out.append(exchange(load(p)))
+            except ValueError:
+                raise InvalidPoint(f"value {i} is a low-order point") from None
+        return out
+
+    def hash_and_blind(self, ids: Sequence[bytes]) -> list[bytes]:
+        """k·H(id) for normalised IDs, rehashing the (vanishingly rare) unusable ones."""
+        out = []
+        exchange = self._key.exchange
+        load = X25519PublicKey.from_public_bytes
+        for ident in ids:
+            counter = 0
+            while True:
+                try:
+                    out.append(exchange(load(hash_to_u(ident, counter))))
+                    break
+                except ValueError:
+                    counter += 1
+        return out
+
+
+def _serial_map(fn: Callable[[list[bytes]], list[bytes]], chunks: list[list[bytes]]) -> Iterable[list[bytes]]:
+    return map(fn, chunks)
+
+
+def chunked(items: Sequence[bytes], size: int = 4096) -> list[list[bytes]]:
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def shuffled(items: Sequence[bytes]) -> list[bytes]:
+    out = list(items)
+    for i in range(len(out) - 1, 0, -1):  # Fisher–Yates with a CSPRNG: order must leak nothing
+        j = secrets.randbelow(i + 1)
+        out[i], out[j] = out[j], out[i]
+    return out
+
+
+def dedupe(ids: Iterable[str]) -> tuple[list[bytes], dict[bytes, list[int]]]:
+    """Unique normalised IDs, and for each the input rows that carried it."""
+    rows: dict[bytes, list[int]] = {}
+    for i, ident in enumerate(ids):
+        rows.setdefault(normalise(ident), []).append(i)
+    return list(rows), rows
+
+
+class Buyer:
+    """The buyer's side: its IDs, its scalar, and the secret order it sent them in."""
+
+    def __init__(self, ids: Iterable[str], *, key: Key | None = None) -> None:
+        self.unique, self.rows = dedupe(ids)
+        order = list(range(len(self.unique)))
+        for i in range(len(order) - 1, 0, -1):
+            j = secrets.randbelow(i + 1)
+            order[i], order[j] = order[j], order[i]
+        self._order = order  # position sent → index in self.unique
+        self.key = key or Key()
+
+    def blinded(self, mapper: Mapper = _serial_map) -> list[bytes]:
+        """Round 1: A = [a·H(x)] in the secret order."""
+        ids = [self.unique[i] for i in self._order]
+        return [p for part in mapper(self.key.hash_and_blind, chunked(ids)) for p in part]
+
+    def reblind(self, holder_points: Sequence[bytes], mapper: Mapper = _serial_map) -> list[bytes]:
+        """Round 3: Z = [a·w] for the holder's blinded IDs."""
+        return [p for part in mapper(self.key.blind, chunked(holder_points)) for p in part]
+
+    def matched(self, positions: Iterable[int]) -> list[bytes]:
+        """The normalised IDs at the matched positions of A."""
+        out = []
+        for pos in positions:
+            if not 0 <= pos < len(self._order):
+                raise PsiError(f"matched position {pos} is outside the {len(self._order)} IDs sent")
+            out.append(self.unique[self._order[pos]])
+        return out
+
+
+class Holder:
+    """The holder's side: its IDs and its scalar."""
+
+    def __init__(self, ids: Iterable[str], *, key: Key | None = None) -> None:
+        self.unique, _ = dedupe(ids)
+        self.key = key or Key()
+
+    def answer(self, buyer_points: Sequence[bytes], *, cardinality_only: bool,
+               mapper: Mapper = _serial_map) -> tuple[list[bytes], list[bytes]]:
+        """Round 2: (D for the gateway, W for the buyer)."""
+        d = [p for part in mapper(self.key.blind, chunked(buyer_points)) for p in part]
+        if cardinality_only:
+            d = shuffled(d)
+        w = [p for part in mapper(self.key.hash_and_blind, chunked(shuffled(self.unique))) for p in part]
+        return d, w
+
+
+@dataclass(frozen=True)
+class Match:
+    positions: tuple[int, ...]  # empty when cardinality-only
+    size: int
+
+
+class BelowMinimum(PsiError):
+    """The intersection is smaller than the holder's minimum; nothing is released."""
+
+
+def match(d: Sequence[bytes], z: Sequence[bytes], *, minimum: int, cardinality_only: bool) -> Match:
+    """The gateway's role: which of the buyer's positions matched, if enough did."""
+    z_set = set(z)
+    if len(z_set) != len(z):
+        raise InvalidPoint("the buyer's re-blinded set repeats a value; honest sets never do")
+    positions = tuple(i for i, v in enumerate(d) if v in z_set)
+    if len(positions) < minimum:
+        raise BelowMinimum(
+            f"the intersection is below the holder's minimum of {minimum}; nothing is released"
+        )
+    return Match(() if cardinality_only else positions, len(positions))
