@@ -315,6 +315,134 @@ def job_aggregate(
     typer.echo(f"  job {answer.job_id} in {seconds:.2f} s")
 
 
+def read_ids(path: Path, column: str) -> list[str]:
+    """The ID column of a CSV file, as text; errors name the file and column."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from datawharf.errors import InvalidArgument
+
+    if not path.is_file():
+        raise InvalidArgument(f"{path}: no such file")
+    try:
+        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types={column: pa.string()}))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InvalidArgument(f"{path}: cannot read it as CSV: {exc}") from None
+    if column not in table.column_names:
+        raise InvalidArgument(f"{path} has no column {column!r} (columns: {', '.join(table.column_names)})")
+    values = table.column(column).to_pylist()
+    empty = [i for i, v in enumerate(values) if v is None or not str(v).strip()]
+    if empty:
+        raise InvalidArgument(f"{path}: row {empty[0] + 2} has an empty {column!r}; remove or fill it")
+    return [str(v) for v in values]
+
+
+def _psi_command(mode: str, ids: Path, id_column: str, dataset: str, key_column: str, value_column: list[str],
+                 cardinality_only: bool, output: Optional[Path], party: Optional[str], timeout: int,
+                 gateway: str, caller: str, as_json: bool) -> None:
+    from gateway.client import Client, JobFailed
+
+    started = time.monotonic()
+    show = not as_json and sys.stderr.isatty()
+    progress = None
+    bar_ctx = None
+    if show:
+        from rich.console import Console
+        from rich.progress import Progress
+
+        bar_ctx = Progress(transient=True, console=Console(stderr=True))
+        bars: dict[str, Any] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in bars:
+                bars[stage] = bar_ctx.add_task(stage, total=total)  # type: ignore[union-attr]
+            bar_ctx.update(bars[stage], completed=done)  # type: ignore[union-attr]
+
+        bar_ctx.start()
+    try:
+        values = read_ids(ids, id_column)
+        with Client(gateway, caller=caller) as client:
+            answer = client.psi(dataset, key_column, values, mode=mode, cardinality_only=cardinality_only,
+                                value_columns=value_column, party=party, timeout_s=timeout, progress=progress)
+    except JobFailed as exc:
+        if bar_ctx:
+            bar_ctx.stop()
+        if as_json:
+            typer.echo(json.dumps({"job_id": exc.view.job_id, "state": exc.view.state, "reason": exc.view.reason}))
+        else:
+            typer.secho(f"job {exc.view.job_id} {exc.view.state}: {exc.view.reason}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(3)
+    except WharfError as exc:
+        if bar_ctx:
+            bar_ctx.stop()
+        _fail(exc)
+        return
+    if bar_ctx:
+        bar_ctx.stop()
+    seconds = time.monotonic() - started
+    if output is not None and answer.matched:
+        import csv
+
+        with open(output, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow([id_column])
+            w.writerows([m] for m in answer.matched)
+    if as_json:
+        typer.echo(json.dumps({
+            "job_id": answer.job_id, "mode": answer.mode, "holder": answer.holder, "intersection_size": answer.size,
+            "buyer_ids": len(values), "matched_rows": len(answer.matched),
+            "sums": {k: exact_text(v) for k, v in answer.totals.items()},
+            "output": str(output) if output is not None and answer.matched else None, "seconds": round(seconds, 3),
+        }))
+        return
+    typer.echo(f"{answer.mode} against {answer.holder}'s {dataset}.{key_column}: intersection size {answer.size}"
+               f" of your {len(values)} IDs")
+    for col, total in answer.totals.items():
+        typer.echo(f"  sum of {col}: {float(total):.10g}   (exact {exact_text(total)})")
+    if answer.matched:
+        where = f"; written to {output}" if output is not None else " (pass --output FILE to save them)"
+        typer.echo(f"  {len(answer.matched)} of your rows matched{where}")
+    typer.echo(f"  job {answer.job_id} in {seconds:.2f} s")
+
+
+@job_app.command("psi")
+def job_psi(
+    ids: Path = typer.Option(..., help="CSV file with your IDs."),
+    id_column: str = typer.Option(..., help="The column of --ids holding the IDs."),
+    dataset: str = typer.Option(..., help="The holder's dataset."),
+    column: str = typer.Option(..., help="The holder's join-key column."),
+    cardinality_only: bool = typer.Option(False, help="Learn only how many IDs are shared, not which."),
+    unbalanced: bool = typer.Option(False, help="Query the holder's per-epoch OPRF table (fast for small lists)."),
+    output: Optional[Path] = typer.Option(None, help="Write your matched IDs here (CSV)."),
+    party: Optional[str] = typer.Option(None, help="The holder, when several list the dataset."),
+    timeout: int = typer.Option(600, min=1, help="Seconds before the job fails."),
+    gateway: str = GatewayOpt,
+    caller: str = CallerOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Which of your IDs a holder also has (or only how many). IDs are trimmed, case-folded and NFKC-normalised."""
+    _psi_command("unbalanced" if unbalanced else "intersection", ids, id_column, dataset, column, [],
+                 cardinality_only, output, party, timeout, gateway, caller, as_json)
+
+
+@job_app.command("psi-sum")
+def job_psi_sum(
+    ids: Path = typer.Option(..., help="CSV file with your IDs."),
+    id_column: str = typer.Option(..., help="The column of --ids holding the IDs."),
+    dataset: str = typer.Option(..., help="The holder's dataset."),
+    key_column: str = typer.Option(..., help="The holder's join-key column."),
+    value_column: list[str] = typer.Option(..., "--value-column", help="A holder column to sum over the join (repeatable)."),
+    party: Optional[str] = typer.Option(None, help="The holder, when several list the dataset."),
+    timeout: int = typer.Option(600, min=1, help="Seconds before the job fails."),
+    gateway: str = GatewayOpt,
+    caller: str = CallerOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """The size of the join and the sums of the holder's values over it; never a single row's value."""
+    _psi_command("sum", ids, id_column, dataset, key_column, value_column, False, None, party, timeout,
+                 gateway, caller, as_json)
+
+
 @job_app.command("status")
 def job_status(
     job_id: str = typer.Argument(..., help="The job id printed at submission."),

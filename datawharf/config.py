@@ -50,6 +50,9 @@ class ColumnConfig(_Strict):
     length: int | None = Field(default=None, ge=1, le=1 << 20)
     # string columns: the declared values, which buyers may group by
     categories: list[str] | None = Field(default=None, min_length=1, max_length=4096)
+    # PSI: buyers may join on this column (join_key) or sum it over a join (psi_value)
+    join_key: bool = False
+    psi_value: bool = False
 
     @model_validator(mode="after")
     def _fits_type(self) -> "ColumnConfig":
@@ -57,6 +60,8 @@ class ColumnConfig(_Strict):
             raise ValueError("a vector column needs its length")
         if self.type != "vector" and self.length is not None:
             raise ValueError("length applies only to vector columns")
+        if self.psi_value and self.type not in ("int", "decimal"):
+            raise ValueError("psi_value applies only to int and decimal columns")
         if self.categories is not None:
             if self.type != "string":
                 raise ValueError("categories apply only to string columns")
@@ -73,6 +78,11 @@ class PolicyConfig(_Strict):
     # A group or bin with fewer than min_rows rows is zeroed and reported
     # ("suppress") or makes the holder refuse the whole task ("refuse").
     small_groups: Literal["suppress", "refuse"] = "suppress"
+    # PSI: which kinds of private set intersection this dataset answers (none unless listed)
+    allowed_psi: list[Literal["intersection", "cardinality", "sum", "unbalanced"]] = Field(default_factory=list)
+    min_intersection: int = Field(default=10, ge=1)   # below this, nothing is released
+    max_buyer_set: int = Field(default=1 << 22, ge=1)  # IDs a buyer may send in one job
+    oprf_epoch_hours: float = Field(default=24.0, gt=0)  # unbalanced mode: key and table lifetime
 
     def allows_buyer(self, buyer: str) -> bool:
         return "*" in self.allowed_buyers or buyer in self.allowed_buyers
@@ -109,6 +119,17 @@ class PartyConfig(_Strict):
     name: str
     gateway: str = Field(pattern=r"^[^\s:]+:\d{1,5}$")
     datasets: list[DatasetConfig] = Field(min_length=1)
+    # Where the node keeps state of its own (OPRF keys and tables); default
+    # ".wharf-state-<name>" beside this file.
+    state_dir: Path | None = None
+
+    @field_validator("state_dir")
+    @classmethod
+    def _state_dir(cls, v: Path | None, info: ValidationInfo) -> Path | None:
+        if v is None:
+            return None
+        base = (info.context or {}).get("base", Path("."))
+        return (v if v.is_absolute() else base / v).resolve()
 
     @field_validator("name")
     @classmethod
@@ -148,6 +169,9 @@ def load_party_config(path: Path | str) -> PartyConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     try:
-        return PartyConfig.model_validate(raw, context={"base": path.resolve().parent})
+        cfg = PartyConfig.model_validate(raw, context={"base": path.resolve().parent})
     except ValidationError as exc:
         raise ConfigError(_format(path, exc)) from None
+    if cfg.state_dir is None:
+        cfg = cfg.model_copy(update={"state_dir": path.resolve().parent / f".wharf-state-{cfg.name}"})
+    return cfg

@@ -86,9 +86,9 @@ name = "visits"
 source = "{source}"
 description = "Outpatient visits, one row per visit"
 columns = [
-  {{ name = "patient_id", type = "string" }},
-  {{ name = "age", type = "int" }},
-  {{ name = "cost", type = "decimal", decimals = 2 }},
+  {{ name = "patient_id", type = "string", join_key = true }},
+  {{ name = "age", type = "int", psi_value = true }},
+  {{ name = "cost", type = "decimal", decimals = 2, psi_value = true }},
   {{ name = "department", type = "string", categories = [{", ".join(f'"{d}"' for d in DEPARTMENTS)}] }},
 ]
 
@@ -96,6 +96,8 @@ columns = [
 allowed_buyers = [{allowed}]
 allowed_statistics = [{stats}]
 min_rows = {min_rows}
+allowed_psi = ["intersection", "cardinality", "sum", "unbalanced"]
+min_intersection = 10
 """ + ("" if ward_source is None else f"""
 [[datasets]]
 name = "ward_load"

@@ -8,7 +8,8 @@
     ├── ResourceExhausted    a size or count limit
     ├── Unavailable          the gateway cannot be reached
     ├── DeadlineExceeded     a wait ran out of time
-    └── Internal             a fault on the server side; its detail is logged there
+    ├── Internal             a fault on the server side; its detail is logged there
+    └── JobFailed            a job ended FAILED or CANCELLED (``view`` holds every holder's state)
 
 The gateway turns these into status codes in one place
 (``gateway.servicers.translate_errors``); clients turn status codes back into
@@ -16,6 +17,8 @@ these with ``from_rpc_error`` so callers catch one tree.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import grpc
 
@@ -58,6 +61,14 @@ class DeadlineExceeded(WharfError):
 
 class Internal(WharfError):
     code = grpc.StatusCode.INTERNAL
+
+
+class JobFailed(WharfError):
+    """The job ended FAILED or CANCELLED; ``view`` has every holder's state and reason."""
+
+    def __init__(self, view: "Any") -> None:
+        super().__init__(f"job {view.job_id} {view.state}: {view.reason or 'no reason given'}")
+        self.view = view
 
 
 _BY_CODE: dict[grpc.StatusCode, type[WharfError]] = {

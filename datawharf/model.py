@@ -31,6 +31,8 @@ class ColumnSpec:
     decimals: int = 0
     dimension: int = 1
     categories: tuple[str, ...] = ()
+    join_key: bool = False
+    psi_value: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,27 @@ class TaskView:
     reason: str = ""
 
 
+class PsiMode(str, enum.Enum):
+    INTERSECTION = "intersection"
+    SUM = "sum"
+    UNBALANCED = "unbalanced"
+
+
+@dataclass(frozen=True)
+class PsiJob:
+    dataset: str
+    key_column: str
+    mode: PsiMode
+    cardinality_only: bool = False
+    value_columns: tuple[str, ...] = ()
+    buyer_box_key: bytes = b""
+    buyer_set_size: int = 0
+
+    @property
+    def kind(self) -> str:
+        return {PsiMode.INTERSECTION: "psi", PsiMode.SUM: "psi-sum", PsiMode.UNBALANCED: "psi-unbalanced"}[self.mode]
+
+
 @dataclass
 class JobView:
     job_id: str
@@ -104,12 +127,13 @@ class JobView:
     buyer: str
     state: str
     reason: str
-    spec: AggregateJob
+    spec: "AggregateJob | PsiJob"
     min_parties: int
     created_at: float
     deadline: float
     finished_at: float = 0.0
     tasks: list[TaskView] = field(default_factory=list)
+    next_stage: str = ""
 
     @property
     def final(self) -> bool:

@@ -6,7 +6,17 @@ from decimal import Decimal, InvalidOperation
 
 from datawharf.errors import InvalidArgument, ResourceExhausted
 from datawharf.filters import MAX_CONDITIONS, Condition, Op
-from datawharf.model import AggregateJob, ColumnKind, ColumnSpec, GroupBy, JobView, Listing, TaskView
+from datawharf.model import (
+    AggregateJob,
+    ColumnKind,
+    ColumnSpec,
+    GroupBy,
+    JobView,
+    Listing,
+    PsiJob,
+    PsiMode,
+    TaskView,
+)
 from datawharf.v1 import buyer_pb2, common_pb2
 from protocols.aggregate import AggregateResult, Contribution
 from protocols.figures import MAX_FIGURES, Statistic
@@ -84,6 +94,7 @@ def column_to_proto(c: ColumnSpec) -> common_pb2.Column:
     return common_pb2.Column(
         name=c.name, type=_KIND_TO[c.kind], decimals=c.decimals,
         dimension=c.dimension if c.kind is ColumnKind.VECTOR else 0, categories=c.categories,
+        join_key=c.join_key, psi_value=c.psi_value,
     )
 
 
@@ -94,7 +105,7 @@ def column_from_proto(msg: common_pb2.Column) -> ColumnSpec:
     dimension = msg.dimension if kind is ColumnKind.VECTOR else 1
     if not 1 <= dimension <= MAX_DIMENSION:
         raise InvalidArgument(f"column {msg.name!r}: dimension must be 1 to {MAX_DIMENSION}")
-    return ColumnSpec(msg.name, kind, msg.decimals, dimension, tuple(msg.categories))
+    return ColumnSpec(msg.name, kind, msg.decimals, dimension, tuple(msg.categories), msg.join_key, msg.psi_value)
 
 
 def listing_to_proto(listing: Listing) -> common_pb2.DatasetListing:
@@ -264,14 +275,57 @@ def result_from_proto(msg: buyer_pb2.JobResult) -> AggregateResult:
     )
 
 
+_PSI_TO = {
+    PsiMode.INTERSECTION: common_pb2.PSI_MODE_INTERSECTION,
+    PsiMode.SUM: common_pb2.PSI_MODE_SUM,
+    PsiMode.UNBALANCED: common_pb2.PSI_MODE_UNBALANCED,
+}
+_PSI_FROM = {v: k for k, v in _PSI_TO.items()}
+MAX_PSI_SET = 1 << 22
+
+
+def psi_to_proto(job: PsiJob) -> common_pb2.PsiSpec:
+    return common_pb2.PsiSpec(
+        dataset=job.dataset, key_column=job.key_column, mode=_PSI_TO[job.mode],
+        cardinality_only=job.cardinality_only, value_columns=job.value_columns,
+        buyer_box_key=job.buyer_box_key, buyer_set_size=job.buyer_set_size,
+    )
+
+
+def psi_from_proto(msg: common_pb2.PsiSpec) -> PsiJob:
+    if not msg.dataset or not msg.key_column:
+        raise InvalidArgument("a PSI job needs a dataset and a key column")
+    if msg.mode not in _PSI_FROM:
+        raise InvalidArgument("a PSI job needs a mode: intersection, sum or unbalanced")
+    mode = _PSI_FROM[msg.mode]
+    if mode is PsiMode.SUM:
+        if not msg.value_columns:
+            raise InvalidArgument("psi-sum needs at least one --value-column")
+        if len(msg.buyer_box_key) != 32:
+            raise InvalidArgument("psi-sum needs the buyer's 32-byte box key")
+        if msg.cardinality_only:
+            raise InvalidArgument("psi-sum already releases only the size and the sums; drop --cardinality-only")
+    elif msg.value_columns:
+        raise InvalidArgument("value columns apply only to psi-sum")
+    if len(msg.value_columns) > 64:
+        raise ResourceExhausted("at most 64 value columns")
+    if msg.buyer_set_size > MAX_PSI_SET:
+        raise ResourceExhausted(f"the buyer's set of {msg.buyer_set_size} IDs exceeds the gateway's limit of {MAX_PSI_SET}")
+    return PsiJob(msg.dataset, msg.key_column, mode, msg.cardinality_only, tuple(msg.value_columns),
+                  msg.buyer_box_key, msg.buyer_set_size)
+
+
 def job_to_proto(view: JobView) -> buyer_pb2.Job:
+    spec = {"psi": psi_to_proto(view.spec)} if isinstance(view.spec, PsiJob) else {
+        "aggregate": aggregate_to_proto(view.spec, with_keys=False)}
     return buyer_pb2.Job(
         job_id=view.job_id,
         request_id=view.request_id,
         buyer=view.buyer,
         state=buyer_pb2.JobState.Value(f"JOB_STATE_{view.state}"),
         reason=view.reason,
-        aggregate=aggregate_to_proto(view.spec, with_keys=False),
+        next_stage=view.next_stage,
+        **spec,
         tasks=[
             buyer_pb2.PartyTask(
                 party=t.party,
@@ -294,7 +348,8 @@ def job_from_proto(msg: buyer_pb2.Job) -> JobView:
         buyer=msg.buyer,
         state=buyer_pb2.JobState.Name(msg.state).removeprefix("JOB_STATE_"),
         reason=msg.reason,
-        spec=aggregate_from_proto(msg.aggregate, need_keys=False),
+        spec=psi_from_proto(msg.psi) if msg.WhichOneof("spec") == "psi"
+        else aggregate_from_proto(msg.aggregate, need_keys=False),
         min_parties=msg.min_parties,
         created_at=msg.created_at,
         deadline=msg.deadline,
@@ -303,4 +358,5 @@ def job_from_proto(msg: buyer_pb2.Job) -> JobView:
             TaskView(t.party, buyer_pb2.TaskState.Name(t.state).removeprefix("TASK_STATE_"), t.reason)
             for t in msg.tasks
         ],
+        next_stage=msg.next_stage,
     )

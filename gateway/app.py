@@ -20,6 +20,7 @@ from gateway.dispatch import StreamDispatcher
 from gateway.metrics import ByteCounter, Metrics
 from gateway.orchestrator import Orchestrator
 from gateway.servicers import BuyerServicer, PartyServicer
+from gateway.spool import Spool
 from gateway.store import SqliteStore
 from gateway.web.app import check_access, create_app, start_http
 from gateway.wiretap import WireTap
@@ -51,7 +52,7 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
     store = SqliteStore(settings.data_dir / "gateway.sqlite3")
     dispatcher = StreamDispatcher()
     metrics = Metrics(store)
-    orch = Orchestrator(store, dispatcher, observer=metrics)
+    orch = Orchestrator(store, dispatcher, observer=metrics, spool=Spool(settings.data_dir / "spool"))
     tap = WireTap(settings.wire_log) if settings.wire_log else None
     interceptors: list[grpc.aio.ServerInterceptor] = [ByteCounter(metrics)] + ([tap] if tap else [])
     server = grpc.aio.server(interceptors=interceptors, options=server_options())

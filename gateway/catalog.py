@@ -35,7 +35,12 @@ def merge(listings_by_party: dict[str, list[Listing]], online: set[str]) -> dict
                 places = max(o.decimals for o in others if o is not None)
                 # Grouping needs every holder to declare the same categories.
                 same = all(o is not None and o.categories == col.categories for o in others)
-                columns.append(ColumnSpec(col.name, col.kind, places, col.dimension, col.categories if same else ()))
+                columns.append(ColumnSpec(
+                    col.name, col.kind, places, col.dimension, col.categories if same else (),
+                    # PSI runs against one holder: a column is a join key or value if any holder says so.
+                    any(o.join_key for o in others if o is not None),
+                    any(o.psi_value for o in others if o is not None),
+                ))
         out[name] = CatalogEntry(
             dataset=name,
             holders=tuple(sorted(holders)),

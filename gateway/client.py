@@ -33,6 +33,7 @@ from datawharf import filters
 from datawharf.chunking import Assembler, ChunkError, Piece
 from datawharf.errors import (
     DeadlineExceeded,
+    JobFailed,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -44,20 +45,14 @@ from datawharf.identity import caller_metadata
 from datawharf.model import AggregateJob, ColumnKind, ColumnSpec, GroupBy, JobView
 from datawharf.serde import aggregate_to_proto, column_from_proto, job_from_proto, result_from_proto
 from datawharf.v1 import buyer_pb2, buyer_pb2_grpc
+from gateway.psi_client import PsiAnswer, PsiClientMixin
 from protocols.aggregate import Buyer, choose_backend
 from protocols.figures import Layout, Statistic
 from protocols.schemes import Backend
 from protocols.schemes.paillier import DEFAULT_KEY_BITS
 
 MAX_RESULT_BYTES = 64 << 20
-
-
-class JobFailed(WharfError):
-    """The job ended FAILED or CANCELLED; ``view`` has every holder's state."""
-
-    def __init__(self, view: JobView) -> None:
-        super().__init__(f"job {view.job_id} {view.state}: {view.reason or 'no reason given'}")
-        self.view = view
+__all__ = ["AggregateAnswer", "CatalogItem", "Client", "GroupAnswer", "JobFailed", "PsiAnswer", "SubmittedJob"]
 
 
 @dataclass(frozen=True)
@@ -127,7 +122,7 @@ def answered(view: JobView) -> int:
     return sum(t.state in ("CONTRIBUTED", "REFUSED", "FAILED", "EXPIRED") for t in view.tasks)
 
 
-class Client:
+class Client(PsiClientMixin):
     def __init__(self, gateway: str, *, caller: str, rpc_timeout_s: float = 30.0) -> None:
         self._metadata = caller_metadata(caller)
         self.caller = caller

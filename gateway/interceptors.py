@@ -58,7 +58,17 @@ def watch_messages(handler: grpc.RpcMethodHandler, method: str, caller: str, wat
                 yield m
 
         return grpc.stream_stream_rpc_method_handler(ss, **kw)
-    return handler  # stream-unary: none in this contract
+    if handler.stream_unary:
+        inner_su = handler.stream_unary
+
+        async def su(it: Any, context: Any) -> Any:
+            response = await inner_su(requests(it), context)
+            if response is not None:
+                watch(method, caller, "out", response)
+            return response
+
+        return grpc.stream_unary_rpc_method_handler(su, **kw)
+    return handler
 
 
 class MessageInterceptor(grpc.aio.ServerInterceptor):

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 import time
 import uuid
+from pathlib import Path
 from typing import AsyncIterator, Callable
 
 from datawharf.errors import (
@@ -27,16 +29,20 @@ from datawharf.errors import (
 )
 from datawharf.filters import Op
 from datawharf.model import AggregateJob, ColumnKind, JobView, Listing, TaskView
+from datawharf.model import PsiJob
 from datawharf.serde import (
     aggregate_from_proto,
     aggregate_to_proto,
     contribution_from_proto,
     listing_from_proto,
+    psi_from_proto,
     result_to_proto,
 )
 from datawharf.v1 import buyer_pb2, common_pb2, party_pb2
 from gateway.catalog import CatalogEntry, merge
 from gateway.dispatch import Dispatcher
+from gateway.psi_jobs import PsiJobs
+from gateway.spool import Spool
 from gateway.store import JobRow, SqliteStore
 from gateway.store.sqlite import ACTIVE_JOB_STATES
 from protocols import aggregate as agg
@@ -76,12 +82,14 @@ class Orchestrator:
         *,
         clock: Callable[[], float] = time.time,
         observer: JobObserver | None = None,
+        spool: Spool | None = None,
     ) -> None:
         self.store = store
         self.dispatcher = dispatcher
         self.clock = clock
         self.observer = observer or JobObserver()
         self._dispatched_at: dict[str, float] = {}
+        self.psi = PsiJobs(self, spool or Spool(Path(tempfile.mkdtemp(prefix="wharf-spool-"))))
         self._changed: dict[str, asyncio.Event] = {}
         self._finishing: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
@@ -241,11 +249,24 @@ class Orchestrator:
             raise NotFound(f"no job {job_id!r} submitted by {buyer!r}")
         return job
 
+    async def submit_psi(self, buyer: str, request_id: str, spec: PsiJob, *, parties: list[str],
+                         timeout_s: int) -> JobView:
+        if not request_id or len(request_id) > 128:
+            raise InvalidArgument("request_id must be 1-128 characters (any unique string you choose)")
+        if timeout_s < 0 or timeout_s > MAX_TIMEOUT_S:
+            raise InvalidArgument(f"timeout must be between 1 and {MAX_TIMEOUT_S} seconds")
+        job_id = await self.psi.submit(buyer, request_id, spec, parties=parties, timeout_s=timeout_s)
+        return self.view(job_id, buyer)
+
     def view(self, job_id: str, buyer: str | None = None) -> JobView:
         job = self.store.job(job_id) if buyer is None else self._owned(job_id, buyer)
         if job is None:
             raise NotFound(f"no job {job_id!r}")
-        spec = aggregate_from_proto(common_pb2.AggregateSpec.FromString(job.spec), need_keys=False)
+        spec: object
+        if job.kind.startswith("psi"):
+            spec = psi_from_proto(common_pb2.PsiSpec.FromString(job.spec))
+        else:
+            spec = aggregate_from_proto(common_pb2.AggregateSpec.FromString(job.spec), need_keys=False)
         return JobView(
             job_id=job.job_id,
             request_id=job.request_id,
@@ -258,6 +279,7 @@ class Orchestrator:
             deadline=job.deadline,
             finished_at=job.finished_at,
             tasks=[TaskView(t.party, t.state, t.reason) for t in self.store.tasks(job_id)],
+            next_stage=self.psi.next_stage(job_id) if job.state == "AWAITING_BUYER" else "",
         )
 
     async def watch(self, job_id: str, buyer: str, *, idle_s: float = 15.0) -> AsyncIterator[JobView]:
@@ -281,6 +303,7 @@ class Orchestrator:
         self._cancel_open(job_id, "job cancelled by the buyer")
         self.store.set_job_state(job_id, "CANCELLED", "cancelled by the buyer", finished=True)
         self.store.record("job_cancelled", job_id=job_id)
+        self.psi.forget(job_id)
         self.observer.job_finished(job.kind, job.backend, "CANCELLED", self.clock() - job.created_at)
         self._notify(job_id)
         return self.view(job_id, buyer)
@@ -337,6 +360,9 @@ class Orchestrator:
             self._evaluate(job_id)
 
     def _dispatch(self, job: JobRow, task_id: str, party: str) -> None:
+        if job.kind.startswith("psi"):
+            self.psi.dispatch(job, task_id, party)
+            return
         task = party_pb2.Task(
             task_id=task_id,
             job_id=job.job_id,
@@ -432,6 +458,9 @@ class Orchestrator:
         if job is None or job.state not in ACTIVE_JOB_STATES or job_id in self._finishing:
             return
         tasks = self.store.tasks(job_id)
+        if job.kind.startswith("psi"):
+            self._evaluate_psi(job, tasks, at_deadline)
+            return
         contributed = [t for t in tasks if t.state == "CONTRIBUTED"]
         still_open = [t for t in tasks if t.state in _OPEN]
         waiting = [t for t in still_open if t.state != "LOST"]
@@ -447,6 +476,16 @@ class Orchestrator:
                     self.store.set_task_state(t.task_id, "EXPIRED", "no answer before the job's deadline")
             self._fail(job, self._shortfall(job, at_deadline))
 
+    def _evaluate_psi(self, job: JobRow, tasks: list, at_deadline: bool) -> None:  # type: ignore[type-arg]
+        (task,) = tasks
+        if task.state in ("REFUSED", "FAILED"):
+            self._fail(job, f"{task.party} {task.state.lower()}: {task.reason}")
+        elif at_deadline:
+            if task.state in _OPEN:
+                self.store.set_task_state(task.task_id, "EXPIRED", "no answer before the job's deadline")
+            waiting = "the buyer's upload" if job.state == "AWAITING_BUYER" else f"{task.party}'s answer"
+            self._fail(job, f"deadline passed waiting for {waiting}")
+
     def _shortfall(self, job: JobRow, at_deadline: bool) -> str:
         tasks = self.store.tasks(job.job_id)
         n = sum(t.state == "CONTRIBUTED" for t in tasks)
@@ -461,6 +500,8 @@ class Orchestrator:
 
     def _fail(self, job: JobRow, reason: str) -> None:
         self._encryptors.pop(job.job_id, None)
+        if job.kind.startswith("psi"):
+            self.psi.forget(job.job_id)
         self._cancel_open(job.job_id, "the job failed before this holder answered")
         self.store.set_job_state(job.job_id, "FAILED", reason, finished=True)
         self.store.record("job_failed", job_id=job.job_id, detail=reason)
@@ -514,6 +555,9 @@ class Orchestrator:
         resent = self.store.reset_dispatched()
         if resent:
             log.info("restart: %d task(s) will be resent when their holders reconnect", resent)
+        for job in self.store.jobs(ACTIVE_JOB_STATES):
+            if job.kind.startswith("psi"):
+                self._fail(job, "the gateway restarted during this PSI job; submit it again")
         for job in self.store.jobs(("AGGREGATING",)):
             await self._aggregate(job)
         for job in self.store.jobs(ACTIVE_JOB_STATES):

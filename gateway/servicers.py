@@ -18,7 +18,7 @@ import grpc
 from datawharf import identity
 from datawharf.chunking import Assembler, ChunkError, Piece, split
 from datawharf.errors import InvalidArgument, WharfError
-from datawharf.serde import aggregate_from_proto, column_to_proto, job_to_proto
+from datawharf.serde import aggregate_from_proto, column_to_proto, job_to_proto, psi_from_proto
 from datawharf.v1 import buyer_pb2, buyer_pb2_grpc, common_pb2, party_pb2, party_pb2_grpc
 from gateway.dispatch import StreamDispatcher
 from gateway.orchestrator import Orchestrator
@@ -88,8 +88,13 @@ class BuyerServicer(buyer_pb2_grpc.BuyerServiceServicer):
     @translate_errors
     async def SubmitJob(self, request: buyer_pb2.SubmitJobRequest, context: Any) -> buyer_pb2.Job:
         buyer = identity.caller(context)
-        if request.WhichOneof("spec") != "aggregate":
-            raise InvalidArgument("the request carries no job spec; this gateway runs 'aggregate' jobs")
+        kind = request.WhichOneof("spec")
+        if kind == "psi":
+            view = await self.orch.submit_psi(buyer, request.request_id, psi_from_proto(request.psi),
+                                              parties=list(request.parties), timeout_s=request.timeout_seconds)
+            return job_to_proto(view)
+        if kind != "aggregate":
+            raise InvalidArgument("the request carries no job spec: send an aggregate or a psi spec")
         spec = aggregate_from_proto(request.aggregate)
         view = await self.orch.submit(
             buyer,
@@ -119,6 +124,33 @@ class BuyerServicer(buyer_pb2_grpc.BuyerServiceServicer):
         payload = self.orch.result(request.job_id, identity.caller(context))
         for piece in split(payload):
             yield common_pb2.Chunk(seq=piece.seq, data=piece.data, last=piece.last)
+
+
+    async def UploadSet(self, request_iterator: AsyncIterator[buyer_pb2.SetUpload], context: Any) -> buyer_pb2.Job:
+        try:
+            buyer = identity.caller(context)
+            first = await anext(aiter(request_iterator), None)
+            if first is None or not first.job_id:
+                raise InvalidArgument("an upload must start with a chunk naming its job_id")
+
+            async def pieces() -> AsyncIterator[common_pb2.SetChunk]:
+                yield first.chunk
+                async for msg in request_iterator:
+                    yield msg.chunk
+
+            await self.orch.psi.upload(buyer, first.job_id, pieces())
+            return job_to_proto(self.orch.view(first.job_id, buyer))
+        except (asyncio.CancelledError, grpc.aio.AbortError):
+            raise
+        except Exception as exc:
+            await _abort(context, exc)
+            raise  # unreachable: abort raises
+
+    @translate_errors
+    async def DownloadSet(self, request: buyer_pb2.DownloadSetRequest, context: Any
+                          ) -> AsyncIterator[common_pb2.SetChunk]:
+        for seq, data, last in self.orch.psi.download(identity.caller(context), request.job_id, request.stage):
+            yield common_pb2.SetChunk(stage=request.stage, seq=seq, data=data, last=last)
 
 
 class PartyServicer(party_pb2_grpc.PartyServiceServicer):
@@ -171,6 +203,8 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
                     await self.orch.refusal(party, msg.refusal.task_id, msg.refusal.reason, code=msg.refusal.code)
                 elif kind == "failure":
                     await self.orch.refusal(party, msg.failure.task_id, msg.failure.reason, failed=True)
+                elif kind == "psi":
+                    await self.orch.psi.holder_upload(party, msg.psi)
                 else:
                     log.warning("party %s sent an unexpected %s message; ignored", party, kind)
         except (asyncio.CancelledError, grpc.aio.AioRpcError):

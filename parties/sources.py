@@ -97,6 +97,8 @@ def listing(config: DatasetConfig, rows: int) -> Listing:
                 c.decimals if c.type in ("decimal", "vector") else 0,
                 c.length or 1,
                 tuple(c.categories or ()),
+                c.join_key,
+                c.psi_value,
             )
             for c in config.columns
         ),

@@ -216,3 +216,25 @@ def match(d: Sequence[bytes], z: Sequence[bytes], *, minimum: int, cardinality_o
             f"the intersection is below the holder's minimum of {minimum}; nothing is released"
         )
     return Match(() if cardinality_only else positions, len(positions))
+
+
+def run_chunk(job: tuple[bytes, str, list[bytes]]) -> list[bytes]:
+    """Worker-process entry: apply one Key operation to one chunk."""
+    raw, op, chunk = job
+    key = Key.from_raw(raw)
+    if op not in ("blind", "hash_and_blind"):
+        raise PsiError(f"unknown operation {op!r}")
+    return getattr(key, op)(chunk)
+
+
+class PoolMapper:
+    """A Mapper over an executor's processes: the scalar goes to workers of
+    the same role only, chunk by chunk, and results come back in order."""
+
+    def __init__(self, executor: "object") -> None:
+        self.executor = executor
+
+    def __call__(self, fn: Callable[[list[bytes]], list[bytes]], chunks: list[list[bytes]]) -> Iterable[list[bytes]]:
+        key: Key = fn.__self__  # type: ignore[attr-defined]
+        raw = key.raw()
+        return self.executor.map(run_chunk, [(raw, fn.__name__, c) for c in chunks])  # type: ignore[attr-defined]

@@ -18,6 +18,7 @@ class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_STATE_DONE: _ClassVar[JobState]
     JOB_STATE_FAILED: _ClassVar[JobState]
     JOB_STATE_CANCELLED: _ClassVar[JobState]
+    JOB_STATE_AWAITING_BUYER: _ClassVar[JobState]
 
 class TaskState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -38,6 +39,7 @@ JOB_STATE_AGGREGATING: JobState
 JOB_STATE_DONE: JobState
 JOB_STATE_FAILED: JobState
 JOB_STATE_CANCELLED: JobState
+JOB_STATE_AWAITING_BUYER: JobState
 TASK_STATE_UNSPECIFIED: TaskState
 TASK_STATE_PENDING: TaskState
 TASK_STATE_DISPATCHED: TaskState
@@ -47,6 +49,22 @@ TASK_STATE_FAILED: TaskState
 TASK_STATE_LOST: TaskState
 TASK_STATE_EXPIRED: TaskState
 TASK_STATE_CANCELLED: TaskState
+
+class SetUpload(_message.Message):
+    __slots__ = ("job_id", "chunk")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    chunk: _common_pb2.SetChunk
+    def __init__(self, job_id: _Optional[str] = ..., chunk: _Optional[_Union[_common_pb2.SetChunk, _Mapping]] = ...) -> None: ...
+
+class DownloadSetRequest(_message.Message):
+    __slots__ = ("job_id", "stage")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    stage: str
+    def __init__(self, job_id: _Optional[str] = ..., stage: _Optional[str] = ...) -> None: ...
 
 class ListCatalogRequest(_message.Message):
     __slots__ = ()
@@ -73,18 +91,20 @@ class ListCatalogResponse(_message.Message):
     def __init__(self, datasets: _Optional[_Iterable[_Union[CatalogEntry, _Mapping]]] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("request_id", "aggregate", "parties", "min_parties", "timeout_seconds")
+    __slots__ = ("request_id", "aggregate", "psi", "parties", "min_parties", "timeout_seconds")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     AGGREGATE_FIELD_NUMBER: _ClassVar[int]
+    PSI_FIELD_NUMBER: _ClassVar[int]
     PARTIES_FIELD_NUMBER: _ClassVar[int]
     MIN_PARTIES_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     aggregate: _common_pb2.AggregateSpec
+    psi: _common_pb2.PsiSpec
     parties: _containers.RepeatedScalarFieldContainer[str]
     min_parties: int
     timeout_seconds: int
-    def __init__(self, request_id: _Optional[str] = ..., aggregate: _Optional[_Union[_common_pb2.AggregateSpec, _Mapping]] = ..., parties: _Optional[_Iterable[str]] = ..., min_parties: _Optional[int] = ..., timeout_seconds: _Optional[int] = ...) -> None: ...
+    def __init__(self, request_id: _Optional[str] = ..., aggregate: _Optional[_Union[_common_pb2.AggregateSpec, _Mapping]] = ..., psi: _Optional[_Union[_common_pb2.PsiSpec, _Mapping]] = ..., parties: _Optional[_Iterable[str]] = ..., min_parties: _Optional[int] = ..., timeout_seconds: _Optional[int] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("job_id",)
@@ -103,30 +123,34 @@ class PartyTask(_message.Message):
     def __init__(self, party: _Optional[str] = ..., state: _Optional[_Union[TaskState, str]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "request_id", "buyer", "state", "reason", "aggregate", "tasks", "min_parties", "created_at", "deadline", "finished_at")
+    __slots__ = ("job_id", "request_id", "buyer", "state", "reason", "aggregate", "psi", "tasks", "min_parties", "created_at", "deadline", "finished_at", "next_stage")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     BUYER_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     AGGREGATE_FIELD_NUMBER: _ClassVar[int]
+    PSI_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
     MIN_PARTIES_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    NEXT_STAGE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     request_id: str
     buyer: str
     state: JobState
     reason: str
     aggregate: _common_pb2.AggregateSpec
+    psi: _common_pb2.PsiSpec
     tasks: _containers.RepeatedCompositeFieldContainer[PartyTask]
     min_parties: int
     created_at: float
     deadline: float
     finished_at: float
-    def __init__(self, job_id: _Optional[str] = ..., request_id: _Optional[str] = ..., buyer: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., reason: _Optional[str] = ..., aggregate: _Optional[_Union[_common_pb2.AggregateSpec, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[PartyTask, _Mapping]]] = ..., min_parties: _Optional[int] = ..., created_at: _Optional[float] = ..., deadline: _Optional[float] = ..., finished_at: _Optional[float] = ...) -> None: ...
+    next_stage: str
+    def __init__(self, job_id: _Optional[str] = ..., request_id: _Optional[str] = ..., buyer: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., reason: _Optional[str] = ..., aggregate: _Optional[_Union[_common_pb2.AggregateSpec, _Mapping]] = ..., psi: _Optional[_Union[_common_pb2.PsiSpec, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[PartyTask, _Mapping]]] = ..., min_parties: _Optional[int] = ..., created_at: _Optional[float] = ..., deadline: _Optional[float] = ..., finished_at: _Optional[float] = ..., next_stage: _Optional[str] = ...) -> None: ...
 
 class Suppression(_message.Message):
     __slots__ = ("party", "groups")
@@ -137,13 +161,27 @@ class Suppression(_message.Message):
     def __init__(self, party: _Optional[str] = ..., groups: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class JobResult(_message.Message):
-    __slots__ = ("job_id", "figures", "contributors", "suppressed")
+    __slots__ = ("job_id", "figures", "contributors", "suppressed", "psi")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     FIGURES_FIELD_NUMBER: _ClassVar[int]
     CONTRIBUTORS_FIELD_NUMBER: _ClassVar[int]
     SUPPRESSED_FIELD_NUMBER: _ClassVar[int]
+    PSI_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     figures: _common_pb2.EncryptedFigures
     contributors: _containers.RepeatedScalarFieldContainer[str]
     suppressed: _containers.RepeatedCompositeFieldContainer[Suppression]
-    def __init__(self, job_id: _Optional[str] = ..., figures: _Optional[_Union[_common_pb2.EncryptedFigures, _Mapping]] = ..., contributors: _Optional[_Iterable[str]] = ..., suppressed: _Optional[_Iterable[_Union[Suppression, _Mapping]]] = ...) -> None: ...
+    psi: PsiResult
+    def __init__(self, job_id: _Optional[str] = ..., figures: _Optional[_Union[_common_pb2.EncryptedFigures, _Mapping]] = ..., contributors: _Optional[_Iterable[str]] = ..., suppressed: _Optional[_Iterable[_Union[Suppression, _Mapping]]] = ..., psi: _Optional[_Union[PsiResult, _Mapping]] = ...) -> None: ...
+
+class PsiResult(_message.Message):
+    __slots__ = ("size", "positions", "masked_sums", "holder_rows")
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    POSITIONS_FIELD_NUMBER: _ClassVar[int]
+    MASKED_SUMS_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_ROWS_FIELD_NUMBER: _ClassVar[int]
+    size: int
+    positions: _containers.RepeatedScalarFieldContainer[int]
+    masked_sums: _containers.RepeatedScalarFieldContainer[bytes]
+    holder_rows: int
+    def __init__(self, size: _Optional[int] = ..., positions: _Optional[_Iterable[int]] = ..., masked_sums: _Optional[_Iterable[bytes]] = ..., holder_rows: _Optional[int] = ...) -> None: ...

@@ -67,6 +67,16 @@ class BuyerServiceStub:
                 request_serializer=datawharf_dot_v1_dot_buyer__pb2.GetJobRequest.SerializeToString,
                 response_deserializer=datawharf_dot_v1_dot_common__pb2.Chunk.FromString,
                 _registered_method=True)
+        self.UploadSet = channel.stream_unary(
+                '/datawharf.v1.BuyerService/UploadSet',
+                request_serializer=datawharf_dot_v1_dot_buyer__pb2.SetUpload.SerializeToString,
+                response_deserializer=datawharf_dot_v1_dot_buyer__pb2.Job.FromString,
+                _registered_method=True)
+        self.DownloadSet = channel.unary_stream(
+                '/datawharf.v1.BuyerService/DownloadSet',
+                request_serializer=datawharf_dot_v1_dot_buyer__pb2.DownloadSetRequest.SerializeToString,
+                response_deserializer=datawharf_dot_v1_dot_common__pb2.SetChunk.FromString,
+                _registered_method=True)
 
 
 class BuyerServiceServicer:
@@ -113,6 +123,19 @@ class BuyerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UploadSet(self, request_iterator, context):
+        """PSI jobs: the buyer's sets up (A, Z, Q) and the holder's answers down (W, S, E).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DownloadSet(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BuyerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -145,6 +168,16 @@ def add_BuyerServiceServicer_to_server(servicer, server):
                     servicer.FetchResult,
                     request_deserializer=datawharf_dot_v1_dot_buyer__pb2.GetJobRequest.FromString,
                     response_serializer=datawharf_dot_v1_dot_common__pb2.Chunk.SerializeToString,
+            ),
+            'UploadSet': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadSet,
+                    request_deserializer=datawharf_dot_v1_dot_buyer__pb2.SetUpload.FromString,
+                    response_serializer=datawharf_dot_v1_dot_buyer__pb2.Job.SerializeToString,
+            ),
+            'DownloadSet': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadSet,
+                    request_deserializer=datawharf_dot_v1_dot_buyer__pb2.DownloadSetRequest.FromString,
+                    response_serializer=datawharf_dot_v1_dot_common__pb2.SetChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -311,6 +344,60 @@ class BuyerService:
             '/datawharf.v1.BuyerService/FetchResult',
             datawharf_dot_v1_dot_buyer__pb2.GetJobRequest.SerializeToString,
             datawharf_dot_v1_dot_common__pb2.Chunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadSet(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/datawharf.v1.BuyerService/UploadSet',
+            datawharf_dot_v1_dot_buyer__pb2.SetUpload.SerializeToString,
+            datawharf_dot_v1_dot_buyer__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DownloadSet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/datawharf.v1.BuyerService/DownloadSet',
+            datawharf_dot_v1_dot_buyer__pb2.DownloadSetRequest.SerializeToString,
+            datawharf_dot_v1_dot_common__pb2.SetChunk.FromString,
             options,
             channel_credentials,
             insecure,

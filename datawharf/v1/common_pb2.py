@@ -24,35 +24,41 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x64\x61tawharf/v1/common.proto\x12\x0c\x64\x61tawharf.v1\"n\n\tCondition\x12\x0e\n\x06\x63olumn\x18\x01 \x01(\t\x12$\n\x02op\x18\x02 \x01(\x0e\x32\x18.datawharf.v1.Comparison\x12\x0e\n\x04text\x18\x03 \x01(\tH\x00\x12\x10\n\x06number\x18\x04 \x01(\tH\x00\x42\t\n\x07literal\"w\n\x06\x43olumn\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x04type\x18\x02 \x01(\x0e\x32\x18.datawharf.v1.ColumnType\x12\x10\n\x08\x64\x65\x63imals\x18\x03 \x01(\r\x12\x11\n\tdimension\x18\x04 \x01(\r\x12\x12\n\ncategories\x18\x05 \x03(\t\"o\n\x0e\x44\x61tasetListing\x12\x0c\n\x04name\x18\x01 \x01(\t\x12%\n\x07\x63olumns\x18\x02 \x03(\x0b\x32\x14.datawharf.v1.Column\x12\x13\n\x0b\x61pprox_rows\x18\x03 \x01(\x04\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"\x8c\x02\n\x14\x45ncryptionParameters\x12&\n\x07\x62\x61\x63kend\x18\x01 \x01(\x0e\x32\x15.datawharf.v1.Backend\x12\x0e\n\x06length\x18\x02 \x01(\r\x12\x18\n\x10max_contributors\x18\x03 \x01(\r\x12\x12\n\npaillier_n\x18\x04 \x01(\x0c\x12\x11\n\tslot_bits\x18\x05 \x01(\r\x12\x16\n\x0epublic_context\x18\x06 \x01(\x0c\x12\x1b\n\x13poly_modulus_degree\x18\x07 \x01(\r\x12\x1b\n\x13\x63oeff_mod_bit_sizes\x18\x08 \x03(\r\x12\x15\n\rplain_modulus\x18\t \x01(\x04\x12\x12\n\nscale_bits\x18\n \x01(\r\"-\n\x07GroupBy\x12\x0e\n\x06\x63olumn\x18\x01 \x01(\t\x12\x12\n\ncategories\x18\x02 \x03(\t\"\x9d\x02\n\rAggregateSpec\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x0e\n\x06\x63olumn\x18\x02 \x01(\t\x12*\n\tstatistic\x18\x03 \x01(\x0e\x32\x17.datawharf.v1.Statistic\x12&\n\x05where\x18\x04 \x03(\x0b\x32\x17.datawharf.v1.Condition\x12\x10\n\x08\x64\x65\x63imals\x18\x05 \x01(\r\x12\x36\n\nencryption\x18\x06 \x01(\x0b\x32\".datawharf.v1.EncryptionParameters\x12\'\n\x08group_by\x18\x07 \x01(\x0b\x32\x15.datawharf.v1.GroupBy\x12\x11\n\tbin_edges\x18\x08 \x03(\t\x12\x11\n\tdimension\x18\t \x01(\r\"B\n\x10\x45ncryptedFigures\x12\x13\n\x0b\x63iphertexts\x18\x01 \x03(\x0c\x12\x19\n\x11suppressed_groups\x18\x02 \x03(\r\"0\n\x05\x43hunk\x12\x0b\n\x03seq\x18\x01 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0c\n\x04last\x18\x03 \x01(\x08*\x93\x01\n\tStatistic\x12\x19\n\x15STATISTIC_UNSPECIFIED\x10\x00\x12\x11\n\rSTATISTIC_SUM\x10\x01\x12\x13\n\x0fSTATISTIC_COUNT\x10\x02\x12\x12\n\x0eSTATISTIC_MEAN\x10\x03\x12\x16\n\x12STATISTIC_VARIANCE\x10\x04\x12\x17\n\x13STATISTIC_HISTOGRAM\x10\x05*x\n\x07\x42\x61\x63kend\x12\x17\n\x13\x42\x41\x43KEND_UNSPECIFIED\x10\x00\x12\x14\n\x10\x42\x41\x43KEND_PAILLIER\x10\x01\x12\x1b\n\x17\x42\x41\x43KEND_PAILLIER_PACKED\x10\x02\x12\x0f\n\x0b\x42\x41\x43KEND_BFV\x10\x03\x12\x10\n\x0c\x42\x41\x43KEND_CKKS\x10\x04*\x87\x01\n\nColumnType\x12\x1b\n\x17\x43OLUMN_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x43OLUMN_TYPE_INT\x10\x01\x12\x17\n\x13\x43OLUMN_TYPE_DECIMAL\x10\x02\x12\x16\n\x12\x43OLUMN_TYPE_STRING\x10\x03\x12\x16\n\x12\x43OLUMN_TYPE_VECTOR\x10\x04*\x9a\x01\n\nComparison\x12\x1a\n\x16\x43OMPARISON_UNSPECIFIED\x10\x00\x12\x11\n\rCOMPARISON_EQ\x10\x01\x12\x11\n\rCOMPARISON_NE\x10\x02\x12\x11\n\rCOMPARISON_LT\x10\x03\x12\x11\n\rCOMPARISON_LE\x10\x04\x12\x11\n\rCOMPARISON_GT\x10\x05\x12\x11\n\rCOMPARISON_GE\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x64\x61tawharf/v1/common.proto\x12\x0c\x64\x61tawharf.v1\"n\n\tCondition\x12\x0e\n\x06\x63olumn\x18\x01 \x01(\t\x12$\n\x02op\x18\x02 \x01(\x0e\x32\x18.datawharf.v1.Comparison\x12\x0e\n\x04text\x18\x03 \x01(\tH\x00\x12\x10\n\x06number\x18\x04 \x01(\tH\x00\x42\t\n\x07literal\"\x9c\x01\n\x06\x43olumn\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x04type\x18\x02 \x01(\x0e\x32\x18.datawharf.v1.ColumnType\x12\x10\n\x08\x64\x65\x63imals\x18\x03 \x01(\r\x12\x11\n\tdimension\x18\x04 \x01(\r\x12\x12\n\ncategories\x18\x05 \x03(\t\x12\x10\n\x08join_key\x18\x06 \x01(\x08\x12\x11\n\tpsi_value\x18\x07 \x01(\x08\"o\n\x0e\x44\x61tasetListing\x12\x0c\n\x04name\x18\x01 \x01(\t\x12%\n\x07\x63olumns\x18\x02 \x03(\x0b\x32\x14.datawharf.v1.Column\x12\x13\n\x0b\x61pprox_rows\x18\x03 \x01(\x04\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"\x8c\x02\n\x14\x45ncryptionParameters\x12&\n\x07\x62\x61\x63kend\x18\x01 \x01(\x0e\x32\x15.datawharf.v1.Backend\x12\x0e\n\x06length\x18\x02 \x01(\r\x12\x18\n\x10max_contributors\x18\x03 \x01(\r\x12\x12\n\npaillier_n\x18\x04 \x01(\x0c\x12\x11\n\tslot_bits\x18\x05 \x01(\r\x12\x16\n\x0epublic_context\x18\x06 \x01(\x0c\x12\x1b\n\x13poly_modulus_degree\x18\x07 \x01(\r\x12\x1b\n\x13\x63oeff_mod_bit_sizes\x18\x08 \x03(\r\x12\x15\n\rplain_modulus\x18\t \x01(\x04\x12\x12\n\nscale_bits\x18\n \x01(\r\"-\n\x07GroupBy\x12\x0e\n\x06\x63olumn\x18\x01 \x01(\t\x12\x12\n\ncategories\x18\x02 \x03(\t\"\x9d\x02\n\rAggregateSpec\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x0e\n\x06\x63olumn\x18\x02 \x01(\t\x12*\n\tstatistic\x18\x03 \x01(\x0e\x32\x17.datawharf.v1.Statistic\x12&\n\x05where\x18\x04 \x03(\x0b\x32\x17.datawharf.v1.Condition\x12\x10\n\x08\x64\x65\x63imals\x18\x05 \x01(\r\x12\x36\n\nencryption\x18\x06 \x01(\x0b\x32\".datawharf.v1.EncryptionParameters\x12\'\n\x08group_by\x18\x07 \x01(\x0b\x32\x15.datawharf.v1.GroupBy\x12\x11\n\tbin_edges\x18\x08 \x03(\t\x12\x11\n\tdimension\x18\t \x01(\r\"B\n\x10\x45ncryptedFigures\x12\x13\n\x0b\x63iphertexts\x18\x01 \x03(\x0c\x12\x19\n\x11suppressed_groups\x18\x02 \x03(\r\"0\n\x05\x43hunk\x12\x0b\n\x03seq\x18\x01 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0c\n\x04last\x18\x03 \x01(\x08\"\xb3\x01\n\x07PsiSpec\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x12\n\nkey_column\x18\x02 \x01(\t\x12#\n\x04mode\x18\x03 \x01(\x0e\x32\x15.datawharf.v1.PsiMode\x12\x18\n\x10\x63\x61rdinality_only\x18\x04 \x01(\x08\x12\x15\n\rvalue_columns\x18\x05 \x03(\t\x12\x15\n\rbuyer_box_key\x18\x06 \x01(\x0c\x12\x16\n\x0e\x62uyer_set_size\x18\x07 \x01(\x04\"B\n\x08SetChunk\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x0c\n\x04last\x18\x04 \x01(\x08*\x93\x01\n\tStatistic\x12\x19\n\x15STATISTIC_UNSPECIFIED\x10\x00\x12\x11\n\rSTATISTIC_SUM\x10\x01\x12\x13\n\x0fSTATISTIC_COUNT\x10\x02\x12\x12\n\x0eSTATISTIC_MEAN\x10\x03\x12\x16\n\x12STATISTIC_VARIANCE\x10\x04\x12\x17\n\x13STATISTIC_HISTOGRAM\x10\x05*x\n\x07\x42\x61\x63kend\x12\x17\n\x13\x42\x41\x43KEND_UNSPECIFIED\x10\x00\x12\x14\n\x10\x42\x41\x43KEND_PAILLIER\x10\x01\x12\x1b\n\x17\x42\x41\x43KEND_PAILLIER_PACKED\x10\x02\x12\x0f\n\x0b\x42\x41\x43KEND_BFV\x10\x03\x12\x10\n\x0c\x42\x41\x43KEND_CKKS\x10\x04*\x87\x01\n\nColumnType\x12\x1b\n\x17\x43OLUMN_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x43OLUMN_TYPE_INT\x10\x01\x12\x17\n\x13\x43OLUMN_TYPE_DECIMAL\x10\x02\x12\x16\n\x12\x43OLUMN_TYPE_STRING\x10\x03\x12\x16\n\x12\x43OLUMN_TYPE_VECTOR\x10\x04*\x9a\x01\n\nComparison\x12\x1a\n\x16\x43OMPARISON_UNSPECIFIED\x10\x00\x12\x11\n\rCOMPARISON_EQ\x10\x01\x12\x11\n\rCOMPARISON_NE\x10\x02\x12\x11\n\rCOMPARISON_LT\x10\x03\x12\x11\n\rCOMPARISON_LE\x10\x04\x12\x11\n\rCOMPARISON_GT\x10\x05\x12\x11\n\rCOMPARISON_GE\x10\x06*i\n\x07PsiMode\x12\x18\n\x14PSI_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15PSI_MODE_INTERSECTION\x10\x01\x12\x10\n\x0cPSI_MODE_SUM\x10\x02\x12\x17\n\x13PSI_MODE_UNBALANCED\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'datawharf.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STATISTIC']._serialized_start=1114
-  _globals['_STATISTIC']._serialized_end=1261
-  _globals['_BACKEND']._serialized_start=1263
-  _globals['_BACKEND']._serialized_end=1383
-  _globals['_COLUMNTYPE']._serialized_start=1386
-  _globals['_COLUMNTYPE']._serialized_end=1521
-  _globals['_COMPARISON']._serialized_start=1524
-  _globals['_COMPARISON']._serialized_end=1678
+  _globals['_STATISTIC']._serialized_start=1402
+  _globals['_STATISTIC']._serialized_end=1549
+  _globals['_BACKEND']._serialized_start=1551
+  _globals['_BACKEND']._serialized_end=1671
+  _globals['_COLUMNTYPE']._serialized_start=1674
+  _globals['_COLUMNTYPE']._serialized_end=1809
+  _globals['_COMPARISON']._serialized_start=1812
+  _globals['_COMPARISON']._serialized_end=1966
+  _globals['_PSIMODE']._serialized_start=1968
+  _globals['_PSIMODE']._serialized_end=2073
   _globals['_CONDITION']._serialized_start=43
   _globals['_CONDITION']._serialized_end=153
-  _globals['_COLUMN']._serialized_start=155
-  _globals['_COLUMN']._serialized_end=274
-  _globals['_DATASETLISTING']._serialized_start=276
-  _globals['_DATASETLISTING']._serialized_end=387
-  _globals['_ENCRYPTIONPARAMETERS']._serialized_start=390
-  _globals['_ENCRYPTIONPARAMETERS']._serialized_end=658
-  _globals['_GROUPBY']._serialized_start=660
-  _globals['_GROUPBY']._serialized_end=705
-  _globals['_AGGREGATESPEC']._serialized_start=708
-  _globals['_AGGREGATESPEC']._serialized_end=993
-  _globals['_ENCRYPTEDFIGURES']._serialized_start=995
-  _globals['_ENCRYPTEDFIGURES']._serialized_end=1061
-  _globals['_CHUNK']._serialized_start=1063
-  _globals['_CHUNK']._serialized_end=1111
+  _globals['_COLUMN']._serialized_start=156
+  _globals['_COLUMN']._serialized_end=312
+  _globals['_DATASETLISTING']._serialized_start=314
+  _globals['_DATASETLISTING']._serialized_end=425
+  _globals['_ENCRYPTIONPARAMETERS']._serialized_start=428
+  _globals['_ENCRYPTIONPARAMETERS']._serialized_end=696
+  _globals['_GROUPBY']._serialized_start=698
+  _globals['_GROUPBY']._serialized_end=743
+  _globals['_AGGREGATESPEC']._serialized_start=746
+  _globals['_AGGREGATESPEC']._serialized_end=1031
+  _globals['_ENCRYPTEDFIGURES']._serialized_start=1033
+  _globals['_ENCRYPTEDFIGURES']._serialized_end=1099
+  _globals['_CHUNK']._serialized_start=1101
+  _globals['_CHUNK']._serialized_end=1149
+  _globals['_PSISPEC']._serialized_start=1152
+  _globals['_PSISPEC']._serialized_end=1331
+  _globals['_SETCHUNK']._serialized_start=1333
+  _globals['_SETCHUNK']._serialized_end=1399
 # @@protoc_insertion_point(module_scope)

@@ -41,6 +41,13 @@ class Comparison(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     COMPARISON_LE: _ClassVar[Comparison]
     COMPARISON_GT: _ClassVar[Comparison]
     COMPARISON_GE: _ClassVar[Comparison]
+
+class PsiMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PSI_MODE_UNSPECIFIED: _ClassVar[PsiMode]
+    PSI_MODE_INTERSECTION: _ClassVar[PsiMode]
+    PSI_MODE_SUM: _ClassVar[PsiMode]
+    PSI_MODE_UNBALANCED: _ClassVar[PsiMode]
 STATISTIC_UNSPECIFIED: Statistic
 STATISTIC_SUM: Statistic
 STATISTIC_COUNT: Statistic
@@ -64,6 +71,10 @@ COMPARISON_LT: Comparison
 COMPARISON_LE: Comparison
 COMPARISON_GT: Comparison
 COMPARISON_GE: Comparison
+PSI_MODE_UNSPECIFIED: PsiMode
+PSI_MODE_INTERSECTION: PsiMode
+PSI_MODE_SUM: PsiMode
+PSI_MODE_UNBALANCED: PsiMode
 
 class Condition(_message.Message):
     __slots__ = ("column", "op", "text", "number")
@@ -78,18 +89,22 @@ class Condition(_message.Message):
     def __init__(self, column: _Optional[str] = ..., op: _Optional[_Union[Comparison, str]] = ..., text: _Optional[str] = ..., number: _Optional[str] = ...) -> None: ...
 
 class Column(_message.Message):
-    __slots__ = ("name", "type", "decimals", "dimension", "categories")
+    __slots__ = ("name", "type", "decimals", "dimension", "categories", "join_key", "psi_value")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     DECIMALS_FIELD_NUMBER: _ClassVar[int]
     DIMENSION_FIELD_NUMBER: _ClassVar[int]
     CATEGORIES_FIELD_NUMBER: _ClassVar[int]
+    JOIN_KEY_FIELD_NUMBER: _ClassVar[int]
+    PSI_VALUE_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: ColumnType
     decimals: int
     dimension: int
     categories: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[ColumnType, str]] = ..., decimals: _Optional[int] = ..., dimension: _Optional[int] = ..., categories: _Optional[_Iterable[str]] = ...) -> None: ...
+    join_key: bool
+    psi_value: bool
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[ColumnType, str]] = ..., decimals: _Optional[int] = ..., dimension: _Optional[int] = ..., categories: _Optional[_Iterable[str]] = ..., join_key: _Optional[bool] = ..., psi_value: _Optional[bool] = ...) -> None: ...
 
 class DatasetListing(_message.Message):
     __slots__ = ("name", "columns", "approx_rows", "description")
@@ -174,3 +189,33 @@ class Chunk(_message.Message):
     data: bytes
     last: bool
     def __init__(self, seq: _Optional[int] = ..., data: _Optional[bytes] = ..., last: _Optional[bool] = ...) -> None: ...
+
+class PsiSpec(_message.Message):
+    __slots__ = ("dataset", "key_column", "mode", "cardinality_only", "value_columns", "buyer_box_key", "buyer_set_size")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    KEY_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    CARDINALITY_ONLY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    BUYER_BOX_KEY_FIELD_NUMBER: _ClassVar[int]
+    BUYER_SET_SIZE_FIELD_NUMBER: _ClassVar[int]
+    dataset: str
+    key_column: str
+    mode: PsiMode
+    cardinality_only: bool
+    value_columns: _containers.RepeatedScalarFieldContainer[str]
+    buyer_box_key: bytes
+    buyer_set_size: int
+    def __init__(self, dataset: _Optional[str] = ..., key_column: _Optional[str] = ..., mode: _Optional[_Union[PsiMode, str]] = ..., cardinality_only: _Optional[bool] = ..., value_columns: _Optional[_Iterable[str]] = ..., buyer_box_key: _Optional[bytes] = ..., buyer_set_size: _Optional[int] = ...) -> None: ...
+
+class SetChunk(_message.Message):
+    __slots__ = ("stage", "seq", "data", "last")
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    stage: str
+    seq: int
+    data: bytes
+    last: bool
+    def __init__(self, stage: _Optional[str] = ..., seq: _Optional[int] = ..., data: _Optional[bytes] = ..., last: _Optional[bool] = ...) -> None: ...

@@ -8,18 +8,34 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PartyMessage(_message.Message):
-    __slots__ = ("register", "heartbeat", "contribution", "refusal", "failure")
+    __slots__ = ("register", "heartbeat", "contribution", "refusal", "failure", "psi")
     REGISTER_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     CONTRIBUTION_FIELD_NUMBER: _ClassVar[int]
     REFUSAL_FIELD_NUMBER: _ClassVar[int]
     FAILURE_FIELD_NUMBER: _ClassVar[int]
+    PSI_FIELD_NUMBER: _ClassVar[int]
     register: Register
     heartbeat: Heartbeat
     contribution: ContributionChunk
     refusal: TaskRefusal
     failure: TaskFailure
-    def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., contribution: _Optional[_Union[ContributionChunk, _Mapping]] = ..., refusal: _Optional[_Union[TaskRefusal, _Mapping]] = ..., failure: _Optional[_Union[TaskFailure, _Mapping]] = ...) -> None: ...
+    psi: PsiUpload
+    def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., contribution: _Optional[_Union[ContributionChunk, _Mapping]] = ..., refusal: _Optional[_Union[TaskRefusal, _Mapping]] = ..., failure: _Optional[_Union[TaskFailure, _Mapping]] = ..., psi: _Optional[_Union[PsiUpload, _Mapping]] = ...) -> None: ...
+
+class PsiUpload(_message.Message):
+    __slots__ = ("task_id", "chunk", "done", "min_intersection", "table_epoch")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    MIN_INTERSECTION_FIELD_NUMBER: _ClassVar[int]
+    TABLE_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    chunk: _common_pb2.SetChunk
+    done: bool
+    min_intersection: int
+    table_epoch: str
+    def __init__(self, task_id: _Optional[str] = ..., chunk: _Optional[_Union[_common_pb2.SetChunk, _Mapping]] = ..., done: _Optional[bool] = ..., min_intersection: _Optional[int] = ..., table_epoch: _Optional[str] = ...) -> None: ...
 
 class Register(_message.Message):
     __slots__ = ("datasets", "software_version")
@@ -62,16 +78,26 @@ class TaskFailure(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class GatewayMessage(_message.Message):
-    __slots__ = ("registered", "task", "cancel", "notice")
+    __slots__ = ("registered", "task", "cancel", "notice", "psi")
     REGISTERED_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
     NOTICE_FIELD_NUMBER: _ClassVar[int]
+    PSI_FIELD_NUMBER: _ClassVar[int]
     registered: Registered
     task: Task
     cancel: CancelTask
     notice: Notice
-    def __init__(self, registered: _Optional[_Union[Registered, _Mapping]] = ..., task: _Optional[_Union[Task, _Mapping]] = ..., cancel: _Optional[_Union[CancelTask, _Mapping]] = ..., notice: _Optional[_Union[Notice, _Mapping]] = ...) -> None: ...
+    psi: PsiDownload
+    def __init__(self, registered: _Optional[_Union[Registered, _Mapping]] = ..., task: _Optional[_Union[Task, _Mapping]] = ..., cancel: _Optional[_Union[CancelTask, _Mapping]] = ..., notice: _Optional[_Union[Notice, _Mapping]] = ..., psi: _Optional[_Union[PsiDownload, _Mapping]] = ...) -> None: ...
+
+class PsiDownload(_message.Message):
+    __slots__ = ("task_id", "chunk")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    chunk: _common_pb2.SetChunk
+    def __init__(self, task_id: _Optional[str] = ..., chunk: _Optional[_Union[_common_pb2.SetChunk, _Mapping]] = ...) -> None: ...
 
 class Registered(_message.Message):
     __slots__ = ("party", "heartbeat_seconds")
@@ -82,20 +108,24 @@ class Registered(_message.Message):
     def __init__(self, party: _Optional[str] = ..., heartbeat_seconds: _Optional[int] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("task_id", "job_id", "buyer", "min_parties", "deadline", "aggregate")
+    __slots__ = ("task_id", "job_id", "buyer", "min_parties", "deadline", "aggregate", "psi", "cached_tables")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     BUYER_FIELD_NUMBER: _ClassVar[int]
     MIN_PARTIES_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
     AGGREGATE_FIELD_NUMBER: _ClassVar[int]
+    PSI_FIELD_NUMBER: _ClassVar[int]
+    CACHED_TABLES_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     job_id: str
     buyer: str
     min_parties: int
     deadline: float
     aggregate: _common_pb2.AggregateSpec
-    def __init__(self, task_id: _Optional[str] = ..., job_id: _Optional[str] = ..., buyer: _Optional[str] = ..., min_parties: _Optional[int] = ..., deadline: _Optional[float] = ..., aggregate: _Optional[_Union[_common_pb2.AggregateSpec, _Mapping]] = ...) -> None: ...
+    psi: _common_pb2.PsiSpec
+    cached_tables: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, task_id: _Optional[str] = ..., job_id: _Optional[str] = ..., buyer: _Optional[str] = ..., min_parties: _Optional[int] = ..., deadline: _Optional[float] = ..., aggregate: _Optional[_Union[_common_pb2.AggregateSpec, _Mapping]] = ..., psi: _Optional[_Union[_common_pb2.PsiSpec, _Mapping]] = ..., cached_tables: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CancelTask(_message.Message):
     __slots__ = ("task_id", "reason")

@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterator
 
-ACTIVE_JOB_STATES = ("PENDING", "DISPATCHED", "COLLECTING", "AGGREGATING")
+ACTIVE_JOB_STATES = ("PENDING", "DISPATCHED", "COLLECTING", "AGGREGATING", "AWAITING_BUYER")
 OPEN_TASK_STATES = ("PENDING", "DISPATCHED", "LOST")
 
 

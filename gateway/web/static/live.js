@@ -39,7 +39,7 @@
     document.getElementById("parties-online").textContent = d.parties_online + " / " + d.parties.length;
     document.getElementById("jobs-count").textContent = d.jobs.length;
     document.getElementById("jobs-running").textContent = d.jobs.filter(function (j) {
-      return ["PENDING", "DISPATCHED", "COLLECTING", "AGGREGATING"].indexOf(j.state) >= 0; }).length;
+      return ["PENDING", "DISPATCHED", "COLLECTING", "AGGREGATING", "AWAITING_BUYER"].indexOf(j.state) >= 0; }).length;
     document.getElementById("jobs-failed").textContent = d.jobs.filter(function (j) { return j.state === "FAILED"; }).length;
 
     var pb = document.querySelector("#parties tbody"); pb.textContent = "";

@@ -1,0 +1,89 @@
+"""Set stages of PSI jobs on disk: one append-only file per (job, stage).
+
+Sets of a million 32-byte points do not belong in memory or in SQLite rows;
+they are streamed to a file as chunks arrive and streamed out again in
+bounded chunks. Files are removed when the job ends.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+from datawharf.chunking import CHUNK_BYTES
+
+
+class SpoolError(ValueError):
+    """A stage arrived out of order, twice, or over its limit."""
+
+
+class Spool:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._next_seq: dict[tuple[str, str], int] = {}
+
+    def _path(self, job_id: str, stage: str) -> Path:
+        if not stage.isalpha() or len(stage) > 2 or "/" in job_id or not job_id:
+            raise SpoolError(f"bad stage {stage!r} or job {job_id!r}")
+        return self.root / job_id / stage
+
+    def has(self, job_id: str, stage: str) -> bool:
+        return self._path(job_id, stage).exists()
+
+    def append(self, job_id: str, stage: str, seq: int, data: bytes, last: bool, *, item: int, max_items: int) -> bool:
+        """Add a chunk; True once the stage is complete. Partial stages live in ``<stage>.part``."""
+        final = self._path(job_id, stage)
+        if final.exists():
+            raise SpoolError(f"stage {stage} of job {job_id} was already received")
+        part = final.with_suffix(".part")
+        key = (job_id, stage)
+        expected = self._next_seq.get(key, 0)
+        if seq != expected:
+            raise SpoolError(f"chunk {seq} of stage {stage} arrived where chunk {expected} was expected")
+        if item and len(data) % item:
+            raise SpoolError(f"stage {stage} chunk {seq} is not a whole number of {item}-byte items")
+        part.parent.mkdir(parents=True, exist_ok=True)
+        size = part.stat().st_size if part.exists() else 0
+        if item and (size + len(data)) // item > max_items:
+            raise SpoolError(f"stage {stage} exceeds the limit of {max_items} items")
+        with open(part, "ab") as f:
+            f.write(data)
+        self._next_seq[key] = expected + 1
+        if last:
+            part.rename(final)
+            self._next_seq.pop(key, None)
+            return True
+        return False
+
+    def read(self, job_id: str, stage: str) -> bytes:
+        return self._path(job_id, stage).read_bytes()
+
+    def items(self, job_id: str, stage: str, item: int) -> list[bytes]:
+        data = self.read(job_id, stage)
+        return [data[i : i + item] for i in range(0, len(data), item)]
+
+    def chunks(self, job_id: str, stage: str, item: int = 1) -> Iterator[tuple[int, bytes, bool]]:
+        """(seq, data, last) pieces of at most CHUNK_BYTES, whole items each."""
+        path = self._path(job_id, stage)
+        size = path.stat().st_size
+        step = max(item, CHUNK_BYTES // item * item)
+        with open(path, "rb") as f:
+            seq = 0
+            sent = 0
+            while True:
+                data = f.read(step)
+                sent += len(data)
+                yield seq, data, sent >= size
+                seq += 1
+                if sent >= size:
+                    return
+
+    def size(self, job_id: str, stage: str) -> int:
+        return self._path(job_id, stage).stat().st_size
+
+    def drop(self, job_id: str) -> None:
+        shutil.rmtree(self.root / job_id, ignore_errors=True)
+        for key in [k for k in self._next_seq if k[0] == job_id]:
+            self._next_seq.pop(key, None)

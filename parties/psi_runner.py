@@ -1,0 +1,132 @@
+"""A PSI task at the holder: policy, IDs from the data, the protocol role.
+
+The holder's OPRF key and table for unbalanced mode are kept per epoch in the
+node's state directory, so the table over a large set is computed once per
+epoch, not per query.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from datawharf.config import DatasetConfig, PartyConfig
+from datawharf.model import PsiJob, PsiMode
+from parties.sources import CachedSource
+from protocols import oprf, psi, psi_sum
+from protocols.fixed_point import scale_column
+
+POINT = 32
+
+
+@dataclass
+class PsiAnswer:
+    stages: dict[str, bytes] = field(default_factory=dict)
+    refusal: str | None = None
+    failure: str | None = None
+    code: str = ""
+    min_intersection: int = 0
+    table_epoch: str = ""
+
+
+def _ids(values: np.ndarray) -> list[str]:
+    return [str(v) for v in values.tolist()]
+
+
+class PsiRunner:
+    def __init__(self, config: PartyConfig, sources: dict[str, CachedSource], state_dir: Path,
+                 mapper: psi.Mapper = psi._serial_map) -> None:
+        self.config = config
+        self.sources = sources
+        self.state_dir = state_dir
+        self.mapper = mapper
+
+    def _check(self, dataset: DatasetConfig, buyer: str, job: PsiJob) -> PsiAnswer | None:
+        pol = dataset.policy
+        if not pol.allows_buyer(buyer):
+            return PsiAnswer(refusal=f"buyer {buyer!r} is not granted access to dataset {dataset.name!r}",
+                             code="buyer_not_granted")
+        wanted = {PsiMode.SUM: "sum", PsiMode.UNBALANCED: "unbalanced"}.get(job.mode, "intersection")
+        if job.mode is PsiMode.INTERSECTION and job.cardinality_only and "cardinality" in pol.allowed_psi:
+            wanted = "cardinality"
+        if wanted not in pol.allowed_psi:
+            return PsiAnswer(refusal=f"PSI mode {wanted!r} is not allowed on {dataset.name!r} "
+                             f"(allowed: {', '.join(pol.allowed_psi) or 'none'})", code="psi_not_allowed")
+        if job.buyer_set_size > pol.max_buyer_set:
+            return PsiAnswer(refusal=f"the buyer's set of {job.buyer_set_size} IDs exceeds this holder's limit of "
+                             f"{pol.max_buyer_set}", code="max_buyer_set")
+        cols = {c.name: c for c in dataset.columns}
+        key = cols.get(job.key_column)
+        if key is None or not key.join_key:
+            return PsiAnswer(failure=f"{job.key_column!r} is not a join key of {dataset.name!r}")
+        for v in job.value_columns:
+            if v not in cols or not cols[v].psi_value:
+                return PsiAnswer(failure=f"{v!r} is not a value column of {dataset.name!r}")
+        return None
+
+    def run(self, buyer: str, job: PsiJob, points: list[bytes], *, job_id: str, cached_tables: list[str]) -> PsiAnswer:
+        dataset = next((d for d in self.config.datasets if d.name == job.dataset), None)
+        if dataset is None:
+            return PsiAnswer(failure=f"this holder does not list dataset {job.dataset!r}")
+        problem = self._check(dataset, buyer, job)
+        if problem is not None:
+            return problem
+        if len(points) != job.buyer_set_size:
+            return PsiAnswer(failure=f"received {len(points)} points; the job announced {job.buyer_set_size}")
+        table = self.sources[dataset.name].table()
+        ids = _ids(table.columns[job.key_column])
+        minimum = dataset.policy.min_intersection
+        try:
+            if job.mode is PsiMode.INTERSECTION:
+                d, w = psi.Holder(ids).answer(points, cardinality_only=job.cardinality_only, mapper=self.mapper)
+                return PsiAnswer({"D": b"".join(d), "W": b"".join(w)}, min_intersection=minimum)
+            if job.mode is PsiMode.SUM:
+                cols = [c for c in dataset.columns if c.name in job.value_columns]
+                order = {c.name: i for i, c in enumerate(cols)}
+                scaled = [scale_column(table.columns[name], next(c.decimals if c.type == "decimal" else 0
+                                                                for c in cols if c.name == name))
+                          for name in job.value_columns if name in order]
+                rows = [(ident, [int(s[i]) for s in scaled]) for i, ident in enumerate(ids)]
+                ans = psi_sum.Holder(rows).answer(points, job.buyer_box_key, job_id.encode(), minimum=minimum,
+                                                  mapper=self.mapper)
+                masked = b"".join(v.to_bytes(psi_sum.MASK_BYTES, "little") for row in ans.for_gateway_masked for v in row)
+                return PsiAnswer({"D": b"".join(ans.for_gateway_d), "W": b"".join(ans.for_buyer_w), "M": masked,
+                                  "S": ans.for_buyer_sealed_seed}, min_intersection=minimum)
+            key, epoch, tags = self._epoch(dataset, job, ids)
+            stages = {"E": b"".join(key.evaluate(points))}
+            if epoch not in cached_tables:
+                stages["T"] = tags
+            return PsiAnswer(stages, min_intersection=minimum, table_epoch=epoch)
+        except psi.PsiError as exc:
+            return PsiAnswer(failure=str(exc))
+
+    def _epoch(self, dataset: DatasetConfig, job: PsiJob, ids: list[str]) -> tuple[oprf.HolderKey, str, bytes]:
+        """This epoch's key and table, from the cache or made now."""
+        hours = dataset.policy.oprf_epoch_hours
+        epoch_no = int(time.time() // (hours * 3600))
+        source = self.sources[dataset.name]
+        st = source.path.stat()
+        fingerprint = hashlib.sha256(f"{source.path}:{st.st_mtime_ns}:{st.st_size}:{job.key_column}".encode()).hexdigest()[:16]
+        folder = self.state_dir / "oprf" / dataset.name / job.key_column
+        meta_path = folder / "epoch.json"
+        if meta_path.exists():
+            meta = json.loads(meta_path.read_text())
+            if meta["epoch_no"] == epoch_no and meta["fingerprint"] == fingerprint:
+                key = oprf.HolderKey(bytes.fromhex(meta["key"]))
+                return key, meta["epoch"], (folder / "table.bin").read_bytes()
+        key = oprf.HolderKey()
+        tags = b"".join(sorted(key.table(ids)))
+        epoch = hashlib.sha256(key.raw() + fingerprint.encode()).hexdigest()[:16]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "table.bin").write_bytes(tags)
+        tmp = meta_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"epoch_no": epoch_no, "fingerprint": fingerprint, "epoch": epoch,
+                                   "key": key.raw().hex()}))
+        tmp.chmod(0o600)
+        tmp.rename(meta_path)
+        return key, epoch, tags
