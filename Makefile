@@ -20,7 +20,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+# OpenMined's PSI pins an older protobuf, so it gets a venv of its own.
+.venv-openmined/.installed:
+	$(PYTHON) -m venv .venv-openmined
+	.venv-openmined/bin/python -m pip install --quiet openmined-psi
+	touch $@
+
+bench: $(STAMP) .venv-openmined/.installed
 	$(BIN)/python -m benchmarks all
 
 proto: $(STAMP)

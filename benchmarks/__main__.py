@@ -9,7 +9,7 @@ from pathlib import Path
 
 from benchmarks.harness import RESULTS_DIR, BenchmarkFailed
 
-BENCHMARKS = ("aggregate",)
+BENCHMARKS = ("aggregate", "psi")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,7 +15,10 @@ from gateway.client import Client
 class Cluster:
     """Starts ``gateway serve`` and one ``party serve`` per config maker call."""
 
-    def __init__(self, parties: int, write_party: Callable[[Path, int, str], str], *, workdir: Path | None = None) -> None:
+    def __init__(self, parties: int, write_party: Callable[[Path, int, str], str], *, workdir: Path | None = None,
+                 http: bool = False) -> None:
+        self.with_http = http
+        self.http = ""
         self._tmp = tempfile.TemporaryDirectory(prefix="wharf-bench-") if workdir is None else None
         self.root = Path(self._tmp.name) if self._tmp else workdir  # type: ignore[assignment]
         self.root.mkdir(parents=True, exist_ok=True)
@@ -33,10 +36,12 @@ class Cluster:
 
     def __enter__(self) -> "Cluster":
         ready = self.root / "gateway" / "gateway.json"
+        extra = ["--http", "127.0.0.1:0"] if self.with_http else []
         self.procs.start("gateway", "gateway", "serve", "--listen", "127.0.0.1:0",
-                         "--data-dir", str(self.root / "gateway"), "--log-level", "warning")
+                         "--data-dir", str(self.root / "gateway"), "--log-level", "warning", *extra)
         wait_for("the gateway", ready.exists, 30, self._alive)
-        self.address = json.loads(ready.read_text())["address"]
+        info = json.loads(ready.read_text())
+        self.address, self.http = info["address"], info.get("http", "")
         for i, name in enumerate(self.names):
             cfg = self.root / f"{name}.toml"
             cfg.write_text(self.write_party(self.root, i, self.address))

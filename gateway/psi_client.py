@@ -7,7 +7,9 @@ the sums are finished locally.
 
 from __future__ import annotations
 
+import logging
 import uuid
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, Sequence
@@ -33,6 +35,7 @@ class PsiAnswer:
 
 
 Progress = Callable[[str, int, int], None]
+log = logging.getLogger("datawharf.client")
 
 
 def _pool_mapper() -> tuple[object, psi.Mapper]:
@@ -46,8 +49,16 @@ def _pool_mapper() -> tuple[object, psi.Mapper]:
 
 def _progress_mapper(mapper: psi.Mapper, stage: str, total: int, progress: Progress | None) -> psi.Mapper:
     def run(fn, chunks):  # type: ignore[no-untyped-def]
+        try:
+            parts = list(mapper(fn, chunks)) if mapper is not psi._serial_map else None
+        except BrokenProcessPool:
+            # Worker processes re-import the caller's main module; a script without an
+            # `if __name__ == "__main__":` guard breaks them. Carry on in this process.
+            log.warning("PSI worker processes failed to start (guard your script's entry point with "
+                        "`if __name__ == \"__main__\":`); continuing on one core")
+            parts = None
         done = 0
-        for part in mapper(fn, chunks):
+        for part in parts if parts is not None else map(fn, chunks):
             done += len(part)
             if progress:
                 progress(stage, done, total)
@@ -152,7 +163,7 @@ class PsiClientMixin:
             else:
                 a = role.blinded(_progress_mapper(mapper, "blinding", total, progress))  # type: ignore[call-arg]
             self._upload(job_id, "A", a, progress)
-            view = self._await_stage(job_id, timeout_s)
+            view = self._await_stage(job_id, timeout_s + 30)
             if view.final:
                 raise WharfError(f"job {job_id} ended before the buyer's second round")
             if psi_mode is PsiMode.UNBALANCED:
@@ -168,7 +179,7 @@ class PsiClientMixin:
         finally:
             if pool is not None:
                 pool.shutdown()  # type: ignore[attr-defined]
-        view = self.wait(job_id, timeout_s=timeout_s)  # type: ignore[attr-defined]
+        view = self.wait(job_id, timeout_s=timeout_s + 30)  # type: ignore[attr-defined]
         if view.state != "DONE":
             raise JobFailed(view)
         result = self.fetch_result(job_id)  # type: ignore[attr-defined]
@@ -182,6 +193,7 @@ class PsiClientMixin:
             totals = {c: Fraction(t, 10 ** decimals[c]) for c, t in zip(value_columns, raw)}
         elif r.positions:
             ids_list = list(ids)
-            matched = tuple(ids_list[row] for n in role.matched(r.positions) for row in role.rows[n])
+            hits = sorted(row for n in role.matched(r.positions) for row in role.rows[n])
+            matched = tuple(ids_list[row] for row in hits)  # in the order of the buyer's input
         return PsiAnswer(job_id, psi_mode.value, r.size, matched, totals, result.contributors[0], view)
 

@@ -106,9 +106,9 @@ class Exchange:
 VISITS = Listing(
     "visits",
     (
-        ColumnSpec("patient_id", ColumnKind.STRING),
-        ColumnSpec("age", ColumnKind.INT),
-        ColumnSpec("cost", ColumnKind.DECIMAL, 2),
+        ColumnSpec("patient_id", ColumnKind.STRING, join_key=True),
+        ColumnSpec("age", ColumnKind.INT, psi_value=True),
+        ColumnSpec("cost", ColumnKind.DECIMAL, 2, psi_value=True),
         ColumnSpec("department", ColumnKind.STRING,
                    categories=("cardiology", "oncology", "pediatrics", "emergency", "orthopedics")),
     ),

@@ -31,3 +31,17 @@ def test_aggregate_quick(tmp_path: Path) -> None:
     assert all(v == 0 for c, v in errors.items() if not c.startswith("ckks"))
     assert len(list((tmp_path / "results").glob("aggregate-quick-*.json"))) == 1
     assert "packed_vs_naive_paillier_speedup" in out.stdout
+
+
+def test_psi_quick(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "psi", "--quick", "--json", str(tmp_path / "p.json"),
+         "--results-dir", str(tmp_path / "results")],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    record = json.loads((tmp_path / "p.json").read_text())
+    cases = {r["case"] for r in record["results"]}
+    assert {"hash-join", "dh-floor", "psi@inprocess", "psi@gateway", "psi-sum@gateway",
+            "psi-unbalanced-warm@gateway"} <= cases
+    assert all("n" in r for r in record["results"] if r["case"].startswith(("psi", "hash", "dh")))

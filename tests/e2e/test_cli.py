@@ -83,3 +83,23 @@ def test_party_config_errors_name_the_key(tmp_path: Path) -> None:
     assert "datasetz: unknown key" in out.stderr and "datasets: required key is missing" in out.stderr
     out = wharf("party", "check", "--config", str(tmp_path / "missing.toml"))
     assert out.returncode == 1 and "no such configuration file" in out.stderr
+
+
+def test_psi_commands(exchange: Exchange, tmp_path: Path) -> None:
+    rows = exchange.rows_of(["st-mary"])
+    ids = [r["patient_id"] for r in rows[:40]] + [f"nobody-{i}" for i in range(30)]
+    (tmp_path / "mine.csv").write_text("phone\n" + "\n".join(ids) + "\n")
+    base = ["-g", exchange.address, "--as", "acme-insurance", "--ids", str(tmp_path / "mine.csv"),
+            "--id-column", "phone", "--dataset", "visits", "--party", "st-mary"]
+    out = wharf("job", "psi", *base, "--column", "patient_id", "--output", str(tmp_path / "m.csv"), "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["intersection_size"] == 40
+    assert (tmp_path / "m.csv").read_text().splitlines()[1:] == sorted(ids[:40], key=ids.index)
+    out = wharf("job", "psi-sum", *base, "--key-column", "patient_id", "--value-column", "cost", "--json")
+    assert out.returncode == 0, out.stderr
+    from decimal import Decimal
+
+    assert Decimal(json.loads(out.stdout)["sums"]["cost"]) == sum(Decimal(r["cost"]) for r in rows[:40])
+    bad = wharf("job", "psi", *base[:4], "--ids", str(tmp_path / "mine.csv"), "--id-column", "email",
+                "--dataset", "visits", "--column", "patient_id")
+    assert bad.returncode == 1 and "has no column 'email' (columns: phone)" in bad.stderr

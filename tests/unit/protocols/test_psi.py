@@ -85,6 +85,19 @@ def test_bad_points_are_rejected() -> None:
         psi.match([b"a" * 32], [b"b" * 32, b"b" * 32], minimum=0, cardinality_only=False)
 
 
+def test_same_function_as_cryptography_x25519() -> None:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+    key = psi.Key()
+    u = psi.hash_to_u(b"cross-check")
+    theirs = X25519PrivateKey.from_private_bytes(key.raw()).exchange(X25519PublicKey.from_public_bytes(u))
+    assert key.blind([u]) == [theirs]
+    # RFC 7748 section 5.2, first test vector
+    k = bytes.fromhex("a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4")
+    u = bytes.fromhex("e6db6867583030db3594c1a424b15f7c726624ec26b3353b10a903a6d0ab1c4c")
+    assert psi.Key(k).blind([u])[0].hex() == "c3da55379de9c6908e94ea4df28d084f32eccf03491c71f754b4075577a28552"
+
+
 def test_commutativity_known_answer() -> None:
     a, b = psi.Key(), psi.Key()
     u = psi.hash_to_u(b"known")

@@ -1,0 +1,212 @@
+"""Benchmark `psi`: n IDs per side, half overlapping.
+
+Cases (each result carries n):
+    hash-join                    plain set intersection of the raw IDs (the floor)
+    dh-floor                     one X25519 multiplication, measured, × the 4n the
+                                 protocol needs, spread over every core
+    psi@inprocess                the protocol's roles in one process, one core
+    psi@gateway                  buyer, gateway and holder processes on loopback
+    psi-sum@gateway              join-and-sum of one value column, same sizes
+    psi-unbalanced-warm@gateway  a small buyer list against a large holder set,
+                                 the holder's OPRF table already made and published
+    openmined                    OpenMined's PSI (openmined-psi) in its own venv, if present
+Metrics: seconds; bytes_per_element (every message through the gateway, from
+its metrics, over both sets); peak_rss_mib per process at the largest n.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from benchmarks.cluster import Cluster
+from benchmarks.harness import BenchmarkFailed, Record, peak_rss_mib
+from gateway.client import Client
+from protocols import psi
+
+ROOT = Path(__file__).resolve().parent.parent
+OPENMINED_PY = ROOT / ".venv-openmined" / "bin" / "python"
+
+
+def holder_ids(n: int) -> list[str]:
+    return [f"id-{i:08d}" for i in range(n)]
+
+
+def buyer_ids(n: int) -> list[str]:
+    return [f"id-{i:08d}" for i in range(n // 2)] + [f"b-{i:08d}" for i in range(n - n // 2)]
+
+
+def value(i: int) -> int:
+    return (i * 7919) % 100_000 - 50_000  # cents, some negative
+
+
+def write_holder(sizes: list[int]):  # type: ignore[no-untyped-def]
+    def write(root: Path, i: int, gateway: str) -> str:
+        blocks = []
+        for n in sizes:
+            pq.write_table(pa.table({"id": holder_ids(n), "value": [value(j) / 100 for j in range(n)]}),
+                           root / f"ids_{n}.parquet")
+            blocks.append(f"""
+[[datasets]]
+name = "ids_{n}"
+source = "ids_{n}.parquet"
+columns = [
+  {{ name = "id", type = "string", join_key = true }},
+  {{ name = "value", type = "decimal", decimals = 2, psi_value = true }},
+]
+[datasets.policy]
+allowed_buyers = ["*"]
+allowed_psi = ["intersection", "cardinality", "sum", "unbalanced"]
+min_intersection = 1
+""")
+        return f'name = "holder-{i:02d}"\ngateway = "{gateway}"\n' + "".join(blocks)
+    return write
+
+
+def op_cost(samples: int = 4000) -> float:
+    key = psi.Key()
+    pts = [psi.hash_to_u(str(i).encode()) for i in range(samples)]
+    runs = []
+    for _ in range(3):
+        t = time.perf_counter()
+        key.blind(pts)
+        runs.append((time.perf_counter() - t) / samples)
+    return statistics.median(runs)
+
+
+def inprocess(n: int) -> float:
+    t = time.perf_counter()
+    b = psi.Buyer(buyer_ids(n))
+    h = psi.Holder(holder_ids(n))
+    a = b.blinded()
+    d, w = h.answer(a, cardinality_only=False)
+    z = b.reblind(w)
+    m = psi.match(d, z, minimum=1, cardinality_only=False)
+    if m.size != n // 2:
+        raise BenchmarkFailed(f"psi@inprocess n={n}: intersection {m.size}, expected {n // 2}")
+    return time.perf_counter() - t
+
+
+def gateway_bytes(http: str) -> float:
+    with urllib.request.urlopen(f"http://{http}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return sum(float(m) for m in re.findall(r'^wharf_grpc_bytes_(?:received|sent)_total\{[^}]*\} (\S+)$', text, re.M))
+
+
+def vm_hwm_mib(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def openmined(n: int) -> dict[str, Any] | None:
+    if not OPENMINED_PY.exists():
+        return None
+    out = subprocess.run([str(OPENMINED_PY), str(ROOT / "benchmarks" / "openmined_peer.py"), str(n)],
+                         capture_output=True, text=True, timeout=3600)
+    if out.returncode != 0:
+        raise BenchmarkFailed(f"openmined n={n} failed: {out.stderr[-500:]}")
+    result = json.loads(out.stdout)
+    if result["size"] != n // 2:
+        raise BenchmarkFailed(f"openmined n={n}: intersection {result['size']}, expected {n // 2}")
+    return result
+
+
+def run(*, quick: bool) -> Record:
+    sizes = [1 << 10] if quick else [1 << 16, 1 << 18, 1 << 20]
+    small, large = (1 << 8, 1 << 12) if quick else (1 << 12, 1 << 20)
+    om_sizes = [1 << 10] if quick else [1 << 16, 1 << 18]
+    cores = os.cpu_count() or 1
+    rec = Record("psi", quick, {"sizes": sizes, "overlap": "half", "unbalanced": [small, large], "cores": cores})
+    cost = op_cost()
+    rec.add("x25519", "seconds_per_multiplication", [cost], "s")
+    for n in sizes:
+        reps = 1 if n >= 1 << 20 else 2
+        b, h = buyer_ids(n), holder_ids(n)
+        runs = []
+        for _ in range(5):
+            t = time.perf_counter()
+            inter = set(b) & set(h)
+            runs.append(time.perf_counter() - t)
+        assert len(inter) == n // 2
+        rec.add("hash-join", "seconds", runs, "s", n=n)
+        rec.add("dh-floor", "seconds", [cost * 4 * n / cores], "s", n=n)
+        if n <= 1 << 18:
+            rec.add("psi@inprocess", "seconds", [inprocess(n) for _ in range(reps)], "s", n=n)
+        print(f"  n={n}: in-process done", flush=True)
+
+    with Cluster(1, write_holder(sorted({*sizes, large})), http=True) as cluster, \
+            Client(cluster.address, caller="bench") as client:
+        for n in sizes:
+            reps = 1 if n >= 1 << 20 else 2
+            ids = buyer_ids(n)
+            for case, mode in (("psi@gateway", "intersection"), ("psi-sum@gateway", "sum")):
+                secs, per_el = [], []
+                for _ in range(reps):
+                    before = gateway_bytes(cluster.http)
+                    t = time.perf_counter()
+                    ans = client.psi(f"ids_{n}", "id", ids, mode=mode, value_columns=["value"] if mode == "sum" else ())
+                    secs.append(time.perf_counter() - t)
+                    per_el.append((gateway_bytes(cluster.http) - before) / (2 * n))
+                    if ans.size != n // 2:
+                        raise BenchmarkFailed(f"{case} n={n}: intersection {ans.size}, expected {n // 2}")
+                    if mode == "sum" and ans.totals["value"] * 100 != sum(value(i) for i in range(n // 2)):
+                        raise BenchmarkFailed(f"{case} n={n}: the sum is wrong")
+                rec.add(case, "seconds", secs, "s", n=n)
+                rec.add(case, "bytes_per_element", per_el, "bytes", n=n)
+                print(f"  {case} n={n}: {statistics.median(secs):.2f} s", flush=True)
+        ids = [f"id-{i:08d}" for i in range(small // 2)] + [f"q-{i:08d}" for i in range(small - small // 2)]
+        client.psi(f"ids_{large}", "id", ids, mode="unbalanced")  # makes and publishes the epoch's table
+        secs = []
+        for _ in range(3):
+            t = time.perf_counter()
+            ans = client.psi(f"ids_{large}", "id", ids, mode="unbalanced")
+            secs.append(time.perf_counter() - t)
+            if ans.size != small // 2:
+                raise BenchmarkFailed(f"unbalanced: intersection {ans.size}, expected {small // 2}")
+        rec.add("psi-unbalanced-warm@gateway", "seconds", secs, "s", n=small, holder_n=large)
+        for name, proc in cluster.procs.procs:
+            hwm = vm_hwm_mib(proc.pid)
+            if hwm is not None:
+                rec.add(f"{name}-process", "peak_rss_mib", [hwm], "MiB", n=max(sizes))
+    rec.add("buyer-process", "peak_rss_mib", [peak_rss_mib()], "MiB", n=max(sizes))
+    rec.add("buyer-workers", "peak_rss_mib", [peak_rss_mib(children=True)], "MiB", n=max(sizes))
+
+    for n in om_sizes:
+        om = openmined(n)
+        if om is None:
+            print("  openmined: skipped (run `make bench` to create .venv-openmined)", flush=True)
+            break
+        rec.add("openmined", "seconds", [om["seconds"]], "s", n=n)
+        rec.add("openmined", "bytes_per_element", [om["bytes"] / (2 * n)], "bytes", n=n)
+
+    def get(case: str, n: int, metric: str = "seconds") -> float | None:
+        return next((r["value"] for r in rec.results if r["case"] == case and r.get("n") == n and r["metric"] == metric), None)
+
+    ref = om_sizes[-1]
+    ours, theirs = get("psi@gateway", ref), get("openmined", ref)
+    rec.check(f"openmined_over_gateway_n{ref}", theirs / ours if ours and theirs else None, ">= 3", lambda x: x >= 3)
+    for n in sizes:
+        g, f = get("psi@gateway", n), get("dh-floor", n)
+        rec.check(f"gateway_over_dh_floor_n{n}", g / f if g and f else None, "<= 1.5", lambda x: x <= 1.5)
+    mid = sizes[1] if len(sizes) > 1 else sizes[0]
+    s, p = get("psi-sum@gateway", mid), get("psi@gateway", mid)
+    rec.check(f"psi_sum_over_psi_n{mid}", s / p if s and p else None, "<= 1.5", lambda x: x <= 1.5)
+    peaks = [r["value"] for r in rec.results if r["metric"] == "peak_rss_mib"]
+    rec.check(f"max_process_peak_mib_n{max(sizes)}", max(peaks) if peaks else None, "< 2048", lambda x: x < 2048)
+    rec.check("unbalanced_warm_seconds", get("psi-unbalanced-warm@gateway", small), "< 5", lambda x: x < 5)
+    return rec
