@@ -195,13 +195,21 @@ def describe_encryption(params: Any) -> dict[str, Any]:
 
 
 def _job_json(view: Any) -> dict[str, Any]:
-    return {
+    from datawharf.model import PsiJob
+
+    out = {
         "job_id": view.job_id,
         "state": view.state,
         "reason": view.reason,
-        "encryption": describe_encryption(view.spec.encryption),
         "tasks": [{"party": t.party, "state": t.state, "reason": t.reason} for t in view.tasks],
     }
+    if isinstance(view.spec, PsiJob):
+        out["psi"] = {"kind": view.spec.kind, "dataset": view.spec.dataset, "key_column": view.spec.key_column,
+                      "cardinality_only": view.spec.cardinality_only, "buyer_ids": view.spec.buyer_set_size,
+                      "next_stage": view.next_stage}
+    else:
+        out["encryption"] = describe_encryption(view.spec.encryption)
+    return out
 
 
 def _num(v: Any) -> Any:

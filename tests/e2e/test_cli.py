@@ -100,6 +100,9 @@ def test_psi_commands(exchange: Exchange, tmp_path: Path) -> None:
     from decimal import Decimal
 
     assert Decimal(json.loads(out.stdout)["sums"]["cost"]) == sum(Decimal(r["cost"]) for r in rows[:40])
+    job_id = json.loads(out.stdout)["job_id"]
+    status = json.loads(wharf("job", "status", job_id, "-g", exchange.address, "--as", "acme-insurance").stdout)
+    assert status["state"] == "DONE" and status["psi"]["kind"] == "psi-sum"
     bad = wharf("job", "psi", *base[:4], "--ids", str(tmp_path / "mine.csv"), "--id-column", "email",
                 "--dataset", "visits", "--column", "patient_id")
     assert bad.returncode == 1 and "has no column 'email' (columns: phone)" in bad.stderr
