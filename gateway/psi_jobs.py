@@ -130,6 +130,7 @@ class PsiJobs:
             if done:
                 break
         if not done:
+            self.spool.reset(job_id, stage)  # a retry starts again from chunk 0
             raise InvalidArgument(f"the upload of stage {stage} ended before its last chunk; upload it again")
         got = self.spool.size(job_id, stage) // BUYER_STAGES[stage]
         if got != expected_items:
@@ -167,8 +168,7 @@ class PsiJobs:
         if not self.orch.dispatcher.send(party, party_pb2.GatewayMessage(task=task)):
             return
         for stage in HOLDER_STAGES[spec.mode]:  # a resent task starts the holder's stages afresh
-            for suffix in ("", ".part"):
-                (self.spool.root / job.job_id / f"{stage}{suffix}").unlink(missing_ok=True)
+            self.spool.reset(job.job_id, stage)
         for seq, data, last in self.spool.chunks(job.job_id, "A", POINT):
             self.orch.dispatcher.send(party, party_pb2.GatewayMessage(psi=party_pb2.PsiDownload(
                 task_id=task_id, chunk=common_pb2.SetChunk(stage="A", seq=seq, data=data, last=last))))

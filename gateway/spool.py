@@ -83,6 +83,13 @@ class Spool:
     def size(self, job_id: str, stage: str) -> int:
         return self._path(job_id, stage).stat().st_size
 
+    def reset(self, job_id: str, stage: str) -> None:
+        """Forget a stage, complete or partial, so it can be sent again from chunk 0."""
+        path = self._path(job_id, stage)
+        path.unlink(missing_ok=True)
+        path.with_suffix(".part").unlink(missing_ok=True)
+        self._next_seq.pop((job_id, stage), None)
+
     def drop(self, job_id: str) -> None:
         shutil.rmtree(self.root / job_id, ignore_errors=True)
         for key in [k for k in self._next_seq if k[0] == job_id]:
