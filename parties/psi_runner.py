@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,22 @@ from protocols import oprf, psi, psi_sum
 from protocols.fixed_point import scale_column
 
 POINT = 32
+log = logging.getLogger("datawharf.party")
+
+
+def _logging_mapper(mapper: psi.Mapper, what: str) -> psi.Mapper:
+    """Log progress of large sets every tenth or so, for the holder's operator."""
+    def run(fn, chunks):  # type: ignore[no-untyped-def]
+        total = sum(len(c) for c in chunks)
+        step = max(1, total // 10)
+        done = mark = 0
+        for part in mapper(fn, chunks):
+            done += len(part)
+            if total >= 1 << 15 and done - mark >= step:
+                mark = done
+                log.info("%s: %d of %d", what, done, total)
+            yield part
+    return run
 
 
 @dataclass
@@ -81,9 +98,10 @@ class PsiRunner:
         table = self.sources[dataset.name].table()
         ids = _ids(table.columns[job.key_column])
         minimum = dataset.policy.min_intersection
+        mapper = _logging_mapper(self.mapper, f"{job_id}: points blinded")
         try:
             if job.mode is PsiMode.INTERSECTION:
-                d, w = psi.Holder(ids).answer(points, cardinality_only=job.cardinality_only, mapper=self.mapper)
+                d, w = psi.Holder(ids).answer(points, cardinality_only=job.cardinality_only, mapper=mapper)
                 return PsiAnswer({"D": b"".join(d), "W": b"".join(w)}, min_intersection=minimum)
             if job.mode is PsiMode.SUM:
                 cols = [c for c in dataset.columns if c.name in job.value_columns]
@@ -93,7 +111,7 @@ class PsiRunner:
                           for name in job.value_columns if name in order]
                 rows = [(ident, [int(s[i]) for s in scaled]) for i, ident in enumerate(ids)]
                 ans = psi_sum.Holder(rows).answer(points, job.buyer_box_key, job_id.encode(), minimum=minimum,
-                                                  mapper=self.mapper)
+                                                  mapper=mapper)
                 masked = b"".join(v.to_bytes(psi_sum.MASK_BYTES, "little") for row in ans.for_gateway_masked for v in row)
                 return PsiAnswer({"D": b"".join(ans.for_gateway_d), "W": b"".join(ans.for_buyer_w), "M": masked,
                                   "S": ans.for_buyer_sealed_seed}, min_intersection=minimum)
