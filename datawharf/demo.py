@@ -300,6 +300,61 @@ def run_job(job: DemoJob, address: str, tables: dict[str, list[dict[str, str]]])
     return ok
 
 
+PSI_HOLDER = "st-mary"
+
+
+def write_customers(path: Path, visits: list[dict[str, str]], seed: int = 99) -> set[str]:
+    """The buyer's own customer list: some of the holder's patients, written the way
+    people write IDs (odd case, stray spaces), plus people the holder never saw."""
+    rng = np.random.default_rng(seed)
+    shared = [visits[int(i)]["patient_id"] for i in rng.choice(len(visits), size=len(visits) // 5, replace=False)]
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["customer_id"])
+        for i, pid in enumerate(shared):
+            w.writerow([f" {pid.lower()}" if i % 4 == 0 else pid])
+        for i in range(len(shared)):
+            w.writerow([f"AC-{i:06d}"])
+    return set(shared)
+
+
+def run_psi_jobs(address: str, work: Path, visits: list[dict[str, str]]) -> int:
+    """PSI, cardinality-only PSI, join-and-sum and unbalanced PSI, each beside the truth."""
+    customers = work / "customers.csv"
+    shared = write_customers(customers, visits)
+    truth_sum = sum((Decimal(r["cost"]) for r in visits if r["patient_id"] in shared), Decimal(0))
+    base = ["--gateway", address, "--as", BUYER, "--ids", str(customers), "--id-column", "customer_id",
+            "--dataset", "visits", "--party", PSI_HOLDER, "--json"]
+    jobs = [
+        ("psi", ["job", "psi", "--column", "patient_id", "--output", str(work / "matched.csv")]),
+        ("psi --cardinality-only", ["job", "psi", "--column", "patient_id", "--cardinality-only"]),
+        ("psi --unbalanced", ["job", "psi", "--column", "patient_id", "--unbalanced"]),
+        ("psi-sum cost", ["job", "psi-sum", "--key-column", "patient_id", "--value-column", "cost"]),
+    ]
+    failures = 0
+    print(f"{'PSI job against ' + PSI_HOLDER:<66} {'result':>34} {'plaintext truth':>16}  ok")
+    for label, args in jobs:
+        proc = subprocess.run([sys.executable, "-m", "datawharf", *args, *base], capture_output=True, text=True,
+                              timeout=300)
+        if proc.returncode != 0:
+            print(f"{label:<66} FAILED: {proc.stderr.strip() or proc.stdout.strip()}")
+            failures += 1
+            continue
+        out = json.loads(proc.stdout)
+        ok = out["intersection_size"] == len(shared)
+        if label.startswith("psi-sum"):
+            ok &= Decimal(out["sums"]["cost"]) == truth_sum
+            got, want = f"size {out['intersection_size']}, sum {out['sums']['cost']}", f"{truth_sum}"
+        else:
+            got, want = f"size {out['intersection_size']}", f"{len(shared)}"
+        if label == "psi":
+            matched = {row["customer_id"].strip().upper() for row in read_rows(work / "matched.csv")}
+            ok &= matched == shared
+        print(f"{label:<66} {got:>34} {want:>16}  {'✓' if ok else '✗ MISMATCH'}")
+        failures += not ok
+    return failures
+
+
 def run_demo(*, workdir: Path | None = None, rows: int = 3000) -> int:
     started = time.monotonic()
     if workdir is None:
@@ -362,6 +417,8 @@ def run_demo(*, workdir: Path | None = None, rows: int = 3000) -> int:
         print("-" * len(header))
         for job in JOBS:
             failures += not run_job(job, address, tables[job.dataset])
+        print()
+        failures += run_psi_jobs(address, work, tables["visits"][PSI_HOLDER])
         print()
     except (RuntimeError, TimeoutError, OSError) as exc:
         print(f"demo failed: {exc}", file=sys.stderr)

@@ -14,7 +14,8 @@ def test_demo_runs_and_every_result_matches(tmp_path: Path) -> None:
     assert "all results match the plaintext truth" in out.stdout
     from datawharf.demo import JOBS
 
-    assert out.stdout.count("✓") == len(JOBS) and "✗" not in out.stdout
+    assert out.stdout.count("✓") == len(JOBS) + 4 and "✗" not in out.stdout  # + four PSI jobs
+    assert "psi-sum cost" in out.stdout
     for backend in ("paillier-packed", "bfv", "ckks"):
         assert backend in out.stdout
     assert "northgate refused" in out.stdout
