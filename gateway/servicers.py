@@ -209,6 +209,8 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
                     log.warning("party %s sent an unexpected %s message; ignored", party, kind)
         except (asyncio.CancelledError, grpc.aio.AioRpcError):
             pass
+        except (grpc.aio.UsageError, asyncio.InvalidStateError, ConnectionError) as exc:
+            log.warning("party %s stream closed: %s", party, exc)  # a stream torn down mid-read
         except Exception:
             log.exception("party %s stream failed", party)
 

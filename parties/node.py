@@ -80,7 +80,10 @@ class PartyNode:
             except grpc.aio.AioRpcError as exc:
                 log.warning("gateway %s: %s: %s", self.config.gateway, exc.code().name, exc.details())
             except Exception:
-                log.exception("party stream failed")
+                if stop.is_set():  # the stream broke because we are shutting down
+                    log.debug("party stream closed during shutdown", exc_info=True)
+                else:
+                    log.exception("party stream failed")
             finally:
                 self.connected.clear()
             if stop.is_set():
