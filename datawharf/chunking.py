@@ -20,6 +20,17 @@ class Piece:
     last: bool
 
 
+def item_chunk_bytes(item: int) -> int:
+    """The largest piece under CHUNK_BYTES that holds whole items of ``item`` bytes."""
+    return max(item, CHUNK_BYTES // item * item)
+
+
+def split_items(data: bytes, item: int) -> list[bytes]:
+    """``data`` (whole items) in pieces of whole items; at least one piece, maybe empty."""
+    step = item_chunk_bytes(item)
+    return [data[i : i + step] for i in range(0, len(data), step)] or [b""]
+
+
 class ChunkError(ValueError):
     """Pieces arrived out of order, repeated, or over the size limit."""
 

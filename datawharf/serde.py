@@ -18,6 +18,7 @@ from datawharf.model import (
     TaskView,
 )
 from datawharf.v1 import buyer_pb2, common_pb2
+from protocols import oprf, psi_sum
 from protocols.aggregate import AggregateResult, Contribution
 from protocols.figures import MAX_FIGURES, Statistic
 from protocols.schemes import Backend, PublicParams
@@ -282,6 +283,10 @@ _PSI_TO = {
 }
 _PSI_FROM = {v: k for k, v in _PSI_TO.items()}
 MAX_PSI_SET = 1 << 22
+# Bytes per item of each PSI stage: curve points, OPRF tags, masked values,
+# and the sealed seed (opaque bytes). See gateway.psi_jobs for who sends what.
+PSI_ITEM_BYTES = {"A": 32, "D": 32, "W": 32, "Z": 32, "E": 32,
+                  "Q": oprf.TAG_BYTES, "T": oprf.TAG_BYTES, "M": psi_sum.MASK_BYTES, "S": 1}
 
 
 def psi_to_proto(job: PsiJob) -> common_pb2.PsiSpec:

@@ -7,6 +7,7 @@ the sums are finished locally.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import uuid
 from concurrent.futures.process import BrokenProcessPool
@@ -16,9 +17,10 @@ from typing import Callable, Sequence
 
 import grpc
 
+from datawharf.chunking import split_items
 from datawharf.errors import InvalidArgument, JobFailed, WharfError, from_rpc_error
 from datawharf.model import JobView, PsiJob, PsiMode
-from datawharf.serde import job_from_proto, psi_to_proto
+from datawharf.serde import PSI_ITEM_BYTES, job_from_proto, psi_to_proto
 from datawharf.v1 import buyer_pb2, common_pb2
 from protocols import oprf, psi, psi_sum
 
@@ -49,16 +51,18 @@ def _pool_mapper() -> tuple[object, psi.Mapper]:
 
 def _progress_mapper(mapper: psi.Mapper, stage: str, total: int, progress: Progress | None) -> psi.Mapper:
     def run(fn, chunks):  # type: ignore[no-untyped-def]
+        results = iter(mapper(fn, chunks))
         try:
-            parts = list(mapper(fn, chunks)) if mapper is not psi._serial_map else None
+            first = next(results, None)
         except BrokenProcessPool:
             # Worker processes re-import the caller's main module; a script without an
             # `if __name__ == "__main__":` guard breaks them. Carry on in this process.
             log.warning("PSI worker processes failed to start (guard your script's entry point with "
                         "`if __name__ == \"__main__\":`); continuing on one core")
-            parts = None
+            results = map(fn, chunks)
+            first = next(results, None)
         done = 0
-        for part in parts if parts is not None else map(fn, chunks):
+        for part in itertools.chain([] if first is None else [first], results):
             done += len(part)
             if progress:
                 progress(stage, done, total)
@@ -70,12 +74,8 @@ class PsiClientMixin:
     """PSI jobs: the buyer's rounds, run locally; only blinded values leave."""
 
     def _upload(self, job_id: str, stage: str, items: Sequence[bytes], progress: Progress | None) -> JobView:
-        from datawharf.chunking import CHUNK_BYTES
-
-        data = b"".join(items)
-        item = len(items[0]) if items else 32
-        step = max(item, CHUNK_BYTES // item * item)
-        pieces = [data[i:i + step] for i in range(0, len(data), step)] or [b""]
+        item = PSI_ITEM_BYTES[stage]
+        pieces = split_items(b"".join(items), item)
 
         def gen():  # type: ignore[no-untyped-def]
             sent = 0

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, AsyncIterator
 
 from datawharf.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from datawharf.model import PsiJob, PsiMode
-from datawharf.serde import psi_to_proto
+from datawharf.serde import MAX_PSI_SET, PSI_ITEM_BYTES, psi_to_proto
 from datawharf.v1 import buyer_pb2, common_pb2, party_pb2
 from gateway.spool import Spool, SpoolError
 from gateway.store import JobRow
@@ -32,14 +32,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("datawharf.gateway")
 
-POINT = 32
-TAG = oprf.TAG_BYTES
-MASK = psi_sum.MASK_BYTES
-BUYER_STAGES = {"A": POINT, "Z": POINT, "Q": TAG}
+ITEM = PSI_ITEM_BYTES
+BUYER_STAGES = ("A", "Z", "Q")
 HOLDER_STAGES = {
-    PsiMode.INTERSECTION: {"D": POINT, "W": POINT},
-    PsiMode.SUM: {"D": POINT, "W": POINT, "M": MASK, "S": 1},
-    PsiMode.UNBALANCED: {"E": POINT, "T": TAG},
+    PsiMode.INTERSECTION: ("D", "W"),
+    PsiMode.SUM: ("D", "W", "M", "S"),
+    PsiMode.UNBALANCED: ("E", "T"),
 }
 BUYER_DOWNLOADS = {"W", "S", "E"}
 MAX_TABLE = 1 << 24
@@ -122,7 +120,7 @@ class PsiJobs:
                 raise InvalidArgument(f"job {job_id} expects stage {stage}, got {piece.stage!r}")
             try:
                 done = self.spool.append(job_id, stage, piece.seq, piece.data, piece.last,
-                                         item=BUYER_STAGES[stage], max_items=expected_items)
+                                         item=ITEM[stage], max_items=expected_items)
             except SpoolError as exc:
                 self.spool.drop(job_id)
                 self.orch._fail(job, f"the buyer's upload was malformed: {exc}")
@@ -132,7 +130,7 @@ class PsiJobs:
         if not done:
             self.spool.reset(job_id, stage)  # a retry starts again from chunk 0
             raise InvalidArgument(f"the upload of stage {stage} ended before its last chunk; upload it again")
-        got = self.spool.size(job_id, stage) // BUYER_STAGES[stage]
+        got = self.spool.size(job_id, stage) // ITEM[stage]
         if got != expected_items:
             self.spool.drop(job_id)
             self.orch._fail(job, f"stage {stage} holds {got} items; {expected_items} were expected")
@@ -155,7 +153,7 @@ class PsiJobs:
             raise PermissionDenied(f"stage {stage!r} is not the buyer's to read; buyers read W, S and E")
         if not self.spool.has(job_id, stage):
             raise FailedPrecondition(f"job {job_id} has no stage {stage} yet (it is {job.state})")
-        return list(self.spool.chunks(job_id, stage, 1 if stage == "S" else POINT))
+        return list(self.spool.chunks(job_id, stage, ITEM[stage]))
 
     # ----------------------------------------------------------------- holder
     def dispatch(self, job: JobRow, task_id: str, party: str) -> None:
@@ -169,7 +167,7 @@ class PsiJobs:
             return
         for stage in HOLDER_STAGES[spec.mode]:  # a resent task starts the holder's stages afresh
             self.spool.reset(job.job_id, stage)
-        for seq, data, last in self.spool.chunks(job.job_id, "A", POINT):
+        for seq, data, last in self.spool.chunks(job.job_id, "A", ITEM["A"]):
             self.orch.dispatcher.send(party, party_pb2.GatewayMessage(psi=party_pb2.PsiDownload(
                 task_id=task_id, chunk=common_pb2.SetChunk(stage="A", seq=seq, data=data, last=last))))
         self.orch._dispatched_at[task_id] = time.monotonic()
@@ -189,9 +187,9 @@ class PsiJobs:
                 if stage not in stages:
                     raise SpoolError(f"stage {stage!r} is not part of a {spec.kind} answer")
                 limit = MAX_TABLE if stage == "T" else (1 << 16 if stage == "S" else
-                                                        (1 << 22) * max(1, len(spec.value_columns)))
+                                                        MAX_PSI_SET * max(1, len(spec.value_columns)))
                 self.spool.append(job.job_id, stage, msg.chunk.seq, msg.chunk.data, msg.chunk.last,
-                                  item=stages[stage], max_items=limit)
+                                  item=ITEM[stage], max_items=limit)
                 if job.state == "DISPATCHED":
                     self.orch.store.set_job_state(job.job_id, "COLLECTING")
                     self.orch._notify(job.job_id)
@@ -224,7 +222,7 @@ class PsiJobs:
             key = (self.orch.store.tasks(jid)[0].party, spec.dataset, spec.key_column, msg.table_epoch)
             if self.spool.has(jid, "T"):
                 self._tables = {k: v for k, v in self._tables.items() if k[:3] != key[:3]}  # one epoch each
-                self._tables[key] = set(self.spool.items(jid, "T", TAG))
+                self._tables[key] = set(self.spool.items(jid, "T", ITEM["T"]))
             elif key not in self._tables:
                 raise psi.PsiError(f"no table for epoch {msg.table_epoch!r} was sent or is cached")
             self._epoch[jid] = msg.table_epoch
@@ -239,8 +237,7 @@ class PsiJobs:
 
     # ------------------------------------------------------------------ match
     def _items(self, job_id: str, stage: str) -> int:
-        item = {**BUYER_STAGES, "D": POINT, "W": POINT, "E": POINT, "M": MASK, "T": TAG}[stage]
-        return self.spool.size(job_id, stage) // item if self.spool.has(job_id, stage) else 0
+        return self.spool.size(job_id, stage) // ITEM[stage] if self.spool.has(job_id, stage) else 0
 
     async def _finish(self, job: JobRow, spec: PsiJob) -> None:
         jid = job.job_id
@@ -264,21 +261,22 @@ class PsiJobs:
             table = self._tables.get((task.party, spec.dataset, spec.key_column, self._epoch.get(jid, "")))
             if table is None:
                 raise psi.PsiError("the holder's table for this epoch is no longer held; submit the job again")
-            m = oprf.lookup(table, self.spool.items(jid, "Q", TAG), minimum=minimum,
+            m = oprf.lookup(table, self.spool.items(jid, "Q", ITEM["Q"]), minimum=minimum,
                             cardinality_only=spec.cardinality_only)
             return buyer_pb2.PsiResult(size=m.size, positions=m.positions)
-        d = self.spool.items(jid, "D", POINT)
-        z = self.spool.items(jid, "Z", POINT)
+        d = self.spool.items(jid, "D", ITEM["D"])
+        z = self.spool.items(jid, "Z", ITEM["Z"])
         if spec.mode is PsiMode.INTERSECTION:
             m = psi.match(d, z, minimum=minimum, cardinality_only=spec.cardinality_only)
             return buyer_pb2.PsiResult(size=m.size, positions=m.positions)
         cols = len(spec.value_columns)
         raw = self.spool.read(jid, "M")
-        masked = [[int.from_bytes(raw[(j * cols + k) * MASK:(j * cols + k + 1) * MASK], "little") for k in range(cols)]
+        w = ITEM["M"]
+        masked = [[int.from_bytes(raw[(j * cols + k) * w:(j * cols + k + 1) * w], "little") for k in range(cols)]
                   for j in range(len(z))]
         r = psi_sum.gateway_sum(d, z, masked, minimum=minimum)
         return buyer_pb2.PsiResult(size=r.size, positions=r.positions, holder_rows=len(z),
-                                   masked_sums=[s.to_bytes(MASK, "little") for s in r.masked_sums])
+                                   masked_sums=[s.to_bytes(ITEM["M"], "little") for s in r.masked_sums])
 
     def forget(self, job_id: str) -> None:
         for d in (self._next, self._minimum, self._epoch):

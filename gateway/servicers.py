@@ -126,25 +126,20 @@ class BuyerServicer(buyer_pb2_grpc.BuyerServiceServicer):
             yield common_pb2.Chunk(seq=piece.seq, data=piece.data, last=piece.last)
 
 
+    @translate_errors  # a stream-unary behaviour is a coroutine too, so the unary wrapper fits
     async def UploadSet(self, request_iterator: AsyncIterator[buyer_pb2.SetUpload], context: Any) -> buyer_pb2.Job:
-        try:
-            buyer = identity.caller(context)
-            first = await anext(aiter(request_iterator), None)
-            if first is None or not first.job_id:
-                raise InvalidArgument("an upload must start with a chunk naming its job_id")
+        buyer = identity.caller(context)
+        first = await anext(aiter(request_iterator), None)
+        if first is None or not first.job_id:
+            raise InvalidArgument("an upload must start with a chunk naming its job_id")
 
-            async def pieces() -> AsyncIterator[common_pb2.SetChunk]:
-                yield first.chunk
-                async for msg in request_iterator:
-                    yield msg.chunk
+        async def pieces() -> AsyncIterator[common_pb2.SetChunk]:
+            yield first.chunk
+            async for msg in request_iterator:
+                yield msg.chunk
 
-            await self.orch.psi.upload(buyer, first.job_id, pieces())
-            return job_to_proto(self.orch.view(first.job_id, buyer))
-        except (asyncio.CancelledError, grpc.aio.AbortError):
-            raise
-        except Exception as exc:
-            await _abort(context, exc)
-            raise  # unreachable: abort raises
+        await self.orch.psi.upload(buyer, first.job_id, pieces())
+        return job_to_proto(self.orch.view(first.job_id, buyer))
 
     @translate_errors
     async def DownloadSet(self, request: buyer_pb2.DownloadSetRequest, context: Any

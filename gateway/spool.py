@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Iterator
 
-from datawharf.chunking import CHUNK_BYTES
+from datawharf.chunking import item_chunk_bytes
 
 
 class SpoolError(ValueError):
@@ -68,7 +68,7 @@ class Spool:
         """(seq, data, last) pieces of at most CHUNK_BYTES, whole items each."""
         path = self._path(job_id, stage)
         size = path.stat().st_size
-        step = max(item, CHUNK_BYTES // item * item)
+        step = item_chunk_bytes(item)
         with open(path, "rb") as f:
             seq = 0
             sent = 0

@@ -18,12 +18,11 @@ from pathlib import Path
 import grpc
 
 import datawharf
-from datawharf.chunking import split
+from datawharf.chunking import split, split_items
 from datawharf.config import PartyConfig
 from datawharf.grpc_options import client_options
 from datawharf.identity import caller_metadata
-from datawharf.chunking import CHUNK_BYTES
-from datawharf.serde import aggregate_from_proto, listing_to_proto, psi_from_proto
+from datawharf.serde import PSI_ITEM_BYTES, aggregate_from_proto, listing_to_proto, psi_from_proto
 from datawharf.v1 import common_pb2, party_pb2, party_pb2_grpc
 from parties.psi_runner import PsiAnswer, PsiRunner
 from parties.runner import Answer, Runner
@@ -208,7 +207,8 @@ class PartyNode:
             log.warning("PSI data for unknown task %s ignored", msg.task_id)
             return None
         task, parts = entry
-        if msg.chunk.seq != len(parts) or len(msg.chunk.data) % 32:
+        point = PSI_ITEM_BYTES["A"]
+        if msg.chunk.seq != len(parts) or len(msg.chunk.data) % point:
             log.warning("task %s: malformed PSI chunk %d; waiting for the task to be resent", msg.task_id, msg.chunk.seq)
             self._psi_sets.pop(msg.task_id, None)
             return None
@@ -217,7 +217,7 @@ class PartyNode:
             return None
         self._psi_sets.pop(msg.task_id, None)
         data = b"".join(parts)
-        return task, [data[i:i + 32] for i in range(0, len(data), 32)]
+        return task, [data[i:i + point] for i in range(0, len(data), point)]
 
     async def _answer_psi(self, send, task: party_pb2.Task, points: list[bytes]) -> None:  # type: ignore[no-untyped-def]
         started = time.perf_counter()
@@ -241,9 +241,7 @@ class PartyNode:
             log.warning("task %s failed: %s", task.task_id, answer.failure)
             return
         for stage, data in answer.stages.items():
-            item = 16 if stage in ("M", "T") else (1 if stage == "S" else 32)
-            step = max(item, CHUNK_BYTES // item * item)
-            pieces = [data[i:i + step] for i in range(0, len(data), step)] or [b""]
+            pieces = split_items(data, PSI_ITEM_BYTES[stage])
             for seq, piece in enumerate(pieces):
                 await send(party_pb2.PartyMessage(psi=party_pb2.PsiUpload(
                     task_id=task.task_id,

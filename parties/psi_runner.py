@@ -18,7 +18,7 @@ import numpy as np
 
 from datawharf.config import DatasetConfig, PartyConfig
 from datawharf.model import PsiJob, PsiMode
-from parties.sources import CachedSource
+from parties.sources import CachedSource, SourceError, public_reason
 from protocols import oprf, psi, psi_sum
 from protocols.fixed_point import scale_column
 
@@ -95,7 +95,10 @@ class PsiRunner:
             return problem
         if len(points) != job.buyer_set_size:
             return PsiAnswer(failure=f"received {len(points)} points; the job announced {job.buyer_set_size}")
-        table = self.sources[dataset.name].table()
+        try:
+            table = self.sources[dataset.name].table()
+        except SourceError as exc:
+            return PsiAnswer(failure=public_reason(dataset.name, exc))
         ids = _ids(table.columns[job.key_column])
         minimum = dataset.policy.min_intersection
         mapper = _logging_mapper(self.mapper, f"{job_id}: points blinded")

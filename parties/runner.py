@@ -17,7 +17,7 @@ from datawharf.model import AggregateJob
 from datawharf.model import Listing
 from datawharf.serde import contribution_to_proto
 from parties import policy
-from parties.sources import CachedSource, SourceError, Table, listing, load
+from parties.sources import CachedSource, SourceError, Table, listing, load, public_reason
 from protocols.aggregate import Holder
 from protocols.figures import Statistic, local_figures
 from protocols.fixed_point import EncodingError, scale_column
@@ -94,7 +94,9 @@ class Runner:
             return Answer(refusal=decision.reason, code=decision.code)
         try:
             return self._run(dataset, job)
-        except (TaskError, SourceError, EncodingError, SchemeError, ValueError) as exc:
+        except SourceError as exc:
+            return Answer(failure=public_reason(dataset.name, exc))
+        except (TaskError, EncodingError, SchemeError, ValueError) as exc:
             return Answer(failure=str(exc))
 
     def _run(self, dataset: DatasetConfig, job: AggregateJob) -> Answer:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +17,23 @@ from datawharf.config import DatasetConfig
 from datawharf.errors import WharfError
 from datawharf.model import ColumnKind, ColumnSpec, Listing, round_rows
 
+log = logging.getLogger("datawharf.party")
 _ARROW = {"int": pa.int64(), "decimal": pa.float64(), "string": pa.string(), "vector": pa.string()}
 
 
 class SourceError(WharfError):
-    """The dataset's file does not match its declared columns."""
+    """The dataset's file does not match its declared columns.
+
+    Its message may quote the file's contents (a cell that does not parse),
+    so it is for the holder's own operator: ``public_reason`` is what a task
+    failure may tell the gateway and the buyer.
+    """
+
+
+def public_reason(dataset: str, exc: SourceError) -> str:
+    """Log the detail here; return a reason that quotes nothing from the file."""
+    log.warning("dataset %r cannot be read: %s", dataset, exc.message)
+    return f"dataset {dataset!r} cannot be read at the holder right now; its operator's log has the detail"
 
 
 @dataclass

@@ -132,7 +132,7 @@ class PaillierEncryptor:
             for i, v in enumerate(figures[start : start + self.k]):
                 if not -limit <= v < limit:
                     raise OutOfRange(
-                        f"figure {start + i} ({v}) does not fit a {self.params.slot_bits}-bit packed slot; "
+                        f"figure {start + i} does not fit a {self.params.slot_bits}-bit packed slot; "
                         "use --backend paillier or a wider --slot-bits"
                     )
                 acc |= (v + limit) << (i * self.w)

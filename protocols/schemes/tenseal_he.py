@@ -137,7 +137,7 @@ class TensealEncryptor:
             over = np.flatnonzero(np.abs(values) > limit)
             if over.size:
                 raise OutOfRange(
-                    f"figure {int(over[0])} ({values[over[0]]:.6g}) is beyond the CKKS range ±{limit:.6g} "
+                    f"figure {int(over[0])} is beyond the CKKS range ±{limit:.6g} "
                     f"for {share} holders; use --backend paillier-packed"
                 )
             return values
@@ -145,7 +145,7 @@ class TensealEncryptor:
         for i, f in enumerate(figures):
             if abs(f) > limit:
                 raise OutOfRange(
-                    f"figure {i} ({f}) is beyond the BFV range ±{limit} for {share} holders; "
+                    f"figure {i} is beyond the BFV range ±{limit} for {share} holders; "
                     "use --backend paillier-packed"
                 )
         return np.asarray(figures, dtype=np.int64)

@@ -194,3 +194,11 @@ def test_vector_column_from_parquet_and_bad_lengths(tmp_path: Path) -> None:
     (tmp_path / "p.toml").write_text(VEC_CONFIG.format(source="l.csv"))
     with pytest.raises(SourceError, match="row 1 of vector column 'hourly' has 2 values, the config says 3"):
         Runner(load_party_config(tmp_path / "p.toml")).listings()
+
+
+def test_failure_reasons_never_quote_the_data(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
+    r = runner(tmp_path)
+    assert r.listings()
+    (tmp_path / "v.csv").write_text(CSV + "A9,secret-4711,1.00,x\n")  # the file changes under the node
+    answer = ask(r, keypair, "sum")
+    assert "cannot be read" in answer.failure and "secret-4711" not in answer.failure

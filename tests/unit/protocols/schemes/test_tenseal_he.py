@@ -92,3 +92,9 @@ def test_corrupted_and_foreign_ciphertexts_are_refused(ckks: TensealScheme, bfv:
     # A job's checker never crashes on a total it did not expect either.
     with pytest.raises(InvalidCiphertext):
         enc.combine([good, foreign])
+
+
+def test_range_errors_name_the_figure_not_its_value(bfv: TensealScheme) -> None:
+    with pytest.raises(OutOfRange) as err:
+        TensealEncryptor(bfv.public).encrypt([0, 987654321987] + [0] * 8998)
+    assert "figure 1" in str(err.value) and "987654321987" not in str(err.value)
