@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from benchmarks.cluster import Cluster
 from benchmarks.harness import BenchmarkFailed, Record, peak_rss_mib
 from datawharf.serde import contribution_to_proto, params_to_proto, result_to_proto
-from gateway.client import Client
+from buyers.client import Client
 from protocols.aggregate import Buyer, Holder, combine
 from protocols.figures import Layout, Statistic
 from protocols.schemes import Backend

@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from benchmarks.cluster import Cluster
 from benchmarks.harness import BenchmarkFailed, Record, peak_rss_mib
-from gateway.client import Client
+from buyers.client import Client
 from protocols import psi
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,7 +19,7 @@ import grpc
 
 import datawharf
 from datawharf.chunking import split, split_items
-from datawharf.config import PartyConfig
+from parties.config import PartyConfig
 from datawharf.grpc_options import client_options
 from datawharf.identity import caller_metadata
 from datawharf.serde import PSI_ITEM_BYTES, aggregate_from_proto, listing_to_proto, psi_from_proto

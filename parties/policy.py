@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from datawharf.config import DatasetConfig
+from parties.config import DatasetConfig
 from datawharf.model import AggregateJob
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datawharf.config import DatasetConfig, PartyConfig
+from parties.config import DatasetConfig, PartyConfig
 from datawharf.model import PsiJob, PsiMode
 from parties.sources import CachedSource, SourceError, public_reason
 from protocols import oprf, psi, psi_sum

@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from datawharf.config import DatasetConfig, PartyConfig
+from parties.config import DatasetConfig, PartyConfig
 from datawharf.errors import WharfError
 from datawharf.filters import Condition, Op
 from datawharf.model import AggregateJob

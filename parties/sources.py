@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from datawharf.config import DatasetConfig
+from parties.config import DatasetConfig
 from datawharf.errors import WharfError
 from datawharf.model import ColumnKind, ColumnSpec, Listing, round_rows
 

@@ -2,105 +2,76 @@
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import time
 from pathlib import Path
+from typing import Sequence
 
 import grpc
 
-from datawharf.demo import HOSPITALS, Processes, generate_visits, generate_ward_load, party_config, read_rows, wait_for
+from wharf.demo import HOSPITALS, generate_visits, generate_ward_load, party_config, read_rows
+from wharf.local import LocalExchange
 from datawharf.grpc_options import client_options
 from datawharf.identity import caller_metadata
 from datawharf.model import ColumnKind, ColumnSpec, Listing
 from datawharf.serde import listing_to_proto
 from datawharf.v1 import common_pb2, party_pb2, party_pb2_grpc
-from gateway.client import Client
+from buyers.client import Client
 
 ALL_STATS = ["sum", "count", "mean", "variance", "histogram"]
 
 
-class Exchange:
+class Exchange(LocalExchange):
+    """Three hospitals (by default) with generated visits and ward load, for tests."""
+
     def __init__(self, root: Path, *, parties: tuple[str, ...] = HOSPITALS, rows: int = 800,
                  wire_log: bool = False, statistics: dict[str, list[str]] | None = None,
                  http: bool = False, http_token: str | None = None, bench_results: Path | None = None) -> None:
+        super().__init__(root)
         self.http = http
         self.http_token = http_token
         self.bench_results = bench_results
-        self.http_address = ""
-        self.root = root
-        self.parties = parties
+        self.names = parties
         self.rows = rows
         self.wire_log = root / "wire.jsonl" if wire_log else None
         self.statistics = statistics or {}
-        self.logs = root / "logs"
-        self.logs.mkdir(parents=True, exist_ok=True)
-        self.procs = Processes(self.logs)
         self.sources: dict[str, Path] = {}
         self.wards: dict[str, Path] = {}
-        self.address = ""
 
-    def _alive(self) -> None:
-        for name, p in self.procs.procs:
-            if p.poll() is not None and name in ("gateway", *self.parties):
-                log = (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"{name} exited with {p.returncode}:\n{log}")
-
-    def start_gateway(self, listen: str = "127.0.0.1:0") -> None:
-        ready = self.root / "gateway" / "gateway.json"
-        ready.unlink(missing_ok=True)
-        args = ["gateway", "serve", "--listen", listen, "--data-dir", str(self.root / "gateway")]
+    def start_gateway(self, *extra: str, listen: str = "127.0.0.1:0", timeout_s: float = 30) -> str:
+        args = list(extra)
         if self.wire_log:
             args += ["--wire-log", str(self.wire_log)]
         if self.http:
             args += ["--http", "127.0.0.1:0", "--bench-results", str(self.bench_results or self.root / "no-results")]
             if self.http_token:
                 args += ["--http-token", self.http_token]
-        self.procs.start("gateway", *args)
-        wait_for("the gateway", ready.exists, 30, self._alive)
-        info = json.loads(ready.read_text())
-        self.address = info["address"]
-        self.http_address = info.get("http", "")
-
-    def stop_gateway(self) -> None:
-        for name, p in self.procs.procs:
-            if name == "gateway" and p.poll() is None:
-                p.terminate()
-                p.wait(timeout=20)
-        self.procs.procs = [(n, p) for n, p in self.procs.procs if n != "gateway"]
+        return super().start_gateway(*args, listen=listen, timeout_s=timeout_s)
 
     def start(self) -> "Exchange":
         self.start_gateway()
-        for i, name in enumerate(self.parties):
+        for i, name in enumerate(self.names):
             src = self.root / f"{name}.csv"
             generate_visits(src, name[:2].upper(), self.rows, seed=31 + i)
             self.sources[name] = src
             self.wards[name] = self.root / f"{name}-wards.csv"
             generate_ward_load(self.wards[name], days=20, seed=31 + i)
-            cfg = self.root / f"{name}.toml"
-            cfg.write_text(party_config(name, self.address, src, ward_source=self.wards[name],
-                                        statistics=self.statistics.get(name, ALL_STATS)))
-            self.procs.start(name, "party", "serve", "--config", str(cfg))
-        self.wait_online(self.parties)
+            self.start_party(name, party_config(name, self.address, src, ward_source=self.wards[name],
+                                                statistics=self.statistics.get(name, ALL_STATS)))
+        self.wait_online(self.names)
         return self
 
-    def wait_online(self, names: tuple[str, ...], timeout_s: float = 60) -> None:
-        with self.client() as c:
-            def ok() -> bool:
-                items = {i.dataset: i for i in c.catalog()}
-                return "visits" in items and set(names) <= set(items["visits"].holders_online)
-            wait_for(f"{names} online", ok, timeout_s, self._alive)
+    def wait_online(self, names: Sequence[str], *, dataset: str = "visits", timeout_s: float = 60,  # type: ignore[override]
+                    caller: str = "acme-insurance") -> None:
+        super().wait_online(dataset, names, timeout_s=timeout_s, caller=caller)
 
     def client(self, caller: str = "acme-insurance") -> Client:
         return Client(self.address, caller=caller)
 
-    def rows_of(self, parties: list[str] | tuple[str, ...], dataset: str = "visits") -> list[dict[str, str]]:
+    def rows_of(self, parties: Sequence[str], dataset: str = "visits") -> list[dict[str, str]]:
         files = self.sources if dataset == "visits" else self.wards
         return [r for p in parties for r in read_rows(files[p])]
-
-    def stop(self) -> None:
-        self.procs.stop()
 
 
 VISITS = Listing(

@@ -11,12 +11,12 @@ from typing import Iterator
 
 import pytest
 
-from datawharf.demo import truth
+from wharf.demo import truth
 from tests.exchange import Exchange
 
 
 def wharf(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "datawharf", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "wharf", *args], capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

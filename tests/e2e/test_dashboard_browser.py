@@ -103,7 +103,7 @@ def test_live_view_and_benchmarks_view(exchange: Exchange, browser) -> None:  # 
 
 def test_bench_report_opens_with_its_charts(exchange: Exchange, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "report.html"
-    done = subprocess.run([sys.executable, "-m", "datawharf", "bench", "report", "--results",
+    done = subprocess.run([sys.executable, "-m", "wharf", "bench", "report", "--results",
                            str(exchange.bench_results), "--out", str(out)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "from 2 record(s)" in done.stdout
     page = browser.new_page(viewport={"width": 1400, "height": 900})

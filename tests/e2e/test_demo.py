@@ -7,12 +7,12 @@ from pathlib import Path
 
 def test_demo_runs_and_every_result_matches(tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "datawharf", "demo", "--workdir", str(tmp_path), "--rows", "1000"],
+        [sys.executable, "-m", "wharf", "demo", "--workdir", str(tmp_path), "--rows", "1000"],
         capture_output=True, text=True, timeout=300,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "all results match the plaintext truth" in out.stdout, out.stdout + out.stderr
-    from datawharf.demo import JOBS
+    from wharf.demo import JOBS
 
     assert out.stdout.count("✓") == len(JOBS) + 4 and "✗" not in out.stdout, out.stdout  # + four PSI jobs
     assert "psi-sum cost" in out.stdout

@@ -8,12 +8,12 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from datawharf.demo import HOSPITALS, truth
+from wharf.demo import HOSPITALS, truth
 from datawharf.errors import FailedPrecondition, InvalidArgument, NotFound
 from datawharf.identity import caller_metadata
 from datawharf.serde import aggregate_to_proto
 from datawharf.v1 import buyer_pb2, buyer_pb2_grpc
-from gateway.client import JobFailed
+from buyers.client import JobFailed
 from tests.exchange import Exchange
 from tests.jobs import make_job
 

@@ -12,7 +12,7 @@ import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.client import JobFailed
+from buyers.client import JobFailed
 from tests.exchange import Exchange
 
 TOKEN = "operator-token-0123456789"
@@ -117,7 +117,7 @@ def test_refuses_an_exposed_dashboard_without_a_token(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "datawharf", "gateway", "serve", "--listen", "127.0.0.1:0",
+    out = subprocess.run([sys.executable, "-m", "wharf", "gateway", "serve", "--listen", "127.0.0.1:0",
                           "--data-dir", str(tmp_path), "--http", "0.0.0.0:0"], capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 1 and "--http-allow-remote" in out.stderr

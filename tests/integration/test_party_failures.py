@@ -13,11 +13,11 @@ from typing import Iterator
 
 import pytest
 
-from datawharf.demo import truth
+from wharf.demo import truth
 from datawharf.errors import FailedPrecondition
 from datawharf.serde import aggregate_from_proto
 from datawharf.v1 import common_pb2, party_pb2
-from gateway.client import JobFailed
+from buyers.client import JobFailed
 from tests.exchange import Exchange, FakeParty
 
 REAL = ("st-mary", "riverside")

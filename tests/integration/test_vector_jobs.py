@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from datawharf.demo import DEPARTMENTS, HOSPITALS, truth_groups
+from wharf.demo import DEPARTMENTS, HOSPITALS, truth_groups
 from datawharf.errors import InvalidArgument
 from tests.exchange import Exchange
 
@@ -92,7 +92,7 @@ def test_bad_requests_for_vectors(exchange: Exchange) -> None:
 
 
 def test_out_of_range_values_fail_with_a_hint(exchange: Exchange) -> None:
-    from gateway.client import JobFailed
+    from buyers.client import JobFailed
 
     with exchange.client() as c:
         job = c.submit("visits", "cost", "variance", backend="bfv")

@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 
 from datawharf.chunking import Assembler, Piece
-from datawharf.demo import HOSPITALS
+from wharf.demo import HOSPITALS
 from datawharf.v1 import buyer_pb2, common_pb2, party_pb2
-from gateway.client import JobFailed
+from buyers.client import JobFailed
 from protocols.fixed_point import scale_column
 from tests.exchange import Exchange
 from tests.leaks import find_any

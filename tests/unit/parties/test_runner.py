@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from phe import paillier
 
-from datawharf.config import load_party_config
+from parties.config import load_party_config
 from datawharf.model import GroupBy
 from datawharf.serde import contribution_from_proto
 from datawharf.v1 import common_pb2

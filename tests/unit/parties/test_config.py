@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from datawharf.config import ConfigError, load_party_config
+from parties.config import ConfigError, load_party_config
 
 GOOD = """
 name = "st-mary"

@@ -1,6 +1,6 @@
 from fractions import Fraction
 
-from datawharf.cli import exact_text
+from wharf.cli import exact_text
 
 
 def test_exact_text() -> None:

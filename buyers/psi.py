@@ -1,4 +1,4 @@
-"""The buyer's side of PSI jobs, mixed into ``gateway.client.Client``.
+"""The buyer's side of PSI jobs, mixed into ``buyers.client.Client``.
 
 The buyer's rounds run here: its IDs are normalised, hashed and blinded
 locally (on every core), only blinded points go up, and the intersection or
@@ -37,7 +37,7 @@ class PsiAnswer:
 
 
 Progress = Callable[[str, int, int], None]
-log = logging.getLogger("datawharf.client")
+log = logging.getLogger("wharf.client")
 
 
 def _pool_mapper() -> tuple[object, psi.Mapper]:

@@ -98,7 +98,7 @@ def party_serve(
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
 ) -> None:
     """Connect to the gateway and answer tasks under this holder's policy."""
-    from datawharf.config import load_party_config
+    from parties.config import load_party_config
     from parties.node import PartyNode
 
     _logging(log_level)
@@ -126,7 +126,7 @@ def party_serve(
 @party_app.command("check")
 def party_check(config: Path = typer.Option(..., "--config", "-c", help="The party's TOML file.")) -> None:
     """Validate the config and read every dataset once, without connecting."""
-    from datawharf.config import load_party_config
+    from parties.config import load_party_config
     from parties.runner import Runner
 
     try:
@@ -146,7 +146,7 @@ def catalog(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Datasets listed by holders: names, holders, columns, approximate rows."""
-    from gateway.client import Client
+    from buyers.client import Client
 
     try:
         with Client(gateway, caller=caller) as client:
@@ -258,7 +258,7 @@ def job_aggregate(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with the result."),
 ) -> None:
     """Run an aggregation; the key pair is made and kept here, the result decrypted here."""
-    from gateway.client import Client, JobFailed, answered
+    from buyers.client import Client, JobFailed, answered
 
     started = time.monotonic()
     show_progress = not as_json and sys.stderr.isatty()
@@ -348,7 +348,7 @@ def read_ids(path: Path, column: str) -> list[str]:
 def _psi_command(mode: str, ids: Path, id_column: str, dataset: str, key_column: str, value_column: list[str],
                  cardinality_only: bool, output: Optional[Path], party: Optional[str], timeout: int,
                  gateway: str, caller: str, as_json: bool) -> None:
-    from gateway.client import Client, JobFailed
+    from buyers.client import Client, JobFailed
 
     started = time.monotonic()
     show = not as_json and sys.stderr.isatty()
@@ -458,7 +458,7 @@ def job_status(
     caller: str = CallerOpt,
 ) -> None:
     """A job's state and each holder's part in it."""
-    from gateway.client import Client
+    from buyers.client import Client
 
     try:
         with Client(gateway, caller=caller) as client:
@@ -476,7 +476,7 @@ def job_cancel(
     caller: str = CallerOpt,
 ) -> None:
     """Cancel a running job."""
-    from gateway.client import Client
+    from buyers.client import Client
 
     try:
         with Client(gateway, caller=caller) as client:
@@ -513,7 +513,7 @@ def demo(
     rows: int = typer.Option(3000, min=100, help="Rows per hospital."),
 ) -> None:
     """A whole exchange on this machine: gateway, three hospitals, a buyer running every job."""
-    from datawharf.demo import run_demo
+    from wharf.demo import run_demo
 
     raise typer.Exit(run_demo(workdir=workdir, rows=rows))
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -21,12 +19,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from datawharf import filters
 from datawharf.filters import Condition, Op
+from wharf.local import LocalExchange
 
 HOSPITALS = ("st-mary", "riverside", "northgate")
 DEPARTMENTS = ("cardiology", "oncology", "pediatrics", "emergency", "orthopedics")
@@ -212,42 +210,6 @@ JOBS = (
 )
 
 
-# --------------------------------------------------------------- processes
-class Processes:
-    def __init__(self, logs: Path) -> None:
-        self.logs = logs
-        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
-
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        log = open(self.logs / f"{name}.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "datawharf", *args], stdout=log, stderr=subprocess.STDOUT)
-        self.procs.append((name, proc))
-        return proc
-
-    def stop(self) -> None:
-        for _, p in reversed(self.procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for name, p in self.procs:
-            try:
-                p.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                print(f"  {name} did not stop in time; killing it", file=sys.stderr)
-                p.kill()
-                p.wait()
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout_s: float, alive: Callable[[], None]) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        alive()
-        if check():
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-
-
 def _show(x: object) -> str:
     return f"{float(x):16.6f}" if x is not None else f"{'-':>16}"  # type: ignore[arg-type]
 
@@ -259,7 +221,7 @@ def run_job(job: DemoJob, address: str, tables: dict[str, list[dict[str, str]]])
     for flag, value in (("--where", job.where), ("--group-by", job.group_by), ("--bins", job.bins)):
         if value:
             args += [flag, value]
-    proc = subprocess.run([sys.executable, "-m", "datawharf", *args], capture_output=True, text=True, timeout=180)
+    proc = subprocess.run([sys.executable, "-m", "wharf", *args], capture_output=True, text=True, timeout=180)
     if proc.returncode != 0:
         print(f"{job.label:<66} FAILED: {proc.stderr.strip() or proc.stdout.strip()}")
         return False
@@ -334,7 +296,7 @@ def run_psi_jobs(address: str, work: Path, visits: list[dict[str, str]]) -> int:
     failures = 0
     print(f"{'PSI job against ' + PSI_HOLDER:<66} {'result':>34} {'plaintext truth':>16}  ok")
     for label, args in jobs:
-        proc = subprocess.run([sys.executable, "-m", "datawharf", *args, *base], capture_output=True, text=True,
+        proc = subprocess.run([sys.executable, "-m", "wharf", *args, *base], capture_output=True, text=True,
                               timeout=300)
         if proc.returncode != 0:
             print(f"{label:<66} FAILED: {proc.stderr.strip() or proc.stdout.strip()}")
@@ -363,8 +325,6 @@ def run_demo(*, workdir: Path | None = None, rows: int = 3000) -> int:
     else:
         work = workdir.resolve()
         work.mkdir(parents=True, exist_ok=True)
-    logs = work / "logs"
-    logs.mkdir(exist_ok=True)
     print(f"DataWharf demo in {work}")
     sources = {}
     wards = {}
@@ -375,39 +335,19 @@ def run_demo(*, workdir: Path | None = None, rows: int = 3000) -> int:
         generate_ward_load(wards[name], days=60, seed=11 + i)
     print(f"  generated {rows} visits and 60 days of ward load at each of {', '.join(HOSPITALS)}")
 
-    procs = Processes(logs)
-
-    def alive() -> None:
-        for name, p in procs.procs:
-            if p.poll() is not None:
-                raise RuntimeError(f"{name} exited with {p.returncode}; see {logs / (name + '.log')}")
-
+    exchange = LocalExchange(work)
     failures = 0
     try:
-        gw_dir = work / "gateway"
-        ready = gw_dir / "gateway.json"
-        ready.unlink(missing_ok=True)
-        procs.start("gateway", "gateway", "serve", "--listen", "127.0.0.1:0", "--data-dir", str(gw_dir))
-        wait_for("the gateway", ready.exists, 30, alive)
-        address = json.loads(ready.read_text())["address"]
+        address = exchange.start_gateway()
         print(f"  gateway on {address}")
         for name in HOSPITALS:
             # Northgate's policy does not release variances: its refusal shows in the results.
             stats = ["sum", "count", "mean", "histogram"]
             if name != "northgate":
                 stats.append("variance")
-            cfg = work / f"{name}.toml"
-            cfg.write_text(party_config(name, address, sources[name], statistics=stats, ward_source=wards[name]))
-            procs.start(name, "party", "serve", "--config", str(cfg))
-
-        from gateway.client import Client
-
-        with Client(address, caller=BUYER) as client:
-            def all_online() -> bool:
-                items = {c.dataset: c for c in client.catalog()}
-                return "visits" in items and len(items["visits"].holders_online) == len(HOSPITALS)
-
-            wait_for("three party nodes", all_online, 60, alive)
+            exchange.start_party(name, party_config(name, address, sources[name], statistics=stats,
+                                                    ward_source=wards[name]))
+        exchange.wait_online("visits", HOSPITALS, caller=BUYER)
         print(f"  party nodes online: {', '.join(HOSPITALS)}")
         print()
         tables = {"visits": {n: read_rows(src) for n, src in sources.items()},
@@ -424,7 +364,7 @@ def run_demo(*, workdir: Path | None = None, rows: int = 3000) -> int:
         print(f"demo failed: {exc}", file=sys.stderr)
         failures += 1
     finally:
-        procs.stop()
+        exchange.stop()
     elapsed = time.monotonic() - started
     verdict = "all results match the plaintext truth" if not failures else f"{failures} problem(s)"
     print(f"demo finished in {elapsed:.1f} s: {verdict}")

@@ -1,3 +1,0 @@
-from datawharf.cli import main
-
-main()

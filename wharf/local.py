@@ -1,0 +1,152 @@
+"""A whole exchange on this machine: one gateway and party nodes as processes.
+
+The demo, the test suite and the benchmarks all start their exchanges here,
+so "how a local exchange is started" is written once. Every process is the
+real ``wharf`` command on a free loopback port; logs go to ``root/logs``.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Callable, Sequence
+
+from buyers.client import Client
+
+__all__ = ["LocalExchange", "Processes", "wait_for"]
+
+
+class Processes:
+    """Child processes running ``python -m wharf ...``, stopped together."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        log = open(self.logs / f"{name}.log", "ab")
+        proc = subprocess.Popen([sys.executable, "-m", "wharf", *args], stdout=log, stderr=subprocess.STDOUT)
+        log.close()  # the child holds its own descriptor
+        self.procs.append((name, proc))
+        return proc
+
+    def stop(self, names: Sequence[str] | None = None, *, grace_s: float = 15.0) -> None:
+        """SIGTERM (newest first), then wait; a process still running after ``grace_s`` is killed."""
+        chosen = [(n, p) for n, p in self.procs if names is None or n in names]
+        for _, p in reversed(chosen):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for name, p in chosen:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                print(f"  {name} did not stop in time; killing it", file=sys.stderr)
+                p.kill()
+                p.wait()
+        self.procs = [(n, p) for n, p in self.procs if (n, p) not in chosen]
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one process: a holder or gateway that vanishes without a word."""
+        for n, p in self.procs:
+            if n == name and p.poll() is None:
+                p.kill()
+                p.wait()
+        self.procs = [(n, p) for n, p in self.procs if n != name]
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout_s: float, alive: Callable[[], None]) -> None:
+    """Poll ``check`` until it holds; ``alive`` raises if a process it needs has died."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        alive()
+        if check():
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+class LocalExchange:
+    """A gateway and party nodes on loopback, each a real ``wharf`` process.
+
+    ``start_gateway`` waits until the gateway has written its address;
+    ``start_party`` writes the party's TOML (its ``gateway`` key filled in
+    with the running gateway's address) and starts ``wharf party serve``;
+    ``wait_online`` waits until the named holders list a dataset.
+    """
+
+    def __init__(self, root: Path, *, log_level: str = "info") -> None:
+        self.root = root
+        self.logs = root / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.procs = Processes(self.logs)
+        self.log_level = log_level
+        self.address = ""
+        self.http_address = ""
+        self.parties: list[str] = []
+
+    @property
+    def gateway_dir(self) -> Path:
+        return self.root / "gateway"
+
+    def alive(self) -> None:
+        """Raise if a process this exchange started has exited (with the end of its log)."""
+        for name, p in self.procs.procs:
+            if p.poll() is not None:
+                log = (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"{name} exited with {p.returncode}; {self.logs / (name + '.log')} ends:\n{log}")
+
+    def start_gateway(self, *extra: str, listen: str = "127.0.0.1:0", timeout_s: float = 30) -> str:
+        ready = self.gateway_dir / "gateway.json"
+        ready.unlink(missing_ok=True)
+        self.procs.start("gateway", "gateway", "serve", "--listen", listen, "--data-dir", str(self.gateway_dir),
+                         "--log-level", self.log_level, *extra)
+        wait_for("the gateway", ready.exists, timeout_s, self.alive)
+        info = json.loads(ready.read_text())
+        self.address, self.http_address = info["address"], info.get("http", "")
+        return self.address
+
+    def stop_gateway(self) -> None:
+        self.procs.stop(["gateway"], grace_s=20)
+
+    def start_party(self, name: str, config: str) -> Path:
+        """Write ``config`` (TOML text) as ``root/NAME.toml`` and start the node; returns the path."""
+        path = self.root / f"{name}.toml"
+        path.write_text(config)
+        self.procs.start(name, "party", "serve", "--config", str(path), "--log-level", self.log_level)
+        if name not in self.parties:
+            self.parties.append(name)
+        return path
+
+    def stop_party(self, name: str) -> None:
+        self.procs.stop([name])
+
+    def kill_party(self, name: str) -> None:
+        self.procs.kill(name)
+
+    def client(self, caller: str) -> Client:
+        return Client(self.address, caller=caller)
+
+    def wait_online(self, dataset: str, names: Sequence[str], *, timeout_s: float = 60,
+                    caller: str = "observer") -> None:
+        with self.client(caller) as c:
+            def online() -> bool:
+                items = {i.dataset: i for i in c.catalog()}
+                return dataset in items and set(names) <= set(items[dataset].holders_online)
+
+            wait_for(f"{', '.join(names)} to list {dataset!r}", online, timeout_s, self.alive)
+
+    def stop(self) -> None:
+        self.procs.stop()
+
+    def __enter__(self) -> "LocalExchange":
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
