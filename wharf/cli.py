@@ -7,6 +7,8 @@ import json
 import logging
 import sys
 import time
+from datetime import datetime, timezone
+from enum import Enum
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Optional
@@ -27,12 +29,63 @@ GatewayOpt = typer.Option("127.0.0.1:50051", "--gateway", "-g", envvar="WHARF_GA
 CallerOpt = typer.Option(..., "--as", envvar="WHARF_AS", help="Your buyer name, as holders' policies grant it.")
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _print_version(value: bool) -> None:
+    if value:
+        from datawharf import __version__
+
+        typer.echo(f"wharf {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    pass
+
+
+class LogFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+TEXT_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line, for log collectors: ts (ISO 8601, UTC), level, logger, message, exc."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, timezone.utc)
+            .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["exc"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        # ASCII escapes keep every line valid whatever the stream's encoding.
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str, fmt: LogFormat = LogFormat.text) -> None:
+    """Root logging for a serve command: ``level`` by name, text or JSON lines on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLogFormatter() if fmt is LogFormat.json else logging.Formatter(TEXT_LOG_FORMAT))
+    # force: a serve command owns its process's logging; without it a handler
+    # installed earlier would win and --log-format would silently do nothing.
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler], force=True)
+
+
+LogLevelOpt = typer.Option("info", envvar="WHARF_LOG_LEVEL", help="debug, info, warning or error.")
+LogFormatOpt = typer.Option(LogFormat.text, envvar="WHARF_LOG_FORMAT", case_sensitive=False,
+                            help="text, or json: one JSON object per line (ts, level, logger, message, exc).")
 
 
 def _fail(exc: WharfError, code: int = 1) -> None:
@@ -66,21 +119,30 @@ def exact_text(value: Fraction) -> str:
 # ---------------------------------------------------------------- gateway
 @gateway_app.command("serve")
 def gateway_serve(
-    listen: str = typer.Option("127.0.0.1:50051", help="Address to listen on (port 0 picks a free one)."),
-    data_dir: Path = typer.Option(Path("wharf-data"), help="Where the job store lives."),
-    wire_log: Optional[Path] = typer.Option(None, help="Append every message received and sent, as JSON lines (privacy audits)."),
-    http: Optional[str] = typer.Option(None, help="Serve the dashboard and /metrics here, e.g. 127.0.0.1:8080."),
+    listen: str = typer.Option("127.0.0.1:50051", envvar="WHARF_LISTEN",
+                               help="Address to listen on (port 0 picks a free one)."),
+    data_dir: Path = typer.Option(Path("wharf-data"), envvar="WHARF_DATA_DIR", help="Where the job store lives."),
+    wire_log: Optional[Path] = typer.Option(None, envvar="WHARF_WIRE_LOG",
+                                            help="Append every message received and sent, as JSON lines (privacy audits)."),
+    http: Optional[str] = typer.Option(None, envvar="WHARF_HTTP",
+                                       help="Serve the dashboard and /metrics here, e.g. 127.0.0.1:8080."),
     http_token: Optional[str] = typer.Option(None, envvar="WHARF_HTTP_TOKEN",
                                              help="Require this token (?token= or Authorization: Bearer)."),
-    http_allow_remote: bool = typer.Option(False, help="Allow the dashboard on a non-loopback address (needs a token)."),
-    bench_results: Path = typer.Option(Path("benchmarks/results"), help="Benchmark records to chart."),
-    log_level: str = typer.Option("info", help="debug, info, warning or error."),
+    http_allow_remote: bool = typer.Option(False, envvar="WHARF_HTTP_ALLOW_REMOTE",
+                                           help="Allow the dashboard on a non-loopback address (needs a token)."),
+    bench_results: Path = typer.Option(Path("benchmarks/results"), envvar="WHARF_BENCH_RESULTS",
+                                       help="Benchmark records to chart."),
+    log_level: str = LogLevelOpt,
+    log_format: LogFormat = LogFormatOpt,
 ) -> None:
-    """Serve the buyer and party gRPC services until SIGTERM or Ctrl-C."""
+    """Serve the buyer and party gRPC services until SIGTERM or Ctrl-C.
+
+    Every option can also be set by the environment variable shown beside it.
+    """
     from gateway.app import GatewaySettings, serve
     from gateway.web.app import AccessError
 
-    _logging(log_level)
+    configure_logging(log_level, log_format)
     settings = GatewaySettings(listen=listen, data_dir=data_dir, wire_log=wire_log, http=http,
                                http_token=http_token, http_allow_remote=http_allow_remote,
                                results_dir=bench_results)
@@ -94,14 +156,19 @@ def gateway_serve(
 # ------------------------------------------------------------------ party
 @party_app.command("serve")
 def party_serve(
-    config: Path = typer.Option(..., "--config", "-c", help="The party's TOML file (see README)."),
-    log_level: str = typer.Option("info", help="debug, info, warning or error."),
+    config: Path = typer.Option(..., "--config", "-c", envvar="WHARF_PARTY_CONFIG",
+                                help="The party's TOML file (see README)."),
+    log_level: str = LogLevelOpt,
+    log_format: LogFormat = LogFormatOpt,
 ) -> None:
-    """Connect to the gateway and answer tasks under this holder's policy."""
+    """Connect to the gateway and answer tasks under this holder's policy.
+
+    Every option can also be set by the environment variable shown beside it.
+    """
     from parties.config import load_party_config
     from parties.node import PartyNode
 
-    _logging(log_level)
+    configure_logging(log_level, log_format)
     try:
         cfg = load_party_config(config)
     except WharfError as exc:
