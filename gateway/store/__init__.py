@@ -1,5 +1,5 @@
 """Persistence for jobs, tasks, parties, contributions and results."""
 
-from gateway.store.sqlite import JobRow, SqliteStore, TaskRow
+from gateway.store.sqlite import JobRow, SqliteStore, StoreVersionError, TaskRow
 
-__all__ = ["JobRow", "SqliteStore", "TaskRow"]
+__all__ = ["JobRow", "SqliteStore", "StoreVersionError", "TaskRow"]

@@ -5,12 +5,29 @@ from __future__ import annotations
 import sqlite3
 import time
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
-ACTIVE_JOB_STATES = ("PENDING", "DISPATCHED", "COLLECTING", "AGGREGATING", "AWAITING_BUYER")
-OPEN_TASK_STATES = ("PENDING", "DISPATCHED", "LOST")
+from datawharf.states import ACTIVE_JOB_STATES, ANSWERED_TASK_STATES, OPEN_TASK_STATES, JobState, TaskState
+from gateway.store.migrate import StoreVersionError, migrate
+
+# ACTIVE_JOB_STATES and OPEN_TASK_STATES are re-exported for modules that
+# still import them from here; datawharf.states is where they are defined.
+__all__ = ["ACTIVE_JOB_STATES", "JobRow", "OPEN_TASK_STATES", "SqliteStore", "StoreVersionError", "TaskRow"]
+
+
+def _sql_list(states: Iterable[str]) -> str:
+    """An SQL list literal of state names, for queries that filter on a fixed set of states."""
+    names = sorted(str(s) for s in states)
+    # Only the enums' own names reach here, never input; anything that would need quoting is a mistake.
+    if not all(n.isidentifier() for n in names):
+        raise ValueError(f"not a state name: {names}")
+    return "(" + ", ".join(f"'{n}'" for n in names) + ")"
+
+
+_ACTIVE_JOBS = _sql_list(ACTIVE_JOB_STATES)
+_OPEN_TASKS = _sql_list(OPEN_TASK_STATES)
+_ANSWERED_TASKS = _sql_list(ANSWERED_TASK_STATES)
 
 
 @dataclass(frozen=True)
@@ -48,8 +65,11 @@ class SqliteStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
-        schema = resources.files("gateway.store").joinpath("schema.sql").read_text()
-        self._db.executescript(schema)
+        try:
+            self.schema_version = migrate(self._db, path=self.path)
+        except BaseException:
+            self._db.close()
+            raise
 
     def close(self) -> None:
         self._db.close()
@@ -90,8 +110,8 @@ class SqliteStore:
                 ),
             )
             self._db.executemany(
-                "INSERT INTO tasks (task_id, job_id, party, state, updated_at) VALUES (?, ?, ?, 'PENDING', ?)",
-                [(tid, job.job_id, party, now) for tid, party in parties],
+                "INSERT INTO tasks (task_id, job_id, party, state, updated_at) VALUES (?, ?, ?, ?, ?)",
+                [(tid, job.job_id, party, TaskState.PENDING, now) for tid, party in parties],
             )
 
     def job(self, job_id: str) -> JobRow | None:
@@ -130,7 +150,7 @@ class SqliteStore:
         rows = self._db.execute(
             "SELECT t.task_id, t.job_id, t.party, t.state, t.reason FROM tasks t "
             "JOIN jobs j ON j.job_id = t.job_id "
-            f"WHERE t.party = ? AND t.state IN {OPEN_TASK_STATES} AND j.state IN {ACTIVE_JOB_STATES} "
+            f"WHERE t.party = ? AND t.state IN {_OPEN_TASKS} AND j.state IN {_ACTIVE_JOBS} "
             "ORDER BY j.created_at",
             (party,),
         )
@@ -145,8 +165,9 @@ class SqliteStore:
     def reset_dispatched(self) -> int:
         """After a restart no task is in flight any more: mark them for resending."""
         cur = self._db.execute(
-            "UPDATE tasks SET state = 'PENDING', reason = 'gateway restarted; resending' "
-            f"WHERE state = 'DISPATCHED' AND job_id IN (SELECT job_id FROM jobs WHERE state IN {ACTIVE_JOB_STATES})"
+            "UPDATE tasks SET state = ?, reason = 'gateway restarted; resending' "
+            f"WHERE state = ? AND job_id IN (SELECT job_id FROM jobs WHERE state IN {_ACTIVE_JOBS})",
+            (TaskState.PENDING, TaskState.DISPATCHED),
         )
         return cur.rowcount
 
@@ -163,8 +184,8 @@ class SqliteStore:
             except sqlite3.IntegrityError:
                 return False
             self._db.execute(
-                "UPDATE tasks SET state = 'CONTRIBUTED', reason = '', updated_at = ? WHERE task_id = ?",
-                (now, task_id),
+                "UPDATE tasks SET state = ?, reason = '', updated_at = ? WHERE task_id = ?",
+                (TaskState.CONTRIBUTED, now, task_id),
             )
             self._db.execute(
                 "UPDATE parties SET contributions = contributions + 1 WHERE name = ?", (party,)
@@ -186,8 +207,8 @@ class SqliteStore:
             self._db.execute("BEGIN")
             self._db.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?)", (job_id, result, now))
             self._db.execute(
-                "UPDATE jobs SET state = 'DONE', reason = '', finished_at = ? WHERE job_id = ?",
-                (now, job_id),
+                "UPDATE jobs SET state = ?, reason = '', finished_at = ? WHERE job_id = ?",
+                (JobState.DONE, now, job_id),
             )
             self._db.execute("DELETE FROM contributions WHERE job_id = ?", (job_id,))
 
@@ -198,13 +219,16 @@ class SqliteStore:
     # the operator's view ----------------------------------------------------------
     def recent_jobs(self, limit: int = 50) -> list[sqlite3.Row]:
         """Recent jobs with their task tallies, without specs (which hold key material)."""
+        # Per-job subqueries rather than a join and GROUP BY over all jobs, so that
+        # only the newest `limit` rows are read (index jobs_created).
         return list(self._db.execute(
             "SELECT j.job_id, j.buyer, j.kind, j.backend, j.state, j.reason, j.created_at, j.finished_at, "
-            "COUNT(t.task_id) AS expected, "
-            "SUM(CASE WHEN t.state IN ('CONTRIBUTED', 'REFUSED', 'FAILED', 'EXPIRED') THEN 1 ELSE 0 END) AS answered, "
-            "SUM(CASE WHEN t.state = 'CONTRIBUTED' THEN 1 ELSE 0 END) AS contributed "
-            "FROM jobs j LEFT JOIN tasks t ON t.job_id = j.job_id "
-            "GROUP BY j.job_id ORDER BY j.created_at DESC LIMIT ?",
+            "(SELECT COUNT(*) FROM tasks t WHERE t.job_id = j.job_id) AS expected, "
+            "(SELECT COUNT(*) FROM tasks t WHERE t.job_id = j.job_id "
+            f"AND t.state IN {_ANSWERED_TASKS}) AS answered, "
+            "(SELECT COUNT(*) FROM tasks t WHERE t.job_id = j.job_id "
+            f"AND t.state = '{TaskState.CONTRIBUTED}') AS contributed "
+            "FROM jobs j ORDER BY j.created_at DESC LIMIT ?",
             (limit,),
         ))
 
