@@ -10,13 +10,22 @@
     wharf_contribution_latency_seconds          task dispatched → contribution received
     wharf_refusals_total{reason}                the holder's policy rule that refused
     wharf_invalid_contributions_total
+    process_*, python_info                      the gateway process: CPU, memory, open files, start time
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -43,6 +52,10 @@ class Metrics(JobObserver):
         self.registry = CollectorRegistry()
         r = self.registry
         r.register(_JobsByState(store))
+        # The registry is our own, not prometheus_client's global one, so the
+        # process and platform collectors it would carry are added here.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
         self.submitted = Counter("wharf_jobs_submitted", "Jobs submitted", ["type", "backend"], registry=r)
         self.finished = Counter("wharf_jobs_finished", "Jobs that reached a final state",
                                 ["type", "backend", "state"], registry=r)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway.dispatch import StreamDispatcher
 from gateway.metrics import Metrics
@@ -114,8 +115,8 @@ def create_app(
         return web.json_response({"records": load_records(results_dir)})
 
     async def prometheus(_: web.Request) -> web.StreamResponse:
-        return web.Response(body=metrics.exposition(), content_type="text/plain", charset="utf-8",
-                            headers={"X-Prometheus-Format": "0.0.4"})
+        # Set as a header: aiohttp's content_type argument refuses a value that carries a charset.
+        return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(_: web.Request) -> web.StreamResponse:
         return web.json_response({"status": "ok"})
