@@ -48,24 +48,49 @@ def split(payload: bytes, size: int = CHUNK_BYTES) -> Iterator[Piece]:
 
 
 class Assembler:
-    """Collects pieces in order; ``add`` returns the payload on the last one."""
+    """The one reassembler: pieces in order, whole items, under a byte cap.
 
-    def __init__(self, max_bytes: int) -> None:
+    ``add`` returns the payload on the last piece (None before). With
+    ``keep=False`` it only checks and counts, for callers that write each
+    piece elsewhere as it arrives (the gateway's spool), and returns b"" at
+    the end. Every check happens before a byte is kept, so a bad sender
+    cannot make the receiver buffer more than ``max_bytes``.
+    """
+
+    def __init__(self, max_bytes: int, *, item: int = 1, keep: bool = True) -> None:
+        if item <= 0:
+            raise ValueError("item size must be positive")
         self.max_bytes = max_bytes
+        self.item = item
+        self.keep = keep
         self._parts: list[bytes] = []
+        self._next = 0
         self._size = 0
         self._done = False
+
+    @property
+    def size(self) -> int:
+        """Bytes accepted so far."""
+        return self._size
+
+    @property
+    def expected_seq(self) -> int:
+        return self._next
 
     def add(self, piece: Piece) -> bytes | None:
         if self._done:
             raise ChunkError("a piece arrived after the last one")
-        if piece.seq != len(self._parts):
-            raise ChunkError(f"piece {piece.seq} arrived where piece {len(self._parts)} was expected")
-        self._size += len(piece.data)
-        if self._size > self.max_bytes:
+        if piece.seq != self._next:
+            raise ChunkError(f"piece {piece.seq} arrived where piece {self._next} was expected")
+        if len(piece.data) % self.item:
+            raise ChunkError(f"piece {piece.seq} is not a whole number of {self.item}-byte items")
+        if self._size + len(piece.data) > self.max_bytes:
             raise TooLarge(f"payload exceeds the limit of {self.max_bytes} bytes")
-        self._parts.append(piece.data)
+        self._size += len(piece.data)
+        self._next += 1
+        if self.keep:
+            self._parts.append(piece.data)
         if piece.last:
             self._done = True
-            return b"".join(self._parts)
+            return b"".join(self._parts) if self.keep else b""
         return None

@@ -23,12 +23,21 @@ from typing import Any
 import grpc
 
 
+# Trailing metadata that carries ``WharfError.argument`` across the wire.
+ARGUMENT_KEY = "x-wharf-argument"
+
+
 class WharfError(Exception):
+    """``argument`` names the offending parameter as the Python API spells it
+    (``min_parties``, ``bins``); front ends map it to their own spelling, such
+    as the CLI's ``--min-parties``. Empty when no single argument is at fault."""
+
     code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, argument: str = "") -> None:
         super().__init__(message)
         self.message = message
+        self.argument = argument
 
 
 class InvalidArgument(WharfError):
@@ -93,6 +102,8 @@ def from_rpc_error(err: grpc.RpcError) -> WharfError:
     cls = _BY_CODE.get(code, WharfError)
     if code == grpc.StatusCode.UNAVAILABLE:
         details = f"gateway unavailable: {details}. Is `wharf gateway serve` running at that address?"
-    out = cls(details or code.name)
+    trailing = err.trailing_metadata() if hasattr(err, "trailing_metadata") else None
+    argument = next((str(v) for k, v in (trailing or ()) if k == ARGUMENT_KEY), "")
+    out = cls(details or code.name, argument=argument)
     out.code = code
     return out

@@ -37,6 +37,26 @@ class FilterSyntaxError(ValueError):
     """The filter text does not parse; the message says where."""
 
 
+class FilterTypeError(ValueError):
+    """A condition compares a column with the wrong kind of value."""
+
+
+def check_types(cond: Condition, *, text: bool, vector: bool = False) -> None:
+    """The one statement of which comparisons a column admits.
+
+    The gateway applies it to the columns holders list, each holder to the
+    columns it actually loaded, so both refuse the same conditions with the
+    same words."""
+    if vector:
+        raise FilterTypeError(f"filter: {cond.column!r} is a vector column; filter on scalar columns")
+    if text and not isinstance(cond.literal, str):
+        raise FilterTypeError(f"filter: {cond.column!r} holds text; compare it with a quoted string")
+    if not text and isinstance(cond.literal, str):
+        raise FilterTypeError(f"filter: {cond.column!r} is numeric; compare it with a number")
+    if text and cond.op not in (Op.EQ, Op.NE):
+        raise FilterTypeError(f"filter: text column {cond.column!r} supports only == and !=")
+
+
 MAX_CONDITIONS = 16
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _TOKEN = re.compile(

@@ -10,7 +10,9 @@ from decimal import Decimal
 from datawharf.filters import Condition
 from protocols.aggregate import AggregateRequest
 from protocols.figures import Layout, Statistic
+from protocols.psi_stages import PsiMode
 from protocols.schemes import PublicParams
+from datawharf.states import FINAL_JOB_STATES, JobState, TaskState
 
 
 class ColumnKind(str, enum.Enum):
@@ -95,14 +97,8 @@ class AggregateJob:
 @dataclass(frozen=True)
 class TaskView:
     party: str
-    state: str
+    state: TaskState
     reason: str = ""
-
-
-class PsiMode(str, enum.Enum):
-    INTERSECTION = "intersection"
-    SUM = "sum"
-    UNBALANCED = "unbalanced"
 
 
 @dataclass(frozen=True)
@@ -125,7 +121,7 @@ class JobView:
     job_id: str
     request_id: str
     buyer: str
-    state: str
+    state: JobState
     reason: str
     spec: "AggregateJob | PsiJob"
     min_parties: int
@@ -137,7 +133,7 @@ class JobView:
 
     @property
     def final(self) -> bool:
-        return self.state in ("DONE", "FAILED", "CANCELLED")
+        return self.state in FINAL_JOB_STATES
 
 
 def round_rows(n: int) -> int:

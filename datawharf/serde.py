@@ -17,8 +17,10 @@ from datawharf.model import (
     PsiMode,
     TaskView,
 )
-from datawharf.v1 import buyer_pb2, common_pb2
-from protocols import oprf, psi_sum
+from datawharf.messages import CancelTask, HolderUpload, Notice, SetForHolder, StagePiece, TaskOffer, ToParty
+from datawharf.states import JobState, TaskState
+from datawharf.v1 import buyer_pb2, common_pb2, party_pb2
+from protocols import psi_stages
 from protocols.aggregate import AggregateResult, Contribution
 from protocols.figures import MAX_FIGURES, Statistic
 from protocols.schemes import Backend, PublicParams
@@ -282,11 +284,7 @@ _PSI_TO = {
     PsiMode.UNBALANCED: common_pb2.PSI_MODE_UNBALANCED,
 }
 _PSI_FROM = {v: k for k, v in _PSI_TO.items()}
-MAX_PSI_SET = 1 << 22
-# Bytes per item of each PSI stage: curve points, OPRF tags, masked values,
-# and the sealed seed (opaque bytes). See gateway.psi_jobs for who sends what.
-PSI_ITEM_BYTES = {"A": 32, "D": 32, "W": 32, "Z": 32, "E": 32,
-                  "Q": oprf.TAG_BYTES, "T": oprf.TAG_BYTES, "M": psi_sum.MASK_BYTES, "S": 1}
+MAX_PSI_SET = psi_stages.MAX_SET
 
 
 def psi_to_proto(job: PsiJob) -> common_pb2.PsiSpec:
@@ -351,7 +349,7 @@ def job_from_proto(msg: buyer_pb2.Job) -> JobView:
         job_id=msg.job_id,
         request_id=msg.request_id,
         buyer=msg.buyer,
-        state=buyer_pb2.JobState.Name(msg.state).removeprefix("JOB_STATE_"),
+        state=JobState(buyer_pb2.JobState.Name(msg.state).removeprefix("JOB_STATE_")),
         reason=msg.reason,
         spec=psi_from_proto(msg.psi) if msg.WhichOneof("spec") == "psi"
         else aggregate_from_proto(msg.aggregate, need_keys=False),
@@ -360,8 +358,73 @@ def job_from_proto(msg: buyer_pb2.Job) -> JobView:
         deadline=msg.deadline,
         finished_at=msg.finished_at,
         tasks=[
-            TaskView(t.party, buyer_pb2.TaskState.Name(t.state).removeprefix("TASK_STATE_"), t.reason)
+            TaskView(t.party, TaskState(buyer_pb2.TaskState.Name(t.state).removeprefix("TASK_STATE_")), t.reason)
             for t in msg.tasks
         ],
         next_stage=msg.next_stage,
     )
+
+
+def piece_to_proto(p: StagePiece) -> common_pb2.SetChunk:
+    return common_pb2.SetChunk(stage=p.stage, seq=p.seq, data=p.data, last=p.last)
+
+
+def piece_from_proto(msg: common_pb2.SetChunk) -> StagePiece:
+    return StagePiece(msg.stage, msg.seq, msg.data, msg.last)
+
+
+def to_party_to_proto(msg: ToParty) -> party_pb2.GatewayMessage:
+    if isinstance(msg, TaskOffer):
+        task = party_pb2.Task(task_id=msg.task_id, job_id=msg.job_id, buyer=msg.buyer, min_parties=msg.min_parties,
+                              deadline=msg.deadline, cached_tables=msg.cached_tables)
+        if isinstance(msg.spec, PsiJob):
+            task.psi.CopyFrom(psi_to_proto(msg.spec))
+        else:
+            task.aggregate.CopyFrom(aggregate_to_proto(msg.spec))
+        return party_pb2.GatewayMessage(task=task)
+    if isinstance(msg, CancelTask):
+        return party_pb2.GatewayMessage(cancel=party_pb2.CancelTask(task_id=msg.task_id, reason=msg.reason))
+    if isinstance(msg, Notice):
+        return party_pb2.GatewayMessage(notice=party_pb2.Notice(task_id=msg.task_id, message=msg.message))
+    return party_pb2.GatewayMessage(psi=party_pb2.PsiDownload(task_id=msg.task_id, chunk=piece_to_proto(msg.piece)))
+
+
+def to_party_from_proto(msg: party_pb2.GatewayMessage) -> ToParty | None:
+    """The domain message, or None for the stream's own bookkeeping (``registered``)."""
+    kind = msg.WhichOneof("body")
+    if kind == "task":
+        t = msg.task
+        which = t.WhichOneof("spec")
+        if which is None:
+            raise InvalidArgument(f"task {t.task_id} carries no job spec")
+        spec: AggregateJob | PsiJob = psi_from_proto(t.psi) if which == "psi" else aggregate_from_proto(t.aggregate)
+        return TaskOffer(t.task_id, t.job_id, t.buyer, t.min_parties, t.deadline, spec, tuple(t.cached_tables))
+    if kind == "cancel":
+        return CancelTask(msg.cancel.task_id, msg.cancel.reason)
+    if kind == "notice":
+        return Notice(msg.notice.task_id, msg.notice.message)
+    if kind == "psi":
+        return SetForHolder(msg.psi.task_id, piece_from_proto(msg.psi.chunk))
+    return None
+
+
+def holder_upload_to_proto(u: HolderUpload) -> party_pb2.PsiUpload:
+    msg = party_pb2.PsiUpload(task_id=u.task_id, done=u.done, min_intersection=u.min_intersection,
+                              table_epoch=u.table_epoch)
+    if u.piece is not None:
+        msg.chunk.CopyFrom(piece_to_proto(u.piece))
+    return msg
+
+
+def holder_upload_from_proto(msg: party_pb2.PsiUpload) -> HolderUpload:
+    piece = piece_from_proto(msg.chunk) if msg.HasField("chunk") else None
+    return HolderUpload(msg.task_id, piece, msg.done, msg.min_intersection, msg.table_epoch)
+
+
+def listings_to_bytes(listings: list[Listing]) -> bytes:
+    """A party's listings as stored by the gateway (the wire's Register message)."""
+    return party_pb2.Register(datasets=[listing_to_proto(x) for x in listings]).SerializeToString(deterministic=True)
+
+
+def listings_from_bytes(raw: bytes) -> list[Listing]:
+    return [listing_from_proto(d) for d in party_pb2.Register.FromString(raw).datasets]

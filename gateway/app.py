@@ -18,7 +18,7 @@ from datawharf.grpc_options import server_options
 from datawharf.v1 import buyer_pb2, buyer_pb2_grpc, party_pb2, party_pb2_grpc
 from gateway.dispatch import StreamDispatcher
 from gateway.metrics import ByteCounter, Metrics
-from gateway.orchestrator import Orchestrator
+from gateway.jobs import Orchestrator
 from gateway.servicers import BuyerServicer, PartyServicer
 from gateway.spool import Spool
 from gateway.store import SqliteStore

@@ -1,8 +1,10 @@
-"""The seam between orchestration and the network.
+"""The seam between the job logic and the network.
 
-The orchestrator only ever asks "is this party online?" and "send it this";
-``StreamDispatcher`` answers over the parties' gRPC streams, and tests can
-pass any object with the same two methods.
+The job logic only ever asks "is this party online?" and "send it this
+domain message". ``StreamDispatcher`` answers over the parties' gRPC
+streams (turning messages into protobuf at the last moment);
+``InMemoryDispatcher`` keeps what was sent in a list, so the job logic is
+tested whole without sockets.
 """
 
 from __future__ import annotations
@@ -10,13 +12,17 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
+from datawharf.messages import Notice, TaskOffer, ToParty
+from datawharf.serde import to_party_to_proto
 from datawharf.v1 import party_pb2
 
 
 class Dispatcher(Protocol):
     def is_online(self, party: str) -> bool: ...
 
-    def send(self, party: str, message: party_pb2.GatewayMessage) -> bool:
+    def online(self) -> list[str]: ...
+
+    def send(self, party: str, message: ToParty) -> bool:
         """Queue a message for a party; False if it is not connected."""
         ...
 
@@ -62,9 +68,47 @@ class StreamDispatcher:
     def online(self) -> list[str]:
         return sorted(self._sessions)
 
-    def send(self, party: str, message: party_pb2.GatewayMessage) -> bool:
+    def send(self, party: str, message: ToParty) -> bool:
         session = self._sessions.get(party)
         if session is None:
             return False
-        session.outbox.put_nowait(message)
+        session.outbox.put_nowait(to_party_to_proto(message))
         return True
+
+
+class InMemoryDispatcher:
+    """Parties that are online by decree; every message sent is kept in ``sent``."""
+
+    def __init__(self, online: tuple[str, ...] = ()) -> None:
+        self._online: set[str] = set(online)
+        self.sent: list[tuple[str, ToParty]] = []
+
+    def connect(self, party: str) -> None:
+        self._online.add(party)
+
+    def disconnect(self, party: str) -> None:
+        self._online.discard(party)
+
+    def is_online(self, party: str) -> bool:
+        return party in self._online
+
+    def online(self) -> list[str]:
+        return sorted(self._online)
+
+    def send(self, party: str, message: ToParty) -> bool:
+        if party not in self._online:
+            return False
+        self.sent.append((party, message))
+        return True
+
+    def to(self, party: str) -> list[ToParty]:
+        return [m for p, m in self.sent if p == party]
+
+    def tasks_for(self, party: str) -> list[TaskOffer]:
+        return [m for m in self.to(party) if isinstance(m, TaskOffer)]
+
+    def notices_for(self, party: str) -> list[Notice]:
+        return [m for m in self.to(party) if isinstance(m, Notice)]
+
+
+__all__ = ["Dispatcher", "InMemoryDispatcher", "PartySession", "StreamDispatcher"]

@@ -30,7 +30,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from gateway.interceptors import MessageInterceptor
-from gateway.orchestrator import JobObserver
+from gateway.jobs.observer import JobObserver
 from gateway.store import SqliteStore
 
 _DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600)

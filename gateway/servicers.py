@@ -17,11 +17,22 @@ import grpc
 
 from datawharf import identity
 from datawharf.chunking import Assembler, ChunkError, Piece, split
-from datawharf.errors import InvalidArgument, WharfError
-from datawharf.serde import aggregate_from_proto, column_to_proto, job_to_proto, psi_from_proto
+from datawharf.messages import StagePiece
+from datawharf.model import AggregateJob, PsiJob
+from datawharf.errors import ARGUMENT_KEY, InvalidArgument, WharfError
+from datawharf.serde import (
+    aggregate_from_proto,
+    column_to_proto,
+    holder_upload_from_proto,
+    job_to_proto,
+    listing_from_proto,
+    piece_from_proto,
+    piece_to_proto,
+    psi_from_proto,
+)
 from datawharf.v1 import buyer_pb2, buyer_pb2_grpc, common_pb2, party_pb2, party_pb2_grpc
 from gateway.dispatch import StreamDispatcher
-from gateway.orchestrator import Orchestrator
+from gateway.jobs import Orchestrator
 
 log = logging.getLogger("datawharf.gateway")
 
@@ -33,7 +44,8 @@ HEARTBEAT_SECONDS = 10
 
 async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
     if isinstance(exc, WharfError):
-        await context.abort(exc.code, exc.message)
+        trailing = ((ARGUMENT_KEY, exc.argument),) if exc.argument else ()
+        await context.abort(exc.code, exc.message, trailing_metadata=trailing)
     log.exception("unexpected error in %s", getattr(context, "_method", "a call"), exc_info=exc)
     await context.abort(grpc.StatusCode.INTERNAL, "internal error at the gateway; its log has the detail")
 
@@ -90,20 +102,13 @@ class BuyerServicer(buyer_pb2_grpc.BuyerServiceServicer):
         buyer = identity.caller(context)
         kind = request.WhichOneof("spec")
         if kind == "psi":
-            view = await self.orch.submit_psi(buyer, request.request_id, psi_from_proto(request.psi),
-                                              parties=list(request.parties), timeout_s=request.timeout_seconds)
-            return job_to_proto(view)
-        if kind != "aggregate":
+            spec: AggregateJob | PsiJob = psi_from_proto(request.psi)
+        elif kind == "aggregate":
+            spec = aggregate_from_proto(request.aggregate)
+        else:
             raise InvalidArgument("the request carries no job spec: send an aggregate or a psi spec")
-        spec = aggregate_from_proto(request.aggregate)
-        view = await self.orch.submit(
-            buyer,
-            request.request_id,
-            spec,
-            parties=list(request.parties),
-            min_parties=request.min_parties,
-            timeout_s=request.timeout_seconds,
-        )
+        view = await self.orch.submit(buyer, request.request_id, spec, parties=list(request.parties),
+                                      min_parties=request.min_parties, timeout_s=request.timeout_seconds)
         return job_to_proto(view)
 
     @translate_errors
@@ -133,19 +138,18 @@ class BuyerServicer(buyer_pb2_grpc.BuyerServiceServicer):
         if first is None or not first.job_id:
             raise InvalidArgument("an upload must start with a chunk naming its job_id")
 
-        async def pieces() -> AsyncIterator[common_pb2.SetChunk]:
-            yield first.chunk
+        async def pieces() -> AsyncIterator[StagePiece]:
+            yield piece_from_proto(first.chunk)
             async for msg in request_iterator:
-                yield msg.chunk
+                yield piece_from_proto(msg.chunk)
 
-        await self.orch.psi.upload(buyer, first.job_id, pieces())
-        return job_to_proto(self.orch.view(first.job_id, buyer))
+        return job_to_proto(await self.orch.upload_set(buyer, first.job_id, pieces()))
 
     @translate_errors
     async def DownloadSet(self, request: buyer_pb2.DownloadSetRequest, context: Any
                           ) -> AsyncIterator[common_pb2.SetChunk]:
-        for seq, data, last in self.orch.psi.download(identity.caller(context), request.job_id, request.stage):
-            yield common_pb2.SetChunk(stage=request.stage, seq=seq, data=data, last=last)
+        for piece in self.orch.download_set(identity.caller(context), request.job_id, request.stage):
+            yield piece_to_proto(piece)
 
 
 class PartyServicer(party_pb2_grpc.PartyServiceServicer):
@@ -163,7 +167,7 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
             raise InvalidArgument("a party stream must begin with a Register message")
         session = self.dispatcher.attach(party)
         try:
-            self.orch.party_connected(party, first.register)
+            self.orch.party_connected(party, [listing_from_proto(d) for d in first.register.datasets])
         except Exception:
             self.dispatcher.detach(session)
             raise
@@ -199,7 +203,7 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
                 elif kind == "failure":
                     await self.orch.refusal(party, msg.failure.task_id, msg.failure.reason, failed=True)
                 elif kind == "psi":
-                    await self.orch.psi.holder_upload(party, msg.psi)
+                    await self.orch.holder_upload(party, holder_upload_from_proto(msg.psi))
                 else:
                     log.warning("party %s sent an unexpected %s message; ignored", party, kind)
         except (asyncio.CancelledError, grpc.aio.AioRpcError):

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Iterator
 
-from datawharf.chunking import item_chunk_bytes
+from datawharf.chunking import Assembler, ChunkError, Piece, TooLarge, item_chunk_bytes
 
 
 class SpoolError(ValueError):
@@ -22,7 +22,7 @@ class Spool:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
-        self._next_seq: dict[tuple[str, str], int] = {}
+        self._open: dict[tuple[str, str], Assembler] = {}
 
     def _path(self, job_id: str, stage: str) -> Path:
         if not stage.isalpha() or len(stage) > 2 or "/" in job_id or not job_id:
@@ -33,29 +33,33 @@ class Spool:
         return self._path(job_id, stage).exists()
 
     def append(self, job_id: str, stage: str, seq: int, data: bytes, last: bool, *, item: int, max_items: int) -> bool:
-        """Add a chunk; True once the stage is complete. Partial stages live in ``<stage>.part``."""
+        """Add a chunk; True once the stage is complete. Partial stages live in ``<stage>.part``.
+
+        Order, whole items and the item limit are checked by the shared
+        reassembler before a byte is written."""
         final = self._path(job_id, stage)
         if final.exists():
             raise SpoolError(f"stage {stage} of job {job_id} was already received")
         part = final.with_suffix(".part")
         key = (job_id, stage)
-        expected = self._next_seq.get(key, 0)
-        if seq != expected:
-            raise SpoolError(f"chunk {seq} of stage {stage} arrived where chunk {expected} was expected")
-        if item and len(data) % item:
-            raise SpoolError(f"stage {stage} chunk {seq} is not a whole number of {item}-byte items")
+        assembler = self._open.get(key)
+        if assembler is None:
+            part.unlink(missing_ok=True)  # a stage (re)starts from chunk 0
+            assembler = self._open[key] = Assembler(max_items * item, item=item, keep=False)
+        try:
+            complete = assembler.add(Piece(seq, data, last)) is not None
+        except ChunkError as exc:
+            self.reset(job_id, stage)  # a stage that went wrong can only start again from chunk 0
+            if isinstance(exc, TooLarge):
+                raise SpoolError(f"stage {stage} exceeds the limit of {max_items} items") from None
+            raise SpoolError(f"stage {stage}: {exc}") from None
         part.parent.mkdir(parents=True, exist_ok=True)
-        size = part.stat().st_size if part.exists() else 0
-        if item and (size + len(data)) // item > max_items:
-            raise SpoolError(f"stage {stage} exceeds the limit of {max_items} items")
         with open(part, "ab") as f:
             f.write(data)
-        self._next_seq[key] = expected + 1
-        if last:
+        if complete:
             part.rename(final)
-            self._next_seq.pop(key, None)
-            return True
-        return False
+            self._open.pop(key, None)
+        return complete
 
     def read(self, job_id: str, stage: str) -> bytes:
         return self._path(job_id, stage).read_bytes()
@@ -88,9 +92,9 @@ class Spool:
         path = self._path(job_id, stage)
         path.unlink(missing_ok=True)
         path.with_suffix(".part").unlink(missing_ok=True)
-        self._next_seq.pop((job_id, stage), None)
+        self._open.pop((job_id, stage), None)
 
     def drop(self, job_id: str) -> None:
         shutil.rmtree(self.root / job_id, ignore_errors=True)
-        for key in [k for k in self._next_seq if k[0] == job_id]:
-            self._next_seq.pop(key, None)
+        for key in [k for k in self._open if k[0] == job_id]:
+            self._open.pop(key, None)

@@ -14,19 +14,25 @@ import random
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Awaitable
 
 import grpc
 
 import datawharf
-from datawharf.chunking import split, split_items
+from datawharf.chunking import Assembler, ChunkError, Piece, split, split_items
+from datawharf.errors import WharfError
+from datawharf.messages import CancelTask, HolderUpload, Notice, SetForHolder, StagePiece, TaskOffer
+from datawharf.model import AggregateJob, PsiJob
 from parties.config import PartyConfig
 from datawharf.grpc_options import client_options
 from datawharf.identity import caller_metadata
-from datawharf.serde import PSI_ITEM_BYTES, aggregate_from_proto, listing_to_proto, psi_from_proto
+from datawharf.serde import holder_upload_to_proto, listing_to_proto, to_party_from_proto
 from datawharf.v1 import common_pb2, party_pb2, party_pb2_grpc
-from parties.psi_runner import PsiAnswer, PsiRunner
-from parties.runner import Answer, Runner
+from parties.psi_runner import PsiRunner
+from parties.runner import Runner
 from protocols import psi
+from protocols.psi_stages import Stage, item_bytes
+from protocols.psi_stages import split_items as split_stage
 
 log = logging.getLogger("datawharf.party")
 
@@ -47,7 +53,7 @@ class PartyNode:
         self._workers = asyncio.Semaphore(workers)
         self._cancelled: set[str] = set()
         self.connected = asyncio.Event()
-        self._psi_sets: dict[str, tuple[party_pb2.Task, list[bytes]]] = {}
+        self._psi_sets: dict[str, tuple[TaskOffer, Assembler]] = {}
         self._pool: ProcessPoolExecutor | None = None
         self.psi_runner = PsiRunner(config, self.runner.sources, config.state_dir or Path(".wharf-state"),
                                     mapper=self._mapper)
@@ -130,8 +136,7 @@ class PartyNode:
                     if message is grpc.aio.EOF:
                         log.warning("gateway closed the stream")
                         return
-                    kind = message.WhichOneof("body")
-                    if kind == "registered":
+                    if message.WhichOneof("body") == "registered":
                         self.connected.set()
                         log.info(
                             "connected to %s as %s; listing %s",
@@ -140,23 +145,36 @@ class PartyNode:
                         )
                         hb = asyncio.create_task(self._heartbeats(send, message.registered.heartbeat_seconds))
                         background.add(hb)
-                    elif kind == "task" and message.task.WhichOneof("spec") == "psi":
-                        self._psi_sets[message.task.task_id] = (message.task, [])
-                    elif kind == "task":
-                        t = asyncio.create_task(self._answer(send, message.task))
+                        continue
+                    try:
+                        incoming = to_party_from_proto(message)
+                    except Exception as exc:  # a spec this node cannot read fails its task, nothing else
+                        reason = exc.message if isinstance(exc, WharfError) else str(exc)
+                        if message.WhichOneof("body") == "task":
+                            await self._decline(send, message.task.task_id, None,
+                                                f"cannot read the task: {reason}", "")
+                        else:
+                            log.warning("unreadable message from the gateway ignored: %s", reason)
+                        continue
+                    job: Awaitable[None] | None = None
+                    if isinstance(incoming, TaskOffer) and isinstance(incoming.spec, PsiJob):
+                        limit = incoming.spec.buyer_set_size * item_bytes(Stage.A)
+                        self._psi_sets[incoming.task_id] = (incoming, Assembler(limit, item=item_bytes(Stage.A)))
+                    elif isinstance(incoming, TaskOffer):
+                        job = self._answer(send, incoming)
+                    elif isinstance(incoming, SetForHolder):
+                        ready = self._psi_piece(incoming)
+                        if ready is not None:
+                            job = self._answer_psi(send, *ready)
+                    elif isinstance(incoming, CancelTask):
+                        self._cancelled.add(incoming.task_id)
+                        log.info("task %s cancelled: %s", incoming.task_id, incoming.reason)
+                    elif isinstance(incoming, Notice):
+                        log.warning("gateway notice on %s: %s", incoming.task_id, incoming.message)
+                    if job is not None:
+                        t = asyncio.create_task(job)
                         background.add(t)
                         t.add_done_callback(background.discard)
-                    elif kind == "psi":
-                        ready = self._psi_piece(message.psi)
-                        if ready is not None:
-                            t = asyncio.create_task(self._answer_psi(send, *ready))
-                            background.add(t)
-                            t.add_done_callback(background.discard)
-                    elif kind == "cancel":
-                        self._cancelled.add(message.cancel.task_id)
-                        log.info("task %s cancelled: %s", message.cancel.task_id, message.cancel.reason)
-                    elif kind == "notice":
-                        log.warning("gateway notice on %s: %s", message.notice.task_id, message.notice.message)
             finally:
                 stopper.cancel()
                 for t in background:
@@ -167,16 +185,13 @@ class PartyNode:
             await asyncio.sleep(max(1, every_s))
             await send(party_pb2.PartyMessage(heartbeat=party_pb2.Heartbeat(sent_at=time.time())))
 
-    async def _answer(self, send, task: party_pb2.Task) -> None:  # type: ignore[no-untyped-def]
-        try:
-            job = aggregate_from_proto(task.aggregate)
-        except Exception as exc:
-            answer = Answer(failure=f"cannot read the task: {exc}")
-        else:
-            async with self._workers:
-                started = time.perf_counter()
-                answer = await asyncio.to_thread(self.runner.run, task.buyer, job, task.min_parties)
-                elapsed = time.perf_counter() - started
+    async def _answer(self, send, task: TaskOffer) -> None:  # type: ignore[no-untyped-def]
+        job = task.spec
+        assert isinstance(job, AggregateJob)
+        async with self._workers:
+            started = time.perf_counter()
+            answer = await asyncio.to_thread(self.runner.run, task.buyer, job, task.min_parties)
+            elapsed = time.perf_counter() - started
         if task.task_id in self._cancelled:
             return
         if answer.payload is not None:
@@ -191,62 +206,58 @@ class PartyNode:
                 )
             log.info("task %s (%s %s of %s for %s): contributed in %.2f s",
                      task.task_id, job.statistic.value, job.column, job.dataset, task.buyer, elapsed)
-        elif answer.refusal is not None:
-            await send(party_pb2.PartyMessage(refusal=party_pb2.TaskRefusal(
-                task_id=task.task_id, reason=answer.refusal, code=answer.code)))
-            log.info("task %s refused: %s", task.task_id, answer.refusal)
         else:
-            await send(
-                party_pb2.PartyMessage(failure=party_pb2.TaskFailure(task_id=task.task_id, reason=answer.failure or "unknown"))
-            )
-            log.warning("task %s failed: %s", task.task_id, answer.failure)
+            await self._decline(send, task.task_id, answer.refusal, answer.failure, answer.code)
 
-    def _psi_piece(self, msg: party_pb2.PsiDownload) -> tuple[party_pb2.Task, list[bytes]] | None:
+    async def _decline(self, send, task_id: str, refusal: str | None, failure: str | None,  # type: ignore[no-untyped-def]
+                       code: str) -> None:
+        if refusal is not None:
+            await send(party_pb2.PartyMessage(refusal=party_pb2.TaskRefusal(task_id=task_id, reason=refusal,
+                                                                            code=code)))
+            log.info("task %s refused: %s", task_id, refusal)
+        else:
+            await send(party_pb2.PartyMessage(failure=party_pb2.TaskFailure(task_id=task_id,
+                                                                            reason=failure or "unknown")))
+            log.warning("task %s failed: %s", task_id, failure)
+
+    def _psi_piece(self, msg: SetForHolder) -> tuple[TaskOffer, list[bytes]] | None:
         entry = self._psi_sets.get(msg.task_id)
         if entry is None:
             log.warning("PSI data for unknown task %s ignored", msg.task_id)
             return None
-        task, parts = entry
-        point = PSI_ITEM_BYTES["A"]
-        if msg.chunk.seq != len(parts) or len(msg.chunk.data) % point:
-            log.warning("task %s: malformed PSI chunk %d; waiting for the task to be resent", msg.task_id, msg.chunk.seq)
+        task, assembler = entry
+        try:
+            if msg.piece.stage != Stage.A:
+                raise ChunkError(f"stage {msg.piece.stage!r} is not the buyer's set")
+            data = assembler.add(Piece(msg.piece.seq, msg.piece.data, msg.piece.last))
+        except ChunkError as exc:
+            log.warning("task %s: malformed PSI data (%s); waiting for the task to be resent", msg.task_id, exc)
             self._psi_sets.pop(msg.task_id, None)
             return None
-        parts.append(msg.chunk.data)
-        if not msg.chunk.last:
+        if data is None:
             return None
         self._psi_sets.pop(msg.task_id, None)
-        data = b"".join(parts)
-        return task, [data[i:i + point] for i in range(0, len(data), point)]
+        return task, split_stage(data, Stage.A)
 
-    async def _answer_psi(self, send, task: party_pb2.Task, points: list[bytes]) -> None:  # type: ignore[no-untyped-def]
+    async def _answer_psi(self, send, task: TaskOffer, points: list[bytes]) -> None:  # type: ignore[no-untyped-def]
         started = time.perf_counter()
-        try:
-            spec = psi_from_proto(task.psi)
-        except Exception as exc:
-            answer = PsiAnswer(failure=f"cannot read the task: {exc}")
-        else:
-            async with self._workers:
-                answer = await asyncio.to_thread(self.psi_runner.run, task.buyer, spec, points,
-                                                 job_id=task.job_id, cached_tables=list(task.cached_tables))
+        spec = task.spec
+        assert isinstance(spec, PsiJob)
+        async with self._workers:
+            answer = await asyncio.to_thread(self.psi_runner.run, task.buyer, spec, points,
+                                             job_id=task.job_id, cached_tables=list(task.cached_tables))
         if task.task_id in self._cancelled:
             return
-        if answer.refusal is not None:
-            await send(party_pb2.PartyMessage(refusal=party_pb2.TaskRefusal(
-                task_id=task.task_id, reason=answer.refusal, code=answer.code)))
-            log.info("task %s refused: %s", task.task_id, answer.refusal)
-            return
-        if answer.failure is not None:
-            await send(party_pb2.PartyMessage(failure=party_pb2.TaskFailure(task_id=task.task_id, reason=answer.failure)))
-            log.warning("task %s failed: %s", task.task_id, answer.failure)
+        if answer.refusal is not None or answer.failure is not None:
+            await self._decline(send, task.task_id, answer.refusal, answer.failure, answer.code)
             return
         for stage, data in answer.stages.items():
-            pieces = split_items(data, PSI_ITEM_BYTES[stage])
+            pieces = split_items(data, item_bytes(stage))
             for seq, piece in enumerate(pieces):
-                await send(party_pb2.PartyMessage(psi=party_pb2.PsiUpload(
-                    task_id=task.task_id,
-                    chunk=common_pb2.SetChunk(stage=stage, seq=seq, data=piece, last=seq == len(pieces) - 1))))
-        await send(party_pb2.PartyMessage(psi=party_pb2.PsiUpload(
-            task_id=task.task_id, done=True, min_intersection=answer.min_intersection, table_epoch=answer.table_epoch)))
+                upload = HolderUpload(task.task_id, StagePiece(stage, seq, piece, seq == len(pieces) - 1))
+                await send(party_pb2.PartyMessage(psi=holder_upload_to_proto(upload)))
+        done = HolderUpload(task.task_id, done=True, min_intersection=answer.min_intersection,
+                            table_epoch=answer.table_epoch)
+        await send(party_pb2.PartyMessage(psi=holder_upload_to_proto(done)))
         log.info("task %s (%s on %s for %s): answered %d points in %.2f s",
                  task.task_id, spec.kind, spec.dataset, task.buyer, len(points), time.perf_counter() - started)

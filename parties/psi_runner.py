@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from parties.config import DatasetConfig, PartyConfig
-from datawharf.model import PsiJob, PsiMode
+from datawharf.model import PsiJob
 from parties.sources import CachedSource, SourceError, public_reason
 from protocols import oprf, psi, psi_sum
 from protocols.fixed_point import scale_column
+from protocols.psi_stages import PsiMode, Stage, pack_masked
 
-POINT = 32
 log = logging.getLogger("datawharf.party")
 
 
@@ -43,7 +43,7 @@ def _logging_mapper(mapper: psi.Mapper, what: str) -> psi.Mapper:
 
 @dataclass
 class PsiAnswer:
-    stages: dict[str, bytes] = field(default_factory=dict)
+    stages: dict[Stage, bytes] = field(default_factory=dict)
     refusal: str | None = None
     failure: str | None = None
     code: str = ""
@@ -105,7 +105,7 @@ class PsiRunner:
         try:
             if job.mode is PsiMode.INTERSECTION:
                 d, w = psi.Holder(ids).answer(points, cardinality_only=job.cardinality_only, mapper=mapper)
-                return PsiAnswer({"D": b"".join(d), "W": b"".join(w)}, min_intersection=minimum)
+                return PsiAnswer({Stage.D: b"".join(d), Stage.W: b"".join(w)}, min_intersection=minimum)
             if job.mode is PsiMode.SUM:
                 cols = [c for c in dataset.columns if c.name in job.value_columns]
                 order = {c.name: i for i, c in enumerate(cols)}
@@ -115,13 +115,13 @@ class PsiRunner:
                 rows = [(ident, [int(s[i]) for s in scaled]) for i, ident in enumerate(ids)]
                 ans = psi_sum.Holder(rows).answer(points, job.buyer_box_key, job_id.encode(), minimum=minimum,
                                                   mapper=mapper)
-                masked = b"".join(v.to_bytes(psi_sum.MASK_BYTES, "little") for row in ans.for_gateway_masked for v in row)
-                return PsiAnswer({"D": b"".join(ans.for_gateway_d), "W": b"".join(ans.for_buyer_w), "M": masked,
-                                  "S": ans.for_buyer_sealed_seed}, min_intersection=minimum)
+                masked = pack_masked(ans.for_gateway_masked)
+                return PsiAnswer({Stage.D: b"".join(ans.for_gateway_d), Stage.W: b"".join(ans.for_buyer_w),
+                                  Stage.M: masked, Stage.S: ans.for_buyer_sealed_seed}, min_intersection=minimum)
             key, epoch, tags = self._epoch(dataset, job, ids)
-            stages = {"E": b"".join(key.evaluate(points))}
+            stages = {Stage.E: b"".join(key.evaluate(points))}
             if epoch not in cached_tables:
-                stages["T"] = tags
+                stages[Stage.T] = tags
             return PsiAnswer(stages, min_intersection=minimum, table_epoch=epoch)
         except psi.PsiError as exc:
             return PsiAnswer(failure=str(exc))

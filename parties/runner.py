@@ -12,7 +12,7 @@ import numpy as np
 
 from parties.config import DatasetConfig, PartyConfig
 from datawharf.errors import WharfError
-from datawharf.filters import Condition, Op
+from datawharf.filters import Condition, FilterTypeError, Op, check_types
 from datawharf.model import AggregateJob
 from datawharf.model import Listing
 from datawharf.serde import contribution_to_proto
@@ -55,11 +55,10 @@ def row_mask(table: Table, where: tuple[Condition, ...]) -> np.ndarray:
         col = table.columns.get(cond.column)
         if col is None:
             raise TaskError(f"filter column {cond.column!r} is not in this dataset")
-        if col.ndim != 1:
-            raise TaskError(f"filter column {cond.column!r} is a vector; filter on scalar columns")
-        is_text = col.dtype == object
-        if is_text != isinstance(cond.literal, str):
-            raise TaskError(f"filter on {cond.column!r} compares {'text' if is_text else 'numbers'} with the wrong kind of value")
+        try:
+            check_types(cond, text=col.dtype == object, vector=col.ndim != 1)
+        except FilterTypeError as exc:
+            raise TaskError(str(exc)) from None
         literal: object = cond.literal if isinstance(cond.literal, str) else float(cond.literal)
         if isinstance(cond.literal, Decimal) and col.dtype.kind in "iu" and cond.literal == cond.literal.to_integral_value():
             literal = int(cond.literal)  # compare integers exactly, not through float

@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway.dispatch import StreamDispatcher
 from gateway.metrics import Metrics
-from gateway.orchestrator import Orchestrator
+from gateway.jobs import Orchestrator
 from gateway.web.benchdata import load_records
 
 STATIC = Path(__file__).resolve().parent / "static"

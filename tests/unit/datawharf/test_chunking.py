@@ -37,3 +37,20 @@ def test_nothing_after_last() -> None:
     a.add(Piece(0, b"a", True))
     with pytest.raises(ChunkError, match="after the last"):
         a.add(Piece(1, b"a", True))
+
+
+def test_whole_items_only() -> None:
+    a = Assembler(100, item=32)
+    a.add(Piece(0, b"x" * 64, False))
+    with pytest.raises(ChunkError, match="32-byte items"):
+        a.add(Piece(1, b"x" * 33, True))
+
+
+def test_counting_mode_keeps_nothing_but_still_checks() -> None:
+    a = Assembler(64, item=32, keep=False)
+    assert a.add(Piece(0, b"x" * 32, False)) is None
+    assert a.add(Piece(1, b"y" * 32, True)) == b"" and a.size == 64
+    b = Assembler(64, item=32, keep=False)
+    b.add(Piece(0, b"x" * 64, False))
+    with pytest.raises(TooLarge):
+        b.add(Piece(1, b"x" * 32, True))

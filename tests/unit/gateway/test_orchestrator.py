@@ -14,33 +14,16 @@ from dataclasses import replace
 
 from datawharf.filters import Condition, Op
 from datawharf.model import ColumnKind, ColumnSpec, Listing
-from datawharf.serde import contribution_to_proto, listing_to_proto, result_from_proto
-from datawharf.v1 import buyer_pb2, common_pb2, party_pb2
-from gateway.orchestrator import Orchestrator
+from datawharf.serde import contribution_to_proto, result_from_proto
+from datawharf.v1 import buyer_pb2, common_pb2
+from gateway.dispatch import InMemoryDispatcher
+from gateway.jobs import Orchestrator
 from gateway.store import SqliteStore
 from protocols.aggregate import Holder
 from protocols.figures import Layout, Statistic, local_figures
 from tests.jobs import make_job
 
 LISTING = Listing("visits", (ColumnSpec("age", ColumnKind.INT), ColumnSpec("dept", ColumnKind.STRING)), 100)
-
-
-class FakeDispatcher:
-    def __init__(self) -> None:
-        self.online: set[str] = set()
-        self.sent: list[tuple[str, party_pb2.GatewayMessage]] = []
-
-    def is_online(self, party: str) -> bool:
-        return party in self.online
-
-    def send(self, party: str, message: party_pb2.GatewayMessage) -> bool:
-        if party not in self.online:
-            return False
-        self.sent.append((party, message))
-        return True
-
-    def tasks_for(self, party: str) -> list[party_pb2.Task]:
-        return [m.task for p, m in self.sent if p == party and m.WhichOneof("body") == "task"]
 
 
 @pytest.fixture(scope="module")
@@ -51,16 +34,21 @@ def keypair():  # type: ignore[no-untyped-def]
 class World:
     def __init__(self, path: Path, keypair, parties=("a", "b", "c")) -> None:  # type: ignore[no-untyped-def]
         self.path = path
-        self.dispatcher = FakeDispatcher()
+        self.dispatcher = InMemoryDispatcher()
         self.store = SqliteStore(path)
-        self.orch = Orchestrator(self.store, self.dispatcher)
+        self.now = 1_000_000.0
+        self.orch = Orchestrator(self.store, self.dispatcher, clock=lambda: self.now)
         self.buyer, self.job = make_job("sum", "age", places=0, keypair=keypair)
         for p in parties:
             self.connect(p)
 
     def connect(self, party: str) -> None:
-        self.dispatcher.online.add(party)
-        self.orch.party_connected(party, party_pb2.Register(datasets=[listing_to_proto(LISTING)]))
+        self.dispatcher.connect(party)
+        self.orch.party_connected(party, [LISTING])
+
+    def disconnect(self, party: str) -> None:
+        self.dispatcher.disconnect(party)
+        self.orch.party_disconnected(party)
 
     def spec(self, **kw):  # type: ignore[no-untyped-def]
         return replace(self.job, **kw)
@@ -113,7 +101,7 @@ def test_repeated_contribution_is_ignored_not_double_counted(tmp_path: Path, key
         view = await w.submit()
         await w.contribute("a", [5])
         await w.contribute("a", [5])
-        notices = [m.notice.message for p, m in w.dispatcher.sent if m.WhichOneof("body") == "notice"]
+        notices = [m.message for m in w.dispatcher.notices_for("a")]
         assert any("already CONTRIBUTED" in n for n in notices)
         await w.contribute("b", [1])
         assert w.decrypt(view.job_id) == 6
@@ -166,8 +154,7 @@ def test_disconnect_completes_if_threshold_holds(tmp_path: Path, keypair) -> Non
         w = World(tmp_path / "g.db", keypair)
         view = await w.submit(min_parties=2)
         await w.contribute("a", [1])
-        w.dispatcher.online.discard("c")
-        w.orch.party_disconnected("c")
+        w.disconnect("c")
         assert w.states(view.job_id)["c"] == "LOST"
         await w.contribute("b", [2])
         assert w.orch.view(view.job_id).state == "DONE"
@@ -181,14 +168,15 @@ def test_lost_task_is_resent_on_reconnect_and_deadline_fails(tmp_path: Path, key
         w = World(tmp_path / "g.db", keypair, parties=("a", "b"))
         view = await w.submit(min_parties=2, timeout_s=1)
         await w.contribute("a", [1])
-        w.dispatcher.online.discard("b")
-        w.orch.party_disconnected("b")
+        w.disconnect("b")
         assert w.orch.view(view.job_id).state == "COLLECTING"  # b may come back
         w.connect("b")
         assert len(w.dispatcher.tasks_for("b")) == 2 and w.states(view.job_id)["b"] == "DISPATCHED"
-        w.dispatcher.online.discard("b")
-        w.orch.party_disconnected("b")
-        await asyncio.sleep(1.05)
+        w.disconnect("b")
+        w.now += 0.99
+        await w.orch.check_deadlines()
+        assert w.orch.view(view.job_id).state == "COLLECTING"  # not yet: the deadline is 1 s after submission
+        w.now += 0.02
         await w.orch.check_deadlines()
         failed = w.orch.view(view.job_id)
         assert failed.state == "FAILED"

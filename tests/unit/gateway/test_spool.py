@@ -19,7 +19,7 @@ def test_stage_lifecycle(tmp_path: Path) -> None:
 
 def test_bad_chunks(tmp_path: Path) -> None:
     sp = Spool(tmp_path)
-    with pytest.raises(SpoolError, match="chunk 1 of stage A arrived where chunk 0"):
+    with pytest.raises(SpoolError, match="stage A: piece 1 arrived where piece 0"):
         sp.append("j", "A", 1, b"a" * 32, True, item=32, max_items=10)
     with pytest.raises(SpoolError, match="whole number"):
         sp.append("j", "A", 0, b"a" * 33, True, item=32, max_items=10)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 
@@ -98,7 +97,9 @@ def test_unknown_column_is_a_failure_not_a_crash(tmp_path: Path, keypair) -> Non
     r = runner(tmp_path)
     assert "column 'weight'" in ask(r, keypair, "sum", column="weight").failure
     assert "filter column 'zip'" in ask(r, keypair, "sum", where="zip == 1").failure
-    assert "wrong kind" in ask(r, keypair, "sum", where="department == 3").failure
+    assert "holds text; compare it with a quoted string" in ask(r, keypair, "sum", where="department == 3").failure
+    assert "is numeric; compare it with a number" in ask(r, keypair, "sum", where="age == 'old'").failure
+    assert "supports only == and !=" in ask(r, keypair, "sum", where="department < 'x'").failure
 
 
 def test_bad_files_are_named(tmp_path: Path) -> None:

@@ -1,0 +1,234 @@
+"""Bookkeeping every job kind shares: rows, ownership, tasks, notices, endings.
+
+A job kind (``aggregate``, ``psi``) decides what to send and when a job is
+complete; everything about *recording* that — the store, the buyer's
+ownership, which task a holder may answer, the change events that wake
+watchers, the observer, the final state — lives here once. Kinds call these
+public methods; this module imports no kind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import Callable, Protocol
+
+from datawharf.errors import InvalidArgument, NotFound
+from datawharf.messages import CancelTask, Notice
+from datawharf.model import AggregateJob, Listing, PsiJob
+from datawharf.serde import listings_from_bytes, listings_to_bytes
+from datawharf.states import ACTIVE_JOB_STATES, OPEN_TASK_STATES, JobState, TaskState
+from gateway.catalog import CatalogEntry, merge
+from gateway.dispatch import Dispatcher
+from gateway.jobs.observer import JobObserver
+from gateway.store import JobRow, SqliteStore, TaskRow
+
+log = logging.getLogger("datawharf.gateway")
+
+Spec = AggregateJob | PsiJob
+MAX_TIMEOUT_S = 24 * 3600
+MAX_REQUEST_ID = 128
+
+
+class JobKind(Protocol):
+    """What each kind of job provides; the orchestrator routes by ``JobRow.kind``."""
+
+    def decode(self, spec: bytes) -> Spec: ...
+
+    def dispatch(self, job: JobRow, task_id: str, party: str) -> None: ...
+
+    async def evaluate(self, job: JobRow, tasks: list[TaskRow], *, at_deadline: bool) -> None: ...
+
+    async def recover(self, job: JobRow) -> None: ...
+
+    def next_stage(self, job_id: str) -> str: ...
+
+    def forget(self, job_id: str) -> None: ...
+
+
+class JobBook:
+    def __init__(self, store: SqliteStore, dispatcher: Dispatcher, *, clock: Callable[[], float],
+                 observer: JobObserver) -> None:
+        self.store = store
+        self.dispatcher = dispatcher
+        self.clock = clock
+        self.observer = observer
+        self.decoders: dict[str, Callable[[bytes], Spec]] = {}
+        self.cleanups: dict[str, Callable[[str], None]] = {}
+        self._changed: dict[str, asyncio.Event] = {}
+        self._sent_at: dict[str, float] = {}
+        self._specs: dict[str, Spec] = {}
+        self._listings: dict[str, list[Listing]] = {
+            row["name"]: listings_from_bytes(row["listings"]) for row in store.parties()
+        }
+
+    # ---------------------------------------------------------------- catalog
+    def datasets_by_party(self) -> dict[str, list[str]]:
+        """Dataset names each known party last listed."""
+        return {party: [x.name for x in listings] for party, listings in self._listings.items()}
+
+    def catalog(self) -> dict[str, CatalogEntry]:
+        online = {p for p in self._listings if self.dispatcher.is_online(p)}
+        return merge(self._listings, online)
+
+    def list_party(self, party: str, listings: list[Listing]) -> None:
+        self._listings[party] = listings
+        self.store.upsert_party(party, listings_to_bytes(listings))
+        self.store.record("party_connected", party=party, detail=f"{len(listings)} dataset(s)")
+        self.parties_changed()
+
+    def parties_changed(self) -> None:
+        self.observer.parties_online(sum(self.dispatcher.is_online(p) for p in self._listings))
+
+    # ------------------------------------------------------------- submission
+    @staticmethod
+    def check_request(request_id: str, timeout_s: int) -> None:
+        if not request_id or len(request_id) > MAX_REQUEST_ID:
+            raise InvalidArgument(
+                f"request_id must be 1-{MAX_REQUEST_ID} characters (any unique string you choose)",
+                argument="request_id")
+        if timeout_s < 0 or timeout_s > MAX_TIMEOUT_S:
+            raise InvalidArgument(f"timeout_s must be between 1 and {MAX_TIMEOUT_S} seconds", argument="timeout_s")
+
+    def existing(self, buyer: str, request_id: str, spec_bytes: bytes) -> JobRow | None:
+        """The job this buyer already submitted under ``request_id``: submission is idempotent."""
+        job = self.store.find_job_by_request(buyer, request_id)
+        if job is not None and job.spec != spec_bytes:
+            raise InvalidArgument(
+                f"request_id {request_id!r} was already used for a different job ({job.job_id}); "
+                "choose a new request id", argument="request_id")
+        return job
+
+    def open_job(self, *, buyer: str, request_id: str, kind: str, backend: str, spec: Spec, spec_bytes: bytes,
+                 state: JobState, min_parties: int, timeout_s: float, parties: list[str], detail: str) -> JobRow:
+        now = self.clock()
+        job = JobRow(
+            job_id=f"job-{uuid.uuid4().hex[:16]}", buyer=buyer, request_id=request_id, kind=kind, backend=backend,
+            spec=spec_bytes, state=state, reason="", min_parties=min_parties, created_at=now,
+            deadline=now + timeout_s, finished_at=0.0,
+        )
+        self.store.insert_job(job, [(f"task-{uuid.uuid4().hex[:16]}", p) for p in parties])
+        self.store.record("job_submitted", job_id=job.job_id, detail=f"buyer={buyer} {detail}")
+        self._specs[job.job_id] = spec
+        self.observer.job_submitted(kind, backend)
+        log.info("job %s submitted by %s: %s", job.job_id, buyer, detail)
+        return job
+
+    def spec(self, job: JobRow) -> Spec:
+        """The job's spec, decoded once and kept while the job is known to this process."""
+        spec = self._specs.get(job.job_id)
+        if spec is None:
+            spec = self._specs[job.job_id] = self.decoders[job.kind](job.spec)
+        return spec
+
+    # -------------------------------------------------------------- ownership
+    def owned(self, job_id: str, buyer: str) -> JobRow:
+        job = self.store.job(job_id)
+        # The same answer for "no such job" and "not yours": job ids are not
+        # an oracle for other buyers' activity.
+        if job is None or job.buyer != buyer:
+            raise NotFound(f"no job {job_id!r} submitted by {buyer!r}")
+        return job
+
+    def task_for(self, party: str, task_id: str) -> JobRow | None:
+        """The active job of ``party``'s open task ``task_id``; None (and a notice) if it is not one."""
+        task = self.store.task(task_id)
+        problem = None
+        if task is None or task.party != party:
+            problem = f"unknown task {task_id!r}"
+        elif task.state not in OPEN_TASK_STATES:
+            problem = f"task {task_id} is already {task.state}; the answer was ignored"
+        job = self.store.job(task.job_id) if task else None
+        if problem is None and (job is None or job.state not in ACTIVE_JOB_STATES):
+            problem = f"job of task {task_id} is {job.state if job else 'gone'}; the answer was ignored"
+        if problem is not None or job is None:
+            self.store.record("rejected_message", task_id=task_id, party=party, detail=problem or "")
+            log.warning("from %s: %s", party, problem)
+            self.dispatcher.send(party, Notice(task_id, problem or ""))
+            return None
+        return job
+
+    # ------------------------------------------------------------------ tasks
+    def mark_dispatched(self, job: JobRow, task_id: str) -> None:
+        self._sent_at[task_id] = time.monotonic()
+        self.store.set_task_state(task_id, TaskState.DISPATCHED)
+        if job.state == JobState.PENDING:
+            self.store.set_job_state(job.job_id, JobState.DISPATCHED)
+        self.notify(job.job_id)
+
+    def forget_sent(self, task_id: str) -> float | None:
+        """Seconds since the task was dispatched (None if unknown), and forget it."""
+        sent = self._sent_at.pop(task_id, None)
+        return None if sent is None else time.monotonic() - sent
+
+    def contributed(self, job: JobRow, task_id: str, party: str, detail: str = "") -> None:
+        self.store.record("contribution", job_id=job.job_id, task_id=task_id, party=party, detail=detail)
+        took = self.forget_sent(task_id)
+        if took is not None:
+            self.observer.contribution(party, took)
+
+    def invalid(self, job: JobRow, task_id: str, party: str, reason: str) -> None:
+        """The holder sent something unusable: its task fails, it is told why, the job goes on."""
+        self.forget_sent(task_id)
+        self.store.set_task_state(task_id, TaskState.FAILED, reason)
+        self.store.record("invalid_contribution", job_id=job.job_id, task_id=task_id, party=party, detail=reason)
+        self.observer.invalid_contribution()
+        self.dispatcher.send(party, Notice(task_id, reason))
+        log.warning("job %s: %s from %s", job.job_id, reason, party)
+
+    def expire_open(self, tasks: list[TaskRow]) -> None:
+        for t in tasks:
+            if t.state in OPEN_TASK_STATES:
+                self.forget_sent(t.task_id)
+                self.store.set_task_state(t.task_id, TaskState.EXPIRED, "no answer before the job's deadline")
+
+    def cancel_open(self, job_id: str, reason: str) -> None:
+        for task in self.store.tasks(job_id):
+            self.forget_sent(task.task_id)
+            if task.state in OPEN_TASK_STATES:
+                self.store.set_task_state(task.task_id, TaskState.CANCELLED, reason)
+                self.dispatcher.send(task.party, CancelTask(task.task_id, reason))
+
+    # ---------------------------------------------------------------- endings
+    def _ended(self, job: JobRow, state: JobState) -> None:
+        self.observer.job_finished(job.kind, job.backend, state, self.clock() - job.created_at)
+        cleanup = self.cleanups.get(job.kind)
+        if cleanup is not None:
+            cleanup(job.job_id)
+        self._specs.pop(job.job_id, None)
+        self.notify(job.job_id)
+
+    def fail(self, job: JobRow, reason: str) -> None:
+        self.cancel_open(job.job_id, "the job failed before this holder answered")
+        self.store.set_job_state(job.job_id, JobState.FAILED, reason, finished=True)
+        self.store.record("job_failed", job_id=job.job_id, detail=reason)
+        log.info("job %s failed: %s", job.job_id, reason)
+        self._ended(job, JobState.FAILED)
+
+    def cancel(self, job: JobRow, reason: str) -> None:
+        self.cancel_open(job.job_id, "job cancelled by the buyer")
+        self.store.set_job_state(job.job_id, JobState.CANCELLED, reason, finished=True)
+        self.store.record("job_cancelled", job_id=job.job_id)
+        self._ended(job, JobState.CANCELLED)
+
+    def finish(self, job: JobRow, result: bytes, detail: str) -> None:
+        """Store the result (the store drops per-holder ciphertexts with it) and end the job DONE."""
+        self.store.finish_job(job.job_id, result)
+        self.store.record("job_done", job_id=job.job_id, detail=detail)
+        log.info("job %s done: %s", job.job_id, detail)
+        self._ended(job, JobState.DONE)
+
+    # ---------------------------------------------------------------- changes
+    def notify(self, job_id: str) -> None:
+        event = self._changed.pop(job_id, None)
+        if event is not None:
+            event.set()
+
+    def changed(self, job_id: str) -> asyncio.Event:
+        """An event set at the job's next change (one per change)."""
+        return self._changed.setdefault(job_id, asyncio.Event())
+
+
+__all__ = ["JobBook", "JobKind", "MAX_TIMEOUT_S", "Spec"]

@@ -1,0 +1,19 @@
+"""What the job logic reports as it goes; the metrics module listens."""
+
+from __future__ import annotations
+
+
+class JobObserver:
+    """The base class ignores everything, so tests need not care."""
+
+    def job_submitted(self, kind: str, backend: str) -> None: ...
+
+    def job_finished(self, kind: str, backend: str, state: str, seconds: float) -> None: ...
+
+    def contribution(self, party: str, latency_s: float) -> None: ...
+
+    def refusal(self, code: str) -> None: ...
+
+    def invalid_contribution(self) -> None: ...
+
+    def parties_online(self, count: int) -> None: ...

@@ -1,0 +1,232 @@
+"""The gateway's job logic as the servicers see it: one entry point, routed by kind.
+
+Each job row names its kind; ``KINDS`` maps every kind to the object that
+runs it (aggregation or PSI), so nothing here branches on kind names. The
+shared bookkeeping is ``JobBook``; the network is the ``Dispatcher`` seam.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import AsyncIterator, Callable
+
+from datawharf.errors import FailedPrecondition, InvalidArgument, NotFound
+from datawharf.messages import HolderUpload, StagePiece
+from datawharf.model import AggregateJob, JobView, Listing, PsiJob, TaskView
+from datawharf.states import ACTIVE_JOB_STATES, JobState, TaskState
+from gateway.catalog import CatalogEntry
+from gateway.dispatch import Dispatcher
+from gateway.jobs import aggregate, psi
+from gateway.jobs.book import JobBook, JobKind, Spec
+from gateway.jobs.observer import JobObserver
+from gateway.spool import Spool
+from gateway.store import SqliteStore
+
+log = logging.getLogger("datawharf.gateway")
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        store: SqliteStore,
+        dispatcher: Dispatcher,
+        *,
+        clock: Callable[[], float] = time.time,
+        observer: JobObserver | None = None,
+        spool: Spool | None = None,
+    ) -> None:
+        self.store = store
+        self.dispatcher = dispatcher
+        self.clock = clock
+        self.book = JobBook(store, dispatcher, clock=clock, observer=observer or JobObserver())
+        self.aggregate = aggregate.AggregateJobs(self.book)
+        self.psi = psi.PsiJobs(self.book, spool or Spool(Path(tempfile.mkdtemp(prefix="wharf-spool-"))))
+        self.kinds: dict[str, JobKind] = {aggregate.KIND: self.aggregate, **{k: self.psi for k in psi.KINDS}}
+        for name, kind in self.kinds.items():
+            self.book.decoders[name] = kind.decode
+            self.book.cleanups[name] = kind.forget
+        self._background: set[asyncio.Task[None]] = set()
+
+    # ----------------------------------------------------------------- catalog
+    def datasets_by_party(self) -> dict[str, list[str]]:
+        return self.book.datasets_by_party()
+
+    def catalog(self) -> dict[str, CatalogEntry]:
+        return self.book.catalog()
+
+    # ------------------------------------------------------------------ buyers
+    async def submit(self, buyer: str, request_id: str, spec: Spec, *, parties: list[str],
+                     min_parties: int = 1, timeout_s: int = 0) -> JobView:
+        """Open a job for ``spec`` (an aggregation or a PSI job); idempotent per ``request_id``."""
+        if isinstance(spec, AggregateJob):
+            job = await self.aggregate.submit(buyer, request_id, spec, parties=parties, min_parties=min_parties,
+                                              timeout_s=timeout_s)
+        elif isinstance(spec, PsiJob):
+            job = await self.psi.submit(buyer, request_id, spec, parties=parties, timeout_s=timeout_s)
+        else:
+            raise InvalidArgument("the request carries no job spec: send an aggregate or a psi spec")
+        return self.view(job.job_id, buyer)
+
+    def view(self, job_id: str, buyer: str | None = None) -> JobView:
+        job = self.store.job(job_id) if buyer is None else self.book.owned(job_id, buyer)
+        if job is None:
+            raise NotFound(f"no job {job_id!r}")
+        state = JobState(job.state)
+        return JobView(
+            job_id=job.job_id,
+            request_id=job.request_id,
+            buyer=job.buyer,
+            state=state,
+            reason=job.reason,
+            spec=self.book.spec(job),
+            min_parties=job.min_parties,
+            created_at=job.created_at,
+            deadline=job.deadline,
+            finished_at=job.finished_at,
+            tasks=[TaskView(t.party, TaskState(t.state), t.reason) for t in self.store.tasks(job_id)],
+            next_stage=self.kinds[job.kind].next_stage(job_id) if state == JobState.AWAITING_BUYER else "",
+        )
+
+    async def watch(self, job_id: str, buyer: str, *, idle_s: float = 15.0) -> AsyncIterator[JobView]:
+        """The job now and after every change, until it is final."""
+        self.book.owned(job_id, buyer)
+        while True:
+            event = self.book.changed(job_id)
+            view = self.view(job_id, buyer)
+            yield view
+            if view.final:
+                return
+            try:
+                await asyncio.wait_for(event.wait(), timeout=idle_s)
+            except asyncio.TimeoutError:
+                pass  # resend the same state: a liveness signal for the watcher
+
+    async def cancel(self, job_id: str, buyer: str) -> JobView:
+        job = self.book.owned(job_id, buyer)
+        if job.state not in ACTIVE_JOB_STATES:
+            raise FailedPrecondition(f"job {job_id} is already {job.state}; only running jobs can be cancelled")
+        self.book.cancel(job, "cancelled by the buyer")
+        return self.view(job_id, buyer)
+
+    def result(self, job_id: str, buyer: str) -> bytes:
+        job = self.book.owned(job_id, buyer)
+        if job.state != JobState.DONE:
+            detail = f": {job.reason}" if job.reason else ""
+            raise FailedPrecondition(f"job {job_id} is {job.state}{detail}; a result exists only once it is DONE")
+        payload = self.store.result(job_id)
+        if payload is None:  # pragma: no cover - DONE is written with its result
+            raise FailedPrecondition(f"job {job_id} has no stored result")
+        return payload
+
+    async def upload_set(self, buyer: str, job_id: str, pieces: AsyncIterator[StagePiece]) -> JobView:
+        await self.psi.upload(buyer, job_id, pieces)
+        return self.view(job_id, buyer)
+
+    def download_set(self, buyer: str, job_id: str, stage: str) -> list[StagePiece]:
+        return self.psi.download(buyer, job_id, stage)
+
+    # ----------------------------------------------------------------- parties
+    def party_connected(self, party: str, listings: list[Listing]) -> None:
+        self.book.list_party(party, listings)
+        for task in self.store.open_tasks_for_party(party):
+            job = self.store.job(task.job_id)
+            if job is not None:
+                self.kinds[job.kind].dispatch(job, task.task_id, party)
+
+    def party_heartbeat(self, party: str) -> None:
+        self.store.touch_party(party)
+
+    def party_disconnected(self, party: str) -> None:
+        self.store.record("party_disconnected", party=party)
+        self.book.parties_changed()
+        touched: set[str] = set()
+        for task in self.store.open_tasks_for_party(party):
+            self.book.forget_sent(task.task_id)
+            if task.state == TaskState.DISPATCHED:
+                self.store.set_task_state(
+                    task.task_id, TaskState.LOST, "holder disconnected before answering; resent if it returns")
+                touched.add(task.job_id)
+        for job_id in touched:
+            self._evaluate_soon(job_id)
+
+    async def contribution(self, party: str, task_id: str, payload: bytes) -> None:
+        job = self.book.task_for(party, task_id)
+        if job is None:
+            return
+        if job.kind != aggregate.KIND:
+            self.book.invalid(job, task_id, party, f"invalid contribution: a {job.kind} task is answered "
+                                                   "with PSI stages, not ciphertexts")
+        else:
+            await self.aggregate.contribution(job, party, task_id, payload)
+        await self.evaluate(job.job_id)
+
+    async def holder_upload(self, party: str, msg: HolderUpload) -> None:
+        job = self.book.task_for(party, msg.task_id)
+        if job is None:
+            return
+        if job.kind not in psi.KINDS:
+            self.book.invalid(job, msg.task_id, party, "invalid contribution: an aggregation task is answered "
+                                                       "with ciphertexts, not PSI stages")
+            await self.evaluate(job.job_id)
+            return
+        await self.psi.holder_upload(job, party, msg.task_id, msg)
+
+    async def refusal(self, party: str, task_id: str, reason: str, *, failed: bool = False, code: str = "") -> None:
+        job = self.book.task_for(party, task_id)
+        if job is None:
+            return
+        state = TaskState.FAILED if failed else TaskState.REFUSED
+        self.book.forget_sent(task_id)
+        if not failed:
+            self.book.observer.refusal(code or "unspecified")
+        self.store.set_task_state(task_id, state, reason[:500])
+        self.store.record(state.lower(), job_id=job.job_id, task_id=task_id, party=party, detail=reason[:500])
+        self.book.notify(job.job_id)
+        await self.evaluate(job.job_id)
+
+    # ------------------------------------------------------------- completion
+    def _evaluate_soon(self, job_id: str) -> None:
+        task = asyncio.get_running_loop().create_task(self.evaluate(job_id))
+        self._background.add(task)  # the loop keeps only weak references
+        task.add_done_callback(self._background.discard)
+
+    async def evaluate(self, job_id: str, *, at_deadline: bool = False) -> None:
+        """Complete or fail the job if its tasks' answers decide it."""
+        job = self.store.job(job_id)
+        if job is None or job.state not in ACTIVE_JOB_STATES:
+            return
+        await self.kinds[job.kind].evaluate(job, self.store.tasks(job_id), at_deadline=at_deadline)
+
+    async def check_deadlines(self) -> None:
+        now = self.clock()
+        for job in self.store.jobs(ACTIVE_JOB_STATES):
+            if job.deadline <= now:
+                await self.evaluate(job.job_id, at_deadline=True)
+
+    async def run_deadlines(self, stop: asyncio.Event, *, every_s: float = 0.5) -> None:
+        while not stop.is_set():
+            try:
+                await self.check_deadlines()
+            except Exception:  # keep the loop alive; the next tick retries
+                log.exception("deadline check failed")
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=every_s)
+            except asyncio.TimeoutError:
+                pass
+
+    async def recover(self) -> None:
+        """After a restart: in-flight tasks are resent, half-finished jobs finish."""
+        resent = self.store.reset_dispatched()
+        if resent:
+            log.info("restart: %d task(s) will be resent when their holders reconnect", resent)
+        for job in self.store.jobs(ACTIVE_JOB_STATES):
+            await self.kinds[job.kind].recover(job)
+        for job in self.store.jobs(ACTIVE_JOB_STATES):
+            await self.evaluate(job.job_id)
+
+
+__all__ = ["Orchestrator"]

@@ -1,0 +1,294 @@
+"""PSI jobs at the gateway: relaying blinded sets and doing the final match.
+
+    submit ─► AWAITING_BUYER(A) ─► DISPATCHED ─► COLLECTING ─► AWAITING_BUYER(Z|Q) ─► AGGREGATING ─► DONE
+                                   (A relayed)   (holder's stages)                       (match)
+
+Which stage is written and read by whom is the table in
+``protocols.psi_stages``; the buyer may download only the stages that table
+gives it. Sets live in the spool, never whole in a message. PSI jobs do not
+survive a gateway restart: they fail with a reason and are resubmitted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import AsyncIterator
+
+from datawharf.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from datawharf.messages import HolderUpload, SetForHolder, StagePiece, TaskOffer
+from datawharf.model import PsiJob
+from datawharf.serde import psi_from_proto, psi_to_proto
+from datawharf.states import OPEN_TASK_STATES, JobState, TaskState
+from datawharf.v1 import buyer_pb2, common_pb2
+from gateway.jobs.book import JobBook
+from gateway.spool import Spool, SpoolError
+from gateway.store import JobRow, TaskRow
+from protocols import oprf, psi, psi_sum
+from protocols.psi_stages import (
+    BUYER_READS,
+    HOLDER_STAGES,
+    SECOND_ROUND,
+    PsiMode,
+    Stage,
+    item_bytes,
+    max_items,
+    pack_sums,
+    unpack_masked,
+)
+
+log = logging.getLogger("datawharf.gateway")
+
+KINDS = ("psi", "psi-sum", "psi-unbalanced")
+DEFAULT_TIMEOUT_S = 600
+_TableKey = tuple[str, str, str, str]  # holder, dataset, key column, epoch
+
+
+class PsiJobs:
+    """The PSI kinds: the buyer's uploads and downloads, the holder's answer, the match."""
+
+    def __init__(self, book: JobBook, spool: Spool) -> None:
+        self.book = book
+        self.spool = spool
+        self._next: dict[str, Stage] = {}        # job → stage the buyer uploads next
+        self._minimum: dict[str, int] = {}       # job → holder's minimum intersection
+        self._epoch: dict[str, str] = {}         # job → OPRF table epoch the holder used
+        self._tables: dict[_TableKey, set[bytes]] = {}
+
+    def decode(self, spec: bytes) -> PsiJob:
+        return psi_from_proto(common_pb2.PsiSpec.FromString(spec))
+
+    def _spec(self, job: JobRow) -> PsiJob:
+        spec = self.book.spec(job)
+        assert isinstance(spec, PsiJob)
+        return spec
+
+    # ------------------------------------------------------------------ buyer
+    async def submit(self, buyer: str, request_id: str, spec: PsiJob, *, parties: list[str], timeout_s: int
+                     ) -> JobRow:
+        book = self.book
+        book.check_request(request_id, timeout_s)
+        spec_bytes = psi_to_proto(spec).SerializeToString(deterministic=True)
+        existing = book.existing(buyer, request_id, spec_bytes)
+        if existing is not None:
+            return existing
+        party = self._target(spec, parties)
+        job = book.open_job(
+            buyer=buyer, request_id=request_id, kind=spec.kind,
+            backend="ed25519-oprf" if spec.mode is PsiMode.UNBALANCED else "x25519",
+            spec=spec, spec_bytes=spec_bytes, state=JobState.AWAITING_BUYER, min_parties=1,
+            timeout_s=timeout_s or DEFAULT_TIMEOUT_S, parties=[party], detail=f"{spec.kind} against {party}")
+        self._next[job.job_id] = Stage.A
+        return job
+
+    def _target(self, spec: PsiJob, parties: list[str]) -> str:
+        entry = self.book.catalog().get(spec.dataset)
+        if entry is None:
+            raise NotFound(f"dataset {spec.dataset!r} is not listed by any holder; the catalog shows what is",
+                           argument="dataset")
+        if len(parties) > 1:
+            raise InvalidArgument("a PSI job runs against one holder; name one party", argument="party")
+        if parties:
+            party = parties[0]
+            if party not in entry.holders:
+                raise NotFound(f"{party!r} does not hold dataset {spec.dataset!r}; its holders are "
+                               f"{', '.join(entry.holders)}", argument="party")
+        elif len(entry.holders) == 1:
+            party = entry.holders[0]
+        else:
+            raise InvalidArgument(f"dataset {spec.dataset!r} has several holders ({', '.join(entry.holders)}); "
+                                  "name one as party", argument="party")
+        listing = entry.listings[party]
+        key = listing.column(spec.key_column)
+        if key is None or not key.join_key:
+            keys = [c.name for c in listing.columns if c.join_key] or ["none"]
+            raise NotFound(f"{spec.key_column!r} is not a join key of {spec.dataset!r} at {party} "
+                           f"(join keys: {', '.join(keys)})", argument="key_column")
+        for name in spec.value_columns:
+            col = listing.column(name)
+            if col is None or not col.psi_value:
+                vals = [c.name for c in listing.columns if c.psi_value] or ["none"]
+                raise NotFound(f"{name!r} is not a value column of {spec.dataset!r} at {party} "
+                               f"(value columns: {', '.join(vals)})", argument="value_columns")
+        return party
+
+    def next_stage(self, job_id: str) -> str:
+        return str(self._next.get(job_id, ""))
+
+    def _limit(self, job_id: str, spec: PsiJob, stage: Stage) -> int:
+        return max_items(stage, buyer_set_size=spec.buyer_set_size, value_columns=len(spec.value_columns),
+                         holder_rows=self._items(job_id, Stage.W))
+
+    async def upload(self, buyer: str, job_id: str, pieces: AsyncIterator[StagePiece]) -> None:
+        """The buyer's set for the stage the job waits for, streamed into the spool."""
+        book = self.book
+        job = book.owned(job_id, buyer)
+        if job.state != JobState.AWAITING_BUYER:
+            raise FailedPrecondition(f"job {job_id} is {job.state}; it is not waiting for an upload")
+        spec = self._spec(job)
+        stage = self._next.get(job_id)
+        if stage is None:
+            raise FailedPrecondition(f"job {job_id} is not waiting for an upload")
+        expected = self._limit(job_id, spec, stage)
+        done = False
+        async for piece in pieces:
+            if piece.stage != stage:
+                raise InvalidArgument(f"job {job_id} expects stage {stage}, got {piece.stage!r}")
+            try:
+                done = self.spool.append(job_id, stage, piece.seq, piece.data, piece.last,
+                                         item=item_bytes(stage), max_items=expected)
+            except SpoolError as exc:
+                book.fail(job, f"the buyer's upload was malformed: {exc}")
+                raise InvalidArgument(str(exc)) from None
+            if done:
+                break
+        if not done:
+            self.spool.reset(job_id, stage)  # a retry starts again from chunk 0
+            raise InvalidArgument(f"the upload of stage {stage} ended before its last chunk; upload it again")
+        got = self._items(job_id, stage)
+        if got != expected:
+            book.fail(job, f"stage {stage} holds {got} items; {expected} were expected")
+            raise InvalidArgument(f"stage {stage} holds {got} items; {expected} were expected")
+        self._next.pop(job_id, None)
+        if stage is Stage.A:
+            book.store.set_job_state(job_id, JobState.DISPATCHED)
+            (task,) = book.store.tasks(job_id)
+            fresh = book.store.job(job_id)
+            assert fresh is not None
+            self.dispatch(fresh, task.task_id, task.party)
+        else:
+            book.store.set_job_state(job_id, JobState.AGGREGATING)
+            book.notify(job_id)
+            await self._finish(job, spec)
+        book.notify(job_id)
+
+    def download(self, buyer: str, job_id: str, stage: str) -> list[StagePiece]:
+        job = self.book.owned(job_id, buyer)
+        if stage not in BUYER_READS:
+            readable = ", ".join(sorted(BUYER_READS))
+            raise PermissionDenied(f"stage {stage!r} is not the buyer's to read; buyers read {readable}")
+        if not self.spool.has(job_id, stage):
+            raise FailedPrecondition(f"job {job_id} has no stage {stage} yet (it is {job.state})")
+        return [StagePiece(stage, seq, data, last)
+                for seq, data, last in self.spool.chunks(job_id, stage, item_bytes(stage))]
+
+    # ----------------------------------------------------------------- holder
+    def dispatch(self, job: JobRow, task_id: str, party: str) -> None:
+        if not self.spool.has(job.job_id, Stage.A):
+            return  # the buyer has not uploaded its set yet
+        spec = self._spec(job)
+        cached = tuple(k[3] for k in self._tables if k[:3] == (party, spec.dataset, spec.key_column))
+        offer = TaskOffer(task_id, job.job_id, job.buyer, 1, job.deadline, spec, cached)
+        if not self.book.dispatcher.send(party, offer):
+            return
+        for stage in HOLDER_STAGES[spec.mode]:  # a resent task starts the holder's stages afresh
+            self.spool.reset(job.job_id, stage)
+        for seq, data, last in self.spool.chunks(job.job_id, Stage.A, item_bytes(Stage.A)):
+            self.book.dispatcher.send(party, SetForHolder(task_id, StagePiece(Stage.A, seq, data, last)))
+        self.book.mark_dispatched(job, task_id)
+
+    async def holder_upload(self, job: JobRow, party: str, task_id: str, msg: HolderUpload) -> None:
+        book = self.book
+        spec = self._spec(job)
+        try:
+            if msg.piece is not None:
+                stage = msg.piece.stage
+                if stage not in HOLDER_STAGES[spec.mode]:
+                    raise SpoolError(f"stage {stage!r} is not part of a {spec.kind} answer")
+                st = Stage(stage)
+                self.spool.append(job.job_id, st, msg.piece.seq, msg.piece.data, msg.piece.last,
+                                  item=item_bytes(st), max_items=self._limit(job.job_id, spec, st))
+                if job.state == JobState.DISPATCHED:
+                    book.store.set_job_state(job.job_id, JobState.COLLECTING)
+                    book.notify(job.job_id)
+            if msg.done:
+                self._check_answer(job, spec, msg)
+        except (SpoolError, psi.PsiError) as exc:
+            book.invalid(job, task_id, party, f"invalid PSI answer: {exc}")
+            book.fail(job, f"{party} sent an invalid PSI answer: {exc}")
+            return
+        if msg.done:
+            book.store.set_task_state(task_id, TaskState.CONTRIBUTED)
+            book.contributed(job, task_id, party)
+            self._next[job.job_id] = SECOND_ROUND[spec.mode]
+            book.store.set_job_state(job.job_id, JobState.AWAITING_BUYER)
+            book.notify(job.job_id)
+
+    def _check_answer(self, job: JobRow, spec: PsiJob, msg: HolderUpload) -> None:
+        jid = job.job_id
+        self._minimum[jid] = max(1, msg.min_intersection)
+        if spec.mode is PsiMode.UNBALANCED:
+            if self._items(jid, Stage.E) != spec.buyer_set_size:
+                raise psi.PsiError("the holder evaluated a different number of points than the buyer sent")
+            key = (self.book.store.tasks(jid)[0].party, spec.dataset, spec.key_column, msg.table_epoch)
+            if self.spool.has(jid, Stage.T):
+                self._tables = {k: v for k, v in self._tables.items() if k[:3] != key[:3]}  # one epoch each
+                self._tables[key] = set(self.spool.items(jid, Stage.T, item_bytes(Stage.T)))
+            elif key not in self._tables:
+                raise psi.PsiError(f"no table for epoch {msg.table_epoch!r} was sent or is cached")
+            self._epoch[jid] = msg.table_epoch
+            return
+        for stage in HOLDER_STAGES[spec.mode]:
+            if not self.spool.has(jid, stage):
+                raise psi.PsiError(f"the answer lacks stage {stage}")
+        if self._items(jid, Stage.D) != spec.buyer_set_size:
+            raise psi.PsiError("the holder re-blinded a different number of points than the buyer sent")
+        if spec.mode is PsiMode.SUM and \
+                self._items(jid, Stage.M) != self._items(jid, Stage.W) * len(spec.value_columns):
+            raise psi.PsiError("masked values do not match the holder's rows and value columns")
+
+    # ------------------------------------------------------------------ match
+    def _items(self, job_id: str, stage: Stage) -> int:
+        return self.spool.size(job_id, stage) // item_bytes(stage) if self.spool.has(job_id, stage) else 0
+
+    async def _finish(self, job: JobRow, spec: PsiJob) -> None:
+        jid = job.job_id
+        try:
+            result = await asyncio.to_thread(self._match, jid, spec, self._minimum.get(jid, 1))
+        except psi.PsiError as exc:
+            self.book.fail(job, str(exc))
+            return
+        (task,) = self.book.store.tasks(jid)
+        payload = buyer_pb2.JobResult(job_id=jid, contributors=[task.party], psi=result).SerializeToString()
+        self.book.finish(job, payload, f"intersection size {result.size}")
+
+    def _match(self, jid: str, spec: PsiJob, minimum: int) -> buyer_pb2.PsiResult:
+        if spec.mode is PsiMode.UNBALANCED:
+            (task,) = self.book.store.tasks(jid)
+            table = self._tables.get((task.party, spec.dataset, spec.key_column, self._epoch.get(jid, "")))
+            if table is None:
+                raise psi.PsiError("the holder's table for this epoch is no longer held; submit the job again")
+            m = oprf.lookup(table, self.spool.items(jid, Stage.Q, item_bytes(Stage.Q)), minimum=minimum,
+                            cardinality_only=spec.cardinality_only)
+            return buyer_pb2.PsiResult(size=m.size, positions=m.positions)
+        d = self.spool.items(jid, Stage.D, item_bytes(Stage.D))
+        z = self.spool.items(jid, Stage.Z, item_bytes(Stage.Z))
+        if spec.mode is PsiMode.INTERSECTION:
+            m = psi.match(d, z, minimum=minimum, cardinality_only=spec.cardinality_only)
+            return buyer_pb2.PsiResult(size=m.size, positions=m.positions)
+        masked = unpack_masked(self.spool.read(jid, Stage.M), len(spec.value_columns))
+        r = psi_sum.gateway_sum(d, z, masked, minimum=minimum)
+        return buyer_pb2.PsiResult(size=r.size, positions=r.positions, holder_rows=len(z),
+                                   masked_sums=pack_sums(r.masked_sums))
+
+    # -------------------------------------------------------------- lifecycle
+    async def evaluate(self, job: JobRow, tasks: list[TaskRow], *, at_deadline: bool) -> None:
+        (task,) = tasks
+        if task.state in (TaskState.REFUSED, TaskState.FAILED):
+            self.book.fail(job, f"{task.party} {task.state.lower()}: {task.reason}")
+        elif at_deadline:
+            if task.state in OPEN_TASK_STATES:
+                self.book.expire_open([task])
+            waiting = "the buyer's upload" if job.state == JobState.AWAITING_BUYER else f"{task.party}'s answer"
+            self.book.fail(job, f"deadline passed waiting for {waiting}")
+
+    async def recover(self, job: JobRow) -> None:
+        self.book.fail(job, "the gateway restarted during this PSI job; submit it again")
+
+    def forget(self, job_id: str) -> None:
+        for d in (self._next, self._minimum, self._epoch):
+            d.pop(job_id, None)  # type: ignore[attr-defined]
+        self.spool.drop(job_id)
+
+
+__all__ = ["KINDS", "PsiJobs"]

@@ -1,0 +1,153 @@
+"""The sets a PSI job moves, named once: who writes each, who may read it, its item size and limit.
+
+    stage  written by  read by          item bytes       what it holds
+    A      buyer       holder           32 (point)       the buyer's blinded IDs a·H(x)
+    D      holder      gateway          32               the buyer's points re-blinded, b·a·H(x), in the buyer's order
+    W      holder      buyer            32               the holder's blinded IDs b·H(y), shuffled
+    Z      buyer       gateway          32               W re-blinded by the buyer, a·b·H(y)
+    M      holder      gateway          16 per column    per-row masked values, row-major (psi-sum)
+    S      holder      buyer            1 (opaque)       the mask seed sealed to the buyer's box key (psi-sum)
+    E      holder      buyer            32 (point)       the buyer's OPRF points evaluated under the epoch key
+    Q      buyer       gateway          16 (tag)         the buyer's OPRF tags (unbalanced)
+    T      holder      gateway          16 (tag)         the holder's OPRF table for its epoch (unbalanced)
+
+A job's rounds: the buyer uploads A (or, unbalanced, also A: its blinded
+points); the holder answers with its stages for the mode; the buyer reads
+its stages and uploads its second round (Z, or Q). Pure data, no I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Sequence
+
+from protocols.oprf import TAG_BYTES
+from protocols.psi_sum import MASK_BYTES
+
+POINT_BYTES = 32
+MAX_SET = 1 << 22  # IDs per side in one job
+MAX_TABLE = 1 << 24  # entries of a holder's OPRF table
+MAX_SEALED_BYTES = 1 << 16
+
+
+class PsiMode(enum.StrEnum):
+    INTERSECTION = "intersection"
+    SUM = "sum"
+    UNBALANCED = "unbalanced"
+
+
+class Role(enum.StrEnum):
+    BUYER = "buyer"
+    HOLDER = "holder"
+    GATEWAY = "gateway"
+
+
+class Stage(enum.StrEnum):
+    A = "A"
+    D = "D"
+    W = "W"
+    Z = "Z"
+    M = "M"
+    S = "S"
+    E = "E"
+    Q = "Q"
+    T = "T"
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    stage: Stage
+    item_bytes: int
+    writer: Role
+    reader: Role
+
+
+STAGES: dict[Stage, StageSpec] = {
+    s.stage: s
+    for s in (
+        StageSpec(Stage.A, POINT_BYTES, Role.BUYER, Role.HOLDER),
+        StageSpec(Stage.D, POINT_BYTES, Role.HOLDER, Role.GATEWAY),
+        StageSpec(Stage.W, POINT_BYTES, Role.HOLDER, Role.BUYER),
+        StageSpec(Stage.Z, POINT_BYTES, Role.BUYER, Role.GATEWAY),
+        StageSpec(Stage.M, MASK_BYTES, Role.HOLDER, Role.GATEWAY),
+        StageSpec(Stage.S, 1, Role.HOLDER, Role.BUYER),
+        StageSpec(Stage.E, POINT_BYTES, Role.HOLDER, Role.BUYER),
+        StageSpec(Stage.Q, TAG_BYTES, Role.BUYER, Role.GATEWAY),
+        StageSpec(Stage.T, TAG_BYTES, Role.HOLDER, Role.GATEWAY),
+    )
+}
+
+# What the holder sends back for each mode (T only when the gateway lacks the epoch's table).
+HOLDER_STAGES: dict[PsiMode, tuple[Stage, ...]] = {
+    PsiMode.INTERSECTION: (Stage.D, Stage.W),
+    PsiMode.SUM: (Stage.D, Stage.W, Stage.M, Stage.S),
+    PsiMode.UNBALANCED: (Stage.E, Stage.T),
+}
+# The buyer's second upload, once the holder has answered.
+SECOND_ROUND: dict[PsiMode, Stage] = {
+    PsiMode.INTERSECTION: Stage.Z,
+    PsiMode.SUM: Stage.Z,
+    PsiMode.UNBALANCED: Stage.Q,
+}
+BUYER_READS = frozenset(s for s, spec in STAGES.items() if spec.reader is Role.BUYER)
+
+
+def item_bytes(stage: Stage | str) -> int:
+    return STAGES[Stage(stage)].item_bytes
+
+
+def max_items(stage: Stage, *, buyer_set_size: int, value_columns: int, holder_rows: int) -> int:
+    """The most items ``stage`` may hold in a job with these sizes.
+
+    ``holder_rows`` is the number of W items received (it bounds Z); the
+    buyer's own stages are bounded by the size it announced in the spec.
+    """
+    if stage in (Stage.A, Stage.D, Stage.E, Stage.Q):
+        return buyer_set_size
+    if stage is Stage.Z:
+        return holder_rows
+    if stage is Stage.W:
+        return MAX_SET
+    if stage is Stage.M:
+        return MAX_SET * max(1, value_columns)
+    if stage is Stage.S:
+        return MAX_SEALED_BYTES
+    return MAX_TABLE  # T
+
+
+def split_items(data: bytes, stage: Stage | str) -> list[bytes]:
+    """A stage's bytes as its items; raises ValueError if they are not whole items."""
+    size = item_bytes(stage)
+    if len(data) % size:
+        raise ValueError(f"stage {stage} holds {len(data)} bytes, not a whole number of {size}-byte items")
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+def pack_masked(rows: Sequence[Sequence[int]]) -> bytes:
+    """Masked values (each < 2^(8·MASK_BYTES)), row-major, little-endian: stage M."""
+    return b"".join(v.to_bytes(MASK_BYTES, "little") for row in rows for v in row)
+
+
+def unpack_masked(data: bytes, columns: int) -> list[list[int]]:
+    """Stage M back into rows of ``columns`` values."""
+    values = [int.from_bytes(x, "little") for x in split_items(data, Stage.M)]
+    if columns <= 0 or len(values) % columns:
+        raise ValueError(f"{len(values)} masked values do not fill rows of {columns} column(s)")
+    return [values[j : j + columns] for j in range(0, len(values), columns)]
+
+
+def pack_sums(sums: Sequence[int]) -> list[bytes]:
+    """Masked per-column sums as the gateway releases them."""
+    return [s.to_bytes(MASK_BYTES, "little") for s in sums]
+
+
+def unpack_sums(raw: Sequence[bytes]) -> list[int]:
+    if any(len(x) != MASK_BYTES for x in raw):
+        raise ValueError(f"a masked sum is {MASK_BYTES} bytes")
+    return [int.from_bytes(x, "little") for x in raw]
+
+
+__all__ = ["BUYER_READS", "HOLDER_STAGES", "MAX_SET", "MAX_TABLE", "POINT_BYTES", "PsiMode", "Role", "SECOND_ROUND",
+           "STAGES", "Stage", "StageSpec", "item_bytes", "max_items", "pack_masked", "pack_sums", "split_items",
+           "unpack_masked", "unpack_sums"]
