@@ -35,5 +35,5 @@ def caller(context: Any) -> str:
         if key == CALLER_KEY:
             return check_name(str(value), "caller name")
     raise InvalidArgument(
-        f"the call carries no caller identity; send metadata {CALLER_KEY!r} (the CLI's --as option)"
+        f"the call carries no caller identity; send metadata {CALLER_KEY!r} (the buyer's name; the CLI's --as)"
     )

@@ -221,13 +221,14 @@ def aggregate_from_proto(msg: common_pb2.AggregateSpec, *, need_keys: bool = Tru
         edges.append(d)
     if statistic is Statistic.HISTOGRAM:
         if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
-            raise InvalidArgument("a histogram needs at least two strictly increasing bin edges, e.g. --bins 0,18,65,120")
+            raise InvalidArgument("a histogram needs at least two strictly increasing bin edges, e.g. bins=0,18,65,120",
+                                  argument="bins")
         if len(edges) - 1 > MAX_GROUPS:
             raise ResourceExhausted(f"at most {MAX_GROUPS} bins")
         if group_by is not None:
             raise InvalidArgument("a histogram cannot also be grouped; use one or the other")
     elif edges:
-        raise InvalidArgument("bin edges only apply to --stat histogram")
+        raise InvalidArgument("bin edges only apply to the histogram statistic", argument="bins")
     dimension = msg.dimension or 1
     if dimension > MAX_DIMENSION:
         raise ResourceExhausted(f"dimension above {MAX_DIMENSION}")
@@ -303,11 +304,12 @@ def psi_from_proto(msg: common_pb2.PsiSpec) -> PsiJob:
     mode = _PSI_FROM[msg.mode]
     if mode is PsiMode.SUM:
         if not msg.value_columns:
-            raise InvalidArgument("psi-sum needs at least one --value-column")
+            raise InvalidArgument("psi-sum needs at least one of value_columns", argument="value_columns")
         if len(msg.buyer_box_key) != 32:
             raise InvalidArgument("psi-sum needs the buyer's 32-byte box key")
         if msg.cardinality_only:
-            raise InvalidArgument("psi-sum already releases only the size and the sums; drop --cardinality-only")
+            raise InvalidArgument("psi-sum already releases only the size and the sums; drop cardinality_only",
+                                  argument="cardinality_only")
     elif msg.value_columns:
         raise InvalidArgument("value columns apply only to psi-sum")
     if len(msg.value_columns) > 64:

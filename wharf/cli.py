@@ -5,17 +5,24 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import sys
 import time
 from datetime import datetime, timezone
 from enum import Enum
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
 from datawharf.errors import WharfError
+from datawharf.states import TaskState
+
+if TYPE_CHECKING:  # the roles load on first use, so `wharf --help` stays quick
+    from buyers.client import AggregateAnswer
+    from datawharf.model import JobView
+    from protocols.schemes import PublicParams
 
 app = typer.Typer(help="DataWharf: compute on holders' data without seeing it.", no_args_is_help=True)
 gateway_app = typer.Typer(help="Run the exchange's gateway (operators).", no_args_is_help=True)
@@ -88,8 +95,27 @@ LogFormatOpt = typer.Option(LogFormat.text, envvar="WHARF_LOG_FORMAT", case_sens
                             help="text, or json: one JSON object per line (ts, level, logger, message, exc).")
 
 
-def _fail(exc: WharfError, code: int = 1) -> None:
-    typer.secho(f"error: {exc.message}", fg=typer.colors.RED, err=True)
+# The Python API's argument names (WharfError.argument) as this command line spells them.
+FLAGS = {
+    "dataset": "--dataset", "column": "--column", "statistic": "--stat", "where": "--where",
+    "group_by": "--group-by", "bins": "--bins", "backend": "--backend", "parties": "--party", "party": "--party",
+    "min_parties": "--min-parties", "timeout_s": "--timeout", "request_id": "--request-id",
+    "slot_bits": "--slot-bits", "key_column": "--key-column", "value_columns": "--value-column", "ids": "--ids",
+    "cardinality_only": "--cardinality-only",
+}
+
+
+def cli_message(exc: WharfError, flags: dict[str, str] | None = None) -> str:
+    """The error's message with the argument it names spelt as this command's flag."""
+    flag = {**FLAGS, **(flags or {})}.get(exc.argument)
+    if not flag:
+        return exc.message
+    text = re.sub(rf"(?<![\w-]){re.escape(exc.argument)}(?![\w-])", flag, exc.message)
+    return text if flag in text else f"{flag}: {text}"
+
+
+def _fail(exc: WharfError, code: int = 1, *, flags: dict[str, str] | None = None) -> None:
+    typer.secho(f"error: {cli_message(exc, flags)}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
 
 
@@ -242,7 +268,7 @@ def catalog(
             f"{c.name}:{c.kind.value}" + (f"({c.decimals})" if c.kind.value == "decimal" else "") for c in i.columns))
 
 
-def describe_encryption(params: Any) -> dict[str, Any]:
+def describe_encryption(params: PublicParams) -> dict[str, Any]:
     """The backend and its parameters, as shown in job status and results."""
     out: dict[str, Any] = {"backend": params.backend.value, "figures": params.length,
                            "max_contributors": params.max_contributors}
@@ -261,10 +287,10 @@ def describe_encryption(params: Any) -> dict[str, Any]:
     return out
 
 
-def _job_json(view: Any) -> dict[str, Any]:
+def _job_json(view: JobView) -> dict[str, Any]:
     from datawharf.model import PsiJob
 
-    out = {
+    out: dict[str, Any] = {
         "job_id": view.job_id,
         "state": view.state,
         "reason": view.reason,
@@ -279,11 +305,15 @@ def _job_json(view: Any) -> dict[str, Any]:
     return out
 
 
-def _num(v: Any) -> Any:
+def _num(v: Fraction | float) -> float:
     return float(v)
 
 
-def _answer_json(answer: Any) -> dict[str, Any]:
+def _exact(v: Fraction | float) -> str:
+    return exact_text(v) if isinstance(v, Fraction) else repr(v)
+
+
+def _answer_json(answer: AggregateAnswer) -> dict[str, Any]:
     out: dict[str, Any] = {
         "statistic": answer.statistic,
         "precision": "exact" if answer.exact_backend else {"max_abs_error": answer.max_abs_error},
@@ -291,7 +321,7 @@ def _answer_json(answer: Any) -> dict[str, Any]:
             {
                 "group": g.label,
                 "value": [_num(v) for v in g.values] if len(g.values) > 1 else _num(g.values[0]),
-                "exact": ([exact_text(v) for v in g.values] if len(g.values) > 1 else exact_text(g.values[0]))
+                "exact": ([_exact(v) for v in g.values] if len(g.values) > 1 else _exact(g.values[0]))
                 if answer.exact_backend else None,
                 "rows": g.rows,
                 "suppressed_by": list(g.suppressed_by),
@@ -385,7 +415,7 @@ def job_aggregate(
             typer.echo(f"  {g.label or 'all':<24} {vals}{extra}{held}")
     typer.echo(f"  holders: {len(answer.contributors)} contributed ({', '.join(answer.contributors)})")
     for t in answer.view.tasks:
-        if t.state != "CONTRIBUTED":
+        if t.state != TaskState.CONTRIBUTED:
             typer.echo(f"  {t.party}: {t.state} — {t.reason}")
     typer.echo(f"  job {answer.job_id} in {seconds:.2f} s")
 
@@ -450,7 +480,7 @@ def _psi_command(mode: str, ids: Path, id_column: str, dataset: str, key_column:
     except WharfError as exc:
         if bar_ctx:
             bar_ctx.stop()
-        _fail(exc)
+        _fail(exc, flags={"key_column": "--column" if mode != "sum" else "--key-column", "ids": "--ids"})
         return
     if bar_ctx:
         bar_ctx.stop()

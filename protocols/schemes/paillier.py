@@ -133,7 +133,7 @@ class PaillierEncryptor:
                 if not -limit <= v < limit:
                     raise OutOfRange(
                         f"figure {start + i} does not fit a {self.params.slot_bits}-bit packed slot; "
-                        "use --backend paillier or a wider --slot-bits"
+                        "use the paillier backend or wider slot_bits"
                     )
                 acc |= (v + limit) << (i * self.w)
             out.append(acc)

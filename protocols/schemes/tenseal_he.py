@@ -138,7 +138,7 @@ class TensealEncryptor:
             if over.size:
                 raise OutOfRange(
                     f"figure {int(over[0])} is beyond the CKKS range ±{limit:.6g} "
-                    f"for {share} holders; use --backend paillier-packed"
+                    f"for {share} holders; use the paillier-packed backend"
                 )
             return values
         limit = (self.params.plain_modulus - 1) // 2 // share
@@ -146,7 +146,7 @@ class TensealEncryptor:
             if abs(f) > limit:
                 raise OutOfRange(
                     f"figure {i} is beyond the BFV range ±{limit} for {share} holders; "
-                    "use --backend paillier-packed"
+                    "use the paillier-packed backend"
                 )
         return np.asarray(figures, dtype=np.int64)
 

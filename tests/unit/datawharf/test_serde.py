@@ -66,7 +66,7 @@ def test_job_view_round_trip() -> None:
         (lambda m: setattr(m.encryption, "backend", 0), InvalidArgument, "no encryption backend"),
         (lambda m: setattr(m.encryption, "length", 5), InvalidArgument, "for 5 figures"),
         (lambda m: setattr(m.encryption, "public_context", b"x" * (2 << 20)), ResourceExhausted, "context larger"),
-        (lambda m: m.bin_edges.extend(["1", "2"]), InvalidArgument, "only apply to --stat histogram"),
+        (lambda m: m.bin_edges.extend(["1", "2"]), InvalidArgument, "only apply to the histogram statistic"),
         (lambda m: m.group_by.ClearField("categories"), InvalidArgument, "no categories"),
         (lambda m: setattr(m.where[0], "op", 0), InvalidArgument, "comparison"),
         (lambda m: setattr(m.where[0], "number", "abc"), InvalidArgument, "not a number"),
