@@ -81,13 +81,18 @@ class JsonLogFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
 def configure_logging(level: str, fmt: LogFormat = LogFormat.text) -> None:
     """Root logging for a serve command: ``level`` by name, text or JSON lines on stderr."""
+    if level.lower() not in LOG_LEVELS:
+        raise typer.BadParameter(f"{level!r} is not one of {', '.join(LOG_LEVELS)}", param_hint="--log-level")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLogFormatter() if fmt is LogFormat.json else logging.Formatter(TEXT_LOG_FORMAT))
     # force: a serve command owns its process's logging; without it a handler
     # installed earlier would win and --log-format would silently do nothing.
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler], force=True)
+    logging.basicConfig(level=getattr(logging, level.upper()), handlers=[handler], force=True)
 
 
 LogLevelOpt = typer.Option("info", envvar="WHARF_LOG_LEVEL", help="debug, info, warning or error.")

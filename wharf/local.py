@@ -8,6 +8,7 @@ real ``wharf`` command on a free loopback port; logs go to ``root/logs``.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -30,7 +31,10 @@ class Processes:
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         log = open(self.logs / f"{name}.log", "ab")
-        proc = subprocess.Popen([sys.executable, "-m", "wharf", *args], stdout=log, stderr=subprocess.STDOUT)
+        # Only the arguments configure a local exchange: an operator's WHARF_* settings
+        # (a fixed --http port, a wire log) must not leak into every process started here.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WHARF_")}
+        proc = subprocess.Popen([sys.executable, "-m", "wharf", *args], stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()  # the child holds its own descriptor
         self.procs.append((name, proc))
         return proc

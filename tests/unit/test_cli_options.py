@@ -201,3 +201,12 @@ def test_an_unknown_log_format_in_the_environment_is_refused(
     result = runner.invoke(app, ["gateway", "serve"])
     assert result.exit_code == 2
     assert "WHARF_LOG_FORMAT" in flat(result.output) and served == []
+
+
+def test_unknown_log_level_is_refused() -> None:
+    from typer.testing import CliRunner
+
+    from wharf.cli import app
+
+    out = CliRunner().invoke(app, ["party", "serve", "--config", "x.toml", "--log-level", "loud"])
+    assert out.exit_code == 2 and "loud" in out.output
