@@ -346,12 +346,19 @@ def job_to_proto(view: JobView) -> buyer_pb2.Job:
     )
 
 
+def _state(enum_name: str, prefix: str, cls: type[JobState] | type[TaskState]) -> JobState | TaskState:
+    try:
+        return cls(enum_name.removeprefix(prefix))
+    except ValueError:
+        raise InvalidArgument(f"the gateway sent an unknown state {enum_name}; upgrade this client") from None
+
+
 def job_from_proto(msg: buyer_pb2.Job) -> JobView:
     return JobView(
         job_id=msg.job_id,
         request_id=msg.request_id,
         buyer=msg.buyer,
-        state=JobState(buyer_pb2.JobState.Name(msg.state).removeprefix("JOB_STATE_")),
+        state=JobState(_state(buyer_pb2.JobState.Name(msg.state), "JOB_STATE_", JobState)),
         reason=msg.reason,
         spec=psi_from_proto(msg.psi) if msg.WhichOneof("spec") == "psi"
         else aggregate_from_proto(msg.aggregate, need_keys=False),
@@ -360,7 +367,8 @@ def job_from_proto(msg: buyer_pb2.Job) -> JobView:
         deadline=msg.deadline,
         finished_at=msg.finished_at,
         tasks=[
-            TaskView(t.party, TaskState(buyer_pb2.TaskState.Name(t.state).removeprefix("TASK_STATE_")), t.reason)
+            TaskView(t.party, TaskState(_state(buyer_pb2.TaskState.Name(t.state), "TASK_STATE_", TaskState)),
+                     t.reason)
             for t in msg.tasks
         ],
         next_stage=msg.next_stage,
