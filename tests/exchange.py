@@ -6,7 +6,7 @@ import queue
 import threading
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Protocol, Sequence
 
 import grpc
 
@@ -20,6 +20,12 @@ from datawharf.v1 import common_pb2, party_pb2, party_pb2_grpc
 from buyers.client import Client
 
 ALL_STATS = ["sum", "count", "mean", "variance", "histogram"]
+
+
+class StartExchange(Protocol):
+    """The ``start_exchange`` fixture (tests/conftest.py): an Exchange with these options, started."""
+
+    def __call__(self, name: str = "exchange", **options: Any) -> "Exchange": ...
 
 
 class Exchange(LocalExchange):

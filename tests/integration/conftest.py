@@ -1,21 +1,11 @@
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Iterator
-
 import pytest
 
-from tests.exchange import Exchange
+from tests.exchange import Exchange, StartExchange
 
 
 @pytest.fixture(scope="module")
-def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exchange]:
-    ex = Exchange(
-        tmp_path_factory.mktemp("exchange"),
-        wire_log=True,
-        statistics={"northgate": ["sum", "count", "mean"]},
-    )
-    try:
-        yield ex.start()
-    finally:
-        ex.stop()
+def exchange(start_exchange: StartExchange) -> Exchange:
+    """Three hospitals; northgate does not release variances (test_aggregate checks its refusal)."""
+    return start_exchange(statistics={"northgate": ["sum", "count", "mean"]})
