@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import random
+import time
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from fractions import Fraction
-from typing import Iterator
 
 import grpc
 import pytest
@@ -16,18 +15,30 @@ from datawharf.errors import InvalidArgument, JobFailed, NotFound, PermissionDen
 from datawharf.identity import caller_metadata
 from datawharf.model import PsiJob, PsiMode
 from datawharf.serde import psi_to_proto
-from datawharf.v1 import buyer_pb2, buyer_pb2_grpc, common_pb2
-from tests.exchange import Exchange, FakeParty
-from tests.leaks import find_any
+from datawharf.v1 import buyer_pb2, buyer_pb2_grpc, common_pb2, party_pb2
+from tests.exchange import Exchange, FakeParty, StartExchange
+from tests.leaks import WireRecord, find_values, read_wire_log, wire_traffic
+from wharf.local import wait_for
 
 
 @pytest.fixture(scope="module")
-def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exchange]:
-    ex = Exchange(tmp_path_factory.mktemp("psi"), parties=("st-mary", "riverside"), rows=400, wire_log=True)
-    try:
-        yield ex.start()
-    finally:
-        ex.stop()
+def exchange(start_exchange: StartExchange) -> Exchange:
+    return start_exchange("psi", parties=("st-mary", "riverside"), rows=400, wire_log=True)
+
+
+def wire(exchange: Exchange) -> list[WireRecord]:
+    assert exchange.wire_log is not None
+    return read_wire_log(exchange.wire_log)
+
+
+def holder_rounds(records: list[WireRecord], job_id: str) -> tuple[list[party_pb2.Task], list[party_pb2.PsiUpload]]:
+    """The tasks the gateway sent for ``job_id`` and the holder's PSI uploads for them."""
+    tasks = [r.msg.task for r in records if r.type == "datawharf.v1.GatewayMessage"  # type: ignore[attr-defined]
+             and r.msg.WhichOneof("body") == "task" and r.msg.task.job_id == job_id]  # type: ignore[attr-defined]
+    ids = {t.task_id for t in tasks}
+    uploads = [r.msg.psi for r in records if r.type == "datawharf.v1.PartyMessage"  # type: ignore[attr-defined]
+               and r.msg.WhichOneof("body") == "psi" and r.msg.psi.task_id in ids]  # type: ignore[attr-defined]
+    return tasks, uploads
 
 
 def holder_rows(ex: Exchange) -> list[dict[str, str]]:
@@ -78,13 +89,27 @@ def test_unbalanced_twice_uses_the_published_table(exchange: Exchange) -> None:
         second = c.psi("visits", "patient_id", ids, party="st-mary", mode="unbalanced")
     assert first.size == second.size == len(truth)
     assert {m.strip().upper() for m in second.matched} == truth
-    log = (exchange.logs / "st-mary.log").read_text()
-    assert log.count("psi-unbalanced on visits") == 2
+    # What crossed the wire for these two jobs alone, whatever ran before them.
+    records = wire(exchange)
+    rounds = [holder_rounds(records, job.job_id) for job in (first, second)]
+    (done1,), (done2,) = ([u for u in uploads if u.done] for _, uploads in rounds)
+    stages = [{u.chunk.stage for u in uploads if u.HasField("chunk")} for _, uploads in rounds]
+    offered = [[list(t.cached_tables) for t in tasks] for tasks, _ in rounds]
+    epoch = done1.table_epoch
+    assert epoch and "E" in stages[0]
+    # The first job published its epoch's table, unless an earlier job had already.
+    assert "T" in stages[0] or all(epoch in o for o in offered[0]), offered[0]
+    # The second was offered that table and answered under the same epoch
+    # without sending it again. (The holder starts a new epoch every
+    # oprf_epoch_hours, 24 by default: two jobs a second apart straddle that
+    # boundary about once in 10^5 runs.)
+    assert offered[1] and all(epoch in o for o in offered[1]), f"epoch {epoch}, offered {offered[1]}"
+    assert done2.table_epoch == epoch and stages[1] == {"E"}
 
 
 def test_errors(exchange: Exchange) -> None:
     with exchange.client() as c:
-        with pytest.raises(InvalidArgument, match="several holders .*name one with --party"):
+        with pytest.raises(InvalidArgument, match="several holders .*name one as party"):
             c.psi("visits", "patient_id", ["a"])
         with pytest.raises(InvalidArgument, match="not a join key"):
             c.psi("visits", "department", ["a"], party="st-mary")
@@ -121,7 +146,7 @@ def test_limits_and_forbidden_stages(exchange: Exchange) -> None:
                                                                                      last=True))]
     with pytest.raises(grpc.RpcError) as err:
         stub.UploadSet(iter(out_of_order), metadata=md, timeout=10)
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "chunk 1" in err.value.details()
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "piece 1 arrived where piece 0 was expected" in err.value.details()
     with exchange.client() as c:
         assert c.status(job.job_id).state == "FAILED"
     channel.close()
@@ -131,14 +156,25 @@ def test_holder_that_vanishes_fails_the_job_at_its_deadline(exchange: Exchange) 
     fake = FakeParty(exchange.address, "mallet")
     try:
         exchange.wait_online(("mallet",))
-        with exchange.client() as c:
-            with pytest.raises(JobFailed, match="deadline passed"):
-                import threading
-
-                threading.Timer(1.0, fake.close).start()
-                c.psi("visits", "patient_id", ["a", "b", "c"], party="mallet", timeout_s=3, parallel=False)
+        with exchange.client() as c, exchange.client() as watcher, ThreadPoolExecutor(1) as pool:
+            running = pool.submit(c.psi, "visits", "patient_id", ["a", "b", "c"], party="mallet", timeout_s=4,
+                                  parallel=False)
+            task = fake.next("task").task  # the holder took the task...
+            assert task.WhichOneof("spec") == "psi"
+            fake.close()  # ...and went away without a word
+            # The gateway saw it go before the deadline: the task is LOST, not merely unanswered.
+            wait_for("mallet's task to be LOST", lambda: {t.party: t.state for t in watcher.status(
+                task.job_id).tasks} == {"mallet": "LOST"}, 3, exchange.alive)
+            assert "mallet" not in next(i for i in watcher.catalog() if i.dataset == "visits").holders_online
+            with pytest.raises(JobFailed) as err:
+                running.result(timeout=60)
     finally:
         fake.close()
+    view = err.value.view
+    assert view.job_id == task.job_id and view.state == "FAILED"
+    assert "mallet" in view.reason and "deadline" in view.reason, view.reason
+    assert {t.party: t.state for t in view.tasks} == {"mallet": "EXPIRED"}
+    assert view.finished_at >= view.deadline  # it waited for the holder to return
 
 
 def test_nothing_raw_crosses_the_wire_and_buyer_reads_only_its_stages(exchange: Exchange) -> None:
@@ -147,16 +183,18 @@ def test_nothing_raw_crosses_the_wire_and_buyer_reads_only_its_stages(exchange: 
         c.psi("visits", "patient_id", ids, party="st-mary", parallel=False)
         c.psi("visits", "patient_id", ids, party="st-mary", mode="sum", value_columns=["cost"])
         c.psi("visits", "patient_id", ids, party="st-mary", mode="unbalanced")
-    records = [json.loads(line) for line in exchange.wire_log.read_text().splitlines()]  # type: ignore[union-attr]
-    blob = b"\x00".join(base64.b64decode(r["bytes"]) for r in records)
+    records = wire(exchange)
+    traffic, _ = wire_traffic(records)
+    assert traffic.unknown == []
     rows = exchange.rows_of(["st-mary", "riverside"])
     raw_ids = {r["patient_id"] for r in rows} | {i.strip() for i in ids} | {i.strip().lower() for i in ids}
-    assert not find_any(blob, [x.encode() for x in raw_ids])
-    costs = {r["cost"] for r in rows if len(r["cost"]) >= 6}
-    assert not find_any(blob, [c.encode() for c in costs])
-    downloads = [buyer_pb2.DownloadSetRequest.FromString(base64.b64decode(r["bytes"])).stage
-                 for r in records if r["method"].endswith("/DownloadSet") and r["direction"] == "in"]
-    assert {"W", "S", "E"} <= set(downloads)  # and a refused attempt at D, from test_limits
-    sent_to_buyer = {common_pb2.SetChunk.FromString(base64.b64decode(r["bytes"])).stage
-                     for r in records if r["method"].endswith("/DownloadSet") and r["direction"] == "out"}
+    assert find_values(traffic, ["patient_id"]).found  # the search itself works: the key column's name travels
+    # IDs and costs as text anywhere, as float64 and as text in the blinded
+    # sets only where random points would not contain them by chance (tests/leaks.py).
+    report = find_values(traffic, raw_ids | {r["cost"] for r in rows}, budget=1e-6)
+    assert not report.found, f"raw values on the wire: {report.found[:5]}"
+    assert report.bound <= 1e-6
+    downloads = [r.msg.stage for r in records if r.method.endswith("/DownloadSet") and r.direction == "in"]  # type: ignore[attr-defined]
+    assert {"W", "S", "E"} <= set(downloads)
+    sent_to_buyer = {r.msg.stage for r in records if r.method.endswith("/DownloadSet") and r.direction == "out"}  # type: ignore[attr-defined]
     assert sent_to_buyer <= {"W", "S", "E"}
