@@ -7,12 +7,11 @@ import subprocess
 import sys
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from wharf.demo import truth
-from tests.exchange import Exchange
+from tests.exchange import Exchange, StartExchange
 
 
 def wharf(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -20,12 +19,8 @@ def wharf(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exchange]:
-    ex = Exchange(tmp_path_factory.mktemp("cli"), parties=("st-mary", "riverside"), rows=300)
-    try:
-        yield ex.start()
-    finally:
-        ex.stop()
+def exchange(start_exchange: StartExchange) -> Exchange:
+    return start_exchange("cli", parties=("st-mary", "riverside"), rows=300)
 
 
 @pytest.mark.parametrize("command", [[], ["gateway", "serve"], ["party", "serve"], ["party", "check"], ["catalog"],
@@ -58,7 +53,7 @@ def test_aggregate_human_output_and_failure_exit_code(exchange: Exchange) -> Non
 def test_errors_are_one_clear_line(exchange: Exchange) -> None:
     out = wharf("job", "aggregate", "-g", exchange.address, "--as", "acme-insurance", "--dataset", "visits",
                 "--column", "shoe_size", "--stat", "sum")
-    assert out.returncode == 1 and out.stderr.startswith("error: column 'shoe_size' is not in dataset 'visits'")
+    assert out.returncode == 1 and out.stderr.startswith("error: --column 'shoe_size' is not in dataset 'visits'")
     out = wharf("job", "aggregate", "-g", exchange.address, "--as", "acme-insurance", "--dataset", "visits",
                 "--column", "cost", "--stat", "sum", "--where", "age => 3")
     assert out.returncode == 1 and "--where" in out.stderr and "character" in out.stderr

@@ -130,7 +130,7 @@ def test_bad_specs_get_status_codes(exchange: Exchange, mutate, code, text) -> N
 
 def test_client_side_errors(exchange: Exchange) -> None:
     with exchange.client() as c:
-        with pytest.raises(InvalidArgument, match="--where: .*character 6"):
+        with pytest.raises(InvalidArgument, match="^where: .*character 6"):
             c.submit("visits", "cost", "sum", where="age >> 3")
         with pytest.raises(NotFound, match="dataset 'nope'"):
             c.submit("nope", "cost", "sum")

@@ -6,26 +6,20 @@ import json
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Iterator
 
 import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from buyers.client import JobFailed
-from tests.exchange import Exchange
+from tests.exchange import Exchange, StartExchange
 
 TOKEN = "operator-token-0123456789"
 
 
 @pytest.fixture(scope="module")
-def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exchange]:
-    ex = Exchange(tmp_path_factory.mktemp("ops"), parties=("st-mary", "riverside"), rows=300, http=True,
-                  http_token=TOKEN)
-    try:
-        yield ex.start()
-    finally:
-        ex.stop()
+def exchange(start_exchange: StartExchange) -> Exchange:
+    return start_exchange("ops", parties=("st-mary", "riverside"), rows=300, http=True, http_token=TOKEN)
 
 
 def get(ex: Exchange, path: str, token: str | None = TOKEN) -> tuple[int, bytes]:

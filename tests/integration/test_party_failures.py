@@ -8,7 +8,6 @@ tasks it was never given.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -18,18 +17,14 @@ from datawharf.errors import FailedPrecondition
 from datawharf.serde import aggregate_from_proto
 from datawharf.v1 import common_pb2, party_pb2
 from buyers.client import JobFailed
-from tests.exchange import Exchange, FakeParty
+from tests.exchange import Exchange, FakeParty, StartExchange
 
 REAL = ("st-mary", "riverside")
 
 
 @pytest.fixture(scope="module")
-def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exchange]:
-    ex = Exchange(tmp_path_factory.mktemp("failures"), parties=REAL, rows=300)
-    try:
-        yield ex.start()
-    finally:
-        ex.stop()
+def exchange(start_exchange: StartExchange) -> Exchange:
+    return start_exchange("failures", parties=REAL, rows=300)
 
 
 @pytest.fixture()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from fractions import Fraction
@@ -11,7 +10,7 @@ from fractions import Fraction
 import grpc
 import pytest
 
-from datawharf.errors import InvalidArgument, JobFailed, NotFound, PermissionDenied
+from datawharf.errors import InvalidArgument, JobFailed
 from datawharf.identity import caller_metadata
 from datawharf.model import PsiJob, PsiMode
 from datawharf.serde import psi_to_proto

@@ -79,7 +79,7 @@ def test_group_by_sums_and_suppressed_groups(exchange: Exchange) -> None:
 
 def test_bad_requests_for_vectors(exchange: Exchange) -> None:
     with exchange.client() as c:
-        with pytest.raises(InvalidArgument, match="needs --bins"):
+        with pytest.raises(InvalidArgument, match="a histogram needs bins, e.g. bins="):
             c.submit("visits", "age", "histogram")
         with pytest.raises(InvalidArgument, match="no categories"):
             c.submit("visits", "cost", "sum", group_by="patient_id")
