@@ -111,12 +111,20 @@ FLAGS = {
 
 
 def cli_message(exc: WharfError, flags: dict[str, str] | None = None) -> str:
-    """The error's message with the argument it names spelt as this command's flag."""
-    flag = {**FLAGS, **(flags or {})}.get(exc.argument)
+    """The error's message with the argument it names spelt as this command's flag.
+
+    Names such as ``min_parties`` are code wherever they appear; a plain word
+    (``column``, ``bins``) is only rewritten where the message uses it as an
+    argument: ``bins=...`` or a leading ``where:``."""
+    arg = exc.argument
+    flag = {**FLAGS, **(flags or {})}.get(arg)
     if not flag:
         return exc.message
-    text = re.sub(rf"(?<![\w-]){re.escape(exc.argument)}(?![\w-])", flag, exc.message)
-    return text if flag in text else f"{flag}: {text}"
+    name = re.escape(arg)
+    if "_" in arg:
+        return re.sub(rf"(?<![\w-]){name}(?![\w-])", flag, exc.message)
+    text = re.sub(rf"(?<![\w-]){name}=", f"{flag}=", exc.message)
+    return re.sub(rf"^{name}:", f"{flag}:", text)
 
 
 def _fail(exc: WharfError, code: int = 1, *, flags: dict[str, str] | None = None) -> None:

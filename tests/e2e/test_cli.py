@@ -53,7 +53,7 @@ def test_aggregate_human_output_and_failure_exit_code(exchange: Exchange) -> Non
 def test_errors_are_one_clear_line(exchange: Exchange) -> None:
     out = wharf("job", "aggregate", "-g", exchange.address, "--as", "acme-insurance", "--dataset", "visits",
                 "--column", "shoe_size", "--stat", "sum")
-    assert out.returncode == 1 and out.stderr.startswith("error: --column 'shoe_size' is not in dataset 'visits'")
+    assert out.returncode == 1 and out.stderr.startswith("error: column 'shoe_size' is not in dataset 'visits'")
     out = wharf("job", "aggregate", "-g", exchange.address, "--as", "acme-insurance", "--dataset", "visits",
                 "--column", "cost", "--stat", "sum", "--where", "age => 3")
     assert out.returncode == 1 and "--where" in out.stderr and "character" in out.stderr

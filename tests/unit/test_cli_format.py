@@ -18,8 +18,11 @@ def test_errors_name_the_flag_the_user_typed() -> None:
     assert cli_message(FailedPrecondition("min_parties 4 cannot be met: only 3 holder(s)", argument="min_parties")) \
         == "--min-parties 4 cannot be met: only 3 holder(s)"
     assert cli_message(InvalidArgument("a histogram needs bins, e.g. bins=0,18", argument="bins")) \
-        == "a histogram needs --bins, e.g. --bins=0,18"
-    # the argument's name inside a longer word is left alone; a message without it gets the flag in front
-    assert cli_message(InvalidArgument("bad key_columns_x", argument="key_column"), {"key_column": "--column"}) \
-        == "--column: bad key_columns_x"
+        == "a histogram needs bins, e.g. --bins=0,18"
+    assert cli_message(InvalidArgument("where: bad character 6", argument="where")) == "--where: bad character 6"
+    # plain words stay words; a name inside a longer one is left alone
+    assert cli_message(InvalidArgument("column 'x' is not in dataset 'v'", argument="column")) \
+        == "column 'x' is not in dataset 'v'"
+    assert cli_message(InvalidArgument("bad key_columns_x or key_column", argument="key_column"),
+                       {"key_column": "--column"}) == "bad key_columns_x or --column"
     assert cli_message(WharfError("no argument at fault")) == "no argument at fault"
