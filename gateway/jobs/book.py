@@ -19,7 +19,7 @@ from datawharf.errors import InvalidArgument, NotFound
 from datawharf.messages import CancelTask, Notice
 from datawharf.model import AggregateJob, Listing, PsiJob
 from datawharf.serde import listings_from_bytes, listings_to_bytes
-from datawharf.states import ACTIVE_JOB_STATES, OPEN_TASK_STATES, JobState, TaskState
+from datawharf.states import ACTIVE_JOB_STATES, FINAL_JOB_STATES, OPEN_TASK_STATES, JobState, TaskState
 from gateway.catalog import CatalogEntry, merge
 from gateway.dispatch import Dispatcher
 from gateway.jobs.observer import JobObserver
@@ -120,7 +120,9 @@ class JobBook:
         """The job's spec, decoded once and kept while the job is known to this process."""
         spec = self._specs.get(job.job_id)
         if spec is None:
-            spec = self._specs[job.job_id] = self.decoders[job.kind](job.spec)
+            spec = self.decoders[job.kind](job.spec)
+            if job.state not in FINAL_JOB_STATES:  # a finished job's spec is read rarely; keep none
+                self._specs[job.job_id] = spec
         return spec
 
     # -------------------------------------------------------------- ownership
