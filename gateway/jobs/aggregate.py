@@ -117,9 +117,8 @@ class AggregateJobs:
     async def submit(self, buyer: str, request_id: str, spec: AggregateJob, *, parties: list[str],
                      min_parties: int, timeout_s: int) -> JobRow:
         book = self.book
-        book.check_request(request_id, timeout_s)
         spec_bytes = aggregate_to_proto(spec).SerializeToString(deterministic=True)
-        existing = book.existing(buyer, request_id, spec_bytes)
+        existing = book.existing(buyer, request_id, spec_bytes, timeout_s)
         if existing is not None:
             return existing
         targets = plan(spec, book.catalog().get(spec.dataset), parties)

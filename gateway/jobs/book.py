@@ -92,8 +92,10 @@ class JobBook:
         if timeout_s < 0 or timeout_s > MAX_TIMEOUT_S:
             raise InvalidArgument(f"timeout_s must be between 1 and {MAX_TIMEOUT_S} seconds", argument="timeout_s")
 
-    def existing(self, buyer: str, request_id: str, spec_bytes: bytes) -> JobRow | None:
-        """The job this buyer already submitted under ``request_id``: submission is idempotent."""
+    def existing(self, buyer: str, request_id: str, spec_bytes: bytes, timeout_s: int) -> JobRow | None:
+        """The job this buyer already submitted under ``request_id`` (submission is idempotent),
+        after checking the request's id and timeout."""
+        self.check_request(request_id, timeout_s)
         job = self.store.find_job_by_request(buyer, request_id)
         if job is not None and job.spec != spec_bytes:
             raise InvalidArgument(

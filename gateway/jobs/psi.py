@@ -67,9 +67,8 @@ class PsiJobs:
     async def submit(self, buyer: str, request_id: str, spec: PsiJob, *, parties: list[str], timeout_s: int
                      ) -> JobRow:
         book = self.book
-        book.check_request(request_id, timeout_s)
         spec_bytes = psi_to_proto(spec).SerializeToString(deterministic=True)
-        existing = book.existing(buyer, request_id, spec_bytes)
+        existing = book.existing(buyer, request_id, spec_bytes, timeout_s)
         if existing is not None:
             return existing
         party = self._target(spec, parties)
