@@ -153,7 +153,7 @@ def run(*, quick: bool) -> Record:
         rec.add(name, "max_abs_error", [o["max_abs_error"] for o in outs], "abs", n=n)
         print(f"  {name}: {rec.get(name, 'values_per_s'):.4g} values/s", flush=True)
 
-    with Cluster(h, write_holder(data, naive_v)) as cluster, Client(cluster.address, caller="bench") as client:
+    with Cluster(h, write_holder(data, naive_v)) as cluster, cluster.client("bench") as client:
         for case, (backend, column) in CASES.items():
             dataset = "bench_small" if backend is Backend.PAILLIER else "bench"
             n = naive_v if backend is Backend.PAILLIER else v

@@ -13,11 +13,11 @@ class Cluster(LocalExchange):
     """Starts ``gateway serve`` and one ``party serve`` per config maker call."""
 
     def __init__(self, parties: int, write_party: Callable[[Path, int, str], str], *, workdir: Path | None = None,
-                 http: bool = False) -> None:
+                 http: bool = False, insecure: bool = False) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="wharf-bench-") if workdir is None else None
         root = Path(self._tmp.name) if self._tmp else workdir
         assert root is not None
-        super().__init__(root, log_level="warning")
+        super().__init__(root, log_level="warning", insecure=insecure)
         self.with_http = http
         self.http = ""
         self.n = parties

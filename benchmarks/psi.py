@@ -170,7 +170,7 @@ def run(*, quick: bool) -> Record:
         print(f"  n={n}: in-process done", flush=True)
 
     with Cluster(1, write_holder(sorted({*sizes, large})), http=True) as cluster, \
-            Client(cluster.address, caller="bench") as client:
+            cluster.client("bench") as client:
         for n in sizes:
             reps = 1 if n >= 1 << 20 else 2
             ids = buyer_ids(n)

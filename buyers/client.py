@@ -2,7 +2,7 @@
 
     from buyers import Client
 
-    with Client("127.0.0.1:50051", caller="acme-insurance") as wharf:
+    with Client("127.0.0.1:50051", "ids/acme-insurance") as wharf:   # from `wharf ca issue --out`
         job = wharf.submit("visits", "cost", "mean", where="age >= 65")
         for status in wharf.watch(job):
             print(status.state, [(t.party, t.state) for t in status.tasks])
@@ -14,8 +14,10 @@
             print(group.label, group.values, group.suppressed_by)
 
 The key material is made in ``submit`` and kept in the returned
-``SubmittedJob``; only public parameters are sent. Decryption happens in
-``result``, in this process. Errors are ``datawharf.errors.WharfError``s;
+``SubmittedJob``; only public parameters are sent, in a job signed with the
+buyer's certified key so that holders can tell it is the buyer's. Decryption
+happens in ``result``, in this process, after checking that every holder
+named as a contributor signed a receipt for this job. Errors are ``datawharf.errors.WharfError``s;
 each names the offending argument in ``argument`` when there is one.
 """
 
@@ -32,9 +34,8 @@ from buyers.psi import Progress, PsiAnswer, run_psi
 from datawharf import filters
 from datawharf.errors import FailedPrecondition, InvalidArgument, JobFailed, WharfError
 from datawharf.model import AggregateJob, ColumnKind, GroupBy, JobView
-from datawharf.serde import aggregate_to_proto, job_from_proto, result_from_proto
+from datawharf.serde import aggregate_to_proto, result_from_proto
 from datawharf.states import JobState
-from datawharf.v1 import buyer_pb2
 from protocols.aggregate import Buyer, choose_backend
 from protocols.figures import Layout, Statistic
 from protocols.schemes import Backend
@@ -53,6 +54,8 @@ class SubmittedJob:
     buyer: Buyer
     spec: AggregateJob
     view: JobView
+    body_digest: bytes = b""  # what holders' receipts refer to (empty when insecure)
+    min_parties: int = 1
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,8 @@ class Client(Connection):
 
     Args:
         gateway: ``host:port`` of the gateway.
-        caller: the buyer's name, as holders' policies grant it.
+        identity: the buyer's credentials or their directory (see ``Connection``).
+        insecure, caller: plaintext to an ``--insecure`` gateway under a self-asserted name.
         rpc_timeout_s: the deadline of each unary call.
     """
 
@@ -190,10 +194,9 @@ class Client(Connection):
         job = AggregateJob(dataset, column, stat, conditions, col.decimals, buyer.request.params,
                            dimension, grouping, edges)
         request_id = request_id or uuid.uuid4().hex
-        msg = buyer_pb2.SubmitJobRequest(request_id=request_id, aggregate=aggregate_to_proto(job),
-                                         parties=list(parties), min_parties=min_parties, timeout_seconds=timeout_s)
-        view = job_from_proto(self.call(self.stub.SubmitJob, msg))
-        return SubmittedJob(view.job_id, request_id, buyer, job, view)
+        view, body_digest = self.submit_job(request_id, parties=parties, min_parties=min_parties,
+                                            timeout_s=timeout_s, aggregate=aggregate_to_proto(job))
+        return SubmittedJob(view.job_id, request_id, buyer, job, view, body_digest, min_parties)
 
     def result(self, job: SubmittedJob, *, wait: bool = True, timeout_s: float = 300.0) -> AggregateAnswer:
         """Wait for the job, fetch the encrypted totals and decrypt them here.
@@ -212,6 +215,7 @@ class Client(Connection):
         result = self.fetch_result(job.job_id)
         if result.job_id != job.job_id:
             raise WharfError(f"gateway returned the result of {result.job_id!r} for {job.job_id!r}")
+        self.check_contributors(result, job.body_digest, job.min_parties)
         try:
             outcome = job.buyer.finish(result_from_proto(result))
         except ValueError as exc:

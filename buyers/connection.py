@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, TypeVar
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import grpc
 
+from datawharf import signing
 from datawharf.chunking import Assembler, ChunkError, Piece
 from datawharf.errors import DeadlineExceeded, NotFound, WharfError, from_rpc_error
-from datawharf.grpc_options import client_options
 from datawharf.identity import caller_metadata
+from datawharf.pki import Credentials, TrustStore
+from datawharf.tls import channel
+from datawharf.v1 import common_pb2
 from datawharf.model import ColumnSpec, JobView
 from datawharf.serde import column_from_proto, job_from_proto
 from datawharf.states import ANSWERED_TASK_STATES
@@ -48,19 +52,33 @@ def answered(view: JobView) -> int:
 
 
 class Connection:
-    """A channel to the gateway under the buyer's name.
+    """A mutual-TLS channel to the gateway under the buyer's certificate.
 
     Args:
         gateway: ``host:port`` of the gateway's gRPC listener.
-        caller: the buyer's name, as holders' policies grant it.
+        identity: the buyer's credentials, or the directory `wharf ca issue --role buyer NAME --out DIR`
+            wrote (``ca.pem``, ``cert.pem``, ``key.pem``). The buyer's name is its certificate's.
+        insecure: plaintext to a gateway started with ``--insecure`` on loopback; then ``caller``
+            is the self-asserted name.
+        crl: a CA revocation list to check holders' receipts against (optional).
         rpc_timeout_s: the deadline of each unary call.
     """
 
-    def __init__(self, gateway: str, *, caller: str, rpc_timeout_s: float = 30.0) -> None:
-        self.caller = caller
+    def __init__(self, gateway: str, identity: Credentials | Path | str | None = None, *, caller: str = "",
+                 insecure: bool = False, crl: Path | None = None, rpc_timeout_s: float = 30.0) -> None:
+        if identity is not None and not isinstance(identity, Credentials):
+            identity = Credentials.load(Path(identity))
+        self.identity: Credentials | None = identity
         self.rpc_timeout_s = rpc_timeout_s
-        self.metadata = caller_metadata(caller)
-        self._channel = grpc.insecure_channel(gateway, options=client_options())
+        if identity is not None:
+            self.caller = identity.identity.name
+            self.metadata: tuple[tuple[str, str], ...] = ()
+            self.trust: TrustStore | None = identity.trust(crl)
+        else:
+            self.caller = caller
+            self.metadata = caller_metadata(caller) if insecure else ()
+            self.trust = None
+        self._channel = channel(gateway, identity, insecure=insecure)
         self.stub = buyer_pb2_grpc.BuyerServiceStub(self._channel)
 
     def __enter__(self: T) -> T:
@@ -98,6 +116,33 @@ class Connection:
         return items[dataset]
 
     # --------------------------------------------------------------------- jobs
+    def submit_job(self, request_id: str, *, parties: Sequence[str], min_parties: int, timeout_s: int,
+                   aggregate: common_pb2.AggregateSpec | None = None,
+                   psi: common_pb2.PsiSpec | None = None) -> tuple[JobView, bytes]:
+        """Submit a job, signed with the buyer's key when it has one; (the job, the digest receipts refer to)."""
+        request = buyer_pb2.SubmitJobRequest(request_id=request_id, parties=list(parties), min_parties=min_parties,
+                                             timeout_seconds=timeout_s)
+        body_digest = b""
+        if self.identity is not None:
+            body = signing.new_body(self.identity, request_id, parties=parties, min_parties=min_parties,
+                                    aggregate=aggregate, psi=psi)
+            signed = signing.sign_job(self.identity, body)
+            request.signed.CopyFrom(signed)
+            body_digest = signing.digest(signed.body)
+        elif aggregate is not None:
+            request.aggregate.CopyFrom(aggregate)
+        elif psi is not None:
+            request.psi.CopyFrom(psi)
+        return job_from_proto(self.call(self.stub.SubmitJob, request)), body_digest
+
+    def check_contributors(self, result: buyer_pb2.JobResult, body_digest: bytes, min_parties: int) -> None:
+        """Every holder the gateway names as a contributor signed a receipt for this job, and they
+        are ``min_parties`` organisations; raises SignatureError otherwise. A no-op when insecure."""
+        if self.trust is None or not body_digest:
+            return
+        signing.check_receipts(result.receipts, self.trust, body_digest, contributors=result.contributors,
+                               min_parties=min_parties)
+
     def status(self, job: "str | Any") -> JobView:
         """The job now. ``job`` is a job id or a submitted job. NotFound for another buyer's job."""
         job_id = job if isinstance(job, str) else job.job_id

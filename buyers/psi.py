@@ -162,9 +162,9 @@ def run_psi(
         raise InvalidArgument("the ID list is empty", argument="ids")
     box_key = role.box.public if isinstance(role, psi_sum.Buyer) else b""
     spec = PsiJob(dataset, key_column, psi_mode, cardinality_only, tuple(value_columns), box_key, len(role.unique))
-    request = buyer_pb2.SubmitJobRequest(request_id=request_id or uuid.uuid4().hex, psi=psi_to_proto(spec),
-                                         parties=[party] if party else [], timeout_seconds=timeout_s)
-    job_id = job_from_proto(conn.call(conn.stub.SubmitJob, request)).job_id
+    submitted, body_digest = conn.submit_job(request_id or uuid.uuid4().hex, parties=[party] if party else [],
+                                             min_parties=1, timeout_s=timeout_s, psi=psi_to_proto(spec))
+    job_id = submitted.job_id
     pool: ProcessPoolExecutor | None = None
     mapper: psi.Mapper = psi._serial_map
     if parallel and psi_mode is not PsiMode.UNBALANCED:
@@ -196,6 +196,7 @@ def run_psi(
     if view.state != JobState.DONE:
         raise JobFailed(view)
     result = conn.fetch_result(job_id)
+    conn.check_contributors(result, body_digest, 1)
     r = result.psi
     matched: tuple[str, ...] = ()
     totals: dict[str, Fraction] = {}

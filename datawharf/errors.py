@@ -3,7 +3,9 @@
     WharfError
     ├── InvalidArgument      a request or spec is malformed
     ├── NotFound             unknown dataset, column, job, party
-    ├── PermissionDenied     not your job; a holder's policy refused
+    ├── Unauthenticated      no certificate, or one that is expired, revoked or foreign
+    ├── PermissionDenied     not your job; a holder's policy refused; the wrong role
+    ├── AlreadyExists        a second stream under a connected holder's name
     ├── FailedPrecondition   wrong state (result of an unfinished job, ...)
     ├── ResourceExhausted    a size or count limit
     ├── Unavailable          the gateway cannot be reached
@@ -52,6 +54,14 @@ class PermissionDenied(WharfError):
     code = grpc.StatusCode.PERMISSION_DENIED
 
 
+class Unauthenticated(WharfError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class AlreadyExists(WharfError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
 class FailedPrecondition(WharfError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
@@ -86,6 +96,8 @@ _BY_CODE: dict[grpc.StatusCode, type[WharfError]] = {
         InvalidArgument,
         NotFound,
         PermissionDenied,
+        Unauthenticated,
+        AlreadyExists,
         FailedPrecondition,
         ResourceExhausted,
         Unavailable,

@@ -23,6 +23,8 @@ class TaskOffer:
     deadline: float
     spec: AggregateJob | PsiJob
     cached_tables: tuple[str, ...] = ()  # unbalanced PSI: epochs whose table the gateway holds
+    signed: bytes = b""  # the buyer's SignedJob as it submitted it; the holder checks it, not ``spec``
+    crl: bytes = b""     # the newest revocation list the gateway has (PEM, signed by the CA)
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class HolderUpload:
     done: bool = False
     min_intersection: int = 0  # set with done: the holder's minimum, enforced by the gateway
     table_epoch: str = ""      # set with done, unbalanced: the epoch its evaluations belong to
+    receipt: bytes = b""       # set with done: the holder's ContributionReceipt over all it uploaded
 
 
 __all__ = ["CancelTask", "HolderUpload", "Notice", "SetForHolder", "StagePiece", "TaskOffer", "ToParty"]

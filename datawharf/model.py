@@ -43,6 +43,7 @@ class Listing:
     columns: tuple[ColumnSpec, ...]
     approx_rows: int
     description: str = ""
+    min_parties: int = 1  # the holder's own minimum, enforced by the gateway as well
 
     def column(self, name: str) -> ColumnSpec | None:
         return next((c for c in self.columns if c.name == name), None)

@@ -117,6 +117,7 @@ def listing_to_proto(listing: Listing) -> common_pb2.DatasetListing:
         columns=[column_to_proto(c) for c in listing.columns],
         approx_rows=listing.approx_rows,
         description=listing.description,
+        min_parties=listing.min_parties,
     )
 
 
@@ -124,7 +125,8 @@ def listing_from_proto(msg: common_pb2.DatasetListing) -> Listing:
     if not msg.name:
         raise InvalidArgument("a dataset listing has no name")
     return Listing(
-        msg.name, tuple(column_from_proto(c) for c in msg.columns), msg.approx_rows, msg.description
+        msg.name, tuple(column_from_proto(c) for c in msg.columns), msg.approx_rows, msg.description,
+        max(1, msg.min_parties),
     )
 
 
@@ -386,7 +388,9 @@ def piece_from_proto(msg: common_pb2.SetChunk) -> StagePiece:
 def to_party_to_proto(msg: ToParty) -> party_pb2.GatewayMessage:
     if isinstance(msg, TaskOffer):
         task = party_pb2.Task(task_id=msg.task_id, job_id=msg.job_id, buyer=msg.buyer, min_parties=msg.min_parties,
-                              deadline=msg.deadline, cached_tables=msg.cached_tables)
+                              deadline=msg.deadline, cached_tables=msg.cached_tables, crl=msg.crl)
+        if msg.signed:
+            task.signed.ParseFromString(msg.signed)
         if isinstance(msg.spec, PsiJob):
             task.psi.CopyFrom(psi_to_proto(msg.spec))
         else:
@@ -408,7 +412,8 @@ def to_party_from_proto(msg: party_pb2.GatewayMessage) -> ToParty | None:
         if which is None:
             raise InvalidArgument(f"task {t.task_id} carries no job spec")
         spec: AggregateJob | PsiJob = psi_from_proto(t.psi) if which == "psi" else aggregate_from_proto(t.aggregate)
-        return TaskOffer(t.task_id, t.job_id, t.buyer, t.min_parties, t.deadline, spec, tuple(t.cached_tables))
+        return TaskOffer(t.task_id, t.job_id, t.buyer, t.min_parties, t.deadline, spec, tuple(t.cached_tables),
+                         signed=t.signed.SerializeToString() if t.HasField("signed") else b"", crl=t.crl)
     if kind == "cancel":
         return CancelTask(msg.cancel.task_id, msg.cancel.reason)
     if kind == "notice":
@@ -420,7 +425,7 @@ def to_party_from_proto(msg: party_pb2.GatewayMessage) -> ToParty | None:
 
 def holder_upload_to_proto(u: HolderUpload) -> party_pb2.PsiUpload:
     msg = party_pb2.PsiUpload(task_id=u.task_id, done=u.done, min_intersection=u.min_intersection,
-                              table_epoch=u.table_epoch)
+                              table_epoch=u.table_epoch, receipt=u.receipt)
     if u.piece is not None:
         msg.chunk.CopyFrom(piece_to_proto(u.piece))
     return msg
@@ -428,7 +433,7 @@ def holder_upload_to_proto(u: HolderUpload) -> party_pb2.PsiUpload:
 
 def holder_upload_from_proto(msg: party_pb2.PsiUpload) -> HolderUpload:
     piece = piece_from_proto(msg.chunk) if msg.HasField("chunk") else None
-    return HolderUpload(msg.task_id, piece, msg.done, msg.min_intersection, msg.table_epoch)
+    return HolderUpload(msg.task_id, piece, msg.done, msg.min_intersection, msg.table_epoch, msg.receipt)
 
 
 def listings_to_bytes(listings: list[Listing]) -> bytes:

@@ -15,6 +15,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from datawharf.grpc_options import server_options
+from datawharf.identity import Gate
+from datawharf.pki import Credentials, Role, RoleError, TrustStore
+from datawharf.tls import check_insecure, server_credentials
 from datawharf.v1 import buyer_pb2, buyer_pb2_grpc, party_pb2, party_pb2_grpc
 from gateway.dispatch import StreamDispatcher
 from gateway.metrics import ByteCounter, Metrics
@@ -41,6 +44,37 @@ class GatewaySettings:
     http_token: str | None = None
     http_allow_remote: bool = False
     results_dir: Path | None = None  # benchmark records shown on the dashboard
+    identity: Path | None = None  # the gateway's ca.pem, cert.pem and key.pem (`wharf ca issue --role gateway`)
+    crl: Path | None = None  # the CA's revocation list, re-read when it changes
+    insecure: bool = False  # plaintext, self-asserted names; loopback only
+    crl_poll_s: float = 1.0
+
+
+def _trust(settings: GatewaySettings) -> tuple[Credentials | None, TrustStore | None]:
+    if settings.insecure:
+        check_insecure(settings.listen, "the gateway")
+        return None, None
+    if settings.identity is None:
+        raise RoleError("the gateway needs its certificate: --identity DIR from "
+                        "`wharf ca issue --role gateway NAME --out DIR` (or --insecure on loopback)")
+    creds = Credentials.load(settings.identity)
+    trust = creds.trust(settings.crl)
+    trust.verify(creds.cert_pem, roles=(Role.GATEWAY,), what="the gateway's certificate")
+    return creds, trust
+
+
+async def _follow_revocations(trust: TrustStore, orch: Orchestrator, stop: asyncio.Event, every_s: float) -> None:
+    """Re-read the CRL; a revoked holder is disconnected and its listings leave the catalog."""
+    while not stop.is_set():
+        try:
+            if trust.refresh():
+                orch.revoked(trust.is_revoked)
+        except Exception:
+            log.exception("cannot apply the revocation list %s", trust.crl_path)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=every_s)
+        except asyncio.TimeoutError:
+            pass
 
 
 async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) -> None:
@@ -48,16 +82,18 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
     if settings.http:
         check_access(settings.http.rpartition(":")[0].strip("[]"), allow_remote=settings.http_allow_remote,
                      token=settings.http_token)
+    creds, trust = _trust(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = SqliteStore(settings.data_dir / "gateway.sqlite3")
     dispatcher = StreamDispatcher()
     metrics = Metrics(store)
-    orch = Orchestrator(store, dispatcher, observer=metrics, spool=Spool(settings.data_dir / "spool"))
+    gate = Gate(trust, on_refusal=metrics.auth_refused)
+    orch = Orchestrator(store, dispatcher, observer=metrics, spool=Spool(settings.data_dir / "spool"), trust=trust)
     tap = WireTap(settings.wire_log) if settings.wire_log else None
     interceptors: list[grpc.aio.ServerInterceptor] = [ByteCounter(metrics)] + ([tap] if tap else [])
     server = grpc.aio.server(interceptors=interceptors, options=server_options())
-    buyer_pb2_grpc.add_BuyerServiceServicer_to_server(BuyerServicer(orch), server)
-    party_pb2_grpc.add_PartyServiceServicer_to_server(PartyServicer(orch, dispatcher), server)
+    buyer_pb2_grpc.add_BuyerServiceServicer_to_server(BuyerServicer(orch, gate), server)
+    party_pb2_grpc.add_PartyServiceServicer_to_server(PartyServicer(orch, dispatcher, gate), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     # Reflection lets grpcurl list and call the services without the .proto files.
@@ -70,7 +106,10 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
         ),
         server,
     )
-    port = server.add_insecure_port(settings.listen)
+    if creds is None:
+        port = server.add_insecure_port(settings.listen)
+    else:
+        port = server.add_secure_port(settings.listen, server_credentials(creds))
     if port == 0:
         raise OSError(f"cannot listen on {settings.listen}: address in use or not local")
     host = settings.listen.rsplit(":", 1)[0]
@@ -89,6 +128,7 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
     for name in ("", *SERVICES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     ticker = asyncio.create_task(orch.run_deadlines(stop))
+    follower = asyncio.create_task(_follow_revocations(trust, orch, stop, settings.crl_poll_s)) if trust else None
     http_runner = None
     http_address = ""
     if settings.http:
@@ -98,7 +138,8 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
     ready = settings.data_dir / READY_FILE
     ready.write_text(json.dumps({"address": address, "http": http_address, "pid": os.getpid()}))
     log.info("gateway listening on %s (data in %s)", address, settings.data_dir)
-    print(f"wharf gateway listening on {address}", flush=True)
+    mode = f"mutual TLS as {creds.identity}" if creds else "INSECURE plaintext"
+    print(f"wharf gateway listening on {address} ({mode})", flush=True)
     try:
         await stop.wait()
     finally:
@@ -110,6 +151,8 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
             await http_runner.cleanup()
         await server.stop(settings.grace_s)
         ticker.cancel()
+        if follower:
+            follower.cancel()
         store.close()
         if tap:
             tap.close()

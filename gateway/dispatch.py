@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
+from datawharf.errors import AlreadyExists
 from datawharf.messages import Notice, TaskOffer, ToParty
 from datawharf.serde import to_party_to_proto
 from datawharf.v1 import party_pb2
@@ -21,6 +22,8 @@ class Dispatcher(Protocol):
     def is_online(self, party: str) -> bool: ...
 
     def online(self) -> list[str]: ...
+
+    def disconnect(self, party: str) -> None: ...
 
     def send(self, party: str, message: ToParty) -> bool:
         """Queue a message for a party; False if it is not connected."""
@@ -45,11 +48,16 @@ class StreamDispatcher:
         self._sessions: dict[str, PartySession] = {}
 
     def attach(self, party: str) -> PartySession:
-        """A new stream for ``party``; an older one is closed (the newest wins,
-        so a node that reconnects before its old stream timed out is served)."""
-        old = self._sessions.get(party)
-        if old is not None:
-            old.close()
+        """A new stream for ``party``; AlreadyExists while another one is live.
+
+        The first stream keeps the name: a newcomer must not take over a
+        holder's tasks (a node that restarted retries after its old stream
+        is gone, which on a dead process is at once and otherwise within
+        the keepalive timeout)."""
+        if party in self._sessions:
+            raise AlreadyExists(
+                f"a stream for {party!r} is already open; stop the other node with this name, "
+                "or retry once its connection has closed")
         session = PartySession(party)
         self._sessions[party] = session
         return session
@@ -64,6 +72,12 @@ class StreamDispatcher:
 
     def is_online(self, party: str) -> bool:
         return party in self._sessions
+
+    def disconnect(self, party: str) -> None:
+        """End a party's stream (its certificate was revoked)."""
+        session = self._sessions.get(party)
+        if session is not None:
+            session.close()
 
     def online(self) -> list[str]:
         return sorted(self._sessions)

@@ -10,6 +10,9 @@
     wharf_contribution_latency_seconds          task dispatched → contribution received
     wharf_refusals_total{reason}                the holder's policy rule that refused
     wharf_invalid_contributions_total
+    wharf_auth_refusals_total{reason}           calls refused for their certificate: no_certificate, expired,
+                                                revoked, foreign_ca, wrong_role, bad_certificate, bad_signature
+                                                (a handshake without a certificate of this CA never reaches here)
     process_*, python_info                      the gateway process: CPU, memory, open files, start time
 """
 
@@ -68,6 +71,10 @@ class Metrics(JobObserver):
                                  buckets=_DURATION_BUCKETS, registry=r)
         self.refusals = Counter("wharf_refusals", "Tasks refused by holders' policies", ["reason"], registry=r)
         self.invalid = Counter("wharf_invalid_contributions", "Contributions rejected as malformed", registry=r)
+        self.auth = Counter("wharf_auth_refusals", "Calls refused for who made them", ["reason"], registry=r)
+
+    def auth_refused(self, reason: str) -> None:
+        self.auth.labels(reason).inc()
 
     # JobObserver ---------------------------------------------------------------
     def job_submitted(self, kind: str, backend: str) -> None:

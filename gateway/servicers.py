@@ -15,11 +15,13 @@ from typing import Any, AsyncIterator, Callable
 
 import grpc
 
-from datawharf import identity
+from datawharf import signing
 from datawharf.chunking import Assembler, ChunkError, Piece, split
 from datawharf.messages import StagePiece
 from datawharf.model import AggregateJob, PsiJob
-from datawharf.errors import ARGUMENT_KEY, InvalidArgument, WharfError
+from datawharf.errors import ARGUMENT_KEY, InvalidArgument, PermissionDenied, WharfError
+from datawharf.identity import Gate
+from datawharf.pki import Role, SignatureError
 from datawharf.serde import (
     aggregate_from_proto,
     column_to_proto,
@@ -78,12 +80,16 @@ def translate_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class BuyerServicer(buyer_pb2_grpc.BuyerServiceServicer):
-    def __init__(self, orchestrator: Orchestrator) -> None:
+    def __init__(self, orchestrator: Orchestrator, gate: Gate) -> None:
         self.orch = orchestrator
+        self.gate = gate
+
+    def _buyer(self, context: Any) -> str:
+        return self.gate.caller(context, Role.BUYER).name
 
     @translate_errors
     async def ListCatalog(self, request: buyer_pb2.ListCatalogRequest, context: Any) -> buyer_pb2.ListCatalogResponse:
-        identity.caller(context)
+        self.gate.caller(context, Role.BUYER, Role.OPERATOR)
         return buyer_pb2.ListCatalogResponse(
             datasets=[
                 buyer_pb2.CatalogEntry(
@@ -99,41 +105,57 @@ class BuyerServicer(buyer_pb2_grpc.BuyerServiceServicer):
 
     @translate_errors
     async def SubmitJob(self, request: buyer_pb2.SubmitJobRequest, context: Any) -> buyer_pb2.Job:
-        buyer = identity.caller(context)
-        kind = request.WhichOneof("spec")
+        caller = self.gate.caller(context, Role.BUYER)
+        signed = b""
+        if self.gate.trust is not None:
+            # The job is what the buyer signed; the request's loose fields are not consulted.
+            if not request.HasField("signed"):
+                raise SignatureError("this gateway accepts only jobs signed by their buyer; "
+                                     "submit with a current client and your certificate")
+            opened = signing.open_job(request.signed, self.gate.trust)
+            if opened.buyer.fingerprint != caller.fingerprint:
+                raise PermissionDenied(f"the job is signed by {opened.buyer.name} but sent by {caller.name}; "
+                                       "a buyer submits only its own signed jobs")
+            body = opened.body
+            request_id, parties, min_parties, holder = body.nonce, list(body.parties), body.min_parties, body
+            signed = request.signed.SerializeToString()
+        else:
+            request_id, parties, min_parties = request.request_id, list(request.parties), request.min_parties
+            holder = request  # type: ignore[assignment]
+        kind = holder.WhichOneof("spec")
         if kind == "psi":
-            spec: AggregateJob | PsiJob = psi_from_proto(request.psi)
+            spec: AggregateJob | PsiJob = psi_from_proto(holder.psi)
         elif kind == "aggregate":
-            spec = aggregate_from_proto(request.aggregate)
+            spec = aggregate_from_proto(holder.aggregate)
         else:
             raise InvalidArgument("the request carries no job spec: send an aggregate or a psi spec")
-        view = await self.orch.submit(buyer, request.request_id, spec, parties=list(request.parties),
-                                      min_parties=request.min_parties, timeout_s=request.timeout_seconds)
+        view = await self.orch.submit(caller.name, request_id, spec, parties=parties, min_parties=min_parties,
+                                      timeout_s=request.timeout_seconds, signed=signed)
         return job_to_proto(view)
 
     @translate_errors
     async def GetJob(self, request: buyer_pb2.GetJobRequest, context: Any) -> buyer_pb2.Job:
-        return job_to_proto(self.orch.view(request.job_id, identity.caller(context)))
+        return job_to_proto(self.orch.view(request.job_id, self._buyer(context)))
 
     @translate_errors
     async def WatchJob(self, request: buyer_pb2.GetJobRequest, context: Any) -> AsyncIterator[buyer_pb2.Job]:
-        async for view in self.orch.watch(request.job_id, identity.caller(context)):
+        async for view in self.orch.watch(request.job_id, self._buyer(context)):
             yield job_to_proto(view)
 
     @translate_errors
     async def CancelJob(self, request: buyer_pb2.GetJobRequest, context: Any) -> buyer_pb2.Job:
-        return job_to_proto(await self.orch.cancel(request.job_id, identity.caller(context)))
+        return job_to_proto(await self.orch.cancel(request.job_id, self._buyer(context)))
 
     @translate_errors
     async def FetchResult(self, request: buyer_pb2.GetJobRequest, context: Any) -> AsyncIterator[common_pb2.Chunk]:
-        payload = self.orch.result(request.job_id, identity.caller(context))
+        payload = self.orch.result(request.job_id, self._buyer(context))
         for piece in split(payload):
             yield common_pb2.Chunk(seq=piece.seq, data=piece.data, last=piece.last)
 
 
     @translate_errors  # a stream-unary behaviour is a coroutine too, so the unary wrapper fits
     async def UploadSet(self, request_iterator: AsyncIterator[buyer_pb2.SetUpload], context: Any) -> buyer_pb2.Job:
-        buyer = identity.caller(context)
+        buyer = self._buyer(context)
         first = await anext(aiter(request_iterator), None)
         if first is None or not first.job_id:
             raise InvalidArgument("an upload must start with a chunk naming its job_id")
@@ -148,26 +170,29 @@ class BuyerServicer(buyer_pb2_grpc.BuyerServiceServicer):
     @translate_errors
     async def DownloadSet(self, request: buyer_pb2.DownloadSetRequest, context: Any
                           ) -> AsyncIterator[common_pb2.SetChunk]:
-        for piece in self.orch.download_set(identity.caller(context), request.job_id, request.stage):
+        for piece in self.orch.download_set(self._buyer(context), request.job_id, request.stage):
             yield piece_to_proto(piece)
 
 
 class PartyServicer(party_pb2_grpc.PartyServiceServicer):
-    def __init__(self, orchestrator: Orchestrator, dispatcher: StreamDispatcher) -> None:
+    def __init__(self, orchestrator: Orchestrator, dispatcher: StreamDispatcher, gate: Gate) -> None:
         self.orch = orchestrator
         self.dispatcher = dispatcher
+        self.gate = gate
 
     @translate_errors
     async def Connect(
         self, request_iterator: AsyncIterator[party_pb2.PartyMessage], context: Any
     ) -> AsyncIterator[party_pb2.GatewayMessage]:
-        party = identity.caller(context)
+        who = self.gate.caller(context, Role.PARTY)
+        party = who.name
         first = await anext(aiter(request_iterator), None)
         if first is None or first.WhichOneof("body") != "register":
             raise InvalidArgument("a party stream must begin with a Register message")
+        listings = [listing_from_proto(d) for d in first.register.datasets]
         session = self.dispatcher.attach(party)
         try:
-            self.orch.party_connected(party, [listing_from_proto(d) for d in first.register.datasets])
+            self.orch.party_connected(party, listings, organisation=who.organisation, serial=who.serial)
         except Exception:
             self.dispatcher.detach(session)
             raise
@@ -230,4 +255,4 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
             return
         if payload is not None:
             pending.pop(msg.task_id, None)
-            await self.orch.contribution(party, msg.task_id, payload)
+            await self.orch.contribution(party, msg.task_id, payload, receipt=msg.receipt)

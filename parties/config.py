@@ -1,7 +1,10 @@
 """The party node's TOML configuration, validated when it is loaded.
 
-    name = "st-mary"
+    name = "st-mary"                  # must be the name in the certificate
     gateway = "127.0.0.1:50051"
+    identity = "ids/st-mary"          # ca.pem, cert.pem, key.pem from `wharf ca issue --role party`
+    # crl = "ca/crl.pem"              # the CA's revocations, re-read when it changes (optional)
+    # insecure = true                 # plaintext on loopback, for development only
 
     [[datasets]]
     name = "visits"
@@ -29,8 +32,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from datawharf.identity import check_name
 from datawharf.errors import WharfError
+from datawharf.pki import Credentials, Role, check_name
+from datawharf.tls import check_insecure
 from protocols.figures import Statistic
 
 
@@ -122,8 +126,12 @@ class PartyConfig(_Strict):
     # Where the node keeps state of its own (OPRF keys and tables); default
     # ".wharf-state-<name>" beside this file.
     state_dir: Path | None = None
+    # The holder's certificate directory (relative to this file); required unless insecure.
+    identity: Path | None = None
+    crl: Path | None = None
+    insecure: bool = False
 
-    @field_validator("state_dir")
+    @field_validator("state_dir", "identity", "crl")
     @classmethod
     def _state_dir(cls, v: Path | None, info: ValidationInfo) -> Path | None:
         if v is None:
@@ -145,6 +153,24 @@ class PartyConfig(_Strict):
         if len(names) != len(set(names)):
             raise ValueError("two datasets share a name")
         return self
+
+    def credentials(self) -> Credentials | None:
+        """The holder's certificate, checked against its name; None when insecure."""
+        if self.insecure:
+            check_insecure(self.gateway, f"party {self.name}")
+            return None
+        if self.identity is None:
+            raise ConfigError("identity is required: the directory from "
+                              f"`wharf ca issue --role party {self.name} --out DIR` (or insecure = true on loopback)")
+        creds = Credentials.load(self.identity)
+        ident = creds.identity
+        if ident.role is not Role.PARTY:
+            raise ConfigError(f"{self.identity}: a {ident.role.value} certificate; a party node needs a party "
+                              "certificate (`wharf ca issue --role party`)")
+        if ident.name != self.name:
+            raise ConfigError(f"{self.identity}: the certificate names {ident.name!r} but this node is "
+                              f"{self.name!r}; the gateway accepts a party only under its certificate's name")
+        return creds
 
 
 def _format(path: Path, err: ValidationError) -> str:

@@ -23,13 +23,16 @@ from datawharf.chunking import Assembler, ChunkError, Piece, split, split_items
 from datawharf.errors import WharfError
 from datawharf.messages import CancelTask, HolderUpload, Notice, SetForHolder, StagePiece, TaskOffer
 from datawharf.model import AggregateJob, PsiJob
-from parties.config import PartyConfig
-from datawharf.grpc_options import client_options
 from datawharf.identity import caller_metadata
+from datawharf.pki import digest
 from datawharf.serde import holder_upload_to_proto, listing_to_proto, to_party_from_proto
+from datawharf.signing import sign_receipt, stages_digest
+from datawharf.tls import aio_channel
 from datawharf.v1 import common_pb2, party_pb2, party_pb2_grpc
+from parties.config import PartyConfig
 from parties.psi_runner import PsiRunner
 from parties.runner import Runner
+from parties.verify import Checked, JobVerifier, Refused
 from protocols import psi
 from protocols.psi_stages import Stage, item_bytes
 from protocols.psi_stages import split_items as split_stage
@@ -47,13 +50,16 @@ class PartyNode:
         workers: int = 2,
     ) -> None:
         self.config = config
+        self.creds = config.credentials()
+        trust = self.creds.trust(config.crl) if self.creds is not None else None
+        self.verifier = JobVerifier(config.name, self.creds, trust)
         self.runner = Runner(config)
         self.initial_backoff_s = initial_backoff_s
         self.max_backoff_s = max_backoff_s
         self._workers = asyncio.Semaphore(workers)
         self._cancelled: set[str] = set()
         self.connected = asyncio.Event()
-        self._psi_sets: dict[str, tuple[TaskOffer, Assembler]] = {}
+        self._psi_sets: dict[str, tuple[Checked, Assembler]] = {}
         self._pool: ProcessPoolExecutor | None = None
         self.psi_runner = PsiRunner(config, self.runner.sources, config.state_dir or Path(".wharf-state"),
                                     mapper=self._mapper)
@@ -105,9 +111,11 @@ class PartyNode:
             backoff = min(backoff * 2, self.max_backoff_s)
 
     async def _session(self, listings: list, stop: asyncio.Event) -> None:
-        async with grpc.aio.insecure_channel(self.config.gateway, options=client_options()) as channel:
+        if self.verifier.trust is not None:
+            self.verifier.trust.refresh()
+        async with aio_channel(self.config.gateway, self.creds, insecure=self.config.insecure) as channel:
             stub = party_pb2_grpc.PartyServiceStub(channel)
-            call = stub.Connect(metadata=caller_metadata(self.config.name))
+            call = stub.Connect(metadata=caller_metadata(self.config.name) if self.creds is None else ())
             write_lock = asyncio.Lock()
 
             async def send(message: party_pb2.PartyMessage) -> None:
@@ -157,11 +165,17 @@ class PartyNode:
                             log.warning("unreadable message from the gateway ignored: %s", reason)
                         continue
                     job: Awaitable[None] | None = None
-                    if isinstance(incoming, TaskOffer) and isinstance(incoming.spec, PsiJob):
-                        limit = incoming.spec.buyer_set_size * item_bytes(Stage.A)
-                        self._psi_sets[incoming.task_id] = (incoming, Assembler(limit, item=item_bytes(Stage.A)))
-                    elif isinstance(incoming, TaskOffer):
-                        job = self._answer(send, incoming)
+                    checked: Checked | None = None
+                    if isinstance(incoming, TaskOffer):
+                        try:
+                            checked = self.verifier.check(incoming)
+                        except Refused as exc:
+                            await self._decline(send, incoming.task_id, exc.reason, None, exc.code)
+                    if checked is not None and isinstance(checked.task.spec, PsiJob):
+                        limit = checked.task.spec.buyer_set_size * item_bytes(Stage.A)
+                        self._psi_sets[incoming.task_id] = (checked, Assembler(limit, item=item_bytes(Stage.A)))
+                    elif checked is not None:
+                        job = self._answer(send, checked)
                     elif isinstance(incoming, SetForHolder):
                         ready = self._psi_piece(incoming)
                         if ready is not None:
@@ -185,7 +199,13 @@ class PartyNode:
             await asyncio.sleep(max(1, every_s))
             await send(party_pb2.PartyMessage(heartbeat=party_pb2.Heartbeat(sent_at=time.time())))
 
-    async def _answer(self, send, task: TaskOffer) -> None:  # type: ignore[no-untyped-def]
+    def _receipt(self, checked: Checked, content_digest: bytes) -> bytes:
+        if self.creds is None or not checked.body_digest:
+            return b""
+        return sign_receipt(self.creds, checked.body_digest, content_digest).SerializeToString()
+
+    async def _answer(self, send, checked: Checked) -> None:  # type: ignore[no-untyped-def]
+        task = checked.task
         job = task.spec
         assert isinstance(job, AggregateJob)
         async with self._workers:
@@ -195,12 +215,14 @@ class PartyNode:
         if task.task_id in self._cancelled:
             return
         if answer.payload is not None:
+            receipt = self._receipt(checked, digest(answer.payload))
             for piece in split(answer.payload):
                 await send(
                     party_pb2.PartyMessage(
                         contribution=party_pb2.ContributionChunk(
                             task_id=task.task_id,
                             chunk=common_pb2.Chunk(seq=piece.seq, data=piece.data, last=piece.last),
+                            receipt=receipt if piece.last else b"",
                         )
                     )
                 )
@@ -220,7 +242,7 @@ class PartyNode:
                                                                             reason=failure or "unknown")))
             log.warning("task %s failed: %s", task_id, failure)
 
-    def _psi_piece(self, msg: SetForHolder) -> tuple[TaskOffer, list[bytes]] | None:
+    def _psi_piece(self, msg: SetForHolder) -> tuple[Checked, list[bytes]] | None:
         entry = self._psi_sets.get(msg.task_id)
         if entry is None:
             log.warning("PSI data for unknown task %s ignored", msg.task_id)
@@ -239,7 +261,8 @@ class PartyNode:
         self._psi_sets.pop(msg.task_id, None)
         return task, split_stage(data, Stage.A)
 
-    async def _answer_psi(self, send, task: TaskOffer, points: list[bytes]) -> None:  # type: ignore[no-untyped-def]
+    async def _answer_psi(self, send, checked: Checked, points: list[bytes]) -> None:  # type: ignore[no-untyped-def]
+        task = checked.task
         started = time.perf_counter()
         spec = task.spec
         assert isinstance(spec, PsiJob)
@@ -256,8 +279,9 @@ class PartyNode:
             for seq, piece in enumerate(pieces):
                 upload = HolderUpload(task.task_id, StagePiece(stage, seq, piece, seq == len(pieces) - 1))
                 await send(party_pb2.PartyMessage(psi=holder_upload_to_proto(upload)))
+        receipt = self._receipt(checked, stages_digest(answer.stages))
         done = HolderUpload(task.task_id, done=True, min_intersection=answer.min_intersection,
-                            table_epoch=answer.table_epoch)
+                            table_epoch=answer.table_epoch, receipt=receipt)
         await send(party_pb2.PartyMessage(psi=holder_upload_to_proto(done)))
         log.info("task %s (%s on %s for %s): answered %d points in %.2f s",
                  task.task_id, spec.kind, spec.dataset, task.buyer, len(points), time.perf_counter() - started)

@@ -117,6 +117,7 @@ def listing(config: DatasetConfig, rows: int) -> Listing:
         ),
         approx_rows=round_rows(rows),
         description=config.description,
+        min_parties=config.policy.min_parties,
     )
 
 

@@ -12,8 +12,9 @@ import grpc
 
 from wharf.demo import HOSPITALS, generate_visits, generate_ward_load, party_config, read_rows
 from wharf.local import LocalExchange
-from datawharf.grpc_options import client_options
 from datawharf.identity import caller_metadata
+from datawharf.pki import Credentials, Role
+from datawharf.tls import channel
 from datawharf.model import ColumnKind, ColumnSpec, Listing
 from datawharf.serde import listing_to_proto
 from datawharf.v1 import common_pb2, party_pb2, party_pb2_grpc
@@ -33,8 +34,9 @@ class Exchange(LocalExchange):
 
     def __init__(self, root: Path, *, parties: tuple[str, ...] = HOSPITALS, rows: int = 800,
                  wire_log: bool = False, statistics: dict[str, list[str]] | None = None,
-                 http: bool = False, http_token: str | None = None, bench_results: Path | None = None) -> None:
-        super().__init__(root)
+                 http: bool = False, http_token: str | None = None, bench_results: Path | None = None,
+                 insecure: bool = False) -> None:
+        super().__init__(root, insecure=insecure)
         self.http = http
         self.http_token = http_token
         self.bench_results = bench_results
@@ -73,7 +75,13 @@ class Exchange(LocalExchange):
         super().wait_online(dataset, names, timeout_s=timeout_s, caller=caller)
 
     def client(self, caller: str = "acme-insurance") -> Client:
-        return Client(self.address, caller=caller)
+        return super().client(caller)
+
+    def fake_party(self, name: str, *listings: Listing, organisation: str = "") -> "FakeParty":
+        """A hand-driven holder with a certificate of this exchange."""
+        creds = None if self.ca is None else Credentials.load(self.identity(name, Role.PARTY,
+                                                                             organisation=organisation))
+        return FakeParty(self.address, name, *listings, creds=creds)
 
     def rows_of(self, parties: Sequence[str], dataset: str = "visits") -> list[dict[str, str]]:
         files = self.sources if dataset == "visits" else self.wards
@@ -107,16 +115,17 @@ WARD_LOAD = Listing(
 class FakeParty:
     """A holder under the test's control, speaking the party protocol by hand."""
 
-    def __init__(self, address: str, name: str, *listings: Listing) -> None:
+    def __init__(self, address: str, name: str, *listings: Listing, creds: Credentials | None = None) -> None:
         listings = listings or (VISITS, WARD_LOAD)
         self.name = name
-        self._channel = grpc.insecure_channel(address, options=client_options())
+        self.creds = creds
+        self._channel = channel(address, creds, insecure=creds is None)
         self._out: queue.Queue[party_pb2.PartyMessage | None] = queue.Queue()
         self.inbox: queue.Queue[party_pb2.GatewayMessage] = queue.Queue()
         self._out.put(party_pb2.PartyMessage(register=party_pb2.Register(
             datasets=[listing_to_proto(x) for x in listings])))
         stub = party_pb2_grpc.PartyServiceStub(self._channel)
-        self._call = stub.Connect(iter(self._out.get, None), metadata=caller_metadata(name))
+        self._call = stub.Connect(iter(self._out.get, None), metadata=caller_metadata(name) if creds is None else ())
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         assert self.next("registered").registered.party == name

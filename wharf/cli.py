@@ -20,7 +20,7 @@ from datawharf.errors import WharfError
 from datawharf.states import TaskState
 
 if TYPE_CHECKING:  # the roles load on first use, so `wharf --help` stays quick
-    from buyers.client import AggregateAnswer
+    from buyers.client import AggregateAnswer, Client
     from datawharf.model import JobView
     from protocols.schemes import PublicParams
 
@@ -33,7 +33,10 @@ app.add_typer(party_app, name="party")
 app.add_typer(job_app, name="job")
 
 GatewayOpt = typer.Option("127.0.0.1:50051", "--gateway", "-g", envvar="WHARF_GATEWAY", help="Gateway address host:port.")
-CallerOpt = typer.Option(..., "--as", envvar="WHARF_AS", help="Your buyer name, as holders' policies grant it.")
+IdentityOpt = typer.Option(None, "--identity", "-i", envvar="WHARF_IDENTITY",
+                           help="Your certificate directory (ca.pem, cert.pem, key.pem from `wharf ca issue`).")
+InsecureAsOpt = typer.Option(None, "--insecure-as", envvar="WHARF_INSECURE_AS",
+                             help="Plaintext to an --insecure gateway on loopback, under this self-asserted name.")
 
 
 def _print_version(value: bool) -> None:
@@ -132,6 +135,23 @@ def _fail(exc: WharfError, code: int = 1, *, flags: dict[str, str] | None = None
     raise typer.Exit(code)
 
 
+def _client(gateway: str, identity: Optional[Path], insecure_as: Optional[str]) -> "Client":
+    """The buyer's client: under its certificate, or plaintext under a claimed name."""
+    from buyers.client import Client
+    from datawharf.errors import InvalidArgument
+    from datawharf.tls import check_insecure
+
+    if identity is not None and insecure_as:
+        raise InvalidArgument("give --identity or --insecure-as, not both")
+    if insecure_as:
+        check_insecure(gateway, "this client")
+        return Client(gateway, caller=insecure_as, insecure=True)
+    if identity is None:
+        raise InvalidArgument("who are you? pass --identity DIR (from `wharf ca issue --role buyer NAME --out DIR`), "
+                              "or --insecure-as NAME for an --insecure gateway on loopback")
+    return Client(gateway, identity)
+
+
 def exact_text(value: Fraction) -> str:
     """A fraction as an exact decimal when it has one, else as p/q."""
     den = value.denominator
@@ -171,11 +191,19 @@ def gateway_serve(
                                            help="Allow the dashboard on a non-loopback address (needs a token)."),
     bench_results: Path = typer.Option(Path("benchmarks/results"), envvar="WHARF_BENCH_RESULTS",
                                        help="Benchmark records to chart."),
+    identity: Optional[Path] = typer.Option(None, "--identity", "-i", envvar="WHARF_IDENTITY",
+                                            help="The gateway's certificate directory (`wharf ca issue --role "
+                                                 "gateway`)."),
+    crl: Optional[Path] = typer.Option(None, envvar="WHARF_CRL",
+                                       help="The CA's revocation list (crl.pem), re-read whenever it changes."),
+    insecure: bool = typer.Option(False, envvar="WHARF_INSECURE",
+                                  help="Plaintext with self-asserted names, loopback only (development)."),
     log_level: str = LogLevelOpt,
     log_format: LogFormat = LogFormatOpt,
 ) -> None:
     """Serve the buyer and party gRPC services until SIGTERM or Ctrl-C.
 
+    Every caller presents a certificate of the exchange's CA (mutual TLS).
     Every option can also be set by the environment variable shown beside it.
     """
     from gateway.app import GatewaySettings, serve
@@ -184,12 +212,134 @@ def gateway_serve(
     configure_logging(log_level, log_format)
     settings = GatewaySettings(listen=listen, data_dir=data_dir, wire_log=wire_log, http=http,
                                http_token=http_token, http_allow_remote=http_allow_remote,
-                               results_dir=bench_results)
+                               results_dir=bench_results, identity=identity, crl=crl, insecure=insecure)
     try:
         asyncio.run(serve(settings))
     except (OSError, AccessError) as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1)
+    except WharfError as exc:
+        _fail(exc, flags={"identity": "--identity", "insecure": "--insecure"})
+
+
+# --------------------------------------------------------------------- ca
+ca_app = typer.Typer(help="The exchange's certificate authority (operators).", no_args_is_help=True)
+app.add_typer(ca_app, name="ca")
+CaDirOpt = typer.Option(Path("wharf-ca"), "--dir", envvar="WHARF_CA_DIR",
+                        help="The CA's directory (its key is needed only to issue and revoke).")
+
+
+@ca_app.command("init")
+def ca_init(directory: Path = CaDirOpt,
+            name: str = typer.Option("DataWharf exchange CA", help="The CA's common name.")) -> None:
+    """Create the exchange's root: ca.pem (give it to everyone), key.pem (keep it safe, 0600), crl.pem."""
+    from datawharf.pki import Authority
+
+    try:
+        Authority.init(directory, name=name)
+    except WharfError as exc:
+        _fail(exc)
+    typer.echo(f"CA created in {directory}: ca.pem (share), key.pem (keep offline), crl.pem (publish)")
+
+
+@ca_app.command("issue")
+def ca_issue(
+    name: str = typer.Argument(..., help="The holder's, buyer's, operator's or gateway's name."),
+    role: str = typer.Option(..., help="buyer, party, operator or gateway."),
+    out: Optional[Path] = typer.Option(None, help="Where to write ca.pem, cert.pem, key.pem (default DIR/issued/NAME)."),
+    organisation: str = typer.Option("", help="The organisation (default: the name); min_parties counts these."),
+    days: int = typer.Option(30, min=1, max=825, help="Lifetime; renew before it ends."),
+    host: list[str] = typer.Option([], "--host", help="Gateway: a DNS name or IP clients dial (repeatable)."),
+    directory: Path = CaDirOpt,
+) -> None:
+    """Issue a key pair and certificate; the key is written 0600 and never printed."""
+    from datawharf.pki import Authority, Role
+
+    try:
+        if role not in {r.value for r in Role}:
+            raise WharfError(f"unknown role {role!r}; use buyer, party, operator or gateway")
+        creds = Authority(directory).issue(name, Role(role), organisation=organisation, days=days, hosts=host)
+        target = out or directory / "issued" / name
+        creds.save(target)
+    except WharfError as exc:
+        _fail(exc)
+        return
+    ident = creds.identity
+    until = datetime.fromtimestamp(ident.not_after, timezone.utc).strftime("%Y-%m-%d")
+    typer.echo(f"issued {ident} serial {ident.serial:x}, valid until {until}: {target}/cert.pem, key.pem (0600)")
+
+
+@ca_app.command("renew")
+def ca_renew(
+    identity: Path = typer.Argument(..., help="The directory holding cert.pem and key.pem to renew."),
+    days: int = typer.Option(30, min=1, max=825, help="Lifetime of the new certificate."),
+    directory: Path = CaDirOpt,
+) -> None:
+    """A new certificate for the same name, role, organisation and key."""
+    from datawharf.pki import Authority, Credentials
+
+    try:
+        old = Credentials.load(identity)
+        ident = old.identity
+        hosts = [] if ident.role.value != "gateway" else _gateway_hosts(old)
+        creds = Authority(directory).issue(ident.name, ident.role, organisation=ident.organisation, days=days,
+                                           hosts=hosts, key=old.key)
+        creds.save(identity)
+    except WharfError as exc:
+        _fail(exc)
+        return
+    until = datetime.fromtimestamp(creds.identity.not_after, timezone.utc).strftime("%Y-%m-%d")
+    typer.echo(f"renewed {creds.identity} until {until} in {identity}")
+
+
+def _gateway_hosts(creds: Any) -> list[str]:
+    from cryptography import x509
+
+    try:
+        san = creds.certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return [str(v) for v in san.get_values_for_type(x509.DNSName)] + \
+        [str(v) for v in san.get_values_for_type(x509.IPAddress)]
+
+
+@ca_app.command("revoke")
+def ca_revoke(
+    name: str = typer.Argument(..., help="A name (every live certificate of it) or one serial in hex."),
+    reason: str = typer.Option("", help="Why, for the record."),
+    directory: Path = CaDirOpt,
+) -> None:
+    """Revoke and rewrite crl.pem; gateways and holders reading it refuse the certificate at once."""
+    from datawharf.pki import Authority
+
+    try:
+        gone = Authority(directory).revoke(name, reason=reason)
+    except WharfError as exc:
+        _fail(exc)
+        return
+    for r in gone:
+        typer.echo(f"revoked {r.role} {r.name} serial {r.serial:x}")
+    typer.echo(f"publish {directory / 'crl.pem'} to the gateway (--crl) and holders (crl = ...)")
+
+
+@ca_app.command("list")
+def ca_list(directory: Path = CaDirOpt, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Every certificate issued: name, role, organisation, serial, expiry, revocation."""
+    from datawharf.pki import Authority
+
+    try:
+        issued = Authority(directory).issued()
+    except WharfError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        typer.echo(json.dumps([r.__dict__ | {"serial": f"{r.serial:x}"} for r in issued]))
+        return
+    now = time.time()
+    for r in issued:
+        state = "revoked" if r.revoked_at else ("expired" if r.not_after < now else "valid")
+        until = datetime.fromtimestamp(r.not_after, timezone.utc).strftime("%Y-%m-%d")
+        typer.echo(f"{r.serial:040x}  {r.role:8}  {r.name:20}  {r.organisation:20}  until {until}  {state}")
 
 
 # ------------------------------------------------------------------ party
@@ -248,14 +398,14 @@ def party_check(config: Path = typer.Option(..., "--config", "-c", help="The par
 @app.command("catalog")
 def catalog(
     gateway: str = GatewayOpt,
-    caller: str = CallerOpt,
+    identity: Optional[Path] = IdentityOpt,
+    insecure_as: Optional[str] = InsecureAsOpt,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Datasets listed by holders: names, holders, columns, approximate rows."""
-    from buyers.client import Client
 
     try:
-        with Client(gateway, caller=caller) as client:
+        with _client(gateway, identity, insecure_as) as client:
             items = client.catalog()
     except WharfError as exc:
         _fail(exc)
@@ -364,16 +514,17 @@ def job_aggregate(
     timeout: int = typer.Option(120, min=1, help="Seconds before the job fails for lack of answers."),
     request_id: Optional[str] = typer.Option(None, help="Idempotency key: resubmitting it returns the same job."),
     gateway: str = GatewayOpt,
-    caller: str = CallerOpt,
+    identity: Optional[Path] = IdentityOpt,
+    insecure_as: Optional[str] = InsecureAsOpt,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with the result."),
 ) -> None:
     """Run an aggregation; the key pair is made and kept here, the result decrypted here."""
-    from buyers.client import Client, JobFailed, answered
+    from buyers.client import JobFailed, answered
 
     started = time.monotonic()
     show_progress = not as_json and sys.stderr.isatty()
     try:
-        with Client(gateway, caller=caller) as client:
+        with _client(gateway, identity, insecure_as) as client:
             job = client.submit(
                 dataset, column, stat, where=where, group_by=group_by, bins=bins, backend=backend,
                 slot_bits=slot_bits, parties=party, min_parties=min_parties, timeout_s=timeout,
@@ -457,8 +608,8 @@ def read_ids(path: Path, column: str) -> list[str]:
 
 def _psi_command(mode: str, ids: Path, id_column: str, dataset: str, key_column: str, value_column: list[str],
                  cardinality_only: bool, output: Optional[Path], party: Optional[str], timeout: int,
-                 gateway: str, caller: str, as_json: bool) -> None:
-    from buyers.client import Client, JobFailed
+                 gateway: str, identity: Optional[Path], insecure_as: Optional[str], as_json: bool) -> None:
+    from buyers.client import JobFailed
 
     started = time.monotonic()
     show = not as_json and sys.stderr.isatty()
@@ -479,7 +630,7 @@ def _psi_command(mode: str, ids: Path, id_column: str, dataset: str, key_column:
         bar_ctx.start()
     try:
         values = read_ids(ids, id_column)
-        with Client(gateway, caller=caller) as client:
+        with _client(gateway, identity, insecure_as) as client:
             answer = client.psi(dataset, key_column, values, mode=mode, cardinality_only=cardinality_only,
                                 value_columns=value_column, party=party, timeout_s=timeout, progress=progress)
     except JobFailed as exc:
@@ -535,12 +686,13 @@ def job_psi(
     party: Optional[str] = typer.Option(None, help="The holder, when several list the dataset."),
     timeout: int = typer.Option(600, min=1, help="Seconds before the job fails."),
     gateway: str = GatewayOpt,
-    caller: str = CallerOpt,
+    identity: Optional[Path] = IdentityOpt,
+    insecure_as: Optional[str] = InsecureAsOpt,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Which of your IDs a holder also has (or only how many). IDs are trimmed, case-folded and NFKC-normalised."""
     _psi_command("unbalanced" if unbalanced else "intersection", ids, id_column, dataset, column, [],
-                 cardinality_only, output, party, timeout, gateway, caller, as_json)
+                 cardinality_only, output, party, timeout, gateway, identity, insecure_as, as_json)
 
 
 @job_app.command("psi-sum")
@@ -553,25 +705,26 @@ def job_psi_sum(
     party: Optional[str] = typer.Option(None, help="The holder, when several list the dataset."),
     timeout: int = typer.Option(600, min=1, help="Seconds before the job fails."),
     gateway: str = GatewayOpt,
-    caller: str = CallerOpt,
+    identity: Optional[Path] = IdentityOpt,
+    insecure_as: Optional[str] = InsecureAsOpt,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """The size of the join and the sums of the holder's values over it; never a single row's value."""
     _psi_command("sum", ids, id_column, dataset, key_column, value_column, False, None, party, timeout,
-                 gateway, caller, as_json)
+                 gateway, identity, insecure_as, as_json)
 
 
 @job_app.command("status")
 def job_status(
     job_id: str = typer.Argument(..., help="The job id printed at submission."),
     gateway: str = GatewayOpt,
-    caller: str = CallerOpt,
+    identity: Optional[Path] = IdentityOpt,
+    insecure_as: Optional[str] = InsecureAsOpt,
 ) -> None:
     """A job's state and each holder's part in it."""
-    from buyers.client import Client
 
     try:
-        with Client(gateway, caller=caller) as client:
+        with _client(gateway, identity, insecure_as) as client:
             view = client.status(job_id)
     except WharfError as exc:
         _fail(exc)
@@ -583,13 +736,13 @@ def job_status(
 def job_cancel(
     job_id: str = typer.Argument(..., help="The job id printed at submission."),
     gateway: str = GatewayOpt,
-    caller: str = CallerOpt,
+    identity: Optional[Path] = IdentityOpt,
+    insecure_as: Optional[str] = InsecureAsOpt,
 ) -> None:
     """Cancel a running job."""
-    from buyers.client import Client
 
     try:
-        with Client(gateway, caller=caller) as client:
+        with _client(gateway, identity, insecure_as) as client:
             view = client.cancel(job_id)
     except WharfError as exc:
         _fail(exc)

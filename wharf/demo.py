@@ -214,9 +214,9 @@ def _show(x: object) -> str:
     return f"{float(x):16.6f}" if x is not None else f"{'-':>16}"  # type: ignore[arg-type]
 
 
-def run_job(job: DemoJob, address: str, tables: dict[str, list[dict[str, str]]]) -> bool:
+def run_job(job: DemoJob, address: str, tables: dict[str, list[dict[str, str]]], identity: Path) -> bool:
     """Run one job through the CLI and compare it with the plaintext truth."""
-    args = ["job", "aggregate", "--gateway", address, "--as", BUYER, "--dataset", job.dataset,
+    args = ["job", "aggregate", "--gateway", address, "--identity", str(identity), "--dataset", job.dataset,
             "--column", job.column, "--stat", job.stat, "--backend", job.backend, "--json", "--timeout", "60"]
     for flag, value in (("--where", job.where), ("--group-by", job.group_by), ("--bins", job.bins)):
         if value:
@@ -280,12 +280,12 @@ def write_customers(path: Path, visits: list[dict[str, str]], seed: int = 99) ->
     return set(shared)
 
 
-def run_psi_jobs(address: str, work: Path, visits: list[dict[str, str]]) -> int:
+def run_psi_jobs(address: str, work: Path, visits: list[dict[str, str]], identity: Path) -> int:
     """PSI, cardinality-only PSI, join-and-sum and unbalanced PSI, each beside the truth."""
     customers = work / "customers.csv"
     shared = write_customers(customers, visits)
     truth_sum = sum((Decimal(r["cost"]) for r in visits if r["patient_id"] in shared), Decimal(0))
-    base = ["--gateway", address, "--as", BUYER, "--ids", str(customers), "--id-column", "customer_id",
+    base = ["--gateway", address, "--identity", str(identity), "--ids", str(customers), "--id-column", "customer_id",
             "--dataset", "visits", "--party", PSI_HOLDER, "--json"]
     jobs = [
         ("psi", ["job", "psi", "--column", "patient_id", "--output", str(work / "matched.csv")]),
@@ -338,8 +338,10 @@ def run_demo(*, workdir: Path | None = None, rows: int = 3000) -> int:
     exchange = LocalExchange(work)
     failures = 0
     try:
+        buyer = exchange.identity(BUYER)
+        print(f"  exchange CA in {work / 'ca'}: certificates for the gateway, each hospital and {BUYER}")
         address = exchange.start_gateway()
-        print(f"  gateway on {address}")
+        print(f"  gateway on {address} (mutual TLS; every job signed by its buyer and checked by each holder)")
         for name in HOSPITALS:
             # Northgate's policy does not release variances: its refusal shows in the results.
             stats = ["sum", "count", "mean", "histogram"]
@@ -356,9 +358,9 @@ def run_demo(*, workdir: Path | None = None, rows: int = 3000) -> int:
         print(header)
         print("-" * len(header))
         for job in JOBS:
-            failures += not run_job(job, address, tables[job.dataset])
+            failures += not run_job(job, address, tables[job.dataset], buyer)
         print()
-        failures += run_psi_jobs(address, work, tables["visits"][PSI_HOLDER])
+        failures += run_psi_jobs(address, work, tables["visits"][PSI_HOLDER], buyer)
         print()
     except (RuntimeError, TimeoutError, OSError) as exc:
         print(f"demo failed: {exc}", file=sys.stderr)

@@ -3,6 +3,10 @@
 The demo, the test suite and the benchmarks all start their exchanges here,
 so "how a local exchange is started" is written once. Every process is the
 real ``wharf`` command on a free loopback port; logs go to ``root/logs``.
+The exchange has its own CA in ``root/ca``: the gateway, every holder and
+every buyer get certificates from it (``identity``), and all traffic is
+mutual TLS unless the exchange is made ``insecure`` (to measure what TLS
+and signing cost).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from types import TracebackType
 from typing import Callable, Sequence
 
 from buyers.client import Client
+from datawharf.pki import Authority, Role
 
 __all__ = ["LocalExchange", "Processes", "wait_for"]
 
@@ -84,8 +89,13 @@ class LocalExchange:
     ``wait_online`` waits until the named holders list a dataset.
     """
 
-    def __init__(self, root: Path, *, log_level: str = "info") -> None:
+    def __init__(self, root: Path, *, log_level: str = "info", insecure: bool = False) -> None:
         self.root = root
+        self.insecure = insecure
+        self.ca: Authority | None = None
+        if not insecure:
+            ca_dir = root / "ca"
+            self.ca = Authority(ca_dir) if (ca_dir / "key.pem").exists() else Authority.init(ca_dir)
         self.logs = root / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.procs = Processes(self.logs)
@@ -98,6 +108,18 @@ class LocalExchange:
     def gateway_dir(self) -> Path:
         return self.root / "gateway"
 
+    def identity(self, name: str, role: Role | str = Role.BUYER, *, organisation: str = "") -> Path:
+        """The certificate directory of ``name`` in ``role``, issued on first use."""
+        assert self.ca is not None, "an insecure exchange has no certificates"
+        directory = self.root / "ids" / f"{Role(role).value}-{name}"
+        if not (directory / "cert.pem").exists():
+            self.ca.issue(name, role, organisation=organisation).save(directory)
+        return directory
+
+    def revoke(self, name: str) -> None:
+        assert self.ca is not None
+        self.ca.revoke(name, reason="revoked by the local exchange")
+
     def alive(self) -> None:
         """Raise if a process this exchange started has exited (with the end of its log)."""
         for name, p in self.procs.procs:
@@ -108,8 +130,12 @@ class LocalExchange:
     def start_gateway(self, *extra: str, listen: str = "127.0.0.1:0", timeout_s: float = 30) -> str:
         ready = self.gateway_dir / "gateway.json"
         ready.unlink(missing_ok=True)
+        if self.ca is None:
+            trust = ["--insecure"]
+        else:
+            trust = ["--identity", str(self.identity("gateway", Role.GATEWAY)), "--crl", str(self.ca.crl_path)]
         self.procs.start("gateway", "gateway", "serve", "--listen", listen, "--data-dir", str(self.gateway_dir),
-                         "--log-level", self.log_level, *extra)
+                         "--log-level", self.log_level, *trust, *extra)
         wait_for("the gateway", ready.exists, timeout_s, self.alive)
         info = json.loads(ready.read_text())
         self.address, self.http_address = info["address"], info.get("http", "")
@@ -118,10 +144,16 @@ class LocalExchange:
     def stop_gateway(self) -> None:
         self.procs.stop(["gateway"], grace_s=20)
 
-    def start_party(self, name: str, config: str) -> Path:
-        """Write ``config`` (TOML text) as ``root/NAME.toml`` and start the node; returns the path."""
+    def start_party(self, name: str, config: str, *, organisation: str = "") -> Path:
+        """Write ``config`` (TOML text, its identity added) as ``root/NAME.toml`` and start the node;
+        returns the path."""
         path = self.root / f"{name}.toml"
-        path.write_text(config)
+        if self.ca is None:
+            trust = "insecure = true\n"
+        else:
+            ident = self.identity(name, Role.PARTY, organisation=organisation)
+            trust = f'identity = "{ident}"\ncrl = "{self.ca.crl_path}"\n'
+        path.write_text(trust + config)
         self.procs.start(name, "party", "serve", "--config", str(path), "--log-level", self.log_level)
         if name not in self.parties:
             self.parties.append(name)
@@ -134,7 +166,9 @@ class LocalExchange:
         self.procs.kill(name)
 
     def client(self, caller: str) -> Client:
-        return Client(self.address, caller=caller)
+        if self.ca is None:
+            return Client(self.address, caller=caller, insecure=True)
+        return Client(self.address, self.identity(caller))
 
     def wait_online(self, dataset: str, names: Sequence[str], *, timeout_s: float = 60,
                     caller: str = "observer") -> None:

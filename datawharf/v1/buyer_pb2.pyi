@@ -91,20 +91,22 @@ class ListCatalogResponse(_message.Message):
     def __init__(self, datasets: _Optional[_Iterable[_Union[CatalogEntry, _Mapping]]] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("request_id", "aggregate", "psi", "parties", "min_parties", "timeout_seconds")
+    __slots__ = ("request_id", "aggregate", "psi", "parties", "min_parties", "timeout_seconds", "signed")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     AGGREGATE_FIELD_NUMBER: _ClassVar[int]
     PSI_FIELD_NUMBER: _ClassVar[int]
     PARTIES_FIELD_NUMBER: _ClassVar[int]
     MIN_PARTIES_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     aggregate: _common_pb2.AggregateSpec
     psi: _common_pb2.PsiSpec
     parties: _containers.RepeatedScalarFieldContainer[str]
     min_parties: int
     timeout_seconds: int
-    def __init__(self, request_id: _Optional[str] = ..., aggregate: _Optional[_Union[_common_pb2.AggregateSpec, _Mapping]] = ..., psi: _Optional[_Union[_common_pb2.PsiSpec, _Mapping]] = ..., parties: _Optional[_Iterable[str]] = ..., min_parties: _Optional[int] = ..., timeout_seconds: _Optional[int] = ...) -> None: ...
+    signed: _common_pb2.SignedJob
+    def __init__(self, request_id: _Optional[str] = ..., aggregate: _Optional[_Union[_common_pb2.AggregateSpec, _Mapping]] = ..., psi: _Optional[_Union[_common_pb2.PsiSpec, _Mapping]] = ..., parties: _Optional[_Iterable[str]] = ..., min_parties: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., signed: _Optional[_Union[_common_pb2.SignedJob, _Mapping]] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("job_id",)
@@ -161,18 +163,20 @@ class Suppression(_message.Message):
     def __init__(self, party: _Optional[str] = ..., groups: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class JobResult(_message.Message):
-    __slots__ = ("job_id", "figures", "contributors", "suppressed", "psi")
+    __slots__ = ("job_id", "figures", "contributors", "suppressed", "psi", "receipts")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     FIGURES_FIELD_NUMBER: _ClassVar[int]
     CONTRIBUTORS_FIELD_NUMBER: _ClassVar[int]
     SUPPRESSED_FIELD_NUMBER: _ClassVar[int]
     PSI_FIELD_NUMBER: _ClassVar[int]
+    RECEIPTS_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     figures: _common_pb2.EncryptedFigures
     contributors: _containers.RepeatedScalarFieldContainer[str]
     suppressed: _containers.RepeatedCompositeFieldContainer[Suppression]
     psi: PsiResult
-    def __init__(self, job_id: _Optional[str] = ..., figures: _Optional[_Union[_common_pb2.EncryptedFigures, _Mapping]] = ..., contributors: _Optional[_Iterable[str]] = ..., suppressed: _Optional[_Iterable[_Union[Suppression, _Mapping]]] = ..., psi: _Optional[_Union[PsiResult, _Mapping]] = ...) -> None: ...
+    receipts: _containers.RepeatedCompositeFieldContainer[_common_pb2.ContributionReceipt]
+    def __init__(self, job_id: _Optional[str] = ..., figures: _Optional[_Union[_common_pb2.EncryptedFigures, _Mapping]] = ..., contributors: _Optional[_Iterable[str]] = ..., suppressed: _Optional[_Iterable[_Union[Suppression, _Mapping]]] = ..., psi: _Optional[_Union[PsiResult, _Mapping]] = ..., receipts: _Optional[_Iterable[_Union[_common_pb2.ContributionReceipt, _Mapping]]] = ...) -> None: ...
 
 class PsiResult(_message.Message):
     __slots__ = ("size", "positions", "masked_sums", "holder_rows")

@@ -107,19 +107,21 @@ class Column(_message.Message):
     def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[ColumnType, str]] = ..., decimals: _Optional[int] = ..., dimension: _Optional[int] = ..., categories: _Optional[_Iterable[str]] = ..., join_key: _Optional[bool] = ..., psi_value: _Optional[bool] = ...) -> None: ...
 
 class DatasetListing(_message.Message):
-    __slots__ = ("name", "columns", "approx_rows", "description")
+    __slots__ = ("name", "columns", "approx_rows", "description", "min_parties")
     NAME_FIELD_NUMBER: _ClassVar[int]
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
     APPROX_ROWS_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    MIN_PARTIES_FIELD_NUMBER: _ClassVar[int]
     name: str
     columns: _containers.RepeatedCompositeFieldContainer[Column]
     approx_rows: int
     description: str
-    def __init__(self, name: _Optional[str] = ..., columns: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., approx_rows: _Optional[int] = ..., description: _Optional[str] = ...) -> None: ...
+    min_parties: int
+    def __init__(self, name: _Optional[str] = ..., columns: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., approx_rows: _Optional[int] = ..., description: _Optional[str] = ..., min_parties: _Optional[int] = ...) -> None: ...
 
 class EncryptionParameters(_message.Message):
-    __slots__ = ("backend", "length", "max_contributors", "paillier_n", "slot_bits", "public_context", "poly_modulus_degree", "coeff_mod_bit_sizes", "plain_modulus", "scale_bits")
+    __slots__ = ("backend", "length", "max_contributors", "paillier_n", "slot_bits", "public_context", "poly_modulus_degree", "coeff_mod_bit_sizes", "plain_modulus", "scale_bits", "paillier_modulus_proof")
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     LENGTH_FIELD_NUMBER: _ClassVar[int]
     MAX_CONTRIBUTORS_FIELD_NUMBER: _ClassVar[int]
@@ -130,6 +132,7 @@ class EncryptionParameters(_message.Message):
     COEFF_MOD_BIT_SIZES_FIELD_NUMBER: _ClassVar[int]
     PLAIN_MODULUS_FIELD_NUMBER: _ClassVar[int]
     SCALE_BITS_FIELD_NUMBER: _ClassVar[int]
+    PAILLIER_MODULUS_PROOF_FIELD_NUMBER: _ClassVar[int]
     backend: Backend
     length: int
     max_contributors: int
@@ -140,7 +143,8 @@ class EncryptionParameters(_message.Message):
     coeff_mod_bit_sizes: _containers.RepeatedScalarFieldContainer[int]
     plain_modulus: int
     scale_bits: int
-    def __init__(self, backend: _Optional[_Union[Backend, str]] = ..., length: _Optional[int] = ..., max_contributors: _Optional[int] = ..., paillier_n: _Optional[bytes] = ..., slot_bits: _Optional[int] = ..., public_context: _Optional[bytes] = ..., poly_modulus_degree: _Optional[int] = ..., coeff_mod_bit_sizes: _Optional[_Iterable[int]] = ..., plain_modulus: _Optional[int] = ..., scale_bits: _Optional[int] = ...) -> None: ...
+    paillier_modulus_proof: bytes
+    def __init__(self, backend: _Optional[_Union[Backend, str]] = ..., length: _Optional[int] = ..., max_contributors: _Optional[int] = ..., paillier_n: _Optional[bytes] = ..., slot_bits: _Optional[int] = ..., public_context: _Optional[bytes] = ..., poly_modulus_degree: _Optional[int] = ..., coeff_mod_bit_sizes: _Optional[_Iterable[int]] = ..., plain_modulus: _Optional[int] = ..., scale_bits: _Optional[int] = ..., paillier_modulus_proof: _Optional[bytes] = ...) -> None: ...
 
 class GroupBy(_message.Message):
     __slots__ = ("column", "categories")
@@ -219,3 +223,43 @@ class SetChunk(_message.Message):
     data: bytes
     last: bool
     def __init__(self, stage: _Optional[str] = ..., seq: _Optional[int] = ..., data: _Optional[bytes] = ..., last: _Optional[bool] = ...) -> None: ...
+
+class SignedJob(_message.Message):
+    __slots__ = ("body", "signature", "certificate")
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    body: bytes
+    signature: bytes
+    certificate: bytes
+    def __init__(self, body: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., certificate: _Optional[bytes] = ...) -> None: ...
+
+class JobBody(_message.Message):
+    __slots__ = ("nonce", "buyer", "parties", "min_parties", "signed_at", "aggregate", "psi")
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    BUYER_FIELD_NUMBER: _ClassVar[int]
+    PARTIES_FIELD_NUMBER: _ClassVar[int]
+    MIN_PARTIES_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_AT_FIELD_NUMBER: _ClassVar[int]
+    AGGREGATE_FIELD_NUMBER: _ClassVar[int]
+    PSI_FIELD_NUMBER: _ClassVar[int]
+    nonce: str
+    buyer: str
+    parties: _containers.RepeatedScalarFieldContainer[str]
+    min_parties: int
+    signed_at: float
+    aggregate: AggregateSpec
+    psi: PsiSpec
+    def __init__(self, nonce: _Optional[str] = ..., buyer: _Optional[str] = ..., parties: _Optional[_Iterable[str]] = ..., min_parties: _Optional[int] = ..., signed_at: _Optional[float] = ..., aggregate: _Optional[_Union[AggregateSpec, _Mapping]] = ..., psi: _Optional[_Union[PsiSpec, _Mapping]] = ...) -> None: ...
+
+class ContributionReceipt(_message.Message):
+    __slots__ = ("party", "certificate", "content_digest", "signature")
+    PARTY_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    party: str
+    certificate: bytes
+    content_digest: bytes
+    signature: bytes
+    def __init__(self, party: _Optional[str] = ..., certificate: _Optional[bytes] = ..., content_digest: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from datawharf.v1 import common_pb2 as datawharf_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x64\x61tawharf/v1/party.proto\x12\x0c\x64\x61tawharf.v1\x1a\x19\x64\x61tawharf/v1/common.proto\"\xad\x02\n\x0cPartyMessage\x12*\n\x08register\x18\x01 \x01(\x0b\x32\x16.datawharf.v1.RegisterH\x00\x12,\n\theartbeat\x18\x02 \x01(\x0b\x32\x17.datawharf.v1.HeartbeatH\x00\x12\x37\n\x0c\x63ontribution\x18\x03 \x01(\x0b\x32\x1f.datawharf.v1.ContributionChunkH\x00\x12,\n\x07refusal\x18\x04 \x01(\x0b\x32\x19.datawharf.v1.TaskRefusalH\x00\x12,\n\x07\x66\x61ilure\x18\x05 \x01(\x0b\x32\x19.datawharf.v1.TaskFailureH\x00\x12&\n\x03psi\x18\x06 \x01(\x0b\x32\x17.datawharf.v1.PsiUploadH\x00\x42\x06\n\x04\x62ody\"\x80\x01\n\tPsiUpload\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12%\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x16.datawharf.v1.SetChunk\x12\x0c\n\x04\x64one\x18\x03 \x01(\x08\x12\x18\n\x10min_intersection\x18\x04 \x01(\r\x12\x13\n\x0btable_epoch\x18\x05 \x01(\t\"T\n\x08Register\x12.\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x1c.datawharf.v1.DatasetListing\x12\x18\n\x10software_version\x18\x02 \x01(\t\"\x1c\n\tHeartbeat\x12\x0f\n\x07sent_at\x18\x01 \x01(\x01\"H\n\x11\x43ontributionChunk\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\"\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x13.datawharf.v1.Chunk\"<\n\x0bTaskRefusal\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\".\n\x0bTaskFailure\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xea\x01\n\x0eGatewayMessage\x12.\n\nregistered\x18\x01 \x01(\x0b\x32\x18.datawharf.v1.RegisteredH\x00\x12\"\n\x04task\x18\x02 \x01(\x0b\x32\x12.datawharf.v1.TaskH\x00\x12*\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x18.datawharf.v1.CancelTaskH\x00\x12&\n\x06notice\x18\x04 \x01(\x0b\x32\x14.datawharf.v1.NoticeH\x00\x12(\n\x03psi\x18\x05 \x01(\x0b\x32\x19.datawharf.v1.PsiDownloadH\x00\x42\x06\n\x04\x62ody\"E\n\x0bPsiDownload\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12%\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x16.datawharf.v1.SetChunk\"6\n\nRegistered\x12\r\n\x05party\x18\x01 \x01(\t\x12\x19\n\x11heartbeat_seconds\x18\x02 \x01(\r\"\xd4\x01\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\r\n\x05\x62uyer\x18\x03 \x01(\t\x12\x13\n\x0bmin_parties\x18\x04 \x01(\r\x12\x10\n\x08\x64\x65\x61\x64line\x18\x05 \x01(\x01\x12\x30\n\taggregate\x18\x06 \x01(\x0b\x32\x1b.datawharf.v1.AggregateSpecH\x00\x12$\n\x03psi\x18\x07 \x01(\x0b\x32\x15.datawharf.v1.PsiSpecH\x00\x12\x15\n\rcached_tables\x18\x08 \x03(\tB\x06\n\x04spec\"-\n\nCancelTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"*\n\x06Notice\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t2W\n\x0cPartyService\x12G\n\x07\x43onnect\x12\x1a.datawharf.v1.PartyMessage\x1a\x1c.datawharf.v1.GatewayMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x64\x61tawharf/v1/party.proto\x12\x0c\x64\x61tawharf.v1\x1a\x19\x64\x61tawharf/v1/common.proto\"\xad\x02\n\x0cPartyMessage\x12*\n\x08register\x18\x01 \x01(\x0b\x32\x16.datawharf.v1.RegisterH\x00\x12,\n\theartbeat\x18\x02 \x01(\x0b\x32\x17.datawharf.v1.HeartbeatH\x00\x12\x37\n\x0c\x63ontribution\x18\x03 \x01(\x0b\x32\x1f.datawharf.v1.ContributionChunkH\x00\x12,\n\x07refusal\x18\x04 \x01(\x0b\x32\x19.datawharf.v1.TaskRefusalH\x00\x12,\n\x07\x66\x61ilure\x18\x05 \x01(\x0b\x32\x19.datawharf.v1.TaskFailureH\x00\x12&\n\x03psi\x18\x06 \x01(\x0b\x32\x17.datawharf.v1.PsiUploadH\x00\x42\x06\n\x04\x62ody\"\x91\x01\n\tPsiUpload\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12%\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x16.datawharf.v1.SetChunk\x12\x0c\n\x04\x64one\x18\x03 \x01(\x08\x12\x18\n\x10min_intersection\x18\x04 \x01(\r\x12\x13\n\x0btable_epoch\x18\x05 \x01(\t\x12\x0f\n\x07receipt\x18\x06 \x01(\x0c\"T\n\x08Register\x12.\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x1c.datawharf.v1.DatasetListing\x12\x18\n\x10software_version\x18\x02 \x01(\t\"\x1c\n\tHeartbeat\x12\x0f\n\x07sent_at\x18\x01 \x01(\x01\"Y\n\x11\x43ontributionChunk\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\"\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x13.datawharf.v1.Chunk\x12\x0f\n\x07receipt\x18\x03 \x01(\x0c\"<\n\x0bTaskRefusal\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\".\n\x0bTaskFailure\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xea\x01\n\x0eGatewayMessage\x12.\n\nregistered\x18\x01 \x01(\x0b\x32\x18.datawharf.v1.RegisteredH\x00\x12\"\n\x04task\x18\x02 \x01(\x0b\x32\x12.datawharf.v1.TaskH\x00\x12*\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x18.datawharf.v1.CancelTaskH\x00\x12&\n\x06notice\x18\x04 \x01(\x0b\x32\x14.datawharf.v1.NoticeH\x00\x12(\n\x03psi\x18\x05 \x01(\x0b\x32\x19.datawharf.v1.PsiDownloadH\x00\x42\x06\n\x04\x62ody\"E\n\x0bPsiDownload\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12%\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x16.datawharf.v1.SetChunk\"6\n\nRegistered\x12\r\n\x05party\x18\x01 \x01(\t\x12\x19\n\x11heartbeat_seconds\x18\x02 \x01(\r\"\x8a\x02\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\r\n\x05\x62uyer\x18\x03 \x01(\t\x12\x13\n\x0bmin_parties\x18\x04 \x01(\r\x12\x10\n\x08\x64\x65\x61\x64line\x18\x05 \x01(\x01\x12\x30\n\taggregate\x18\x06 \x01(\x0b\x32\x1b.datawharf.v1.AggregateSpecH\x00\x12$\n\x03psi\x18\x07 \x01(\x0b\x32\x15.datawharf.v1.PsiSpecH\x00\x12\x15\n\rcached_tables\x18\x08 \x03(\t\x12\'\n\x06signed\x18\t \x01(\x0b\x32\x17.datawharf.v1.SignedJob\x12\x0b\n\x03\x63rl\x18\n \x01(\x0c\x42\x06\n\x04spec\"-\n\nCancelTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"*\n\x06Notice\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t2W\n\x0cPartyService\x12G\n\x07\x43onnect\x12\x1a.datawharf.v1.PartyMessage\x1a\x1c.datawharf.v1.GatewayMessage(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,29 +35,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PARTYMESSAGE']._serialized_start=70
   _globals['_PARTYMESSAGE']._serialized_end=371
   _globals['_PSIUPLOAD']._serialized_start=374
-  _globals['_PSIUPLOAD']._serialized_end=502
-  _globals['_REGISTER']._serialized_start=504
-  _globals['_REGISTER']._serialized_end=588
-  _globals['_HEARTBEAT']._serialized_start=590
-  _globals['_HEARTBEAT']._serialized_end=618
-  _globals['_CONTRIBUTIONCHUNK']._serialized_start=620
-  _globals['_CONTRIBUTIONCHUNK']._serialized_end=692
-  _globals['_TASKREFUSAL']._serialized_start=694
-  _globals['_TASKREFUSAL']._serialized_end=754
-  _globals['_TASKFAILURE']._serialized_start=756
-  _globals['_TASKFAILURE']._serialized_end=802
-  _globals['_GATEWAYMESSAGE']._serialized_start=805
-  _globals['_GATEWAYMESSAGE']._serialized_end=1039
-  _globals['_PSIDOWNLOAD']._serialized_start=1041
-  _globals['_PSIDOWNLOAD']._serialized_end=1110
-  _globals['_REGISTERED']._serialized_start=1112
-  _globals['_REGISTERED']._serialized_end=1166
-  _globals['_TASK']._serialized_start=1169
-  _globals['_TASK']._serialized_end=1381
-  _globals['_CANCELTASK']._serialized_start=1383
-  _globals['_CANCELTASK']._serialized_end=1428
-  _globals['_NOTICE']._serialized_start=1430
-  _globals['_NOTICE']._serialized_end=1472
-  _globals['_PARTYSERVICE']._serialized_start=1474
-  _globals['_PARTYSERVICE']._serialized_end=1561
+  _globals['_PSIUPLOAD']._serialized_end=519
+  _globals['_REGISTER']._serialized_start=521
+  _globals['_REGISTER']._serialized_end=605
+  _globals['_HEARTBEAT']._serialized_start=607
+  _globals['_HEARTBEAT']._serialized_end=635
+  _globals['_CONTRIBUTIONCHUNK']._serialized_start=637
+  _globals['_CONTRIBUTIONCHUNK']._serialized_end=726
+  _globals['_TASKREFUSAL']._serialized_start=728
+  _globals['_TASKREFUSAL']._serialized_end=788
+  _globals['_TASKFAILURE']._serialized_start=790
+  _globals['_TASKFAILURE']._serialized_end=836
+  _globals['_GATEWAYMESSAGE']._serialized_start=839
+  _globals['_GATEWAYMESSAGE']._serialized_end=1073
+  _globals['_PSIDOWNLOAD']._serialized_start=1075
+  _globals['_PSIDOWNLOAD']._serialized_end=1144
+  _globals['_REGISTERED']._serialized_start=1146
+  _globals['_REGISTERED']._serialized_end=1200
+  _globals['_TASK']._serialized_start=1203
+  _globals['_TASK']._serialized_end=1469
+  _globals['_CANCELTASK']._serialized_start=1471
+  _globals['_CANCELTASK']._serialized_end=1516
+  _globals['_NOTICE']._serialized_start=1518
+  _globals['_NOTICE']._serialized_end=1560
+  _globals['_PARTYSERVICE']._serialized_start=1562
+  _globals['_PARTYSERVICE']._serialized_end=1649
 # @@protoc_insertion_point(module_scope)

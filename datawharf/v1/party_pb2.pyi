@@ -24,18 +24,20 @@ class PartyMessage(_message.Message):
     def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., contribution: _Optional[_Union[ContributionChunk, _Mapping]] = ..., refusal: _Optional[_Union[TaskRefusal, _Mapping]] = ..., failure: _Optional[_Union[TaskFailure, _Mapping]] = ..., psi: _Optional[_Union[PsiUpload, _Mapping]] = ...) -> None: ...
 
 class PsiUpload(_message.Message):
-    __slots__ = ("task_id", "chunk", "done", "min_intersection", "table_epoch")
+    __slots__ = ("task_id", "chunk", "done", "min_intersection", "table_epoch", "receipt")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     CHUNK_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
     MIN_INTERSECTION_FIELD_NUMBER: _ClassVar[int]
     TABLE_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     chunk: _common_pb2.SetChunk
     done: bool
     min_intersection: int
     table_epoch: str
-    def __init__(self, task_id: _Optional[str] = ..., chunk: _Optional[_Union[_common_pb2.SetChunk, _Mapping]] = ..., done: _Optional[bool] = ..., min_intersection: _Optional[int] = ..., table_epoch: _Optional[str] = ...) -> None: ...
+    receipt: bytes
+    def __init__(self, task_id: _Optional[str] = ..., chunk: _Optional[_Union[_common_pb2.SetChunk, _Mapping]] = ..., done: _Optional[bool] = ..., min_intersection: _Optional[int] = ..., table_epoch: _Optional[str] = ..., receipt: _Optional[bytes] = ...) -> None: ...
 
 class Register(_message.Message):
     __slots__ = ("datasets", "software_version")
@@ -52,12 +54,14 @@ class Heartbeat(_message.Message):
     def __init__(self, sent_at: _Optional[float] = ...) -> None: ...
 
 class ContributionChunk(_message.Message):
-    __slots__ = ("task_id", "chunk")
+    __slots__ = ("task_id", "chunk", "receipt")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     CHUNK_FIELD_NUMBER: _ClassVar[int]
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     chunk: _common_pb2.Chunk
-    def __init__(self, task_id: _Optional[str] = ..., chunk: _Optional[_Union[_common_pb2.Chunk, _Mapping]] = ...) -> None: ...
+    receipt: bytes
+    def __init__(self, task_id: _Optional[str] = ..., chunk: _Optional[_Union[_common_pb2.Chunk, _Mapping]] = ..., receipt: _Optional[bytes] = ...) -> None: ...
 
 class TaskRefusal(_message.Message):
     __slots__ = ("task_id", "reason", "code")
@@ -108,7 +112,7 @@ class Registered(_message.Message):
     def __init__(self, party: _Optional[str] = ..., heartbeat_seconds: _Optional[int] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("task_id", "job_id", "buyer", "min_parties", "deadline", "aggregate", "psi", "cached_tables")
+    __slots__ = ("task_id", "job_id", "buyer", "min_parties", "deadline", "aggregate", "psi", "cached_tables", "signed", "crl")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     BUYER_FIELD_NUMBER: _ClassVar[int]
@@ -117,6 +121,8 @@ class Task(_message.Message):
     AGGREGATE_FIELD_NUMBER: _ClassVar[int]
     PSI_FIELD_NUMBER: _ClassVar[int]
     CACHED_TABLES_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_FIELD_NUMBER: _ClassVar[int]
+    CRL_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     job_id: str
     buyer: str
@@ -125,7 +131,9 @@ class Task(_message.Message):
     aggregate: _common_pb2.AggregateSpec
     psi: _common_pb2.PsiSpec
     cached_tables: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, task_id: _Optional[str] = ..., job_id: _Optional[str] = ..., buyer: _Optional[str] = ..., min_parties: _Optional[int] = ..., deadline: _Optional[float] = ..., aggregate: _Optional[_Union[_common_pb2.AggregateSpec, _Mapping]] = ..., psi: _Optional[_Union[_common_pb2.PsiSpec, _Mapping]] = ..., cached_tables: _Optional[_Iterable[str]] = ...) -> None: ...
+    signed: _common_pb2.SignedJob
+    crl: bytes
+    def __init__(self, task_id: _Optional[str] = ..., job_id: _Optional[str] = ..., buyer: _Optional[str] = ..., min_parties: _Optional[int] = ..., deadline: _Optional[float] = ..., aggregate: _Optional[_Union[_common_pb2.AggregateSpec, _Mapping]] = ..., psi: _Optional[_Union[_common_pb2.PsiSpec, _Mapping]] = ..., cached_tables: _Optional[_Iterable[str]] = ..., signed: _Optional[_Union[_common_pb2.SignedJob, _Mapping]] = ..., crl: _Optional[bytes] = ...) -> None: ...
 
 class CancelTask(_message.Message):
     __slots__ = ("task_id", "reason")

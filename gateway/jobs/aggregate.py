@@ -15,7 +15,6 @@ import logging
 
 from datawharf.errors import FailedPrecondition, InvalidArgument, NotFound
 from datawharf.filters import FilterTypeError, check_types
-from datawharf.messages import TaskOffer
 from datawharf.model import AggregateJob, ColumnKind
 from datawharf.serde import aggregate_from_proto, aggregate_to_proto, contribution_from_proto, result_to_proto
 from datawharf.states import OPEN_TASK_STATES, JobState, TaskState
@@ -115,7 +114,7 @@ class AggregateJobs:
         return aggregate_from_proto(common_pb2.AggregateSpec.FromString(spec))
 
     async def submit(self, buyer: str, request_id: str, spec: AggregateJob, *, parties: list[str],
-                     min_parties: int, timeout_s: int) -> JobRow:
+                     min_parties: int, timeout_s: int, signed: bytes = b"") -> JobRow:
         book = self.book
         spec_bytes = aggregate_to_proto(spec).SerializeToString(deterministic=True)
         existing = book.existing(buyer, request_id, spec_bytes, timeout_s)
@@ -123,22 +122,29 @@ class AggregateJobs:
             return existing
         targets = plan(spec, book.catalog().get(spec.dataset), parties)
         min_parties = min_parties or 1
-        if min_parties > len(targets):
+        orgs = {book.organisation(p) for p in targets}
+        if min_parties > len(orgs):
             raise FailedPrecondition(
-                f"min_parties {min_parties} cannot be met: only {len(targets)} holder(s) would be asked "
+                f"min_parties {min_parties} cannot be met: only {len(orgs)} organisation(s) would be asked "
                 f"({', '.join(targets)})", argument="min_parties")
+        need = max(book.holder_minimum(p, spec.dataset) for p in targets)
+        if need > len(orgs):
+            strict = [p for p in targets if book.holder_minimum(p, spec.dataset) == need]
+            raise FailedPrecondition(
+                f"{', '.join(strict)} require(s) at least {need} organisations to contribute; only {len(orgs)} "
+                f"would be asked", argument="min_parties")
         job = book.open_job(
             buyer=buyer, request_id=request_id, kind=KIND, backend=spec.encryption.backend.value, spec=spec,
             spec_bytes=spec_bytes, state=JobState.PENDING, min_parties=min_parties,
             timeout_s=timeout_s or DEFAULT_TIMEOUT_S, parties=targets,
-            detail=f"{spec.statistic.value} of {spec.column} over {targets}")
+            detail=f"{spec.statistic.value} of {spec.column} over {targets}", signed=signed)
         for task in book.store.tasks(job.job_id):
             self.dispatch(job, task.task_id, task.party)
         return job
 
     def dispatch(self, job: JobRow, task_id: str, party: str) -> None:
         spec = self.book.spec(job)
-        offer = TaskOffer(task_id, job.job_id, job.buyer, job.min_parties, job.deadline, spec)
+        offer = self.book.offer(job, task_id, min_parties=job.min_parties, spec=spec)
         if self.book.dispatcher.send(party, offer):
             self.book.mark_dispatched(job, task_id)
 
@@ -170,18 +176,24 @@ class AggregateJobs:
         contributed = [t for t in tasks if t.state == TaskState.CONTRIBUTED]
         still_open = [t for t in tasks if t.state in OPEN_TASK_STATES]
         waiting = [t for t in still_open if t.state != TaskState.LOST]
-        if len(contributed) >= job.min_parties and (not waiting or at_deadline):
+        dataset = self.book.spec(job).dataset
+        # Organisations, not certificates, count; and each contributor's own minimum counts too.
+        have, need = self.book.quorum(job, dataset, [t.party for t in contributed])
+        could, _ = self.book.quorum(job, dataset, [t.party for t in contributed + still_open])
+        if have >= need and (not waiting or at_deadline):
             if at_deadline:
                 self.book.expire_open(still_open)
             await self.combine(job)
-        elif len(contributed) + len(still_open) < job.min_parties or at_deadline:
+        elif could < job.min_parties or at_deadline or (not still_open and have < need):
             if at_deadline:
                 self.book.expire_open(still_open)
             self.book.fail(job, self._shortfall(job, at_deadline))
 
     def _shortfall(self, job: JobRow, at_deadline: bool) -> str:
         tasks = self.book.store.tasks(job.job_id)
-        n = sum(t.state == TaskState.CONTRIBUTED for t in tasks)
+        contributed = [t.party for t in tasks if t.state == TaskState.CONTRIBUTED]
+        n = len(contributed)
+        have, need = self.book.quorum(job, self.book.spec(job).dataset, contributed)
         words = {TaskState.DISPATCHED: "had not answered yet", TaskState.PENDING: "was offline",
                  TaskState.LOST: "disconnected"}
         why = "; ".join(
@@ -190,7 +202,12 @@ class AggregateJobs:
             if t.state != TaskState.CONTRIBUTED
         )
         head = "deadline passed with" if at_deadline else "cannot succeed:"
-        return f"{head} {n} of {len(tasks)} holder(s) contributed, {job.min_parties} required — {why}"
+        orgs = f" ({have} organisation(s))" if have != n else ""
+        rule = f"{need} organisations required" if need != job.min_parties or have != n \
+            else f"{job.min_parties} required"
+        if need > job.min_parties:
+            rule += " by the contributing holders' own min_parties"
+        return f"{head} {n} of {len(tasks)} holder(s) contributed{orgs}, {rule} — {why or 'none left to ask'}"
 
     async def combine(self, job: JobRow) -> None:
         book = self.book

@@ -15,8 +15,13 @@ import time
 import uuid
 from typing import Callable, Protocol
 
-from datawharf.errors import InvalidArgument, NotFound
-from datawharf.messages import CancelTask, Notice
+from google.protobuf.message import DecodeError
+
+from datawharf.errors import InvalidArgument, NotFound, WharfError
+from datawharf.messages import CancelTask, Notice, TaskOffer
+from datawharf.pki import TrustStore, digest
+from datawharf.signing import verify_receipt
+from datawharf.v1 import buyer_pb2, common_pb2
 from datawharf.model import AggregateJob, Listing, PsiJob
 from datawharf.serde import listings_from_bytes, listings_to_bytes
 from datawharf.states import ACTIVE_JOB_STATES, FINAL_JOB_STATES, OPEN_TASK_STATES, JobState, TaskState
@@ -50,8 +55,9 @@ class JobKind(Protocol):
 
 class JobBook:
     def __init__(self, store: SqliteStore, dispatcher: Dispatcher, *, clock: Callable[[], float],
-                 observer: JobObserver) -> None:
+                 observer: JobObserver, trust: TrustStore | None = None) -> None:
         self.store = store
+        self.trust = trust
         self.dispatcher = dispatcher
         self.clock = clock
         self.observer = observer
@@ -60,9 +66,10 @@ class JobBook:
         self._changed: dict[str, asyncio.Event] = {}
         self._sent_at: dict[str, float] = {}
         self._specs: dict[str, Spec] = {}
-        self._listings: dict[str, list[Listing]] = {
-            row["name"]: listings_from_bytes(row["listings"]) for row in store.parties()
-        }
+        rows = store.parties()
+        self._listings: dict[str, list[Listing]] = {row["name"]: listings_from_bytes(row["listings"]) for row in rows}
+        self._orgs: dict[str, str] = {row["name"]: row["organisation"] or row["name"] for row in rows}
+        self._serials: dict[str, str] = {row["name"]: row["serial"] for row in rows}
 
     # ---------------------------------------------------------------- catalog
     def datasets_by_party(self) -> dict[str, list[str]]:
@@ -73,11 +80,70 @@ class JobBook:
         online = {p for p in self._listings if self.dispatcher.is_online(p)}
         return merge(self._listings, online)
 
-    def list_party(self, party: str, listings: list[Listing]) -> None:
+    def list_party(self, party: str, listings: list[Listing], *, organisation: str = "", serial: int = 0) -> None:
         self._listings[party] = listings
-        self.store.upsert_party(party, listings_to_bytes(listings))
-        self.store.record("party_connected", party=party, detail=f"{len(listings)} dataset(s)")
+        self._orgs[party] = organisation or party
+        self._serials[party] = f"{serial:x}" if serial else ""
+        self.store.upsert_party(party, listings_to_bytes(listings), organisation=organisation or party,
+                                serial=self._serials[party])
+        self.store.record("party_connected", party=party,
+                          detail=f"{len(listings)} dataset(s), organisation={organisation or party}")
         self.parties_changed()
+
+    def delist_revoked(self, is_revoked: Callable[[int], bool]) -> list[str]:
+        """Drop every listing of a party whose certificate is revoked, and its stream; the parties dropped."""
+        gone = [p for p, serial in self._serials.items() if serial and is_revoked(int(serial, 16))]
+        for party in gone:
+            if self._listings.get(party):
+                self._listings[party] = []
+                self.store.upsert_party(party, listings_to_bytes([]), organisation=self._orgs.get(party, party),
+                                        serial=self._serials[party])
+                self.store.record("party_revoked", party=party, detail="certificate revoked; listings removed")
+                log.warning("party %s: certificate revoked; its listings leave the catalog", party)
+            self.dispatcher.disconnect(party)
+        if gone:
+            self.parties_changed()
+        return gone
+
+    def organisation(self, party: str) -> str:
+        return self._orgs.get(party, party)
+
+    def holder_minimum(self, party: str, dataset: str) -> int:
+        """The min_parties a holder's own policy sets for ``dataset`` (1 if it lists none)."""
+        listing = next((x for x in self._listings.get(party, []) if x.name == dataset), None)
+        return max(1, listing.min_parties) if listing is not None else 1
+
+    def quorum(self, job: JobRow, dataset: str, parties: list[str]) -> tuple[int, int]:
+        """(distinct organisations among ``parties``, organisations required): the buyer's
+        min_parties, raised to each of those holders' own minimum."""
+        need = max([job.min_parties, *(self.holder_minimum(p, dataset) for p in parties)])
+        return len({self.organisation(p) for p in parties}), need
+
+    def check_receipt(self, job: JobRow, party: str, receipt: bytes, content: bytes | None) -> str | None:
+        """None if ``receipt`` is ``party``'s valid signature for this job (over ``content`` when
+        given); else what is wrong. Always None on an --insecure gateway."""
+        if self.trust is None or not job.signed:
+            return None
+        if not receipt:
+            return "the contribution carries no signed receipt"
+        try:
+            r = common_pb2.ContributionReceipt.FromString(receipt)
+            body_digest = digest(common_pb2.SignedJob.FromString(job.signed).body)
+            holder = verify_receipt(r, self.trust, body_digest)
+        except (WharfError, DecodeError) as exc:
+            return f"the receipt does not hold: {getattr(exc, 'message', exc)}"
+        if holder.name != party:
+            return f"the receipt is signed by {holder.name}, not by the sender {party}"
+        if content is not None and r.content_digest != digest(content):
+            return "the receipt's digest does not match the contribution it came with"
+        return None
+
+    def offer(self, job: JobRow, task_id: str, *, min_parties: int, spec: "Spec",
+              cached_tables: tuple[str, ...] = ()) -> TaskOffer:
+        """A task as the holder receives it: the buyer's signed job and the newest CRL ride along."""
+        crl = self.trust.crl_pem if self.trust is not None else b""
+        return TaskOffer(task_id, job.job_id, job.buyer, min_parties, job.deadline, spec, cached_tables,
+                         signed=job.signed, crl=crl)
 
     def parties_changed(self) -> None:
         self.observer.parties_online(sum(self.dispatcher.is_online(p) for p in self._listings))
@@ -104,12 +170,13 @@ class JobBook:
         return job
 
     def open_job(self, *, buyer: str, request_id: str, kind: str, backend: str, spec: Spec, spec_bytes: bytes,
-                 state: JobState, min_parties: int, timeout_s: float, parties: list[str], detail: str) -> JobRow:
+                 state: JobState, min_parties: int, timeout_s: float, parties: list[str], detail: str,
+                 signed: bytes = b"") -> JobRow:
         now = self.clock()
         job = JobRow(
             job_id=f"job-{uuid.uuid4().hex[:16]}", buyer=buyer, request_id=request_id, kind=kind, backend=backend,
             spec=spec_bytes, state=state, reason="", min_parties=min_parties, created_at=now,
-            deadline=now + timeout_s, finished_at=0.0,
+            deadline=now + timeout_s, finished_at=0.0, signed=signed,
         )
         self.store.insert_job(job, [(f"task-{uuid.uuid4().hex[:16]}", p) for p in parties])
         self.store.record("job_submitted", job_id=job.job_id, detail=f"buyer={buyer} {detail}")
@@ -218,7 +285,13 @@ class JobBook:
         self._ended(job, JobState.CANCELLED)
 
     def finish(self, job: JobRow, result: bytes, detail: str) -> None:
-        """Store the result (the store drops per-holder ciphertexts with it) and end the job DONE."""
+        """Store the result with the holders' receipts (the store drops per-holder ciphertexts with it)
+        and end the job DONE."""
+        receipts = self.store.receipts(job.job_id)
+        if receipts:
+            msg = buyer_pb2.JobResult.FromString(result)
+            msg.receipts.extend(common_pb2.ContributionReceipt.FromString(r) for r in receipts)
+            result = msg.SerializeToString()
         self.store.finish_job(job.job_id, result)
         self.store.record("job_done", job_id=job.job_id, detail=detail)
         log.info("job %s done: %s", job.job_id, detail)

@@ -18,6 +18,7 @@ from datawharf.errors import FailedPrecondition, InvalidArgument, NotFound
 from datawharf.messages import HolderUpload, StagePiece
 from datawharf.model import AggregateJob, JobView, Listing, PsiJob, TaskView
 from datawharf.states import ACTIVE_JOB_STATES, JobState, TaskState
+from datawharf.pki import TrustStore
 from gateway.catalog import CatalogEntry
 from gateway.dispatch import Dispatcher
 from gateway.jobs import aggregate, psi
@@ -38,11 +39,12 @@ class Orchestrator:
         clock: Callable[[], float] = time.time,
         observer: JobObserver | None = None,
         spool: Spool | None = None,
+        trust: TrustStore | None = None,
     ) -> None:
         self.store = store
         self.dispatcher = dispatcher
         self.clock = clock
-        self.book = JobBook(store, dispatcher, clock=clock, observer=observer or JobObserver())
+        self.book = JobBook(store, dispatcher, clock=clock, observer=observer or JobObserver(), trust=trust)
         self.aggregate = aggregate.AggregateJobs(self.book)
         self.psi = psi.PsiJobs(self.book, spool or Spool(Path(tempfile.mkdtemp(prefix="wharf-spool-"))))
         self.kinds: dict[str, JobKind] = {aggregate.KIND: self.aggregate, **{k: self.psi for k in psi.KINDS}}
@@ -60,13 +62,15 @@ class Orchestrator:
 
     # ------------------------------------------------------------------ buyers
     async def submit(self, buyer: str, request_id: str, spec: Spec, *, parties: list[str],
-                     min_parties: int = 1, timeout_s: int = 0) -> JobView:
-        """Open a job for ``spec`` (an aggregation or a PSI job); idempotent per ``request_id``."""
+                     min_parties: int = 1, timeout_s: int = 0, signed: bytes = b"") -> JobView:
+        """Open a job for ``spec`` (an aggregation or a PSI job); idempotent per ``request_id``.
+        ``signed`` is the buyer's SignedJob, relayed to holders as it came."""
         if isinstance(spec, AggregateJob):
             job = await self.aggregate.submit(buyer, request_id, spec, parties=parties, min_parties=min_parties,
-                                              timeout_s=timeout_s)
+                                              timeout_s=timeout_s, signed=signed)
         elif isinstance(spec, PsiJob):
-            job = await self.psi.submit(buyer, request_id, spec, parties=parties, timeout_s=timeout_s)
+            job = await self.psi.submit(buyer, request_id, spec, parties=parties, timeout_s=timeout_s,
+                                        signed=signed)
         else:
             raise InvalidArgument("the request carries no job spec: send an aggregate or a psi spec")
         return self.view(job.job_id, buyer)
@@ -130,12 +134,18 @@ class Orchestrator:
         return self.psi.download(buyer, job_id, stage)
 
     # ----------------------------------------------------------------- parties
-    def party_connected(self, party: str, listings: list[Listing]) -> None:
-        self.book.list_party(party, listings)
+    def party_connected(self, party: str, listings: list[Listing], *, organisation: str = "",
+                        serial: int = 0) -> None:
+        self.book.list_party(party, listings, organisation=organisation, serial=serial)
         for task in self.store.open_tasks_for_party(party):
             job = self.store.job(task.job_id)
             if job is not None:
                 self.kinds[job.kind].dispatch(job, task.task_id, party)
+
+    def revoked(self, is_revoked: Callable[[int], bool]) -> None:
+        """The CRL changed: holders whose certificate it revokes leave the catalog and are disconnected."""
+        for party in self.book.delist_revoked(is_revoked):
+            self.party_disconnected(party)
 
     def party_heartbeat(self, party: str) -> None:
         self.store.touch_party(party)
@@ -153,14 +163,19 @@ class Orchestrator:
         for job_id in touched:
             self._evaluate_soon(job_id)
 
-    async def contribution(self, party: str, task_id: str, payload: bytes) -> None:
+    async def contribution(self, party: str, task_id: str, payload: bytes, *, receipt: bytes = b"") -> None:
         job = self.book.task_for(party, task_id)
         if job is None:
             return
-        if job.kind != aggregate.KIND:
+        problem = self.book.check_receipt(job, party, receipt, payload)
+        if problem is not None:
+            self.book.invalid(job, task_id, party, f"invalid contribution: {problem}")
+        elif job.kind != aggregate.KIND:
             self.book.invalid(job, task_id, party, f"invalid contribution: a {job.kind} task is answered "
                                                    "with PSI stages, not ciphertexts")
         else:
+            if receipt:
+                self.store.set_receipt(task_id, receipt)
             await self.aggregate.contribution(job, party, task_id, payload)
         await self.evaluate(job.job_id)
 
@@ -173,6 +188,15 @@ class Orchestrator:
                                                        "with ciphertexts, not PSI stages")
             await self.evaluate(job.job_id)
             return
+        if msg.done:
+            # The gateway checks who signed; the buyer, who reads the stages, relies on the signature.
+            problem = self.book.check_receipt(job, party, msg.receipt, None)
+            if problem is not None:
+                self.book.invalid(job, msg.task_id, party, f"invalid PSI answer: {problem}")
+                self.book.fail(job, f"{party} sent an invalid PSI answer: {problem}")
+                return
+            if msg.receipt:
+                self.store.set_receipt(msg.task_id, msg.receipt)
         await self.psi.holder_upload(job, party, msg.task_id, msg)
 
     async def refusal(self, party: str, task_id: str, reason: str, *, failed: bool = False, code: str = "") -> None:

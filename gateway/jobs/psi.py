@@ -16,7 +16,7 @@ import logging
 from typing import AsyncIterator
 
 from datawharf.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
-from datawharf.messages import HolderUpload, SetForHolder, StagePiece, TaskOffer
+from datawharf.messages import HolderUpload, SetForHolder, StagePiece
 from datawharf.model import PsiJob
 from datawharf.serde import psi_from_proto, psi_to_proto
 from datawharf.states import OPEN_TASK_STATES, JobState, TaskState
@@ -64,8 +64,8 @@ class PsiJobs:
         return spec
 
     # ------------------------------------------------------------------ buyer
-    async def submit(self, buyer: str, request_id: str, spec: PsiJob, *, parties: list[str], timeout_s: int
-                     ) -> JobRow:
+    async def submit(self, buyer: str, request_id: str, spec: PsiJob, *, parties: list[str], timeout_s: int,
+                     signed: bytes = b"") -> JobRow:
         book = self.book
         spec_bytes = psi_to_proto(spec).SerializeToString(deterministic=True)
         existing = book.existing(buyer, request_id, spec_bytes, timeout_s)
@@ -76,7 +76,8 @@ class PsiJobs:
             buyer=buyer, request_id=request_id, kind=spec.kind,
             backend="ed25519-oprf" if spec.mode is PsiMode.UNBALANCED else "x25519",
             spec=spec, spec_bytes=spec_bytes, state=JobState.AWAITING_BUYER, min_parties=1,
-            timeout_s=timeout_s or DEFAULT_TIMEOUT_S, parties=[party], detail=f"{spec.kind} against {party}")
+            timeout_s=timeout_s or DEFAULT_TIMEOUT_S, parties=[party], detail=f"{spec.kind} against {party}",
+            signed=signed)
         self._next[job.job_id] = Stage.A
         return job
 
@@ -177,7 +178,7 @@ class PsiJobs:
             return  # the buyer has not uploaded its set yet
         spec = self._spec(job)
         cached = tuple(k[3] for k in self._tables if k[:3] == (party, spec.dataset, spec.key_column))
-        offer = TaskOffer(task_id, job.job_id, job.buyer, 1, job.deadline, spec, cached)
+        offer = self.book.offer(job, task_id, min_parties=1, spec=spec, cached_tables=cached)
         if not self.book.dispatcher.send(party, offer):
             return
         for stage in HOLDER_STAGES[spec.mode]:  # a resent task starts the holder's stages afresh

@@ -44,6 +44,7 @@ class JobRow:
     created_at: float
     deadline: float
     finished_at: float
+    signed: bytes = b""  # the buyer's SignedJob, serialized; empty on an --insecure gateway
 
 
 @dataclass(frozen=True)
@@ -75,12 +76,15 @@ class SqliteStore:
         self._db.close()
 
     # parties ---------------------------------------------------------------
-    def upsert_party(self, name: str, listings: bytes, now: float | None = None) -> None:
+    def upsert_party(self, name: str, listings: bytes, now: float | None = None, *, organisation: str = "",
+                     serial: str = "") -> None:
         now = now or time.time()
         self._db.execute(
-            "INSERT INTO parties (name, listings, first_seen, last_seen) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET listings = excluded.listings, last_seen = excluded.last_seen",
-            (name, listings, now, now),
+            "INSERT INTO parties (name, listings, first_seen, last_seen, organisation, serial) "
+            "VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET listings = excluded.listings, last_seen = excluded.last_seen, "
+            "organisation = excluded.organisation, serial = excluded.serial",
+            (name, listings, now, now, organisation, serial),
         )
 
     def touch_party(self, name: str, now: float | None = None) -> None:
@@ -103,10 +107,10 @@ class SqliteStore:
             self._db.execute("BEGIN")
             self._db.execute(
                 "INSERT INTO jobs (job_id, buyer, request_id, kind, backend, spec, state, reason, min_parties, "
-                "created_at, deadline, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "created_at, deadline, finished_at, signed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     job.job_id, job.buyer, job.request_id, job.kind, job.backend, job.spec, job.state,
-                    job.reason, job.min_parties, job.created_at, job.deadline, job.finished_at,
+                    job.reason, job.min_parties, job.created_at, job.deadline, job.finished_at, job.signed,
                 ),
             )
             self._db.executemany(
@@ -161,6 +165,15 @@ class SqliteStore:
             "UPDATE tasks SET state = ?, reason = ?, updated_at = ? WHERE task_id = ?",
             (state, reason, time.time(), task_id),
         )
+
+    def set_receipt(self, task_id: str, receipt: bytes) -> None:
+        self._db.execute("UPDATE tasks SET receipt = ? WHERE task_id = ?", (receipt, task_id))
+
+    def receipts(self, job_id: str) -> list[bytes]:
+        """The holders' signed receipts of a job's contributions, by party."""
+        rows = self._db.execute(
+            "SELECT receipt FROM tasks WHERE job_id = ? AND length(receipt) > 0 ORDER BY party", (job_id,))
+        return [r["receipt"] for r in rows]
 
     def reset_dispatched(self) -> int:
         """After a restart no task is in flight any more: mark them for resending."""

@@ -31,7 +31,7 @@ def test_help_everywhere(command: list[str]) -> None:
 
 
 def test_aggregate_json(exchange: Exchange) -> None:
-    out = wharf("job", "aggregate", "--gateway", exchange.address, "--as", "acme-insurance", "--dataset", "visits",
+    out = wharf("job", "aggregate", "--gateway", exchange.address, "--identity", str(exchange.identity("acme-insurance")), "--dataset", "visits",
                 "--column", "cost", "--stat", "mean", "--where", "age < 30", "--json")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
@@ -41,33 +41,33 @@ def test_aggregate_json(exchange: Exchange) -> None:
 
 
 def test_aggregate_human_output_and_failure_exit_code(exchange: Exchange) -> None:
-    out = wharf("job", "aggregate", "-g", exchange.address, "--as", "acme-insurance", "--dataset", "visits",
+    out = wharf("job", "aggregate", "-g", exchange.address, "--identity", str(exchange.identity("acme-insurance")), "--dataset", "visits",
                 "--column", "age", "--stat", "count")
     assert out.returncode == 0 and "holders: 2 contributed" in out.stdout
-    refused = wharf("job", "aggregate", "-g", exchange.address, "--as", "nobody", "--dataset", "visits",
+    refused = wharf("job", "aggregate", "-g", exchange.address, "--identity", str(exchange.identity("nobody")), "--dataset", "visits",
                     "--column", "age", "--stat", "count")
     assert refused.returncode == 3
     assert "FAILED" in refused.stderr and "'nobody' is not granted" in refused.stderr
 
 
 def test_errors_are_one_clear_line(exchange: Exchange) -> None:
-    out = wharf("job", "aggregate", "-g", exchange.address, "--as", "acme-insurance", "--dataset", "visits",
+    out = wharf("job", "aggregate", "-g", exchange.address, "--identity", str(exchange.identity("acme-insurance")), "--dataset", "visits",
                 "--column", "shoe_size", "--stat", "sum")
     assert out.returncode == 1 and out.stderr.startswith("error: column 'shoe_size' is not in dataset 'visits'")
-    out = wharf("job", "aggregate", "-g", exchange.address, "--as", "acme-insurance", "--dataset", "visits",
+    out = wharf("job", "aggregate", "-g", exchange.address, "--identity", str(exchange.identity("acme-insurance")), "--dataset", "visits",
                 "--column", "cost", "--stat", "sum", "--where", "age => 3")
     assert out.returncode == 1 and "--where" in out.stderr and "character" in out.stderr
-    gone = wharf("catalog", "-g", "127.0.0.1:1", "--as", "acme-insurance")
+    gone = wharf("catalog", "-g", "127.0.0.1:1", "--identity", str(exchange.identity("acme-insurance")))
     assert gone.returncode == 1 and "gateway unavailable" in gone.stderr
 
 
 def test_catalog_and_status(exchange: Exchange) -> None:
-    out = wharf("catalog", "-g", exchange.address, "--as", "acme-insurance", "--json")
+    out = wharf("catalog", "-g", exchange.address, "--identity", str(exchange.identity("acme-insurance")), "--json")
     entry = {d["dataset"]: d for d in json.loads(out.stdout)["datasets"]}["visits"]
     assert entry["approx_rows"] == 600
-    job = json.loads(wharf("job", "aggregate", "-g", exchange.address, "--as", "acme-insurance", "--dataset",
+    job = json.loads(wharf("job", "aggregate", "-g", exchange.address, "--identity", str(exchange.identity("acme-insurance")), "--dataset",
                            "visits", "--column", "cost", "--stat", "sum", "--json").stdout)
-    status = wharf("job", "status", job["job_id"], "-g", exchange.address, "--as", "acme-insurance")
+    status = wharf("job", "status", job["job_id"], "-g", exchange.address, "--identity", str(exchange.identity("acme-insurance")))
     assert json.loads(status.stdout)["state"] == "DONE"
 
 
@@ -84,7 +84,7 @@ def test_psi_commands(exchange: Exchange, tmp_path: Path) -> None:
     rows = exchange.rows_of(["st-mary"])
     ids = [r["patient_id"] for r in rows[:40]] + [f"nobody-{i}" for i in range(30)]
     (tmp_path / "mine.csv").write_text("phone\n" + "\n".join(ids) + "\n")
-    base = ["-g", exchange.address, "--as", "acme-insurance", "--ids", str(tmp_path / "mine.csv"),
+    base = ["-g", exchange.address, "--identity", str(exchange.identity("acme-insurance")), "--ids", str(tmp_path / "mine.csv"),
             "--id-column", "phone", "--dataset", "visits", "--party", "st-mary"]
     out = wharf("job", "psi", *base, "--column", "patient_id", "--output", str(tmp_path / "m.csv"), "--json")
     assert out.returncode == 0, out.stderr
@@ -96,7 +96,7 @@ def test_psi_commands(exchange: Exchange, tmp_path: Path) -> None:
 
     assert Decimal(json.loads(out.stdout)["sums"]["cost"]) == sum(Decimal(r["cost"]) for r in rows[:40])
     job_id = json.loads(out.stdout)["job_id"]
-    status = json.loads(wharf("job", "status", job_id, "-g", exchange.address, "--as", "acme-insurance").stdout)
+    status = json.loads(wharf("job", "status", job_id, "-g", exchange.address, "--identity", str(exchange.identity("acme-insurance"))).stdout)
     assert status["state"] == "DONE" and status["psi"]["kind"] == "psi-sum"
     bad = wharf("job", "psi", *base[:4], "--ids", str(tmp_path / "mine.csv"), "--id-column", "email",
                 "--dataset", "visits", "--column", "patient_id")

@@ -29,7 +29,7 @@ def exchange(start_exchange: StartExchange) -> Exchange:
 
 @pytest.fixture()
 def fake(exchange: Exchange) -> Iterator[FakeParty]:
-    f = FakeParty(exchange.address, "mallet")
+    f = exchange.fake_party("mallet")
     exchange.wait_online(("mallet",))
     try:
         yield f

@@ -152,7 +152,7 @@ def test_limits_and_forbidden_stages(exchange: Exchange) -> None:
 
 
 def test_holder_that_vanishes_fails_the_job_at_its_deadline(exchange: Exchange) -> None:
-    fake = FakeParty(exchange.address, "mallet")
+    fake = exchange.fake_party("mallet")
     try:
         exchange.wait_online(("mallet",))
         with exchange.client() as c, exchange.client() as watcher, ThreadPoolExecutor(1) as pool:

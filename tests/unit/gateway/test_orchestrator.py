@@ -206,7 +206,7 @@ def test_submission_is_idempotent(tmp_path: Path, keypair) -> None:  # type: ign
         (dict(where=(Condition("zip", Op.EQ, "1"),)), NotFound, "filter column 'zip'"),
         (dict(where=(Condition("dept", Op.LT, "x"),)), InvalidArgument, "only == and !="),
         (dict(parties=["zed"]), NotFound, "'zed' do"),
-        (dict(min_parties=4), FailedPrecondition, "only 3 holder"),
+        (dict(min_parties=4), FailedPrecondition, "only 3 organisation"),
         (dict(encryption="weak"), InvalidArgument, "at least 2048"),
         (dict(encryption="narrow"), FailedPrecondition, "headroom for 2 holder"),
         (dict(timeout_s=10**9), InvalidArgument, "timeout"),

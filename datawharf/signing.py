@@ -1,0 +1,152 @@
+"""Signed jobs and signed receipts: what the gateway relays but cannot forge.
+
+The buyer signs a ``JobBody`` (its nonce, name, the holders asked,
+min_parties and the whole spec with every public key or box key in it).
+The gateway passes the exact bytes to each holder, who verifies the
+signature and the buyer's certificate and computes on the body's spec,
+never on the gateway's copy: a gateway that swaps a key is refused.
+
+Each holder signs a receipt over (SHA-256 of the job body, its name, the
+digest of what it sent). The buyer checks every receipt against the
+holder's certificate, so a gateway cannot drop a holder and name it as a
+contributor, nor count one organisation twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+from datawharf.errors import InvalidArgument
+from datawharf.pki import (
+    Credentials,
+    Identity,
+    Role,
+    SignatureError,
+    TrustStore,
+    digest,
+    load_certificate,
+    sign,
+    verify_signature,
+)
+from datawharf.v1 import common_pb2
+
+JOB_DOMAIN = b"datawharf.v1.JobBody"
+RECEIPT_DOMAIN = b"datawharf.v1.Contribution"
+# A TenSEAL public context is ~300 KiB; a body beyond this is not a job.
+MAX_BODY_BYTES = 4 << 20
+
+__all__ = [
+    "JOB_DOMAIN", "RECEIPT_DOMAIN", "OpenedJob", "check_receipts", "open_job", "sign_job", "sign_receipt",
+    "stages_digest", "verify_receipt",
+]
+
+
+@dataclass(frozen=True)
+class OpenedJob:
+    """A verified signed job: who signed it, and what they asked."""
+
+    buyer: Identity
+    body: common_pb2.JobBody
+    body_digest: bytes  # SHA-256 of the signed body bytes: receipts refer to the job by it
+
+
+def sign_job(creds: Credentials, body: common_pb2.JobBody) -> common_pb2.SignedJob:
+    raw = body.SerializeToString(deterministic=True)
+    return common_pb2.SignedJob(body=raw, signature=sign(creds.key, JOB_DOMAIN, raw), certificate=creds.cert_pem)
+
+
+def new_body(creds: Credentials, nonce: str, *, parties: Iterable[str], min_parties: int,
+             aggregate: common_pb2.AggregateSpec | None = None,
+             psi: common_pb2.PsiSpec | None = None) -> common_pb2.JobBody:
+    body = common_pb2.JobBody(nonce=nonce, buyer=creds.identity.name, parties=list(parties),
+                              min_parties=min_parties, signed_at=time.time())
+    if aggregate is not None:
+        body.aggregate.CopyFrom(aggregate)
+    if psi is not None:
+        body.psi.CopyFrom(psi)
+    return body
+
+
+def open_job(signed: common_pb2.SignedJob | bytes, trust: TrustStore) -> OpenedJob:
+    """Verify the buyer's certificate and signature; the body as signed. Raises on any mismatch."""
+    if isinstance(signed, bytes):
+        if len(signed) > MAX_BODY_BYTES + 32 << 10:
+            raise InvalidArgument(f"signed job of {len(signed)} bytes exceeds {MAX_BODY_BYTES}")
+        signed = common_pb2.SignedJob.FromString(signed)
+    if not signed.body or not signed.signature or not signed.certificate:
+        raise SignatureError("the job is not signed by its buyer (body, signature or certificate missing)")
+    if len(signed.body) > MAX_BODY_BYTES:
+        raise InvalidArgument(f"signed job body of {len(signed.body)} bytes exceeds {MAX_BODY_BYTES}")
+    cert = load_certificate(signed.certificate)
+    buyer = trust.verify(cert, roles=(Role.BUYER,), what="the buyer's certificate")
+    verify_signature(cert, JOB_DOMAIN, signed.body, signed.signature, what=f"job signed by {buyer.name}")
+    body = common_pb2.JobBody.FromString(signed.body)
+    if body.buyer != buyer.name:
+        raise SignatureError(f"the job names buyer {body.buyer!r} but is signed by {buyer.name!r}")
+    if body.WhichOneof("spec") is None:
+        raise InvalidArgument("the signed job carries no spec")
+    return OpenedJob(buyer, body, digest(signed.body))
+
+
+def _receipt_message(body_digest: bytes, party: str, content_digest: bytes) -> bytes:
+    return body_digest + party.encode() + b"\0" + content_digest
+
+
+def stages_digest(stages: Mapping[str, bytes]) -> bytes:
+    """The content digest of a holder's PSI answer: each stage's letter, length and items, in order."""
+    h = hashlib.sha256()
+    for stage, data in stages.items():
+        h.update(str(stage).encode() + len(data).to_bytes(8, "big"))
+        h.update(data)
+    return h.digest()
+
+
+def sign_receipt(creds: Credentials, body_digest: bytes, content_digest: bytes) -> common_pb2.ContributionReceipt:
+    """The holder's signature over what it sent (``content_digest``) for the job whose body hashes to
+    ``body_digest``."""
+    party = creds.identity.name
+    return common_pb2.ContributionReceipt(
+        party=party, certificate=creds.cert_pem, content_digest=content_digest,
+        signature=sign(creds.key, RECEIPT_DOMAIN, _receipt_message(body_digest, party, content_digest)))
+
+
+def verify_receipt(receipt: common_pb2.ContributionReceipt, trust: TrustStore, body_digest: bytes, *,
+                   at: float | None = None) -> Identity:
+    """The holder who signed ``receipt`` for this job; raises if it is not a party's valid signature."""
+    cert = load_certificate(receipt.certificate)
+    holder = trust.verify(cert, roles=(Role.PARTY,), at=at, what=f"the certificate of contributor {receipt.party}")
+    if holder.name != receipt.party:
+        raise SignatureError(f"a receipt names {receipt.party!r} but carries the certificate of {holder.name!r}")
+    if len(receipt.content_digest) != 32:
+        raise SignatureError(f"the receipt of {receipt.party} carries no content digest")
+    verify_signature(cert, RECEIPT_DOMAIN, _receipt_message(body_digest, holder.name, receipt.content_digest),
+                     receipt.signature, what=f"receipt of {receipt.party}")
+    return holder
+
+
+def check_receipts(receipts: Iterable[bytes | common_pb2.ContributionReceipt], trust: TrustStore,
+                   body_digest: bytes, *, contributors: Iterable[str], min_parties: int,
+                   at: float | None = None) -> list[Identity]:
+    """The buyer's check of a result: every named contributor signed a receipt for this very job,
+    and they are at least ``min_parties`` distinct organisations. Raises SignatureError naming
+    the holder otherwise."""
+    holders: dict[str, Identity] = {}
+    for raw in receipts:
+        r = common_pb2.ContributionReceipt.FromString(raw) if isinstance(raw, bytes) else raw
+        ident = verify_receipt(r, trust, body_digest, at=at)
+        holders[ident.name] = ident
+    named = list(contributors)
+    missing = [p for p in named if p not in holders]
+    if missing:
+        raise SignatureError(
+            f"the gateway names {', '.join(missing)} as contributor(s) without their signed receipt: "
+            "the result cannot be trusted")
+    orgs = {holders[p].organisation for p in named}
+    if len(orgs) < min_parties:
+        raise SignatureError(
+            f"the contributors belong to {len(orgs)} organisation(s) ({', '.join(sorted(orgs))}); "
+            f"the job required {min_parties}")
+    return [holders[p] for p in named]

@@ -1,0 +1,104 @@
+"""What a holder checks before computing anything: the job is the buyer's.
+
+The gateway relays the buyer's signed job; this module opens it with the
+exchange CA (chain, lifetime, revocation, role buyer), checks it names this
+holder, that the gateway's account of it agrees, that it is not a replay
+under another job id, and that any Paillier modulus in it is well formed
+and proven so. The task handed on carries the spec *as the buyer signed it*.
+A refusal says what was wrong; the holder's operator sees it in the log and
+the buyer in the job's reasons.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+
+from datawharf import signing
+from datawharf.errors import WharfError
+from datawharf.messages import TaskOffer
+from datawharf.model import AggregateJob, PsiJob
+from datawharf.pki import Credentials, TrustStore
+from datawharf.serde import aggregate_from_proto, psi_from_proto
+from protocols.schemes import Backend, SchemeError
+from protocols.schemes import paillier
+
+log = logging.getLogger("datawharf.party")
+
+_REMEMBERED = 100_000  # (buyer, nonce) pairs kept to spot a replayed signature
+
+
+@dataclass(frozen=True)
+class Checked:
+    task: TaskOffer      # with the spec and min_parties of the signed body
+    body_digest: bytes   # what this holder's receipt refers to; empty when insecure
+
+
+class Refused(Exception):
+    def __init__(self, reason: str, code: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+class JobVerifier:
+    def __init__(self, name: str, creds: Credentials | None, trust: TrustStore | None) -> None:
+        self.name = name
+        self.creds = creds
+        self.trust = trust
+        self._seen: OrderedDict[tuple[str, str], str] = OrderedDict()
+
+    def check(self, task: TaskOffer) -> Checked:
+        """The task to compute, or Refused with the reason."""
+        if self.trust is None:  # an --insecure holder takes the gateway's word
+            _check_keys(task.spec)
+            return Checked(task, b"")
+        self._take_crl(task.crl)
+        if not task.signed:
+            raise Refused("the job is not signed by its buyer; this holder computes only on signed jobs",
+                          "unsigned_job")
+        try:
+            opened = signing.open_job(task.signed, self.trust)
+        except WharfError as exc:
+            raise Refused(f"the buyer's signature does not hold: {exc.message}", "bad_signature") from None
+        body = opened.body
+        if body.buyer != task.buyer:
+            raise Refused(f"the gateway says the buyer is {task.buyer!r} but the job is signed by {body.buyer!r}",
+                          "bad_signature")
+        if body.parties and self.name not in body.parties:
+            raise Refused(f"the buyer asked {', '.join(body.parties)}, not this holder", "not_asked")
+        key = (body.buyer, body.nonce)
+        first = self._seen.setdefault(key, task.job_id)
+        if first != task.job_id:
+            raise Refused(f"the buyer's signed job {body.nonce!r} was already used for job {first}; "
+                          "a signature is good for one job", "replayed_job")
+        self._seen.move_to_end(key)
+        if len(self._seen) > _REMEMBERED:
+            self._seen.popitem(last=False)
+        try:
+            spec: AggregateJob | PsiJob = (psi_from_proto(body.psi) if body.WhichOneof("spec") == "psi"
+                                           else aggregate_from_proto(body.aggregate))
+        except WharfError as exc:
+            raise Refused(f"the signed job cannot be read: {exc.message}", "bad_spec") from None
+        _check_keys(spec)
+        return Checked(replace(task, spec=spec, min_parties=max(1, body.min_parties)), opened.body_digest)
+
+    def _take_crl(self, pem: bytes) -> None:
+        if not pem or self.trust is None:
+            return
+        try:
+            if self.trust.add_crl(pem):
+                log.info("revocation list updated from the gateway")
+        except WharfError as exc:
+            log.warning("ignored a revocation list from the gateway: %s", exc.message)
+
+
+def _check_keys(spec: AggregateJob | PsiJob) -> None:
+    if not isinstance(spec, AggregateJob):
+        return
+    if spec.encryption.backend in (Backend.PAILLIER, Backend.PAILLIER_PACKED):
+        try:
+            paillier.verify_public_key(spec.encryption)
+        except SchemeError as exc:
+            raise Refused(f"the buyer's Paillier key is refused: {exc}", "weak_key") from None
