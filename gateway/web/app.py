@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
+import ssl
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -14,11 +15,13 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from gateway.dispatch import StreamDispatcher
 from gateway.metrics import Metrics
 from gateway.jobs import Orchestrator
+from gateway.web.auth import Access
 from gateway.web.benchdata import load_records
 
 STATIC = Path(__file__).resolve().parent / "static"
 WINDOW_S = 3600
 BUCKET_S = 60
+ACCESS = web.AppKey("access", Access)
 
 
 class AccessError(ValueError):
@@ -34,8 +37,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_access(host: str, *, allow_remote: bool, token: str | None) -> None:
-    """Loopback by default; anything else needs an explicit flag and a token."""
+def check_access(host: str, *, allow_remote: bool, token: str | None, tls: bool = False) -> None:
+    """Loopback by default; anything else needs an explicit flag, a token, and HTTPS.
+
+    Without TLS the token, and the session cookie it buys, would cross the
+    network in the clear.
+    """
     if is_loopback(host):
         return
     if not allow_remote:
@@ -45,6 +52,9 @@ def check_access(host: str, *, allow_remote: bool, token: str | None) -> None:
         )
     if not token or len(token) < 16:
         raise AccessError("a dashboard reachable from other machines needs --http-token of at least 16 characters")
+    if not tls:
+        raise AccessError("a dashboard reachable from other machines must serve HTTPS with the gateway's "
+                          "certificate (--cert/--key)")
 
 
 def overview(orch: Orchestrator, dispatcher: StreamDispatcher, now: float) -> dict[str, Any]:
@@ -91,22 +101,17 @@ def create_app(
     *,
     results_dir: Path | None,
     token: str | None = None,
+    allowed_hosts: Sequence[str] = (),
 ) -> web.Application:
-    @web.middleware
-    async def guard(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                    ) -> web.StreamResponse:
-        if token and request.path != "/healthz":
-            given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-            given = given or request.query.get("token", "")
-            if not hmac.compare_digest(given.encode(), token.encode()):
-                raise web.HTTPUnauthorized(text="a token is required: ?token=... or Authorization: Bearer ...")
-        response = await handler(request)
-        response.headers.setdefault("Cache-Control", "no-store")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        return response
+    """The dashboard. It answers to localhost, loopback addresses, ``allowed_hosts``
+    and, once :func:`start_http` serves it, the address it listens on."""
+    access = Access(token, allowed_hosts)
+    page = (STATIC / "index.html").read_text(encoding="utf-8")
+    if token:  # without a token there is no session to end
+        page = page.replace('id="logout" hidden', 'id="logout"')
 
     async def index(_: web.Request) -> web.StreamResponse:
-        return web.FileResponse(STATIC / "index.html")
+        return web.Response(text=page, content_type="text/html")
 
     async def api_overview(_: web.Request) -> web.StreamResponse:
         return web.json_response(overview(orch, dispatcher, time.time()))
@@ -121,7 +126,9 @@ def create_app(
     async def healthz(_: web.Request) -> web.StreamResponse:
         return web.json_response({"status": "ok"})
 
-    app = web.Application(middlewares=[guard])
+    app = web.Application()
+    app[ACCESS] = access
+    access.install(app)
     app.router.add_get("/", index)
     app.router.add_get("/api/overview", api_overview)
     app.router.add_get("/api/benchmarks", api_benchmarks)
@@ -131,11 +138,27 @@ def create_app(
     return app
 
 
-async def start_http(app: web.Application, listen: str) -> tuple[web.AppRunner, str]:
+def server_ssl_context(cert_pem_path: str | Path, key_pem_path: str | Path) -> ssl.SSLContext:
+    """TLS 1.2 or later with this certificate chain; browsers are not asked for a certificate."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(str(cert_pem_path), str(key_pem_path))
+    return context
+
+
+async def start_http(app: web.Application, listen: str, ssl_context: ssl.SSLContext | None = None
+                     ) -> tuple[web.AppRunner, str]:
+    """Serve ``app`` on ``listen`` (host:port; port 0 picks one), over TLS when given a context.
+
+    Returns the runner to clean up and the host:port actually bound.
+    """
     host, _, port = listen.rpartition(":")
+    bind = host.strip("[]") or "127.0.0.1"
+    if ACCESS in app:
+        app[ACCESS].hosts.serve(bind)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host.strip("[]") or "127.0.0.1", int(port))
+    site = web.TCPSite(runner, bind, int(port), ssl_context=ssl_context)
     await site.start()
     sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
     bound = sockets[0].getsockname()[1] if sockets else int(port)

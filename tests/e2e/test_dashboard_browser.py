@@ -20,6 +20,7 @@ from tests.exchange import Exchange, StartExchange
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(os.environ.get("WHARF_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
+TOKEN = "operator-token-0123456789"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 
@@ -45,7 +46,8 @@ def write_records(folder: Path) -> None:
 def exchange(start_exchange: StartExchange, tmp_path_factory: pytest.TempPathFactory) -> Exchange:
     results = tmp_path_factory.mktemp("bench-results")
     write_records(results)
-    return start_exchange("browser", parties=("st-mary", "riverside"), rows=300, http=True, bench_results=results)
+    return start_exchange("browser", parties=("st-mary", "riverside"), rows=300, http=True, http_token=TOKEN,
+                          bench_results=results)
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +81,18 @@ def test_live_view_and_benchmarks_view(exchange: Exchange, browser) -> None:  # 
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(f"http://{exchange.http_address}/")
+    # Without a session the browser lands on the login form; the token goes in the form, never the URL.
+    assert page.url.endswith("/login")
+    page.fill("#token", "wrong-token-wrong-token")
+    page.click("#sign-in")
+    assert "not the operator token" in page.inner_text(".error")
+    page.fill("#token", TOKEN)
+    page.click("#sign-in")
+    page.wait_for_url(f"http://{exchange.http_address}/", timeout=10_000)
+    assert TOKEN not in page.url
+    session = next(c for c in page.context.cookies() if c["name"] == "wharf_session")
+    assert session["httpOnly"] and session["sameSite"] == "Strict"
+    assert page.evaluate("document.cookie") == ""  # HttpOnly: page scripts cannot read it
     page.wait_for_selector('#parties tr[data-party="riverside"] td.online', timeout=20_000)
     with exchange.client() as c:
         job = c.submit("visits", "cost", "mean", where="age >= 40")
@@ -101,6 +115,10 @@ def test_live_view_and_benchmarks_view(exchange: Exchange, browser) -> None:  # 
     assert chart_points(page, 'canvas[data-chart="aggregate:values_per_s:history"]') == 8  # 4 cases × 2 runs
     assert "PASS" in page.inner_text(".checks")
     page.screenshot(path=str(ARTIFACTS / "dashboard-benchmarks.png"), full_page=True)
+
+    page.click("#logout button")
+    page.wait_for_url(f"http://{exchange.http_address}/login", timeout=10_000)
+    assert not [c for c in page.context.cookies() if c["name"] == "wharf_session"]
     assert not errors, errors
     page.close()
 

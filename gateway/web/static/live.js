@@ -1,13 +1,13 @@
 // The dashboard's live view and tab switching. Polls the JSON API; no framework.
 (function () {
   "use strict";
-  var token = new URLSearchParams(location.search).get("token");
   var charts = {};
   var benchCharts = [];
 
   function api(path) {
-    var headers = token ? { Authorization: "Bearer " + token } : {};
-    return fetch(path, { headers: headers }).then(function (r) {
+    // The session cookie rides along; an expired one sends the browser back to sign in.
+    return fetch(path, { credentials: "same-origin" }).then(function (r) {
+      if (r.status === 401) { location.assign("login"); throw new Error("signed out"); }
       if (!r.ok) throw new Error(path + ": HTTP " + r.status);
       return r.json();
     });

@@ -14,13 +14,18 @@ def test_loopback_detection(host: str, loop: bool) -> None:
     assert is_loopback(host) is loop
 
 
-def test_remote_binding_needs_flag_and_token() -> None:
+def test_remote_binding_needs_flag_token_and_https() -> None:
     check_access("127.0.0.1", allow_remote=False, token=None)
+    check_access("::1", allow_remote=False, token=None, tls=False)
     with pytest.raises(AccessError, match="--http-allow-remote"):
-        check_access("0.0.0.0", allow_remote=False, token="x" * 32)
+        check_access("0.0.0.0", allow_remote=False, token="x" * 32, tls=True)
     with pytest.raises(AccessError, match="at least 16"):
-        check_access("0.0.0.0", allow_remote=True, token="short")
-    check_access("0.0.0.0", allow_remote=True, token="x" * 32)
+        check_access("0.0.0.0", allow_remote=True, token="short", tls=True)
+    with pytest.raises(AccessError, match=r"must serve HTTPS with the gateway's certificate \(--cert/--key\)"):
+        check_access("0.0.0.0", allow_remote=True, token="x" * 32)
+    with pytest.raises(AccessError, match="HTTPS"):
+        check_access("10.1.2.3", allow_remote=True, token="x" * 32, tls=False)
+    check_access("0.0.0.0", allow_remote=True, token="x" * 32, tls=True)
 
 
 def record(ts: str, value: float, quick: bool = False) -> dict:  # type: ignore[type-arg]
