@@ -27,6 +27,8 @@ from protocols.schemes import Backend, PublicParams
 from protocols.schemes.tenseal_he import MAX_CONTEXT_BYTES
 
 MAX_KEY_BYTES = 1024  # 8192-bit moduli; anything larger is refused
+# A Paillier-Blum proof carries 1 + 2m residues of the modulus's size (m = 80): ~82 KiB at 4096 bits.
+MAX_PROOF_BYTES = 96 << 10
 MAX_GROUPS = 4096
 MAX_DIMENSION = 1 << 20
 MAX_CONTRIBUTORS = 1024
@@ -143,6 +145,7 @@ def params_to_proto(p: PublicParams, *, with_keys: bool = True) -> common_pb2.En
         coeff_mod_bit_sizes=list(p.coeff_mod_bit_sizes),
         plain_modulus=p.plain_modulus,
         scale_bits=p.scale_bits,
+        paillier_modulus_proof=p.modulus_proof if with_keys else b"",
     )
 
 
@@ -154,6 +157,8 @@ def params_from_proto(msg: common_pb2.EncryptionParameters, *, need_keys: bool =
         raise ResourceExhausted(f"public key larger than {MAX_KEY_BYTES * 8} bits")
     if len(msg.public_context) > MAX_CONTEXT_BYTES:
         raise ResourceExhausted(f"public context larger than {MAX_CONTEXT_BYTES} bytes")
+    if len(msg.paillier_modulus_proof) > MAX_PROOF_BYTES:
+        raise ResourceExhausted(f"modulus proof larger than {MAX_PROOF_BYTES} bytes")
     if not 1 <= msg.length <= MAX_FIGURES:
         raise InvalidArgument(f"the job's length must be 1 to {MAX_FIGURES} figures")
     if not 1 <= msg.max_contributors <= MAX_CONTRIBUTORS:
@@ -170,6 +175,7 @@ def params_from_proto(msg: common_pb2.EncryptionParameters, *, need_keys: bool =
         paillier_n=int.from_bytes(msg.paillier_n, "big"),
         slot_bits=msg.slot_bits,
         public_context=msg.public_context,
+        modulus_proof=msg.paillier_modulus_proof,
         poly_modulus_degree=msg.poly_modulus_degree,
         coeff_mod_bit_sizes=tuple(msg.coeff_mod_bit_sizes),
         plain_modulus=msg.plain_modulus,

@@ -13,11 +13,12 @@ import grpc
 from wharf.demo import HOSPITALS, generate_visits, generate_ward_load, party_config, read_rows
 from wharf.local import LocalExchange
 from datawharf.identity import caller_metadata
-from datawharf.pki import Credentials, Role
+from datawharf.pki import Credentials, Role, digest
+from datawharf.signing import new_body, sign_job, sign_receipt
 from datawharf.tls import channel
 from datawharf.model import ColumnKind, ColumnSpec, Listing
 from datawharf.serde import listing_to_proto
-from datawharf.v1 import common_pb2, party_pb2, party_pb2_grpc
+from datawharf.v1 import buyer_pb2, common_pb2, party_pb2, party_pb2_grpc
 from buyers.client import Client
 
 ALL_STATS = ["sum", "count", "mean", "variance", "histogram"]
@@ -77,6 +78,27 @@ class Exchange(LocalExchange):
     def client(self, caller: str = "acme-insurance") -> Client:
         return super().client(caller)
 
+    def creds(self, name: str = "acme-insurance", role: Role = Role.BUYER, organisation: str = "") -> Credentials:
+        return Credentials.load(self.identity(name, role, organisation=organisation))
+
+    def channel(self, name: str | None = "acme-insurance", role: Role = Role.BUYER) -> grpc.Channel:
+        """A raw channel under ``name``'s certificate; None: TLS without a client certificate."""
+        if self.ca is None:
+            return channel(self.address, None, insecure=True)
+        if name is None:
+            return grpc.secure_channel(self.address, grpc.ssl_channel_credentials(self.ca.ca_pem))
+        return channel(self.address, self.creds(name, role))
+
+    def signed(self, request: buyer_pb2.SubmitJobRequest, name: str = "acme-insurance") -> buyer_pb2.SubmitJobRequest:
+        """``request`` with its spec, parties and min_parties moved into a body signed by ``name``."""
+        if self.ca is None:
+            return request
+        which = request.WhichOneof("spec")
+        body = new_body(self.creds(name), request.request_id, parties=request.parties,
+                        min_parties=request.min_parties, **{which: getattr(request, which)} if which else {})
+        return buyer_pb2.SubmitJobRequest(request_id=request.request_id, timeout_seconds=request.timeout_seconds,
+                                          signed=sign_job(self.creds(name), body))
+
     def fake_party(self, name: str, *listings: Listing, organisation: str = "") -> "FakeParty":
         """A hand-driven holder with a certificate of this exchange."""
         creds = None if self.ca is None else Credentials.load(self.identity(name, Role.PARTY,
@@ -119,6 +141,7 @@ class FakeParty:
         listings = listings or (VISITS, WARD_LOAD)
         self.name = name
         self.creds = creds
+        self.bodies: dict[str, bytes] = {}  # task id -> digest of the buyer's signed job body
         self._channel = channel(address, creds, insecure=creds is None)
         self._out: queue.Queue[party_pb2.PartyMessage | None] = queue.Queue()
         self.inbox: queue.Queue[party_pb2.GatewayMessage] = queue.Queue()
@@ -128,11 +151,13 @@ class FakeParty:
         self._call = stub.Connect(iter(self._out.get, None), metadata=caller_metadata(name) if creds is None else ())
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        assert self.next("registered").registered.party == name
+        self.name = self.next("registered").registered.party  # with TLS, the certificate's name
 
     def _read(self) -> None:
         try:
             for m in self._call:
+                if m.WhichOneof("body") == "task" and m.task.HasField("signed"):
+                    self.bodies[m.task.task_id] = digest(m.task.signed.body)
                 self.inbox.put(m)
         except grpc.RpcError:
             pass
@@ -151,9 +176,14 @@ class FakeParty:
     def send(self, message: party_pb2.PartyMessage) -> None:
         self._out.put(message)
 
-    def send_chunk(self, task_id: str, data: bytes, seq: int = 0, last: bool = True) -> None:
+    def send_chunk(self, task_id: str, data: bytes, seq: int = 0, last: bool = True, *, sign: bool = True) -> None:
+        """A contribution chunk; the last one carries this holder's signed receipt over ``data``
+        (as a whole contribution) unless ``sign`` is False."""
+        receipt = b""
+        if sign and last and self.creds is not None and task_id in self.bodies:
+            receipt = sign_receipt(self.creds, self.bodies[task_id], digest(data)).SerializeToString()
         self.send(party_pb2.PartyMessage(contribution=party_pb2.ContributionChunk(
-            task_id=task_id, chunk=common_pb2.Chunk(seq=seq, data=data, last=last))))
+            task_id=task_id, chunk=common_pb2.Chunk(seq=seq, data=data, last=last), receipt=receipt)))
 
     def close(self) -> None:
         self._out.put(None)

@@ -403,6 +403,24 @@ def _chunk_of(r: WireRecord) -> tuple[tuple[str, ...], common_pb2.Chunk, type[Me
     return None
 
 
+def _nested(m: Message) -> list[Message]:
+    """Messages carried as bytes inside ``m`` (a signed job's body, a holder's receipt), decoded;
+    their bytes are cleared in ``m`` so each field is searched once, in its decoded form."""
+    out: list[Message] = []
+    for field, value in m.ListFields():
+        if field.type != field.TYPE_MESSAGE:
+            continue
+        for sub in (value if field.is_repeated else [value]):
+            if isinstance(sub, common_pb2.SignedJob) and sub.body:
+                out.append(common_pb2.JobBody.FromString(sub.body))
+                sub.body = b""
+            out.extend(_nested(sub))
+    if isinstance(m, (party_pb2.ContributionChunk, party_pb2.PsiUpload)) and m.receipt:
+        out.append(common_pb2.ContributionReceipt.FromString(m.receipt))
+        m.receipt = b""
+    return out
+
+
 def decoded(records: Iterable[WireRecord]) -> tuple[list[Message], list[Payload]]:
     """Every record's message and every chunked payload, decoded.
 
@@ -417,6 +435,7 @@ def decoded(records: Iterable[WireRecord]) -> tuple[list[Message], list[Payload]
         m = type(r.msg)()
         m.CopyFrom(r.msg)
         messages.append(m)
+        messages.extend(_nested(m))
         found = _chunk_of(WireRecord(r.method, r.caller, r.direction, r.type, r.raw, m))
         if found is None:
             continue

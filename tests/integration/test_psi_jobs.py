@@ -11,7 +11,6 @@ import grpc
 import pytest
 
 from datawharf.errors import InvalidArgument, JobFailed
-from datawharf.identity import caller_metadata
 from datawharf.model import PsiJob, PsiMode
 from datawharf.serde import psi_to_proto
 from datawharf.v1 import buyer_pb2, buyer_pb2_grpc, common_pb2, party_pb2
@@ -127,17 +126,17 @@ def test_errors(exchange: Exchange) -> None:
 
 
 def test_limits_and_forbidden_stages(exchange: Exchange) -> None:
-    channel = grpc.insecure_channel(exchange.address)
+    channel = exchange.channel()
     stub = buyer_pb2_grpc.BuyerServiceStub(channel)
-    md = caller_metadata("acme-insurance")
+    md = ()
     big = PsiJob("visits", "patient_id", PsiMode.INTERSECTION, buyer_set_size=(1 << 22) + 1)
     with pytest.raises(grpc.RpcError) as err:
-        stub.SubmitJob(buyer_pb2.SubmitJobRequest(request_id="big", psi=psi_to_proto(big), parties=["st-mary"]),
-                       metadata=md, timeout=10)
+        stub.SubmitJob(exchange.signed(buyer_pb2.SubmitJobRequest(request_id="big", psi=psi_to_proto(big),
+                                                                  parties=["st-mary"])), metadata=md, timeout=10)
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "4194304" in err.value.details()
-    job = stub.SubmitJob(buyer_pb2.SubmitJobRequest(
+    job = stub.SubmitJob(exchange.signed(buyer_pb2.SubmitJobRequest(
         request_id="odd", psi=psi_to_proto(PsiJob("visits", "patient_id", PsiMode.INTERSECTION, buyer_set_size=2)),
-        parties=["st-mary"]), metadata=md, timeout=10)
+        parties=["st-mary"])), metadata=md, timeout=10)
     with pytest.raises(grpc.RpcError) as err:
         list(stub.DownloadSet(buyer_pb2.DownloadSetRequest(job_id=job.job_id, stage="D"), metadata=md, timeout=10))
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED

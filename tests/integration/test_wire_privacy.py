@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from buyers.client import JobFailed
-from datawharf.v1 import buyer_pb2
+from datawharf.pki import Credentials
+from datawharf.v1 import buyer_pb2, common_pb2
 from tests.exchange import Exchange, StartExchange
 from tests.leaks import Payload, Traffic, WireRecord, find_any, find_figures, find_values, read_wire_log, wire_traffic
 from wharf.demo import HOSPITALS, truth
@@ -147,8 +148,9 @@ def test_secret_key_never_leaves_the_buyer(recorded: Recorded) -> None:
     import tenseal as ts
 
     blob = recorded.blob
-    contexts = [r.msg.aggregate.encryption.public_context for r in recorded.records
-                if r.type == "datawharf.v1.SubmitJobRequest" and r.msg.aggregate.encryption.public_context]
+    bodies = [common_pb2.JobBody.FromString(r.msg.signed.body) for r in recorded.records
+              if r.type == "datawharf.v1.SubmitJobRequest"]
+    contexts = [b.aggregate.encryption.public_context for b in bodies if b.aggregate.encryption.public_context]
     assert len(contexts) == 2
     for raw in contexts:
         ctx = ts.context_from(raw)
@@ -161,6 +163,23 @@ def test_secret_key_never_leaves_the_buyer(recorded: Recorded) -> None:
             assert secret.to_bytes((secret.bit_length() + 7) // 8, "big") not in blob
         n = buyer.request.params.paillier_n
         assert n.to_bytes((n.bit_length() + 7) // 8, "big") in blob  # the public key does travel
+
+
+def test_certificate_keys_never_leave_their_holders(exchange: Exchange, recorded: Recorded) -> None:
+    """Every identity's ECDSA private scalar stays off the wire and out of every log; the
+    certificates (public) do travel, in signed jobs and receipts."""
+    blob = recorded.blob
+    logs = b"".join(p.read_bytes() for p in exchange.logs.glob("*.log"))
+    keys = sorted((exchange.root / "ids").glob("*/key.pem"))
+    assert len(keys) >= 5  # the gateway, three holders, the buyer
+    for path in keys:
+        creds = Credentials.load(path.parent)
+        scalar = creds.key.private_numbers().private_value.to_bytes(32, "big")
+        assert scalar not in blob and scalar not in logs, path
+        assert creds.key_pem not in logs
+    assert b"PRIVATE KEY" not in blob and b"PRIVATE KEY" not in logs
+    buyer = Credentials.load(exchange.identity("acme-insurance"))
+    assert buyer.cert_pem in blob
 
 
 def _contributions(recorded: Recorded) -> dict[str, list[bytes]]:

@@ -1,0 +1,185 @@
+"""A gateway that lies, and the holders and buyer who catch it.
+
+The gateway here is the real one, run in this test's process so that a test
+can make it misbehave (monkeypatching its bookkeeping): swap the buyer's
+Paillier key in the job it relays, relay a job it signed itself, strip the
+buyer's signature, or name a holder as a contributor without that holder's
+signed receipt. The holders are real ``wharf party serve`` processes and the
+buyer the real client, over mutual TLS. Holders refuse to compute on a job
+the buyer did not sign; the buyer refuses a result whose contributors did
+not sign for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import threading
+from typing import Any, Iterator
+
+import pytest
+
+from buyers.client import JobFailed
+from datawharf.errors import PermissionDenied
+from datawharf.pki import Credentials, Role
+from datawharf.signing import sign_job
+from datawharf.v1 import common_pb2
+from gateway.app import GatewaySettings, serve
+from gateway.jobs.book import JobBook
+from gateway.store import SqliteStore
+from protocols.schemes.paillier import generate_keypair
+from tests.exchange import Exchange
+from wharf.demo import truth
+from wharf.local import wait_for
+
+REAL = ("st-mary", "riverside")
+
+
+class RogueExchange(Exchange):
+    """Holders as processes; the gateway in this process, where tests can corrupt it."""
+
+    def start_gateway(self, *extra: str, listen: str = "127.0.0.1:0", timeout_s: float = 30) -> str:
+        assert self.ca is not None
+        settings = GatewaySettings(listen=listen, data_dir=self.gateway_dir,
+                                   identity=self.identity("gateway", Role.GATEWAY), crl=self.ca.crl_path)
+        ready = self.gateway_dir / "gateway.json"
+        ready.unlink(missing_ok=True)
+        self._loop = asyncio.new_event_loop()
+        self._stop = asyncio.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(self._loop)
+            self._loop.run_until_complete(serve(settings, self._stop))
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        wait_for("the in-process gateway", ready.exists, timeout_s, self.alive)
+        self.address = json.loads(ready.read_text())["address"]
+        return self.address
+
+    def stop(self) -> None:
+        super().stop()
+        if getattr(self, "_thread", None) is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RogueExchange]:
+    ex = RogueExchange(tmp_path_factory.mktemp("rogue"), parties=REAL, rows=200)
+    try:
+        yield ex.start()  # type: ignore[misc]
+    finally:
+        ex.stop()
+
+
+def _swap_key(signed: bytes, n: int) -> bytes:
+    """The buyer's signed job with its Paillier modulus replaced, signature kept."""
+    s = common_pb2.SignedJob.FromString(signed)
+    body = common_pb2.JobBody.FromString(s.body)
+    body.aggregate.encryption.paillier_n = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    s.body = body.SerializeToString()
+    return s.SerializeToString()
+
+
+def _reasons(err: pytest.ExceptionInfo[JobFailed]) -> dict[str, str]:
+    """Each holder's refusal (the job fails at the first; holders not yet heard from are left out)."""
+    reasons = {t.party: t.reason for t in err.value.view.tasks if "before this holder answered" not in t.reason}
+    assert reasons, err.value.view
+    return reasons
+
+
+@pytest.fixture(scope="module")
+def gateway_key() -> int:
+    return generate_keypair(2048)[0].n  # the operator's own modulus, whose secret it would hold
+
+
+def test_a_swapped_buyer_key_is_refused_by_every_holder(exchange: RogueExchange, monkeypatch: pytest.MonkeyPatch,
+                                                        gateway_key: int) -> None:
+    honest = JobBook.offer
+    n = gateway_key
+
+    def offer(self: JobBook, job: Any, task_id: str, **kw: Any) -> Any:
+        o = honest(self, job, task_id, **kw)
+        return dataclasses.replace(o, signed=_swap_key(o.signed, n))
+
+    monkeypatch.setattr(JobBook, "offer", offer)
+    with exchange.client() as c, pytest.raises(JobFailed) as err:
+        c.result(c.submit("visits", "cost", "sum", backend="paillier-packed", min_parties=2, timeout_s=30))
+    for party, reason in _reasons(err).items():
+        assert "signature does not hold" in reason and "does not match" in reason, (party, reason)
+
+
+def test_a_job_the_gateway_signed_itself_is_refused(exchange: RogueExchange, monkeypatch: pytest.MonkeyPatch,
+                                                     gateway_key: int) -> None:
+    honest = JobBook.offer
+    mine = Credentials.load(exchange.identity("gateway", Role.GATEWAY))
+
+    def offer(self: JobBook, job: Any, task_id: str, **kw: Any) -> Any:
+        o = honest(self, job, task_id, **kw)
+        body = common_pb2.JobBody.FromString(common_pb2.SignedJob.FromString(o.signed).body)
+        n = gateway_key
+        body.aggregate.encryption.paillier_n = n.to_bytes((n.bit_length() + 7) // 8, "big")
+        body.buyer = "gateway"
+        return dataclasses.replace(o, signed=sign_job(mine, body).SerializeToString(), buyer="gateway")
+
+    monkeypatch.setattr(JobBook, "offer", offer)
+    with exchange.client() as c, pytest.raises(JobFailed) as err:
+        c.result(c.submit("visits", "cost", "sum", backend="paillier-packed", timeout_s=30))
+    for reason in _reasons(err).values():
+        assert "gateway certificate" in reason and "buyer" in reason, reason
+
+
+def test_an_unsigned_job_is_refused(exchange: RogueExchange, monkeypatch: pytest.MonkeyPatch) -> None:
+    honest = JobBook.offer
+    monkeypatch.setattr(JobBook, "offer", lambda self, job, task_id, **kw: dataclasses.replace(
+        honest(self, job, task_id, **kw), signed=b""))
+    with exchange.client() as c, pytest.raises(JobFailed) as err:
+        c.result(c.submit("visits", "cost", "count", timeout_s=30))
+    assert all("not signed by its buyer" in r for r in _reasons(err).values())
+
+
+def test_the_gateways_copy_of_the_spec_is_ignored(exchange: RogueExchange, monkeypatch: pytest.MonkeyPatch,
+                                                  gateway_key: int) -> None:
+    # The gateway swaps the key only in its own copy of the spec: holders compute on the signed one,
+    # so the buyer decrypts the right answer and the gateway's key opens nothing.
+    honest = JobBook.offer
+
+    def offer(self: JobBook, job: Any, task_id: str, **kw: Any) -> Any:
+        o = honest(self, job, task_id, **kw)
+        enc = dataclasses.replace(o.spec.encryption, paillier_n=gateway_key)
+        return dataclasses.replace(o, spec=dataclasses.replace(o.spec, encryption=enc))
+
+    monkeypatch.setattr(JobBook, "offer", offer)
+    with exchange.client() as c:
+        answer = c.result(c.submit("visits", "cost", "sum", backend="paillier-packed", min_parties=2, timeout_s=30))
+    assert answer.exact == truth(exchange.rows_of(REAL), "cost", "sum", "")
+
+
+def test_a_contributor_named_without_its_receipt_is_detected(exchange: RogueExchange,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # The gateway drops riverside's receipt (as it would if it had dropped riverside and forged its name).
+    honest = SqliteStore.receipts
+    monkeypatch.setattr(SqliteStore, "receipts", lambda self, job_id: [
+        r for r in honest(self, job_id) if common_pb2.ContributionReceipt.FromString(r).party != "riverside"])
+    with exchange.client() as c:
+        job = c.submit("visits", "cost", "sum", min_parties=2, timeout_s=30)
+        with pytest.raises(PermissionDenied, match="names riverside as contributor.*without their signed receipt"):
+            c.result(job)
+
+
+def test_a_receipt_for_another_job_is_detected(exchange: RogueExchange, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Receipts replayed from an earlier job do not vouch for this one.
+    kept: dict[str, list[bytes]] = {}
+    honest = SqliteStore.receipts
+
+    def receipts(self: SqliteStore, job_id: str) -> list[bytes]:
+        got = honest(self, job_id)
+        return kept.setdefault("first", got)
+
+    monkeypatch.setattr(SqliteStore, "receipts", receipts)
+    with exchange.client() as c:
+        c.result(c.submit("visits", "cost", "count", min_parties=2, timeout_s=30))  # primes "first"
+        with pytest.raises(PermissionDenied, match="does not match"):
+            c.result(c.submit("visits", "age", "count", min_parties=2, timeout_s=30))
