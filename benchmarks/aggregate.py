@@ -1,7 +1,9 @@
 """Benchmark `aggregate`: H holders × V values summed element-wise.
 
 Cases, each in one process (@inprocess) and end to end through a gateway
-with real party processes on loopback (@gateway, parties already connected):
+with real party processes on loopback (@gateway, parties already connected;
+mutual TLS, signed jobs and receipts), and the same through an --insecure
+gateway (@gateway-insecure: plaintext, no signatures) for what safety costs:
 
     plaintext         numpy sum of the holders' vectors: the floor (in process only)
     paillier-naive    one phe ciphertext per value: the naive baseline, measured
@@ -153,17 +155,22 @@ def run(*, quick: bool) -> Record:
         rec.add(name, "max_abs_error", [o["max_abs_error"] for o in outs], "abs", n=n)
         print(f"  {name}: {rec.get(name, 'values_per_s'):.4g} values/s", flush=True)
 
-    with Cluster(h, write_holder(data, naive_v)) as cluster, cluster.client("bench") as client:
-        for case, (backend, column) in CASES.items():
-            dataset = "bench_small" if backend is Backend.PAILLIER else "bench"
-            n = naive_v if backend is Backend.PAILLIER else v
-            truth = np.sum([x[:n] for x in data[column]], axis=0)
-            outs = [through_gateway(client, case, dataset, column, backend, truth, PLACES[column]) for _ in range(reps)]
-            name = f"{case}@gateway"
-            rec.add(name, "values_per_s", [h * n / o["seconds"] for o in outs], "values/s", n=n)
-            rec.add(name, "seconds", [o["seconds"] for o in outs], "s", n=n)
-            rec.add(name, "max_abs_error", [o["max_abs_error"] for o in outs], "abs", n=n)
-            print(f"  {name}: {rec.get(name, 'seconds'):.3f} s", flush=True)
+    # The same jobs through a gateway twice: as deployed (mutual TLS, signed jobs, signed receipts)
+    # and --insecure (plaintext, no signatures), so the cost of the safety layer is measured in one run.
+    for where, insecure in (("gateway", False), ("gateway-insecure", True)):
+        with Cluster(h, write_holder(data, naive_v), insecure=insecure) as cluster, \
+                cluster.client("bench") as client:
+            for case, (backend, column) in CASES.items():
+                dataset = "bench_small" if backend is Backend.PAILLIER else "bench"
+                n = naive_v if backend is Backend.PAILLIER else v
+                truth = np.sum([x[:n] for x in data[column]], axis=0)
+                outs = [through_gateway(client, case, dataset, column, backend, truth, PLACES[column])
+                        for _ in range(reps)]
+                name = f"{case}@{where}"
+                rec.add(name, "values_per_s", [h * n / o["seconds"] for o in outs], "values/s", n=n)
+                rec.add(name, "seconds", [o["seconds"] for o in outs], "s", n=n)
+                rec.add(name, "max_abs_error", [o["max_abs_error"] for o in outs], "abs", n=n)
+                print(f"  {name}: {rec.get(name, 'seconds'):.3f} s", flush=True)
     rec.add("benchmark", "peak_rss_mib", [peak_rss_mib()], "MiB")
     rec.add("party-and-gateway-processes", "peak_rss_mib", [peak_rss_mib(children=True)], "MiB")
 
@@ -179,4 +186,8 @@ def run(*, quick: bool) -> Record:
         rec.check(f"{case}_bytes_per_value", rec.get(f"{case}@inprocess", "bytes_per_value"), "<= 40",
                   lambda x: x <= 40)
     rec.check("ckks_10x100k_gateway_seconds", gw if not quick else None, "< 3 (full run)", lambda x: x < 3)
+    for case in CASES:
+        secure, plain = rec.get(f"{case}@gateway", "seconds"), rec.get(f"{case}@gateway-insecure", "seconds")
+        rec.check(f"{case}_tls_and_signing_over_insecure_time", secure / plain if secure and plain else None,
+                  "<= 1.25", lambda x: x <= 1.25)
     return rec

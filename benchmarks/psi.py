@@ -7,7 +7,9 @@ Cases (each result carries n):
                                  every core multiplying at once (a machine's cores
                                  slow each other down), and also reported alone
     psi@inprocess                the protocol's roles in one process, one core
-    psi@gateway                  buyer, gateway and holder processes on loopback
+    psi@gateway                  buyer, gateway and holder processes on loopback (mutual TLS,
+                                 signed job and receipt)
+    psi@gateway-insecure         the same at the middle size through an --insecure gateway
     psi-sum@gateway              join-and-sum of one value column, same sizes
     psi-unbalanced-warm@gateway  a small buyer list against a large holder set,
                                  the holder's OPRF table already made and published
@@ -203,6 +205,18 @@ def run(*, quick: bool) -> Record:
             hwm = vm_hwm_mib(proc.pid)
             if hwm is not None:
                 rec.add(f"{name}-process", "peak_rss_mib", [hwm], "MiB", n=max(sizes))
+    # What mutual TLS and signatures cost: the mid-size intersection again through an --insecure gateway.
+    mid = sizes[1] if len(sizes) > 1 else sizes[0]
+    with Cluster(1, write_holder([mid]), insecure=True) as cluster, cluster.client("bench") as client:
+        ids = buyer_ids(mid)
+        secs = []
+        for _ in range(2):
+            t = time.perf_counter()
+            if client.psi(f"ids_{mid}", "id", ids).size != mid // 2:
+                raise BenchmarkFailed(f"psi@gateway-insecure n={mid}: wrong intersection")
+            secs.append(time.perf_counter() - t)
+        rec.add("psi@gateway-insecure", "seconds", secs, "s", n=mid)
+        print(f"  psi@gateway-insecure n={mid}: {statistics.median(secs):.2f} s", flush=True)
     rec.add("buyer-process", "peak_rss_mib", [peak_rss_mib()], "MiB", n=max(sizes))
     # The largest of every ended child: the buyer's worker processes, and the
     # gateway and holder processes once the cluster has stopped.
@@ -230,8 +244,10 @@ def run(*, quick: bool) -> Record:
         f_alone = alone * 4 * n / cores if alone else None
         rec.check(f"gateway_over_dh_floor_alone_n{n}", g / f_alone if g and f_alone else None, "<= 1.5",
                   lambda x: x <= 1.5)
-    mid = sizes[1] if len(sizes) > 1 else sizes[0]
     s, p = get("psi-sum@gateway", mid), get("psi@gateway", mid)
+    plain = get("psi@gateway-insecure", mid)
+    rec.check(f"tls_and_signing_over_insecure_n{mid}", p / plain if p and plain else None, "<= 1.25",
+              lambda x: x <= 1.25)
     rec.check(f"psi_sum_over_psi_n{mid}", s / p if s and p else None, "<= 1.5", lambda x: x <= 1.5)
     peaks = [r["value"] for r in rec.results if r["metric"] == "peak_rss_mib"]
     rec.check(f"max_process_peak_mib_n{max(sizes)}", max(peaks) if peaks else None, "< 2048", lambda x: x < 2048)
