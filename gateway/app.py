@@ -25,7 +25,7 @@ from gateway.jobs import Orchestrator
 from gateway.servicers import BuyerServicer, PartyServicer
 from gateway.spool import Spool
 from gateway.store import SqliteStore
-from gateway.web.app import check_access, create_app, start_http
+from gateway.web.app import check_access, create_app, is_loopback, server_ssl_context, start_http
 from gateway.wiretap import WireTap
 
 log = logging.getLogger("datawharf.gateway")
@@ -47,6 +47,8 @@ class GatewaySettings:
     identity: Path | None = None  # the gateway's ca.pem, cert.pem and key.pem (`wharf ca issue --role gateway`)
     crl: Path | None = None  # the CA's revocation list, re-read when it changes
     insecure: bool = False  # plaintext, self-asserted names; loopback only
+    http_hosts: tuple[str, ...] = ()  # names the dashboard answers to besides its address and localhost
+    http_tls: bool | None = None  # HTTPS with the gateway's certificate; None: when not on loopback
     crl_poll_s: float = 1.0
 
 
@@ -79,9 +81,12 @@ async def _follow_revocations(trust: TrustStore, orch: Orchestrator, stop: async
 
 async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) -> None:
     """Serve until ``stop`` is set or SIGTERM/SIGINT arrives."""
+    http_tls = False
     if settings.http:
-        check_access(settings.http.rpartition(":")[0].strip("[]"), allow_remote=settings.http_allow_remote,
-                     token=settings.http_token)
+        http_host = settings.http.rpartition(":")[0].strip("[]")
+        http_tls = settings.http_tls if settings.http_tls is not None else not is_loopback(http_host)
+        http_tls = http_tls and settings.identity is not None and not settings.insecure
+        check_access(http_host, allow_remote=settings.http_allow_remote, token=settings.http_token, tls=http_tls)
     creds, trust = _trust(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = SqliteStore(settings.data_dir / "gateway.sqlite3")
@@ -132,9 +137,14 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
     http_runner = None
     http_address = ""
     if settings.http:
-        app = create_app(orch, dispatcher, metrics, results_dir=settings.results_dir, token=settings.http_token)
-        http_runner, http_address = await start_http(app, settings.http)
-        print(f"wharf dashboard on http://{http_address}/  (metrics at /metrics)", flush=True)
+        app = create_app(orch, dispatcher, metrics, results_dir=settings.results_dir, token=settings.http_token,
+                         allowed_hosts=settings.http_hosts)
+        assert settings.identity is not None or not http_tls
+        ssl_context = server_ssl_context(settings.identity / "cert.pem", settings.identity / "key.pem") \
+            if http_tls and settings.identity is not None else None
+        http_runner, http_address = await start_http(app, settings.http, ssl_context)
+        scheme = "https" if ssl_context else "http"
+        print(f"wharf dashboard on {scheme}://{http_address}/  (metrics at /metrics)", flush=True)
     ready = settings.data_dir / READY_FILE
     ready.write_text(json.dumps({"address": address, "http": http_address, "pid": os.getpid()}))
     log.info("gateway listening on %s (data in %s)", address, settings.data_dir)

@@ -186,7 +186,13 @@ def gateway_serve(
     http: Optional[str] = typer.Option(None, envvar="WHARF_HTTP",
                                        help="Serve the dashboard and /metrics here, e.g. 127.0.0.1:8080."),
     http_token: Optional[str] = typer.Option(None, envvar="WHARF_HTTP_TOKEN",
-                                             help="Require this token (?token= or Authorization: Bearer)."),
+                                             help="Require this token: Authorization: Bearer for scripts, "
+                                                  "a sign-in at /login for browsers."),
+    http_host: list[str] = typer.Option([], "--http-host", envvar="WHARF_HTTP_HOST",
+                                        help="A host name the dashboard answers to (repeatable); others get 421."),
+    http_tls: Optional[bool] = typer.Option(None, "--http-tls/--no-http-tls", envvar="WHARF_HTTP_TLS",
+                                            help="Serve the dashboard over HTTPS with the gateway's certificate "
+                                                 "(default: when not on loopback)."),
     http_allow_remote: bool = typer.Option(False, envvar="WHARF_HTTP_ALLOW_REMOTE",
                                            help="Allow the dashboard on a non-loopback address (needs a token)."),
     bench_results: Path = typer.Option(Path("benchmarks/results"), envvar="WHARF_BENCH_RESULTS",
@@ -212,7 +218,8 @@ def gateway_serve(
     configure_logging(log_level, log_format)
     settings = GatewaySettings(listen=listen, data_dir=data_dir, wire_log=wire_log, http=http,
                                http_token=http_token, http_allow_remote=http_allow_remote,
-                               results_dir=bench_results, identity=identity, crl=crl, insecure=insecure)
+                               results_dir=bench_results, identity=identity, crl=crl, insecure=insecure,
+                               http_hosts=tuple(http_host), http_tls=http_tls)
     try:
         asyncio.run(serve(settings))
     except (OSError, AccessError) as exc:

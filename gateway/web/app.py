@@ -54,7 +54,7 @@ def check_access(host: str, *, allow_remote: bool, token: str | None, tls: bool 
         raise AccessError("a dashboard reachable from other machines needs --http-token of at least 16 characters")
     if not tls:
         raise AccessError("a dashboard reachable from other machines must serve HTTPS with the gateway's "
-                          "certificate (--cert/--key)")
+                          "certificate: start the gateway with --identity (not --insecure)")
 
 
 def overview(orch: Orchestrator, dispatcher: StreamDispatcher, now: float) -> dict[str, Any]:

@@ -127,7 +127,7 @@ def test_health_and_reflection(exchange: Exchange) -> None:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
     from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-    with grpc.insecure_channel(exchange.address) as ch:
+    with exchange.channel() as ch:
         assert health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5).status == \
             health_pb2.HealthCheckResponse.SERVING
         services = set(ProtoReflectionDescriptorDatabase(ch).get_services())
@@ -159,18 +159,16 @@ def test_refuses_an_exposed_dashboard_without_https(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "wharf", "gateway", "serve", "--listen", "127.0.0.1:0",
                           "--data-dir", str(tmp_path), "--http", "0.0.0.0:0", "--http-allow-remote",
                           "--http-token", TOKEN], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 1 and "must serve HTTPS" in out.stderr and "--cert/--key" in out.stderr
+    assert out.returncode == 1 and "must serve HTTPS" in out.stderr and "--identity" in out.stderr
 
 
-@pytest.mark.skip(reason="to be adjusted once `wharf gateway serve` serves the dashboard over HTTPS with --cert/--key")
 def test_dashboard_serves_https_with_the_gateways_certificate(start_exchange: StartExchange) -> None:
     from datawharf.pki import Role
 
     ex = start_exchange("ops-https", parties=("st-mary",), rows=50)
     ident = ex.identity("gateway", Role.GATEWAY)
     ex.stop_gateway()
-    ex.start_gateway("--http", "127.0.0.1:0", "--http-token", TOKEN,
-                     "--cert", str(ident / "cert.pem"), "--key", str(ident / "key.pem"))
+    ex.start_gateway("--http", "127.0.0.1:0", "--http-token", TOKEN, "--http-tls")
     trusting = ssl.create_default_context(cafile=str(ident / "ca.pem"))
     req = urllib.request.Request(f"https://{ex.http_address}/api/overview",
                                  headers={"Authorization": f"Bearer {TOKEN}"})
