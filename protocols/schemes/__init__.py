@@ -59,3 +59,5 @@ class PublicParams:
     coeff_mod_bit_sizes: tuple[int, ...] = ()
     plain_modulus: int = 0
     scale_bits: int = 0
+    # Paillier: protocols.modulus_proof's proof that paillier_n is a Paillier–Blum modulus.
+    modulus_proof: bytes = field(default=b"", repr=False)

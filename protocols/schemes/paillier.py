@@ -15,30 +15,121 @@ modulus length is indistinguishable from a random n-th residue. The holder
 a contribution needs many ciphertexts, powers of h_s are tabulated once
 (fixed-base comb, 8-bit windows, ~16 MiB for a 2048-bit key), which makes
 each encryption a few dozen multiplications instead of an exponentiation.
+
+Keys: the buyer's modulus is n = p·q with p ≡ q ≡ 3 (mod 4), so that it can
+carry a proof (``protocols.modulus_proof``) that it is a Paillier–Blum
+modulus. A holder runs ``verify_public_key`` (the cheap ``check_modulus``,
+then the proof) before encrypting anything under it; ``PaillierEncryptor``
+runs only ``check_modulus``, because the gateway builds one per job too.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import secrets
+import threading
+from collections import OrderedDict
+from dataclasses import replace
 from typing import Sequence
 
 import gmpy2
 from phe import paillier
 
+from protocols import modulus_proof
 from protocols.schemes import Backend, InvalidCiphertext, OutOfRange, PublicParams, WeakKey
 
 MIN_KEY_BITS = 2048
+# A holder's comb table grows with the square of the modulus size (16 MiB at
+# 2048 bits, 64 MiB at 4096) and each exponentiation with its cube; without a
+# ceiling a buyer could make every holder spend memory and time at will.
+MAX_KEY_BITS = 4096
 DEFAULT_KEY_BITS = 2048
 _WINDOW = 8
 _TABLE_THRESHOLD = 64  # ciphertexts per contribution above which the comb table pays off
+_SMALL_PRIMES = gmpy2.primorial(2**16 - 1)  # product of every prime below 2^16, one gcd tests them all
+_VERIFIED_MAX = 64  # buyer keys a holder remembers as proven
+_verified: OrderedDict[tuple[int, bytes], None] = OrderedDict()
+_verified_lock = threading.Lock()
+_FRESH = "; the buyer must generate a fresh key"
 
 
 def check_modulus(n: int) -> None:
-    if n.bit_length() < MIN_KEY_BITS:
-        raise WeakKey(f"Paillier modulus has {n.bit_length()} bits; at least {MIN_KEY_BITS} are required")
+    """Cheap refusals of a buyer's modulus that no honest key generation produces."""
+    bits = n.bit_length()
+    if bits < MIN_KEY_BITS:
+        raise WeakKey(
+            f"the buyer's Paillier modulus has {bits} bits; at least {MIN_KEY_BITS} are required{_FRESH}"
+        )
+    if bits > MAX_KEY_BITS:
+        raise WeakKey(
+            f"the buyer's Paillier modulus has {bits} bits; holders accept at most {MAX_KEY_BITS}"
+            f"{_FRESH} of at most that size"
+        )
     if n % 2 == 0:
-        raise WeakKey("Paillier modulus is even, so it is not a product of two large primes")
+        raise WeakKey(f"the buyer's Paillier modulus is even, so it is not a product of two large primes{_FRESH}")
+    if gmpy2.gcd(n, _SMALL_PRIMES) != 1:
+        raise WeakKey(f"the buyer's Paillier modulus has a prime factor below 2^16: anyone can factor it{_FRESH}")
+    if gmpy2.is_power(n):
+        raise WeakKey(
+            f"the buyer's Paillier modulus is a perfect power: it is not a product of two distinct primes{_FRESH}"
+        )
+    if gmpy2.is_prime(n, 25):
+        raise WeakKey(f"the buyer's Paillier modulus is prime: anyone can decrypt under it{_FRESH}")
+
+
+def verify_public_key(params: PublicParams) -> None:
+    """A holder's check of the buyer's key: ``check_modulus`` and the modulus proof.
+
+    Other backends carry no Paillier modulus and pass unchecked here.
+    Raises ``WeakKey`` (``modulus_proof.InvalidModulusProof`` when the proof
+    is wrong).
+    """
+    if params.backend not in (Backend.PAILLIER, Backend.PAILLIER_PACKED):
+        return
+    n = params.paillier_n
+    check_modulus(n)
+    if not params.modulus_proof:
+        raise WeakKey(
+            "the buyer's Paillier key carries no modulus proof, so nothing shows it is a product of two primes; "
+            "the buyer must upgrade its client"
+        )
+    key = (n, hashlib.sha256(params.modulus_proof).digest())
+    with _verified_lock:
+        if key in _verified:
+            _verified.move_to_end(key)
+            return
+    # Outside the lock: verification takes a fraction of a second and other keys need not wait.
+    modulus_proof.verify(n, params.modulus_proof)
+    with _verified_lock:
+        _verified[key] = None
+        while len(_verified) > _VERIFIED_MAX:
+            _verified.popitem(last=False)
+
+
+def generate_keypair(
+    key_bits: int = DEFAULT_KEY_BITS,
+) -> tuple[paillier.PaillierPublicKey, paillier.PaillierPrivateKey]:
+    """A phe key pair whose modulus is a Paillier–Blum modulus, so that it can be proven one."""
+    if not MIN_KEY_BITS <= key_bits <= MAX_KEY_BITS:
+        raise WeakKey(f"key_bits must be between {MIN_KEY_BITS} and {MAX_KEY_BITS}, got {key_bits}")
+    while True:
+        p = _blum_prime((key_bits + 1) // 2)
+        q = _blum_prime(key_bits // 2)
+        if p != q and (p * q).bit_length() == key_bits:
+            public = paillier.PaillierPublicKey(int(p * q))
+            return public, paillier.PaillierPrivateKey(public, int(p), int(q))
+
+
+def _blum_prime(bits: int) -> gmpy2.mpz:
+    while True:
+        # Top two bits set: primes of b1 and b2 bits then multiply to exactly b1 + b2 bits.
+        start = secrets.randbits(bits) | (3 << (bits - 2)) | 1
+        p = gmpy2.next_prime(start)
+        while p % 4 != 3:
+            p = gmpy2.next_prime(p)
+        if p.bit_length() == bits:
+            return p
 
 
 def slot_width(value_bits: int, max_contributors: int) -> int:
@@ -198,19 +289,35 @@ class PaillierScheme:
         slot_bits: int = 64,
         keypair: tuple[paillier.PaillierPublicKey, paillier.PaillierPrivateKey] | None = None,
     ) -> None:
-        if key_bits < MIN_KEY_BITS:
-            raise WeakKey(f"key_bits must be at least {MIN_KEY_BITS}, got {key_bits}")
+        if not MIN_KEY_BITS <= key_bits <= MAX_KEY_BITS:
+            raise WeakKey(f"key_bits must be between {MIN_KEY_BITS} and {MAX_KEY_BITS}, got {key_bits}")
         if backend is Backend.PAILLIER_PACKED and not 2 <= slot_bits <= 512:
             raise OutOfRange(f"slot_bits must be between 2 and 512, got {slot_bits}")
-        self._public, self._private = keypair or paillier.generate_paillier_keypair(n_length=key_bits)
-        self.public = PublicParams(
+        self._public, self._private = keypair or generate_keypair(key_bits)
+        if self._private.p % 4 != 3 or self._private.q % 4 != 3:
+            raise WeakKey(
+                "the supplied key pair's primes are not both ≡ 3 (mod 4), so holders cannot be shown its "
+                "modulus is a Paillier–Blum modulus and will refuse it; make it with "
+                "protocols.schemes.paillier.generate_keypair"
+            )
+        self._params = PublicParams(
             backend=backend,
             length=length,
             max_contributors=max_contributors,
             paillier_n=self._public.n,
             slot_bits=slot_bits if backend is Backend.PAILLIER_PACKED else 0,
         )
-        self._enc = PaillierEncryptor(self.public)
+        self._enc = PaillierEncryptor(self._params)
+        self._proof_lock = threading.Lock()
+
+    @property
+    def public(self) -> PublicParams:
+        """The parameters holders need, with the modulus proof (made on first use: it takes a moment)."""
+        with self._proof_lock:
+            if not self._params.modulus_proof:
+                proof = modulus_proof.prove(self._private.p, self._private.q)
+                self._params = replace(self._params, modulus_proof=proof)
+            return self._params
 
     def decrypt(self, ciphertexts: Sequence[bytes], contributors: int) -> list[int]:
         cs = self._enc.parse(ciphertexts)
@@ -234,9 +341,9 @@ class PaillierScheme:
             for _ in range(k):
                 out.append((x & mask) - contributors * off)
                 x >>= w
-                if len(out) == self.public.length:
+                if len(out) == self._params.length:
                     break
-        return out[: self.public.length]
+        return out[: self._params.length]
 
 
 def rough_slot_bits(max_abs_figure: int) -> int:
