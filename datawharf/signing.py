@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from datawharf.errors import InvalidArgument
 from datawharf.pki import (
@@ -73,9 +73,13 @@ def new_body(creds: Credentials, nonce: str, *, parties: Iterable[str], min_part
 def open_job(signed: common_pb2.SignedJob | bytes, trust: TrustStore) -> OpenedJob:
     """Verify the buyer's certificate and signature; the body as signed. Raises on any mismatch."""
     if isinstance(signed, bytes):
-        if len(signed) > MAX_BODY_BYTES + 32 << 10:
+        if len(signed) > MAX_BODY_BYTES + (32 << 10):
             raise InvalidArgument(f"signed job of {len(signed)} bytes exceeds {MAX_BODY_BYTES}")
         signed = common_pb2.SignedJob.FromString(signed)
+    return _open(signed, trust)
+
+
+def _open(signed: common_pb2.SignedJob, trust: TrustStore) -> OpenedJob:
     if not signed.body or not signed.signature or not signed.certificate:
         raise SignatureError("the job is not signed by its buyer (body, signature or certificate missing)")
     if len(signed.body) > MAX_BODY_BYTES:
@@ -95,7 +99,7 @@ def _receipt_message(body_digest: bytes, party: str, content_digest: bytes) -> b
     return body_digest + party.encode() + b"\0" + content_digest
 
 
-def stages_digest(stages: Mapping[str, bytes]) -> bytes:
+def stages_digest(stages: Mapping[Any, bytes]) -> bytes:
     """The content digest of a holder's PSI answer: each stage's letter, length and items, in order."""
     h = hashlib.sha256()
     for stage, data in stages.items():

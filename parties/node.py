@@ -173,7 +173,7 @@ class PartyNode:
                             await self._decline(send, incoming.task_id, exc.reason, None, exc.code)
                     if checked is not None and isinstance(checked.task.spec, PsiJob):
                         limit = checked.task.spec.buyer_set_size * item_bytes(Stage.A)
-                        self._psi_sets[incoming.task_id] = (checked, Assembler(limit, item=item_bytes(Stage.A)))
+                        self._psi_sets[checked.task.task_id] = (checked, Assembler(limit, item=item_bytes(Stage.A)))
                     elif checked is not None:
                         job = self._answer(send, checked)
                     elif isinstance(incoming, SetForHolder):

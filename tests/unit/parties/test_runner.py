@@ -6,7 +6,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from phe import paillier
+from protocols.schemes.paillier import generate_keypair
 
 from parties.config import load_party_config
 from datawharf.model import GroupBy
@@ -49,7 +49,7 @@ small_groups = "{small}"
 
 @pytest.fixture(scope="module")
 def keypair():  # type: ignore[no-untyped-def]
-    return paillier.generate_paillier_keypair(n_length=2048)
+    return generate_keypair(2048)  # Blum primes, so the buyer can prove its modulus
 
 
 def runner(tmp_path: Path, csv: str = CSV, min_rows: int = 2, min_parties: int = 1, small: str = "suppress") -> Runner:

@@ -21,7 +21,7 @@ def test_remote_binding_needs_flag_token_and_https() -> None:
         check_access("0.0.0.0", allow_remote=False, token="x" * 32, tls=True)
     with pytest.raises(AccessError, match="at least 16"):
         check_access("0.0.0.0", allow_remote=True, token="short", tls=True)
-    with pytest.raises(AccessError, match=r"must serve HTTPS with the gateway's certificate \(--cert/--key\)"):
+    with pytest.raises(AccessError, match="must serve HTTPS with the gateway's certificate: start the gateway with --identity"):
         check_access("0.0.0.0", allow_remote=True, token="x" * 32)
     with pytest.raises(AccessError, match="HTTPS"):
         check_access("10.1.2.3", allow_remote=True, token="x" * 32, tls=False)
