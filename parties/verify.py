@@ -12,7 +12,9 @@ the buyer in the job's reasons.
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
+from typing import Callable
 from dataclasses import dataclass, replace
 
 from datawharf import signing
@@ -27,6 +29,10 @@ from protocols.schemes import paillier
 log = logging.getLogger("datawharf.party")
 
 _REMEMBERED = 100_000  # (buyer, nonce) pairs kept to spot a replayed signature
+# A signed job older than this is refused, so a replay after the holder forgets its nonces (a
+# restart) is bounded too: a job's deadline is at most a day after submission.
+MAX_JOB_AGE_S = 24 * 3600 + 600
+MAX_CLOCK_SKEW_S = 600
 
 
 @dataclass(frozen=True)
@@ -43,8 +49,10 @@ class Refused(Exception):
 
 
 class JobVerifier:
-    def __init__(self, name: str, creds: Credentials | None, trust: TrustStore | None) -> None:
+    def __init__(self, name: str, creds: Credentials | None, trust: TrustStore | None, *,
+                 clock: Callable[[], float] = time.time) -> None:
         self.name = name
+        self.clock = clock
         self.creds = creds
         self.trust = trust
         self._seen: OrderedDict[tuple[str, str], str] = OrderedDict()
@@ -66,6 +74,10 @@ class JobVerifier:
         if body.buyer != task.buyer:
             raise Refused(f"the gateway says the buyer is {task.buyer!r} but the job is signed by {body.buyer!r}",
                           "bad_signature")
+        age = self.clock() - body.signed_at
+        if not -MAX_CLOCK_SKEW_S <= age <= MAX_JOB_AGE_S:
+            raise Refused(f"the job was signed {age / 3600:.1f} h ago; a signed job is good for "
+                          f"{MAX_JOB_AGE_S / 3600:.0f} h (a clock far off, or a replay)", "stale_job")
         if body.parties and self.name not in body.parties:
             raise Refused(f"the buyer asked {', '.join(body.parties)}, not this holder", "not_asked")
         key = (body.buyer, body.nonce)

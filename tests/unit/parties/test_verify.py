@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
 import gmpy2
@@ -63,6 +64,10 @@ def test_unsigned_not_asked_and_replayed_jobs_are_refused(world) -> None:  # typ
     assert err.value.code == "replayed_job"
     with pytest.raises(Refused, match="signed by 'acme'"):
         v.check(dataclasses.replace(_task(world), buyer="someone"))
+    later = JobVerifier("st-mary", None, TrustStore(world[0].ca_pem), clock=lambda: time.time() + 2 * 86400)
+    with pytest.raises(Refused, match="good for 24 h") as err:
+        later.check(_task(world, nonce="old"))
+    assert err.value.code == "stale_job"
 
 
 def test_a_prime_modulus_is_refused(world) -> None:  # type: ignore[no-untyped-def]
