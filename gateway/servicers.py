@@ -109,13 +109,17 @@ class BuyerServicer(buyer_pb2_grpc.BuyerServiceServicer):
         signed = b""
         if self.gate.trust is not None:
             # The job is what the buyer signed; the request's loose fields are not consulted.
-            if not request.HasField("signed"):
-                raise SignatureError("this gateway accepts only jobs signed by their buyer; "
-                                     "submit with a current client and your certificate")
-            opened = signing.open_job(request.signed, self.gate.trust)
-            if opened.buyer.fingerprint != caller.fingerprint:
-                raise PermissionDenied(f"the job is signed by {opened.buyer.name} but sent by {caller.name}; "
-                                       "a buyer submits only its own signed jobs")
+            try:
+                if not request.HasField("signed"):
+                    raise SignatureError("this gateway accepts only jobs signed by their buyer; "
+                                         "submit with a current client and your certificate")
+                opened = signing.open_job(request.signed, self.gate.trust)
+                if opened.buyer.fingerprint != caller.fingerprint:
+                    raise PermissionDenied(f"the job is signed by {opened.buyer.name} but sent by {caller.name}; "
+                                           "a buyer submits only its own signed jobs")
+            except WharfError:
+                self.gate.on_refusal("bad_signature")
+                raise
             body = opened.body
             request_id, parties, min_parties, holder = body.nonce, list(body.parties), body.min_parties, body
             signed = request.signed.SerializeToString()

@@ -88,6 +88,7 @@ def test_a_job_signed_by_another_buyer_is_refused(exchange: Exchange) -> None:
             buyer_pb2.SubmitJobRequest(request_id="plain", aggregate=aggregate_to_proto(spec)), timeout=10)
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and "signed by their buyer" in err.value.details()
     ch.close()
+    assert metric(exchange, "wharf_auth_refusals_total", reason="bad_signature") >= 3
 
 
 def test_no_certificate_or_a_foreign_one_cannot_connect(exchange: Exchange, tmp_path: Path) -> None:
