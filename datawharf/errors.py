@@ -112,7 +112,14 @@ def from_rpc_error(err: grpc.RpcError) -> WharfError:
     code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
     details = err.details() if hasattr(err, "details") else str(err)
     cls = _BY_CODE.get(code, WharfError)
-    if code == grpc.StatusCode.UNAVAILABLE:
+    text = (details or "").lower()
+    if code == grpc.StatusCode.UNAVAILABLE and any(w in text for w in ("handshake", "ssl", "socket closed")):
+        # A gateway that refuses a client certificate closes the connection without a word.
+        details = (f"gateway unavailable: {details}. If the gateway is running, the TLS handshake failed: check "
+                   "that your identity is a certificate of this exchange's CA and not expired, that you dial a "
+                   "name or address the gateway's certificate lists (`wharf ca issue --host`), and that the "
+                   "gateway runs with TLS")
+    elif code == grpc.StatusCode.UNAVAILABLE:
         details = f"gateway unavailable: {details}. Is `wharf gateway serve` running at that address?"
     trailing = err.trailing_metadata() if hasattr(err, "trailing_metadata") else None
     argument = next((str(v) for k, v in (trailing or ()) if k == ARGUMENT_KEY), "")

@@ -333,6 +333,20 @@ class Credentials:
     def key(self) -> ec.EllipticCurvePrivateKey:
         return load_key(self.key_pem)
 
+    def check_current(self, *, at: float | None = None) -> Identity:
+        """This identity, or CertificateError if its certificate is outside its lifetime (a gateway
+        would refuse the handshake with no more than "handshake failed")."""
+        cert = self.certificate
+        now = _now() if at is None else dt.datetime.fromtimestamp(at, dt.timezone.utc)
+        ident = identity_of(cert)
+        if now > cert.not_valid_after_utc:
+            raise CertificateError(f"your certificate ({ident}) expired on {cert.not_valid_after_utc:%Y-%m-%d}; "
+                                   "ask the exchange's operator to renew it (`wharf ca renew DIR`)")
+        if now < cert.not_valid_before_utc:
+            raise CertificateError(f"your certificate ({ident}) is valid only from "
+                                   f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC; check this machine's clock")
+        return ident
+
     def trust(self, crl_path: Path | None = None) -> TrustStore:
         return TrustStore(self.ca_pem, crl_path=crl_path)
 

@@ -59,6 +59,8 @@ def _require(creds: Credentials | None, insecure: bool) -> None:
 
 def channel(address: str, creds: Credentials | None, *, insecure: bool = False) -> grpc.Channel:
     _require(creds, insecure)
+    if creds is not None:
+        creds.check_current()
     if creds is None:
         return grpc.insecure_channel(address, options=client_options())
     return grpc.secure_channel(address, channel_credentials(creds), options=client_options())
@@ -66,6 +68,8 @@ def channel(address: str, creds: Credentials | None, *, insecure: bool = False) 
 
 def aio_channel(address: str, creds: Credentials | None, *, insecure: bool = False) -> grpc.aio.Channel:
     _require(creds, insecure)
+    if creds is not None:
+        creds.check_current()
     if creds is None:
         return grpc.aio.insecure_channel(address, options=client_options())
     return grpc.aio.secure_channel(address, channel_credentials(creds), options=client_options())

@@ -64,6 +64,15 @@ def test_wrong_role_foreign_ca_and_expiry(ca: Authority, tmp_path: Path) -> None
         trust.verify(buyer.cert_pem, at=time.time() + 400 * 86400)
 
 
+def test_own_certificate_out_of_its_lifetime_is_named_before_dialling(ca: Authority) -> None:
+    creds = ca.issue("acme", Role.BUYER, days=1)
+    assert creds.check_current().name == "acme"
+    with pytest.raises(CertificateError, match="expired on .*wharf ca renew"):
+        creds.check_current(at=time.time() + 2 * 86400)
+    with pytest.raises(CertificateError, match="check this machine's clock"):
+        creds.check_current(at=time.time() - 86400)
+
+
 def test_a_certificate_without_a_role_is_not_an_identity(ca: Authority) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.timezone.utc)
