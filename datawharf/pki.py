@@ -52,11 +52,11 @@ MAX_SIGNATURE_BYTES = 256
 CA_FILE, CERT_FILE, KEY_FILE, CRL_FILE = "ca.pem", "cert.pem", "key.pem", "crl.pem"
 
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 def check_name(name: str, what: str = "name") -> str:
-    if not _NAME.match(name or ""):
+    if not _NAME.fullmatch(name or ""):
         raise InvalidArgument(
             f"{what} {name!r} is not valid: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )
@@ -245,7 +245,7 @@ class TrustStore:
         if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
             raise CertificateError(
                 f"{what} of {ident.name} is valid from {cert.not_valid_before_utc:%Y-%m-%d %H:%M} to "
-                f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC, not now; renew it with `wharf ca renew {ident.name}`"
+                f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC, not now; the exchange's operator renews it with `wharf ca renew cert.pem`"
             )
         if self.is_revoked(ident.serial):
             raise CertificateError(f"{what} of {ident.name} (serial {ident.serial:x}) has been revoked")
@@ -341,7 +341,7 @@ class Credentials:
         ident = identity_of(cert)
         if now > cert.not_valid_after_utc:
             raise CertificateError(f"your certificate ({ident}) expired on {cert.not_valid_after_utc:%Y-%m-%d}; "
-                                   "ask the exchange's operator to renew it (`wharf ca renew DIR`)")
+                                   "send its cert.pem (never the key) to the exchange's operator to renew (`wharf ca renew`)")
         if now < cert.not_valid_before_utc:
             raise CertificateError(f"your certificate ({ident}) is valid only from "
                                    f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC; check this machine's clock")
@@ -423,15 +423,45 @@ class Authority:
         tmp.replace(self.dir / "index.json")
 
     def issue(self, name: str, role: Role | str, *, organisation: str = "", days: int = DEFAULT_DAYS,
-              hosts: Sequence[str] = (), key: ec.EllipticCurvePrivateKey | None = None) -> Credentials:
-        """A fresh key (or ``key``, to renew) and a certificate for ``name`` in ``role``."""
-        role = Role(role)
+              hosts: Sequence[str] = ()) -> Credentials:
+        """A fresh key pair and a certificate for ``name`` in ``role``."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = self._certify(key.public_key(), name, Role(role), organisation=organisation, days=days, hosts=hosts)
+        return Credentials(self.ca_pem, cert, key_to_pem(key))
+
+    def renew(self, cert_pem: bytes, *, days: int = DEFAULT_DAYS) -> bytes:
+        """A new certificate (PEM) for the same public key, name, role, organisation and hosts as
+        ``cert_pem``: which must be one this CA issued (by its record, not by what it claims) and
+        not revoked; it may have expired."""
+        old = load_certificate(cert_pem)
+        try:
+            old.verify_directly_issued_by(self.cert)
+        except (ValueError, TypeError, InvalidSignature):
+            raise CertificateError("that certificate was not issued by this CA; nothing to renew") from None
+        record = next((r for r in self.issued() if r.serial == old.serial_number), None)
+        if record is None:
+            raise CertificateError(f"serial {old.serial_number:x} is not in this CA's records; nothing to renew")
+        if record.revoked_at is not None:
+            raise CertificateError(f"{record.name}'s certificate {record.serial:x} was revoked; issue a new one "
+                                   "if it should come back")
+        hosts: list[str] = []
+        if record.role == Role.GATEWAY.value:
+            san = old.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            hosts = [str(v) for v in san.get_values_for_type(x509.DNSName)] + \
+                [str(v) for v in san.get_values_for_type(x509.IPAddress)]
+        public = old.public_key()
+        if not isinstance(public, ec.EllipticCurvePublicKey):
+            raise CertificateError("that certificate does not carry an ECDSA key")
+        return self._certify(public, record.name, Role(record.role), organisation=record.organisation, days=days,
+                             hosts=[h for h in hosts if h not in ("localhost", "127.0.0.1", "::1")])
+
+    def _certify(self, public: ec.EllipticCurvePublicKey, name: str, role: Role, *, organisation: str,
+                 days: int, hosts: Sequence[str]) -> bytes:
         check_name(name, "name")
         if organisation:
             check_name(organisation, "organisation")
         if not 1 <= days <= 825:
             raise InvalidArgument(f"a certificate lifetime of {days} days is outside 1..825", argument="days")
-        key = key or ec.generate_private_key(ec.SECP256R1())
         now = _now()
         subject = x509.Name([
             x509.NameAttribute(NameOID.COMMON_NAME, name),
@@ -441,7 +471,7 @@ class Authority:
         usages = [ExtendedKeyUsageOID.CLIENT_AUTH]
         builder = (
             x509.CertificateBuilder()
-            .subject_name(subject).issuer_name(self.cert.subject).public_key(key.public_key())
+            .subject_name(subject).issuer_name(self.cert.subject).public_key(public)
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=days))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -459,7 +489,7 @@ class Authority:
         records = self.issued() + [Issued(cert.serial_number, name, role.value, organisation or name,
                                           cert.not_valid_after_utc.timestamp())]
         self._save_index(records)
-        return Credentials(self.ca_pem, cert.public_bytes(serialization.Encoding.PEM), key_to_pem(key))
+        return cert.public_bytes(serialization.Encoding.PEM)
 
     def revoke(self, name_or_serial: str, *, reason: str = "") -> list[Issued]:
         """Revoke every live certificate of a name (or one serial, in hex); rewrites the CRL."""

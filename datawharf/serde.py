@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from google.protobuf.message import DecodeError
 
 from datawharf.errors import InvalidArgument, ResourceExhausted
 from datawharf.filters import MAX_CONDITIONS, Condition, Op
@@ -396,8 +399,10 @@ def to_party_to_proto(msg: ToParty) -> party_pb2.GatewayMessage:
         task = party_pb2.Task(task_id=msg.task_id, job_id=msg.job_id, buyer=msg.buyer, min_parties=msg.min_parties,
                               deadline=msg.deadline, cached_tables=msg.cached_tables, crl=msg.crl)
         if msg.signed:
+            # The holder computes on the signed body's spec; a second copy would only double the
+            # message (and a large public context would push it past the message limit).
             task.signed.ParseFromString(msg.signed)
-        if isinstance(msg.spec, PsiJob):
+        elif isinstance(msg.spec, PsiJob):
             task.psi.CopyFrom(psi_to_proto(msg.spec))
         else:
             task.aggregate.CopyFrom(aggregate_to_proto(msg.spec))
@@ -414,10 +419,17 @@ def to_party_from_proto(msg: party_pb2.GatewayMessage) -> ToParty | None:
     kind = msg.WhichOneof("body")
     if kind == "task":
         t = msg.task
-        which = t.WhichOneof("spec")
+        holder: Any = t
+        if t.WhichOneof("spec") is None and t.HasField("signed"):
+            try:  # unverified here: the holder's verifier checks the signature before using it
+                holder = common_pb2.JobBody.FromString(t.signed.body)
+            except DecodeError:
+                raise InvalidArgument(f"task {t.task_id} carries a signed job that cannot be read") from None
+        which = holder.WhichOneof("spec")
         if which is None:
             raise InvalidArgument(f"task {t.task_id} carries no job spec")
-        spec: AggregateJob | PsiJob = psi_from_proto(t.psi) if which == "psi" else aggregate_from_proto(t.aggregate)
+        spec: AggregateJob | PsiJob = (psi_from_proto(holder.psi) if which == "psi"
+                                       else aggregate_from_proto(holder.aggregate))
         return TaskOffer(t.task_id, t.job_id, t.buyer, t.min_parties, t.deadline, spec, tuple(t.cached_tables),
                          signed=t.signed.SerializeToString() if t.HasField("signed") else b"", crl=t.crl)
     if kind == "cancel":

@@ -19,7 +19,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from datawharf.errors import InvalidArgument
+from google.protobuf.message import DecodeError
+
+from datawharf.errors import InvalidArgument, ResourceExhausted
 from datawharf.pki import (
     Credentials,
     Identity,
@@ -35,8 +37,11 @@ from datawharf.v1 import common_pb2
 
 JOB_DOMAIN = b"datawharf.v1.JobBody"
 RECEIPT_DOMAIN = b"datawharf.v1.Contribution"
-# A TenSEAL public context is ~300 KiB; a body beyond this is not a job.
-MAX_BODY_BYTES = 4 << 20
+# The body travels to each holder in one message beside a CRL of at most MAX_RELAYED_CRL_BYTES;
+# together they must stay under datawharf.grpc_options.MAX_MESSAGE_BYTES (~2 MiB). A TenSEAL
+# public context is ~300 KiB and a Paillier-Blum proof ~80 KiB.
+MAX_BODY_BYTES = 1536 << 10
+MAX_RELAYED_CRL_BYTES = 256 << 10
 
 __all__ = [
     "JOB_DOMAIN", "RECEIPT_DOMAIN", "OpenedJob", "check_receipts", "open_job", "sign_job", "sign_receipt",
@@ -74,8 +79,11 @@ def open_job(signed: common_pb2.SignedJob | bytes, trust: TrustStore) -> OpenedJ
     """Verify the buyer's certificate and signature; the body as signed. Raises on any mismatch."""
     if isinstance(signed, bytes):
         if len(signed) > MAX_BODY_BYTES + (32 << 10):
-            raise InvalidArgument(f"signed job of {len(signed)} bytes exceeds {MAX_BODY_BYTES}")
-        signed = common_pb2.SignedJob.FromString(signed)
+            raise ResourceExhausted(f"signed job of {len(signed)} bytes exceeds {MAX_BODY_BYTES}")
+        try:
+            signed = common_pb2.SignedJob.FromString(signed)
+        except DecodeError:
+            raise InvalidArgument("the signed job is not a readable SignedJob") from None
     return _open(signed, trust)
 
 
@@ -83,11 +91,15 @@ def _open(signed: common_pb2.SignedJob, trust: TrustStore) -> OpenedJob:
     if not signed.body or not signed.signature or not signed.certificate:
         raise SignatureError("the job is not signed by its buyer (body, signature or certificate missing)")
     if len(signed.body) > MAX_BODY_BYTES:
-        raise InvalidArgument(f"signed job body of {len(signed.body)} bytes exceeds {MAX_BODY_BYTES}")
+        raise ResourceExhausted(f"the signed job is {len(signed.body)} bytes; at most {MAX_BODY_BYTES} are "
+                                "allowed (a smaller filter, or a smaller key)")
     cert = load_certificate(signed.certificate)
     buyer = trust.verify(cert, roles=(Role.BUYER,), what="the buyer's certificate")
     verify_signature(cert, JOB_DOMAIN, signed.body, signed.signature, what=f"job signed by {buyer.name}")
-    body = common_pb2.JobBody.FromString(signed.body)
+    try:
+        body = common_pb2.JobBody.FromString(signed.body)
+    except DecodeError:
+        raise InvalidArgument(f"the job {buyer.name} signed is not a readable JobBody") from None
     if body.buyer != buyer.name:
         raise SignatureError(f"the job names buyer {body.buyer!r} but is signed by {buyer.name!r}")
     if body.WhichOneof("spec") is None:

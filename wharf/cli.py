@@ -278,36 +278,30 @@ def ca_issue(
 
 @ca_app.command("renew")
 def ca_renew(
-    identity: Path = typer.Argument(..., help="The directory holding cert.pem and key.pem to renew."),
+    certificate: Path = typer.Argument(..., help="The certificate to renew (cert.pem, or the directory holding it)."),
     days: int = typer.Option(30, min=1, max=825, help="Lifetime of the new certificate."),
+    out: Optional[Path] = typer.Option(None, help="Where to write the new certificate (default: over the old one)."),
     directory: Path = CaDirOpt,
 ) -> None:
-    """A new certificate for the same name, role, organisation and key."""
-    from datawharf.pki import Authority, Credentials
+    """A new certificate for the same key, name, role and organisation, taken from the CA's own
+    records (not from what the certificate claims). Only the certificate is needed, never the key."""
+    from datawharf.pki import Authority, identity_of, load_certificate
 
+    source = certificate / "cert.pem" if certificate.is_dir() else certificate
+    target = out or source
     try:
-        old = Credentials.load(identity)
-        ident = old.identity
-        hosts = [] if ident.role.value != "gateway" else _gateway_hosts(old)
-        creds = Authority(directory).issue(ident.name, ident.role, organisation=ident.organisation, days=days,
-                                           hosts=hosts, key=old.key)
-        creds.save(identity)
+        try:
+            old = source.read_bytes()
+        except OSError as exc:
+            raise WharfError(f"cannot read {source}: {exc.strerror or exc}") from None
+        new = Authority(directory).renew(old, days=days)
+        target.write_bytes(new)
     except WharfError as exc:
         _fail(exc)
         return
-    until = datetime.fromtimestamp(creds.identity.not_after, timezone.utc).strftime("%Y-%m-%d")
-    typer.echo(f"renewed {creds.identity} until {until} in {identity}")
-
-
-def _gateway_hosts(creds: Any) -> list[str]:
-    from cryptography import x509
-
-    try:
-        san = creds.certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return []
-    return [str(v) for v in san.get_values_for_type(x509.DNSName)] + \
-        [str(v) for v in san.get_values_for_type(x509.IPAddress)]
+    ident = identity_of(load_certificate(new))
+    until = datetime.fromtimestamp(ident.not_after, timezone.utc).strftime("%Y-%m-%d")
+    typer.echo(f"renewed {ident} until {until}: {target}")
 
 
 @ca_app.command("revoke")

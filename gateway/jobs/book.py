@@ -20,7 +20,7 @@ from google.protobuf.message import DecodeError
 from datawharf.errors import InvalidArgument, NotFound, WharfError
 from datawharf.messages import CancelTask, Notice, TaskOffer
 from datawharf.pki import TrustStore, digest
-from datawharf.signing import verify_receipt
+from datawharf.signing import MAX_RELAYED_CRL_BYTES, verify_receipt
 from datawharf.v1 import buyer_pb2, common_pb2
 from datawharf.model import AggregateJob, Listing, PsiJob
 from datawharf.serde import listings_from_bytes, listings_to_bytes
@@ -142,6 +142,8 @@ class JobBook:
               cached_tables: tuple[str, ...] = ()) -> TaskOffer:
         """A task as the holder receives it: the buyer's signed job and the newest CRL ride along."""
         crl = self.trust.crl_pem if self.trust is not None else b""
+        if len(crl) > MAX_RELAYED_CRL_BYTES:  # holders then rely on their own copy of the CA's file
+            crl = b""
         return TaskOffer(task_id, job.job_id, job.buyer, min_parties, job.deadline, spec, cached_tables,
                          signed=job.signed, crl=crl)
 

@@ -123,7 +123,8 @@ def test_the_ca_commands(tmp_path: Path) -> None:
     bad = wharf("ca", "issue", "--dir", ca, "--role", "king", "x")
     assert bad.returncode == 1 and "unknown role 'king'" in bad.stderr
     before = (tmp_path / "stm" / "cert.pem").read_bytes()
-    assert wharf("ca", "renew", str(tmp_path / "stm"), "--dir", ca, "--days", "30").returncode == 0
+    renewed = wharf("ca", "renew", str(tmp_path / "stm" / "cert.pem"), "--dir", ca, "--days", "30")
+    assert renewed.returncode == 0 and "party st-mary (st-mary-trust)" in renewed.stdout
     assert (tmp_path / "stm" / "cert.pem").read_bytes() != before
     revoked = wharf("ca", "revoke", "--dir", ca, "st-mary", "--reason", "left")
     assert revoked.returncode == 0 and revoked.stdout.count("revoked party st-mary") == 2  # both certificates

@@ -60,7 +60,7 @@ def test_wrong_role_foreign_ca_and_expiry(ca: Authority, tmp_path: Path) -> None
     other = Authority.init(tmp_path / "other").issue("acme", Role.BUYER)
     with pytest.raises(CertificateError, match="not issued by this exchange's CA"):
         trust.verify(other.cert_pem)
-    with pytest.raises(CertificateError, match="not now; renew"):
+    with pytest.raises(CertificateError, match="not now; the exchange.s operator renews it"):
         trust.verify(buyer.cert_pem, at=time.time() + 400 * 86400)
 
 
@@ -71,6 +71,34 @@ def test_own_certificate_out_of_its_lifetime_is_named_before_dialling(ca: Author
         creds.check_current(at=time.time() + 2 * 86400)
     with pytest.raises(CertificateError, match="check this machine's clock"):
         creds.check_current(at=time.time() - 86400)
+
+
+def test_renewal_trusts_the_records_not_the_certificate(ca: Authority, tmp_path: Path) -> None:
+    holder = ca.issue("st-mary", Role.PARTY, organisation="stm", days=1)
+    renewed = load_certificate(ca.renew(holder.cert_pem, days=30))
+    assert renewed.public_key() == holder.certificate.public_key()
+    ident = TrustStore(ca.ca_pem).verify(renewed)
+    assert (ident.name, ident.role, ident.organisation) == ("st-mary", Role.PARTY, "stm")
+    # A self-made certificate claiming a holder's name (the key of a buyer) is not renewed...
+    buyer = ca.issue("mallory", Role.BUYER)
+    now = dt.datetime.now(dt.timezone.utc)
+    claim = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "st-mary"),
+                       x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "party")])
+    forged = (x509.CertificateBuilder().subject_name(claim).issuer_name(claim)
+              .public_key(buyer.key.public_key()).serial_number(buyer.certificate.serial_number)
+              .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1)).sign(buyer.key, hashes.SHA256()))
+    from cryptography.hazmat.primitives.serialization import Encoding
+    with pytest.raises(CertificateError, match="not issued by this CA"):
+        ca.renew(forged.public_bytes(Encoding.PEM))
+    # ...nor is a revoked one.
+    ca.revoke("mallory")
+    with pytest.raises(CertificateError, match="revoked"):
+        ca.renew(buyer.cert_pem)
+
+
+def test_names_are_whole(ca: Authority) -> None:
+    with pytest.raises(InvalidArgument):
+        ca.issue("acme\n", Role.BUYER)
 
 
 def test_a_certificate_without_a_role_is_not_an_identity(ca: Authority) -> None:
