@@ -118,14 +118,14 @@ class Connection:
     # --------------------------------------------------------------------- jobs
     def submit_job(self, request_id: str, *, parties: Sequence[str], min_parties: int, timeout_s: int,
                    aggregate: common_pb2.AggregateSpec | None = None,
-                   psi: common_pb2.PsiSpec | None = None) -> tuple[JobView, bytes]:
+                   psi: common_pb2.PsiSpec | None = None, set_digest: bytes = b"") -> tuple[JobView, bytes]:
         """Submit a job, signed with the buyer's key when it has one; (the job, the digest receipts refer to)."""
         request = buyer_pb2.SubmitJobRequest(request_id=request_id, parties=list(parties), min_parties=min_parties,
                                              timeout_seconds=timeout_s)
         body_digest = b""
         if self.identity is not None:
             body = signing.new_body(self.identity, request_id, parties=parties, min_parties=min_parties,
-                                    aggregate=aggregate, psi=psi)
+                                    aggregate=aggregate, psi=psi, set_digest=set_digest)
             signed = signing.sign_job(self.identity, body)
             request.signed.CopyFrom(signed)
             body_digest = signing.digest(signed.body)

@@ -24,6 +24,7 @@ from datawharf.errors import InvalidArgument, JobFailed, WharfError, from_rpc_er
 from datawharf.messages import StagePiece
 from datawharf.model import JobView, PsiJob
 from datawharf.serde import job_from_proto, piece_to_proto, psi_to_proto
+from datawharf.signing import items_digest
 from datawharf.states import JobState
 from datawharf.v1 import buyer_pb2
 from protocols import oprf, psi, psi_sum
@@ -162,9 +163,6 @@ def run_psi(
         raise InvalidArgument("the ID list is empty", argument="ids")
     box_key = role.box.public if isinstance(role, psi_sum.Buyer) else b""
     spec = PsiJob(dataset, key_column, psi_mode, cardinality_only, tuple(value_columns), box_key, len(role.unique))
-    submitted, body_digest = conn.submit_job(request_id or uuid.uuid4().hex, parties=[party] if party else [],
-                                             min_parties=1, timeout_s=timeout_s, psi=psi_to_proto(spec))
-    job_id = submitted.job_id
     pool: ProcessPoolExecutor | None = None
     mapper: psi.Mapper = psi._serial_map
     if parallel and psi_mode is not PsiMode.UNBALANCED:
@@ -172,10 +170,16 @@ def run_psi(
     sealed = b""
     try:
         total = len(role.unique)
+        # Blinded before submitting: the signed job carries the set's digest, so the holder can
+        # tell the set the gateway relays is this one.
         if isinstance(role, oprf.Buyer):
             a = role.blinded()
         else:
             a = role.blinded(_progress_mapper(mapper, "blinding", total, progress))
+        submitted, body_digest = conn.submit_job(
+            request_id or uuid.uuid4().hex, parties=[party] if party else [], min_parties=1, timeout_s=timeout_s,
+            psi=psi_to_proto(spec), set_digest=items_digest(a))
+        job_id = submitted.job_id
         _upload(conn, job_id, Stage.A, a, progress)
         view = _await_stage(conn, job_id, timeout_s + 30)
         if view.final:

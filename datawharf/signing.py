@@ -45,7 +45,7 @@ MAX_RELAYED_CRL_BYTES = 256 << 10
 
 __all__ = [
     "JOB_DOMAIN", "RECEIPT_DOMAIN", "OpenedJob", "check_receipts", "open_job", "sign_job", "sign_receipt",
-    "stages_digest", "verify_receipt",
+    "items_digest", "stages_digest", "verify_receipt",
 ]
 
 
@@ -65,9 +65,9 @@ def sign_job(creds: Credentials, body: common_pb2.JobBody) -> common_pb2.SignedJ
 
 def new_body(creds: Credentials, nonce: str, *, parties: Iterable[str], min_parties: int,
              aggregate: common_pb2.AggregateSpec | None = None,
-             psi: common_pb2.PsiSpec | None = None) -> common_pb2.JobBody:
+             psi: common_pb2.PsiSpec | None = None, set_digest: bytes = b"") -> common_pb2.JobBody:
     body = common_pb2.JobBody(nonce=nonce, buyer=creds.identity.name, parties=list(parties),
-                              min_parties=min_parties, signed_at=time.time())
+                              min_parties=min_parties, signed_at=time.time(), buyer_set_digest=set_digest)
     if aggregate is not None:
         body.aggregate.CopyFrom(aggregate)
     if psi is not None:
@@ -109,6 +109,15 @@ def _open(signed: common_pb2.SignedJob, trust: TrustStore) -> OpenedJob:
 
 def _receipt_message(body_digest: bytes, party: str, content_digest: bytes) -> bytes:
     return body_digest + party.encode() + b"\0" + content_digest
+
+
+def items_digest(items: Iterable[bytes]) -> bytes:
+    """SHA-256 of a set's items concatenated in order: what a signed PSI job says the buyer's
+    stage A is, and what the holder finds it to be once reassembled."""
+    h = hashlib.sha256()
+    for item in items:
+        h.update(item)
+    return h.digest()
 
 
 def stages_digest(stages: Mapping[Any, bytes]) -> bytes:

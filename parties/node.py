@@ -168,7 +168,9 @@ class PartyNode:
                     checked: Checked | None = None
                     if isinstance(incoming, TaskOffer):
                         try:
-                            checked = self.verifier.check(incoming)
+                            # A modulus proof takes up to a few hundred ms: off the event loop, so
+                            # heartbeats go on; messages are still taken in order.
+                            checked = await asyncio.to_thread(self.verifier.check, incoming)
                         except Refused as exc:
                             await self._decline(send, incoming.task_id, exc.reason, None, exc.code)
                     if checked is not None and isinstance(checked.task.spec, PsiJob):
@@ -177,7 +179,11 @@ class PartyNode:
                     elif checked is not None:
                         job = self._answer(send, checked)
                     elif isinstance(incoming, SetForHolder):
-                        ready = self._psi_piece(incoming)
+                        try:
+                            ready = self._psi_piece(incoming)
+                        except Refused as exc:
+                            await self._decline(send, incoming.task_id, exc.reason, None, exc.code)
+                            ready = None
                         if ready is not None:
                             job = self._answer_psi(send, *ready)
                     elif isinstance(incoming, CancelTask):
@@ -243,6 +249,7 @@ class PartyNode:
             log.warning("task %s failed: %s", task_id, failure)
 
     def _psi_piece(self, msg: SetForHolder) -> tuple[Checked, list[bytes]] | None:
+        """The buyer's set once whole (None before); Refused if it is not the set the buyer signed."""
         entry = self._psi_sets.get(msg.task_id)
         if entry is None:
             log.warning("PSI data for unknown task %s ignored", msg.task_id)
@@ -259,6 +266,7 @@ class PartyNode:
         if data is None:
             return None
         self._psi_sets.pop(msg.task_id, None)
+        task.check_set(data)
         return task, split_stage(data, Stage.A)
 
     async def _answer_psi(self, send, checked: Checked, points: list[bytes]) -> None:  # type: ignore[no-untyped-def]

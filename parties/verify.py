@@ -21,7 +21,7 @@ from datawharf import signing
 from datawharf.errors import WharfError
 from datawharf.messages import TaskOffer
 from datawharf.model import AggregateJob, PsiJob
-from datawharf.pki import Credentials, TrustStore
+from datawharf.pki import Credentials, TrustStore, digest
 from datawharf.serde import aggregate_from_proto, psi_from_proto
 from protocols.schemes import Backend, SchemeError
 from protocols.schemes import paillier
@@ -39,6 +39,17 @@ MAX_CLOCK_SKEW_S = 600
 class Checked:
     task: TaskOffer      # with the spec and min_parties of the signed body
     body_digest: bytes   # what this holder's receipt refers to; empty when insecure
+    set_digest: bytes = b""  # PSI: the buyer's signed digest of its blinded set
+
+    def check_set(self, data: bytes) -> None:
+        """Refused unless ``data`` (the buyer's stage A as relayed) is the set the buyer signed."""
+        if not self.body_digest:
+            return
+        if not self.set_digest:
+            raise Refused("the buyer's signed job does not fix its set; this holder answers only signed sets",
+                          "unsigned_set")
+        if digest(data) != self.set_digest:
+            raise Refused("the set the gateway relayed is not the one the buyer signed", "bad_signature")
 
 
 class Refused(Exception):
@@ -58,10 +69,24 @@ class JobVerifier:
         self._seen: OrderedDict[tuple[str, str], str] = OrderedDict()
 
     def check(self, task: TaskOffer) -> Checked:
-        """The task to compute, or Refused with the reason."""
+        """The task to compute, or Refused with the reason (never another exception: whatever a
+        gateway sends, the holder answers it and keeps its stream)."""
+        try:
+            return self._check(task)
+        except Refused:
+            raise
+        except Exception as exc:
+            log.warning("task %s: unreadable signed job", task.task_id, exc_info=True)
+            raise Refused(f"the signed job cannot be read: {exc}", "bad_signature") from None
+
+    def _check(self, task: TaskOffer) -> Checked:
         if self.trust is None:  # an --insecure holder takes the gateway's word
             _check_keys(task.spec)
             return Checked(task, b"")
+        try:
+            self.trust.refresh()  # the holder's own copy of the CA's CRL, re-read when it changes
+        except WharfError as exc:
+            log.warning("cannot read the revocation list %s: %s", self.trust.crl_path, exc.message)
         self._take_crl(task.crl)
         if not task.signed:
             raise Refused("the job is not signed by its buyer; this holder computes only on signed jobs",
@@ -94,7 +119,8 @@ class JobVerifier:
         except WharfError as exc:
             raise Refused(f"the signed job cannot be read: {exc.message}", "bad_spec") from None
         _check_keys(spec)
-        return Checked(replace(task, spec=spec, min_parties=max(1, body.min_parties)), opened.body_digest)
+        return Checked(replace(task, spec=spec, min_parties=max(1, body.min_parties)), opened.body_digest,
+                       body.buyer_set_digest)
 
     def _take_crl(self, pem: bytes) -> None:
         if not pem or self.trust is None:

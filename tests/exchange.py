@@ -173,6 +173,11 @@ class FakeParty:
                 return m
         raise TimeoutError(f"{self.name}: no {kind} message within {timeout_s} s")
 
+    @staticmethod
+    def body(task: party_pb2.Task) -> Any:
+        """Where the task's spec is: the buyer's signed body (with TLS), else the task itself."""
+        return common_pb2.JobBody.FromString(task.signed.body) if task.HasField("signed") else task
+
     def send(self, message: party_pb2.PartyMessage) -> None:
         self._out.put(message)
 

@@ -235,7 +235,7 @@ class SignedJob(_message.Message):
     def __init__(self, body: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., certificate: _Optional[bytes] = ...) -> None: ...
 
 class JobBody(_message.Message):
-    __slots__ = ("nonce", "buyer", "parties", "min_parties", "signed_at", "aggregate", "psi")
+    __slots__ = ("nonce", "buyer", "parties", "min_parties", "signed_at", "aggregate", "psi", "buyer_set_digest")
     NONCE_FIELD_NUMBER: _ClassVar[int]
     BUYER_FIELD_NUMBER: _ClassVar[int]
     PARTIES_FIELD_NUMBER: _ClassVar[int]
@@ -243,6 +243,7 @@ class JobBody(_message.Message):
     SIGNED_AT_FIELD_NUMBER: _ClassVar[int]
     AGGREGATE_FIELD_NUMBER: _ClassVar[int]
     PSI_FIELD_NUMBER: _ClassVar[int]
+    BUYER_SET_DIGEST_FIELD_NUMBER: _ClassVar[int]
     nonce: str
     buyer: str
     parties: _containers.RepeatedScalarFieldContainer[str]
@@ -250,7 +251,8 @@ class JobBody(_message.Message):
     signed_at: float
     aggregate: AggregateSpec
     psi: PsiSpec
-    def __init__(self, nonce: _Optional[str] = ..., buyer: _Optional[str] = ..., parties: _Optional[_Iterable[str]] = ..., min_parties: _Optional[int] = ..., signed_at: _Optional[float] = ..., aggregate: _Optional[_Union[AggregateSpec, _Mapping]] = ..., psi: _Optional[_Union[PsiSpec, _Mapping]] = ...) -> None: ...
+    buyer_set_digest: bytes
+    def __init__(self, nonce: _Optional[str] = ..., buyer: _Optional[str] = ..., parties: _Optional[_Iterable[str]] = ..., min_parties: _Optional[int] = ..., signed_at: _Optional[float] = ..., aggregate: _Optional[_Union[AggregateSpec, _Mapping]] = ..., psi: _Optional[_Union[PsiSpec, _Mapping]] = ..., buyer_set_digest: _Optional[bytes] = ...) -> None: ...
 
 class ContributionReceipt(_message.Message):
     __slots__ = ("party", "certificate", "content_digest", "signature")

@@ -27,6 +27,7 @@ from datawharf.signing import sign_job
 from datawharf.v1 import common_pb2
 from gateway.app import GatewaySettings, serve
 from gateway.jobs.book import JobBook
+from gateway.spool import Spool
 from gateway.store import SqliteStore
 from protocols.schemes.paillier import generate_keypair
 from tests.exchange import Exchange
@@ -183,3 +184,19 @@ def test_a_receipt_for_another_job_is_detected(exchange: RogueExchange, monkeypa
         c.result(c.submit("visits", "cost", "count", min_parties=2, timeout_s=30))  # primes "first"
         with pytest.raises(PermissionDenied, match="does not match"):
             c.result(c.submit("visits", "age", "count", min_parties=2, timeout_s=30))
+
+
+def test_a_swapped_buyer_set_is_refused(exchange: RogueExchange, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The gateway relays its own guesses in place of the buyer's blinded points (to test which the
+    # holder has): the set's digest is in the signed job, so the holder refuses.
+    honest = Spool.chunks
+
+    def chunks(self: Spool, job_id: str, stage: str, item: int = 1) -> Any:
+        for seq, data, last in honest(self, job_id, stage, item):
+            yield seq, (bytes(32) + data[32:] if stage == "A" and seq == 0 else data), last
+
+    monkeypatch.setattr(Spool, "chunks", chunks)
+    ids = [r["patient_id"] for r in exchange.rows_of(["st-mary"])][:20]
+    with exchange.client() as c, pytest.raises(JobFailed) as err:
+        c.psi("visits", "patient_id", ids, party="st-mary", timeout_s=20, parallel=False)
+    assert "not the one the buyer signed" in _reasons(err)["st-mary"]

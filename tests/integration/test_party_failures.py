@@ -45,7 +45,7 @@ def test_invalid_ciphertext_is_rejected_and_job_unharmed(exchange: Exchange, fak
     with exchange.client() as c:
         job = c.submit("visits", "cost", "sum", min_parties=2)
         task = fake.next("task").task
-        n = aggregate_from_proto(task.aggregate).encryption.paillier_n
+        n = aggregate_from_proto(fake.body(task).aggregate).encryption.paillier_n
         width = ((n * n).bit_length() + 7) // 8
         fake.send_chunk(task.task_id, common_pb2.EncryptedFigures(
             ciphertexts=[(n * 7).to_bytes(width, "big")]).SerializeToString())
@@ -63,7 +63,7 @@ def test_corrupt_he_vectors_are_rejected(exchange: Exchange, fake: FakeParty, ba
     with exchange.client() as c:
         job = c.submit("ward_load", "hourly_kwh" if backend == "ckks" else "hourly_patients", "sum", backend=backend)
         task = fake.next("task").task
-        spec = aggregate_from_proto(task.aggregate)
+        spec = aggregate_from_proto(fake.body(task).aggregate)
         good = Holder(spec.request).contribute([1] * spec.layout.length)
         flipped = bytearray(good.ciphertexts[0])
         flipped[len(flipped) // 2 :] = bytes(len(flipped) - len(flipped) // 2)  # zero the second half

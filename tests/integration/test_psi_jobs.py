@@ -158,7 +158,7 @@ def test_holder_that_vanishes_fails_the_job_at_its_deadline(exchange: Exchange) 
             running = pool.submit(c.psi, "visits", "patient_id", ["a", "b", "c"], party="mallet", timeout_s=4,
                                   parallel=False)
             task = fake.next("task").task  # the holder took the task...
-            assert task.WhichOneof("spec") == "psi"
+            assert fake.body(task).WhichOneof("spec") == "psi"
             fake.close()  # ...and went away without a word
             # The gateway saw it go before the deadline: the task is LOST, not merely unanswered.
             wait_for("mallet's task to be LOST", lambda: {t.party: t.state for t in watcher.status(

@@ -164,7 +164,7 @@ def test_a_sybil_of_one_organisation_does_not_count_twice(exchange: Exchange) ->
             job = c.submit("visits", "cost", "variance", parties=["st-mary", "st-mary-annex", "riverside"],
                            min_parties=2, timeout_s=20)
             task = sybil.next("task").task
-            spec = aggregate_from_proto(task.aggregate)
+            spec = aggregate_from_proto(sybil.body(task).aggregate)
             zero = Holder(spec.request).contribute([0] * spec.layout.length)
             sybil.send_chunk(task.task_id, common_pb2.EncryptedFigures(ciphertexts=zero.ciphertexts).SerializeToString())
             with pytest.raises(JobFailed, match="2 required") as err:

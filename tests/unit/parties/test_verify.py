@@ -91,3 +91,32 @@ def test_a_revocation_relayed_by_the_gateway_is_honoured(world, tmp_path: Path) 
     ca.revoke("acme")
     with pytest.raises(Refused, match="revoked"):
         v.check(_task(w, nonce="b", job_id="j2"))  # the task carries the new CRL
+
+
+def test_the_relayed_set_must_be_the_signed_one(world) -> None:  # type: ignore[no-untyped-def]
+    from datawharf.model import PsiJob, PsiMode
+    from datawharf.serde import psi_to_proto
+    from datawharf.signing import items_digest
+
+    ca, buyer, _ = world
+    points = [bytes([i]) * 32 for i in range(3)]
+    spec = PsiJob("visits", "patient_id", PsiMode.INTERSECTION, buyer_set_size=3)
+
+    def task(set_digest: bytes, nonce: str) -> TaskOffer:
+        body = new_body(buyer, nonce, parties=["st-mary"], min_parties=1, psi=psi_to_proto(spec),
+                        set_digest=set_digest)
+        return TaskOffer("t", f"job-{nonce}", "acme", 1, 0.0, spec, signed=sign_job(buyer, body).SerializeToString())
+
+    v = verifier(world)
+    checked = v.check(task(items_digest(points), "s1"))
+    checked.check_set(b"".join(points))
+    with pytest.raises(Refused, match="not the one the buyer signed"):
+        checked.check_set(b"".join(reversed(points)))
+    with pytest.raises(Refused, match="does not fix its set"):
+        v.check(task(b"", "s2")).check_set(b"".join(points))
+
+
+def test_garbage_from_the_gateway_is_a_refusal_not_a_crash(world) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(Refused) as err:
+        verifier(world).check(dataclasses.replace(_task(world), signed=b"\x0a\x05garbage-not-protobuf"))
+    assert err.value.code == "bad_signature"
