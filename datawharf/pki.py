@@ -508,9 +508,12 @@ class Authority:
 
     def _write_crl(self, revoked: Sequence[Issued]) -> None:
         now = _now()
-        number = 0
+        # CRL numbers only grow (trust stores ignore a lower one): the last is kept beside the index
+        # too, so a lost crl.pem does not restart them at 0.
+        counter = self.dir / "crl-number"
+        number = int(counter.read_text()) + 1 if counter.exists() else 0
         if self.crl_path.exists():
-            number = _crl_number(x509.load_pem_x509_crl(self.crl_path.read_bytes())) + 1
+            number = max(number, _crl_number(x509.load_pem_x509_crl(self.crl_path.read_bytes())) + 1)
         builder = (
             x509.CertificateRevocationListBuilder()
             .issuer_name(self.cert.subject).last_update(now).next_update(now + dt.timedelta(days=CRL_DAYS))
@@ -525,6 +528,7 @@ class Authority:
         tmp = self.crl_path.with_suffix(".tmp")
         tmp.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
         tmp.replace(self.crl_path)
+        counter.write_text(str(number))
 
 
 def _san(host: str) -> x509.GeneralName:

@@ -164,13 +164,16 @@ def check_receipts(receipts: Iterable[bytes | common_pb2.ContributionReceipt], t
         ident = verify_receipt(r, trust, body_digest, at=at)
         holders[ident.name] = ident
     named = list(contributors)
+    twice = sorted({p for p in named if named.count(p) > 1})
+    if twice:
+        raise SignatureError(f"the gateway names {', '.join(twice)} as contributor more than once")
     missing = [p for p in named if p not in holders]
     if missing:
         raise SignatureError(
             f"the gateway names {', '.join(missing)} as contributor(s) without their signed receipt: "
             "the result cannot be trusted")
     orgs = {holders[p].organisation for p in named}
-    if len(orgs) < min_parties:
+    if len(orgs) < max(1, min_parties):
         raise SignatureError(
             f"the contributors belong to {len(orgs)} organisation(s) ({', '.join(sorted(orgs))}); "
             f"the job required {min_parties}")

@@ -50,7 +50,10 @@ def check_insecure(address: str, who: str) -> None:
           file=sys.stderr, flush=True)
 
 
-def _require(creds: Credentials | None, insecure: bool) -> None:
+def _require(address: str, creds: Credentials | None, insecure: bool) -> None:
+    if creds is None and insecure and not is_loopback(address):
+        raise InvalidArgument(f"plaintext is only allowed to a loopback address, not {address}; "
+                              "connect with your certificate instead", argument="insecure")
     if creds is None and not insecure:
         raise InvalidArgument(
             "no identity given: pass the directory from `wharf ca issue` (--identity DIR), "
@@ -58,7 +61,7 @@ def _require(creds: Credentials | None, insecure: bool) -> None:
 
 
 def channel(address: str, creds: Credentials | None, *, insecure: bool = False) -> grpc.Channel:
-    _require(creds, insecure)
+    _require(address, creds, insecure)
     if creds is not None:
         creds.check_current()
     if creds is None:
@@ -67,7 +70,7 @@ def channel(address: str, creds: Credentials | None, *, insecure: bool = False) 
 
 
 def aio_channel(address: str, creds: Credentials | None, *, insecure: bool = False) -> grpc.aio.Channel:
-    _require(creds, insecure)
+    _require(address, creds, insecure)
     if creds is not None:
         creds.check_current()
     if creds is None:

@@ -170,9 +170,10 @@ class SqliteStore:
         self._db.execute("UPDATE tasks SET receipt = ? WHERE task_id = ?", (receipt, task_id))
 
     def receipts(self, job_id: str) -> list[bytes]:
-        """The holders' signed receipts of a job's contributions, by party."""
+        """The signed receipts of a job's accepted contributions, by party."""
         rows = self._db.execute(
-            "SELECT receipt FROM tasks WHERE job_id = ? AND length(receipt) > 0 ORDER BY party", (job_id,))
+            "SELECT receipt FROM tasks WHERE job_id = ? AND state = ? AND length(receipt) > 0 ORDER BY party",
+            (job_id, TaskState.CONTRIBUTED))
         return [r["receipt"] for r in rows]
 
     def reset_dispatched(self) -> int:

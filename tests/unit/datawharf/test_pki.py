@@ -96,6 +96,16 @@ def test_renewal_trusts_the_records_not_the_certificate(ca: Authority, tmp_path:
         ca.renew(buyer.cert_pem)
 
 
+def test_plaintext_channels_only_to_loopback() -> None:
+    from datawharf.tls import channel
+
+    with pytest.raises(InvalidArgument, match="loopback"):
+        channel("203.0.113.5:50051", None, insecure=True)
+    with pytest.raises(InvalidArgument, match="no identity"):
+        channel("127.0.0.1:50051", None)
+    channel("127.0.0.1:50051", None, insecure=True).close()
+
+
 def test_names_are_whole(ca: Authority) -> None:
     with pytest.raises(InvalidArgument):
         ca.issue("acme\n", Role.BUYER)
@@ -131,6 +141,11 @@ def test_revocation_through_the_crl_file_and_in_band(ca: Authority, tmp_path: Pa
         other.add_crl(Authority.init(tmp_path / "x").crl_path.read_bytes())
     with pytest.raises(InvalidArgument, match="no live certificate"):
         ca.revoke("riverside")
+    # A lost crl.pem does not restart the numbering (a trust store would ignore the new list).
+    ca.crl_path.unlink()
+    ca.issue("other", Role.BUYER)
+    ca.revoke("other")
+    assert other.add_crl(ca.crl_path.read_bytes()) is True
 
 
 def test_gateway_certificates_name_their_hosts(ca: Authority) -> None:

@@ -71,6 +71,8 @@ def test_receipts_prove_who_contributed_to_which_job(world) -> None:  # type: ig
                                            min_parties=2)] == ["st-mary", "riverside"]
     with pytest.raises(SignatureError, match="names riverside as contributor"):
         check_receipts([ra], trust, job, contributors=["st-mary", "riverside"], min_parties=1)
+    with pytest.raises(SignatureError, match="more than once"):
+        check_receipts([ra, rc], trust, job, contributors=["st-mary", "st-mary", "riverside"], min_parties=1)
     with pytest.raises(SignatureError, match="1 organisation"):
         check_receipts([ra, rb], trust, job, contributors=["st-mary", "st-mary-annex"], min_parties=2)
     with pytest.raises(SignatureError, match="does not match"):
