@@ -429,6 +429,27 @@ class Authority:
         cert = self._certify(key.public_key(), name, Role(role), organisation=organisation, days=days, hosts=hosts)
         return Credentials(self.ca_pem, cert, key_to_pem(key))
 
+    def issue_request(self, csr_pem: bytes, name: str, role: Role | str, *, organisation: str = "",
+                      days: int = DEFAULT_DAYS, hosts: Sequence[str] = ()) -> bytes:
+        """A certificate (PEM) for the key of a request made with ``make_request``: the key never
+        leaves its owner. The operator decides name, role and organisation; the request only
+        proves possession of the key and must name the same ``name``."""
+        if len(csr_pem) > MAX_CERT_BYTES:
+            raise CertificateError(f"a request of {len(csr_pem)} bytes is larger than {MAX_CERT_BYTES}")
+        try:
+            csr = x509.load_pem_x509_csr(csr_pem)
+        except ValueError as exc:
+            raise CertificateError(f"not a PEM certificate request: {exc}") from None
+        if not csr.is_signature_valid:
+            raise CertificateError("the request's signature does not hold: it was not made with its key")
+        claimed = _attr(csr.subject, NameOID.COMMON_NAME)
+        if claimed != name:
+            raise CertificateError(f"the request names {claimed!r}, not {name!r}; check which request this is")
+        public = csr.public_key()
+        if not isinstance(public, ec.EllipticCurvePublicKey) or public.curve.name != "secp256r1":
+            raise CertificateError("the request's key is not ECDSA P-256; make it with `wharf ca request`")
+        return self._certify(public, name, Role(role), organisation=organisation, days=days, hosts=hosts)
+
     def renew(self, cert_pem: bytes, *, days: int = DEFAULT_DAYS) -> bytes:
         """A new certificate (PEM) for the same public key, name, role, organisation and hosts as
         ``cert_pem``: which must be one this CA issued (by its record, not by what it claims) and
@@ -531,6 +552,22 @@ class Authority:
         counter.write_text(str(number))
 
 
+def make_request(name: str, directory: Path) -> Path:
+    """A key (``key.pem``, 0600) and a certificate request (``request.csr``) for ``name`` in
+    ``directory``; the operator issues from the request, so the key stays here."""
+    check_name(name, "name")
+    directory = Path(directory)
+    if (directory / KEY_FILE).exists():
+        raise InvalidArgument(f"{directory} already holds a key; refusing to overwrite it")
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+           .sign(key, hashes.SHA256()))
+    write_private(directory / KEY_FILE, key_to_pem(key))
+    (directory / "request.csr").write_bytes(csr.public_bytes(serialization.Encoding.PEM))
+    return directory / "request.csr"
+
+
 def _san(host: str) -> x509.GeneralName:
     try:
         return x509.IPAddress(ipaddress.ip_address(host.strip("[]")))
@@ -540,5 +577,6 @@ def _san(host: str) -> x509.GeneralName:
 
 __all__ = [
     "Authority", "CertificateError", "Credentials", "Identity", "Issued", "Role", "RoleError", "SignatureError",
-    "TrustStore", "check_name", "digest", "identity_of", "load_certificate", "sign", "verify_signature", "write_private",
+    "TrustStore", "check_name", "digest", "identity_of", "load_certificate", "make_request", "sign",
+    "verify_signature", "write_private",
 ]

@@ -249,31 +249,65 @@ def ca_init(directory: Path = CaDirOpt,
     typer.echo(f"CA created in {directory}: ca.pem (share), key.pem (keep offline), crl.pem (publish)")
 
 
+@ca_app.command("request")
+def ca_request(
+    name: str = typer.Argument(..., help="Your name on the exchange, as the operator will certify it."),
+    out: Path = typer.Option(..., help="Where to write key.pem (0600, stays here) and request.csr (send it)."),
+) -> None:
+    """Make your key and a certificate request; the operator issues from the request, never seeing the key."""
+    from datawharf.pki import make_request
+
+    try:
+        csr = make_request(name, out)
+    except WharfError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"wrote {out / 'key.pem'} (0600; keep it here) and {csr}: send the request to the operator "
+               "(`wharf ca issue NAME --role ROLE --csr request.csr`), and put the cert.pem and ca.pem it returns "
+               f"in {out}")
+
+
 @ca_app.command("issue")
 def ca_issue(
     name: str = typer.Argument(..., help="The holder's, buyer's, operator's or gateway's name."),
     role: str = typer.Option(..., help="buyer, party, operator or gateway."),
-    out: Optional[Path] = typer.Option(None, help="Where to write ca.pem, cert.pem, key.pem (default DIR/issued/NAME)."),
+    csr: Optional[Path] = typer.Option(None, help="Certify the key of this request (from `wharf ca request`), "
+                                                  "so the key never leaves its owner. Without it a key is made here."),
+    out: Optional[Path] = typer.Option(None, help="Where to write cert.pem and ca.pem (and key.pem without --csr); "
+                                                  "default ./NAME."),
     organisation: str = typer.Option("", help="The organisation (default: the name); min_parties counts these."),
     days: int = typer.Option(30, min=1, max=825, help="Lifetime; renew before it ends."),
     host: list[str] = typer.Option([], "--host", help="Gateway: a DNS name or IP clients dial (repeatable)."),
     directory: Path = CaDirOpt,
 ) -> None:
-    """Issue a key pair and certificate; the key is written 0600 and never printed."""
-    from datawharf.pki import Authority, Role
+    """Issue a certificate; any key made here is written 0600 and never printed."""
+    from datawharf.pki import Authority, Role, identity_of, load_certificate
 
+    target = out or Path(name)
     try:
         if role not in {r.value for r in Role}:
             raise WharfError(f"unknown role {role!r}; use buyer, party, operator or gateway")
-        creds = Authority(directory).issue(name, Role(role), organisation=organisation, days=days, hosts=host)
-        target = out or directory / "issued" / name
-        creds.save(target)
+        ca = Authority(directory)
+        if csr is not None:
+            try:
+                request = csr.read_bytes()
+            except OSError as exc:
+                raise WharfError(f"cannot read {csr}: {exc.strerror or exc}") from None
+            cert = ca.issue_request(request, name, Role(role), organisation=organisation, days=days, hosts=host)
+            target.mkdir(parents=True, exist_ok=True)
+            (target / "cert.pem").write_bytes(cert)
+            (target / "ca.pem").write_bytes(ca.ca_pem)
+            written = "cert.pem, ca.pem"
+        else:
+            creds = ca.issue(name, Role(role), organisation=organisation, days=days, hosts=host)
+            creds.save(target)
+            cert, written = creds.cert_pem, "cert.pem, ca.pem, key.pem (0600)"
     except WharfError as exc:
         _fail(exc)
         return
-    ident = creds.identity
+    ident = identity_of(load_certificate(cert))
     until = datetime.fromtimestamp(ident.not_after, timezone.utc).strftime("%Y-%m-%d")
-    typer.echo(f"issued {ident} serial {ident.serial:x}, valid until {until}: {target}/cert.pem, key.pem (0600)")
+    typer.echo(f"issued {ident} serial {ident.serial:x}, valid until {until}: {written} in {target}")
 
 
 @ca_app.command("renew")

@@ -31,7 +31,7 @@ def me(exchange: Exchange) -> str:
 @pytest.mark.parametrize("command", [[], ["gateway", "serve"], ["party", "serve"], ["party", "check"], ["catalog"],
                                      ["job", "aggregate"], ["job", "status"], ["job", "cancel"], ["demo"],
                                      ["ca", "init"], ["ca", "issue"], ["ca", "revoke"], ["ca", "renew"],
-                                     ["ca", "list"]])
+                                     ["ca", "list"], ["ca", "request"]])
 def test_help_everywhere(command: list[str]) -> None:
     out = wharf(*command, "--help")
     assert out.returncode == 0 and "Usage" in out.stdout
@@ -129,7 +129,19 @@ def test_the_ca_commands(tmp_path: Path) -> None:
     revoked = wharf("ca", "revoke", "--dir", ca, "st-mary", "--reason", "left")
     assert revoked.returncode == 0 and revoked.stdout.count("revoked party st-mary") == 2  # both certificates
     listed = json.loads(wharf("ca", "list", "--dir", ca, "--json").stdout)
-    assert [(r["name"], r["revoked_at"] is not None) for r in listed] == [("st-mary", True), ("st-mary", True)]
+    assert [(r["name"], r["revoked_at"] is not None) for r in listed][:2] == [("st-mary", True), ("st-mary", True)]
+    # The recommended way: the holder makes its key and a request; the operator certifies the request.
+    req = wharf("ca", "request", "riverside", "--out", str(tmp_path / "rs"))
+    assert req.returncode == 0 and (tmp_path / "rs" / "request.csr").exists()
+    wrong = wharf("ca", "issue", "--dir", ca, "--role", "party", "st-mary", "--csr", str(tmp_path / "rs" / "request.csr"))
+    assert wrong.returncode == 1 and "names 'riverside'" in wrong.stderr
+    issued = wharf("ca", "issue", "--dir", ca, "--role", "party", "riverside", "--csr",
+                   str(tmp_path / "rs" / "request.csr"), "--out", str(tmp_path / "rs"))
+    assert issued.returncode == 0 and "key.pem" not in issued.stdout
+    from datawharf.pki import Credentials, Role
+
+    ident = Credentials.load(tmp_path / "rs").check_current()
+    assert (ident.name, ident.role) == ("riverside", Role.PARTY)
     nothing = wharf("ca", "list", "--dir", str(tmp_path / "none"))
     assert nothing.returncode == 1 and "wharf ca init" in nothing.stderr
 
