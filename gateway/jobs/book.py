@@ -91,15 +91,16 @@ class JobBook:
         self.parties_changed()
 
     def delist_revoked(self, is_revoked: Callable[[int], bool]) -> list[str]:
-        """Drop every listing of a party whose certificate is revoked, and its stream; the parties dropped."""
-        gone = [p for p, serial in self._serials.items() if serial and is_revoked(int(serial, 16))]
+        """Drop the listings and the stream of every party whose certificate is now revoked; the
+        parties newly dropped (a party dropped before, offline and unlisted, is not again)."""
+        gone = [p for p, serial in self._serials.items() if serial and is_revoked(int(serial, 16))
+                and (self._listings.get(p) or self.dispatcher.is_online(p))]
         for party in gone:
-            if self._listings.get(party):
-                self._listings[party] = []
-                self.store.upsert_party(party, listings_to_bytes([]), organisation=self._orgs.get(party, party),
-                                        serial=self._serials[party])
-                self.store.record("party_revoked", party=party, detail="certificate revoked; listings removed")
-                log.warning("party %s: certificate revoked; its listings leave the catalog", party)
+            self._listings[party] = []
+            self.store.upsert_party(party, listings_to_bytes([]), organisation=self._orgs.get(party, party),
+                                    serial=self._serials[party])
+            self.store.record("party_revoked", party=party, detail="certificate revoked; listings removed")
+            log.warning("party %s: certificate revoked; its listings leave the catalog", party)
             self.dispatcher.disconnect(party)
         if gone:
             self.parties_changed()

@@ -143,9 +143,16 @@ class Orchestrator:
                 self.kinds[job.kind].dispatch(job, task.task_id, party)
 
     def revoked(self, is_revoked: Callable[[int], bool]) -> None:
-        """The CRL changed: holders whose certificate it revokes leave the catalog and are disconnected."""
+        """The CRL changed: holders whose certificate it revokes leave the catalog and are disconnected;
+        their open tasks fail (their stream's end does the rest)."""
+        touched: set[str] = set()
         for party in self.book.delist_revoked(is_revoked):
-            self.party_disconnected(party)
+            for task in self.store.open_tasks_for_party(party):
+                self.book.forget_sent(task.task_id)
+                self.store.set_task_state(task.task_id, TaskState.FAILED, "the holder's certificate was revoked")
+                touched.add(task.job_id)
+        for job_id in touched:
+            self._evaluate_soon(job_id)
 
     def party_heartbeat(self, party: str) -> None:
         self.store.touch_party(party)

@@ -281,3 +281,38 @@ def test_watch_yields_changes_until_final(tmp_path: Path, keypair) -> None:  # t
         assert seen[0] == "DISPATCHED" and seen[-1] == "DONE"
 
     asyncio.run(go())
+
+
+def test_a_revoked_holder_is_delisted_once_and_its_tasks_fail(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
+    async def go() -> None:
+        w = World(tmp_path / "g.db", keypair, parties=("a", "b"))
+        w.orch.party_connected("b", [LISTING], organisation="b-org", serial=0xB0B)
+        view = await w.submit(min_parties=2)
+        w.orch.revoked(lambda serial: serial == 0xB0B)
+        await asyncio.sleep(0)  # the re-evaluation scheduled for b's job
+        assert w.orch.catalog()["visits"].holders == ("a",)
+        assert w.states(view.job_id)["b"] == "FAILED"
+        assert w.orch.view(view.job_id).state == "FAILED"
+        assert "revoked" in {t.party: t.reason for t in w.orch.view(view.job_id).tasks}["b"]
+        events = len(list(w.store.events("party_revoked")))
+        w.dispatcher.disconnect("b")
+        w.orch.revoked(lambda serial: serial == 0xB0B)  # a later CRL change: nothing new to do
+        assert len(list(w.store.events("party_revoked"))) == events == 1
+
+    asyncio.run(go())
+
+
+def test_min_parties_counts_organisations_and_holders_minimums(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
+    async def go() -> None:
+        w = World(tmp_path / "g.db", keypair, parties=())
+        for p in ("a", "a2"):
+            w.dispatcher.connect(p)
+            w.orch.party_connected(p, [LISTING], organisation="org-a")
+        with pytest.raises(FailedPrecondition, match="only 1 organisation"):
+            await w.submit(min_parties=2)
+        w.dispatcher.connect("strict")
+        w.orch.party_connected("strict", [replace(LISTING, min_parties=3)], organisation="org-s")
+        with pytest.raises(FailedPrecondition, match="strict require"):
+            await w.submit("r2", parties=["a", "strict"])
+
+    asyncio.run(go())
