@@ -200,3 +200,36 @@ def test_a_swapped_buyer_set_is_refused(exchange: RogueExchange, monkeypatch: py
     with exchange.client() as c, pytest.raises(JobFailed) as err:
         c.psi("visits", "patient_id", ids, party="st-mary", timeout_s=20, parallel=False)
     assert "not the one the buyer signed" in _reasons(err)["st-mary"]
+
+
+def test_a_prime_modulus_is_refused_by_the_gateway_and_by_every_holder(exchange: RogueExchange,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # A buyer (say, colluding with whoever watches the wire) signs a job whose "Paillier modulus" is a
+    # prime, under which anyone can decrypt. The gateway refuses it; a gateway that does not check
+    # (patched here) still gets nothing, because every holder refuses it too.
+    import gmpy2
+    import grpc
+
+    from datawharf.serde import aggregate_to_proto
+    from datawharf.v1 import buyer_pb2, buyer_pb2_grpc
+
+    prime = int(gmpy2.next_prime(gmpy2.mpz(1) << 2047 | 977))
+    with exchange.client() as c:
+        honest = c.submit("visits", "cost", "sum", backend="paillier-packed", request_id="honest")
+    spec = aggregate_to_proto(honest.spec)
+    spec.encryption.paillier_n = prime.to_bytes(256, "big")
+    stub = buyer_pb2_grpc.BuyerServiceStub(exchange.channel())
+    with pytest.raises(grpc.RpcError) as err:
+        stub.SubmitJob(exchange.signed(buyer_pb2.SubmitJobRequest(request_id="prime-1", aggregate=spec)), timeout=10)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "prime" in err.value.details()
+
+    import gateway.jobs.aggregate as gateway_aggregate
+
+    monkeypatch.setattr(gateway_aggregate.agg, "encryptor", lambda params: None)
+    job = stub.SubmitJob(exchange.signed(buyer_pb2.SubmitJobRequest(request_id="prime-2", aggregate=spec,
+                                                                    timeout_seconds=20)), timeout=10)
+    with exchange.client() as c:
+        view = c.wait(job.job_id, timeout_s=60)
+    reasons = {t.party: t.reason for t in view.tasks if "before this holder answered" not in t.reason}
+    assert view.state == "FAILED" and reasons
+    assert all("Paillier key is refused" in r and "prime" in r for r in reasons.values()), reasons
