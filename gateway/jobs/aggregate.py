@@ -165,7 +165,7 @@ class AggregateJobs:
             book.invalid(job, task_id, party, f"invalid contribution: {exc}")
         else:
             if book.store.add_contribution(task_id, job.job_id, party, payload):
-                book.contributed(job, task_id, party, detail=f"bytes={len(payload)}")
+                book.contributed(job, task_id, party, detail=f"bytes={len(payload)}", nbytes=len(payload))
                 if job.state in (JobState.PENDING, JobState.DISPATCHED):
                     book.store.set_job_state(job.job_id, JobState.COLLECTING)
         book.notify(job.job_id)

@@ -228,6 +228,7 @@ class JobBook:
     def mark_dispatched(self, job: JobRow, task_id: str) -> None:
         self._sent_at[task_id] = time.monotonic()
         self.store.set_task_state(task_id, TaskState.DISPATCHED)
+        self.store.set_dispatched_at(task_id, self.clock())
         if job.state == JobState.PENDING:
             self.store.set_job_state(job.job_id, JobState.DISPATCHED)
         self.notify(job.job_id)
@@ -237,8 +238,14 @@ class JobBook:
         sent = self._sent_at.pop(task_id, None)
         return None if sent is None else time.monotonic() - sent
 
-    def contributed(self, job: JobRow, task_id: str, party: str, detail: str = "") -> None:
+    def answered(self, task_id: str, nbytes: int | None = None) -> None:
+        """Keep when the holder answered (and what it sent, when known) past the job's end."""
+        self.store.set_answered_at(task_id, self.clock(), nbytes)
+
+    def contributed(self, job: JobRow, task_id: str, party: str, detail: str = "", *,
+                    nbytes: int | None = None) -> None:
         self.store.record("contribution", job_id=job.job_id, task_id=task_id, party=party, detail=detail)
+        self.answered(task_id, nbytes)
         took = self.forget_sent(task_id)
         if took is not None:
             self.observer.contribution(party, took)
@@ -246,6 +253,7 @@ class JobBook:
     def invalid(self, job: JobRow, task_id: str, party: str, reason: str) -> None:
         """The holder sent something unusable: its task fails, it is told why, the job goes on."""
         self.forget_sent(task_id)
+        self.answered(task_id)
         self.store.set_task_state(task_id, TaskState.FAILED, reason)
         self.store.record("invalid_contribution", job_id=job.job_id, task_id=task_id, party=party, detail=reason)
         self.observer.invalid_contribution()

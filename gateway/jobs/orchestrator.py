@@ -212,6 +212,7 @@ class Orchestrator:
             return
         state = TaskState.FAILED if failed else TaskState.REFUSED
         self.book.forget_sent(task_id)
+        self.book.answered(task_id)
         if not failed:
             self.book.observer.refusal(code or "unspecified")
         self.store.set_task_state(task_id, state, reason[:500])

@@ -131,6 +131,7 @@ class PsiJobs:
             raise FailedPrecondition(f"job {job_id} is not waiting for an upload")
         expected = self._limit(job_id, spec, stage)
         done = False
+        chunks = 0
         async for piece in pieces:
             if piece.stage != stage:
                 raise InvalidArgument(f"job {job_id} expects stage {stage}, got {piece.stage!r}")
@@ -141,11 +142,13 @@ class PsiJobs:
                 book.fail(job, f"the buyer's upload was malformed: {exc}")
                 raise InvalidArgument(str(exc)) from None
             if done:
+                chunks = piece.seq + 1
                 break
         if not done:
             self.spool.reset(job_id, stage)  # a retry starts again from chunk 0
             raise InvalidArgument(f"the upload of stage {stage} ended before its last chunk; upload it again")
         got = self._items(job_id, stage)
+        self._stage_received(job_id, stage, chunks, buyer)
         if got != expected:
             book.fail(job, f"stage {stage} holds {got} items; {expected} were expected")
             raise InvalidArgument(f"stage {stage} holds {got} items; {expected} were expected")
@@ -196,8 +199,11 @@ class PsiJobs:
                 if stage not in HOLDER_STAGES[spec.mode]:
                     raise SpoolError(f"stage {stage!r} is not part of a {spec.kind} answer")
                 st = Stage(stage)
-                self.spool.append(job.job_id, st, msg.piece.seq, msg.piece.data, msg.piece.last,
-                                  item=item_bytes(st), max_items=self._limit(job.job_id, spec, st))
+                complete = self.spool.append(job.job_id, st, msg.piece.seq, msg.piece.data, msg.piece.last,
+                                             item=item_bytes(st), max_items=self._limit(job.job_id, spec, st))
+                book.store.add_task_bytes(task_id, len(msg.piece.data))
+                if complete:
+                    self._stage_received(job.job_id, st, msg.piece.seq + 1, party)
                 if job.state == JobState.DISPATCHED:
                     book.store.set_job_state(job.job_id, JobState.COLLECTING)
                     book.notify(job.job_id)
@@ -236,6 +242,12 @@ class PsiJobs:
         if spec.mode is PsiMode.SUM and \
                 self._items(jid, Stage.M) != self._items(jid, Stage.W) * len(spec.value_columns):
             raise psi.PsiError("masked values do not match the holder's rows and value columns")
+
+    def _stage_received(self, job_id: str, stage: Stage, chunks: int, sender: str) -> None:
+        """Sizes outlive the spool, which is emptied when the job ends; the job page reads them here."""
+        size = self.spool.size(job_id, stage)
+        self.book.store.record("stage_received", job_id=job_id, party=sender,
+                               detail=f"stage={stage} items={size // item_bytes(stage)} chunks={chunks} bytes={size}")
 
     # ------------------------------------------------------------------ match
     def _items(self, job_id: str, stage: Stage) -> int:

@@ -166,6 +166,28 @@ class SqliteStore:
             (state, reason, time.time(), task_id),
         )
 
+    def set_dispatched_at(self, task_id: str, at: float) -> None:
+        """A (re)sent task starts a fresh answer: the previous attempt's answer time and bytes are cleared."""
+        self._db.execute("UPDATE tasks SET dispatched_at = ?, answered_at = 0, bytes = 0 WHERE task_id = ?",
+                         (at, task_id))
+
+    def set_answered_at(self, task_id: str, at: float, nbytes: int | None = None) -> None:
+        """When the holder's answer came, and (if given) the bytes it carried."""
+        if nbytes is None:
+            self._db.execute("UPDATE tasks SET answered_at = ? WHERE task_id = ?", (at, task_id))
+        else:
+            self._db.execute("UPDATE tasks SET answered_at = ?, bytes = ? WHERE task_id = ?",
+                             (at, nbytes, task_id))
+
+    def add_task_bytes(self, task_id: str, nbytes: int) -> None:
+        self._db.execute("UPDATE tasks SET bytes = bytes + ? WHERE task_id = ?", (nbytes, task_id))
+
+    def task_details(self, job_id: str) -> list[sqlite3.Row]:
+        """A job's tasks with their timings and byte counts, without receipts."""
+        return list(self._db.execute(
+            "SELECT task_id, party, state, reason, updated_at, dispatched_at, answered_at, bytes "
+            "FROM tasks WHERE job_id = ? ORDER BY party", (job_id,)))
+
     def set_receipt(self, task_id: str, receipt: bytes) -> None:
         self._db.execute("UPDATE tasks SET receipt = ? WHERE task_id = ?", (receipt, task_id))
 
@@ -260,6 +282,14 @@ class SqliteStore:
             "INSERT INTO events (at, kind, job_id, task_id, party, detail) VALUES (?, ?, ?, ?, ?, ?)",
             (time.time(), kind, job_id, task_id, party, detail),
         )
+
+    def job_events(self, job_id: str) -> list[sqlite3.Row]:
+        """A job's events in order, including those recorded against one of its tasks only
+        (a rejected message names the task, not the job)."""
+        return list(self._db.execute(
+            "SELECT * FROM events WHERE job_id = ? "
+            "OR (job_id = '' AND task_id IN (SELECT task_id FROM tasks WHERE job_id = ?)) ORDER BY seq",
+            (job_id, job_id)))
 
     def events(self, kind: str | None = None) -> Iterator[sqlite3.Row]:
         if kind:

@@ -17,6 +17,7 @@ from gateway.metrics import Metrics
 from gateway.jobs import Orchestrator
 from gateway.web.auth import Access
 from gateway.web.benchdata import load_records
+from gateway.web.jobview import job_detail, valid_job_id
 
 STATIC = Path(__file__).resolve().parent / "static"
 WINDOW_S = 3600
@@ -116,6 +117,18 @@ def create_app(
     async def api_overview(_: web.Request) -> web.StreamResponse:
         return web.json_response(overview(orch, dispatcher, time.time()))
 
+    async def job_page(_: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC / "job.html")
+
+    async def api_job(request: web.Request) -> web.StreamResponse:
+        job_id = request.match_info["job_id"]
+        if not valid_job_id(job_id):
+            return web.json_response({"error": f"{job_id!r} is not a job id (job- and 16 hex digits)"}, status=400)
+        detail = job_detail(orch.store, job_id, time.time())
+        if detail is None:
+            return web.json_response({"error": f"no job {job_id} at this gateway"}, status=404)
+        return web.json_response(detail)
+
     async def api_benchmarks(_: web.Request) -> web.StreamResponse:
         return web.json_response({"records": load_records(results_dir)})
 
@@ -132,6 +145,8 @@ def create_app(
     app.router.add_get("/", index)
     app.router.add_get("/api/overview", api_overview)
     app.router.add_get("/api/benchmarks", api_benchmarks)
+    app.router.add_get("/jobs/{job_id}", job_page)
+    app.router.add_get("/api/jobs/{job_id}", api_job)
     app.router.add_get("/metrics", prometheus)
     app.router.add_get("/healthz", healthz)
     app.router.add_static("/static/", STATIC)
