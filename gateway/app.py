@@ -95,7 +95,7 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
     gate = Gate(trust, on_refusal=metrics.auth_refused)
     orch = Orchestrator(store, dispatcher, observer=metrics, spool=Spool(settings.data_dir / "spool"), trust=trust)
     tap = WireTap(settings.wire_log) if settings.wire_log else None
-    interceptors: list[grpc.aio.ServerInterceptor] = [ByteCounter(metrics)] + ([tap] if tap else [])
+    interceptors: list[grpc.aio.ServerInterceptor] = [metrics.rpc_interceptor(), ByteCounter(metrics)] + ([tap] if tap else [])
     server = grpc.aio.server(interceptors=interceptors, options=server_options())
     buyer_pb2_grpc.add_BuyerServiceServicer_to_server(BuyerServicer(orch, gate), server)
     party_pb2_grpc.add_PartyServiceServicer_to_server(PartyServicer(orch, dispatcher, gate), server)

@@ -2,11 +2,16 @@
 
 ``watch_messages`` rewraps a method handler so that each request and each
 response passes through a callback, whatever the call's shape; the wire tap
-and the byte counters are both built on it.
+and the byte counters are both built on it. ``watch_calls`` rewraps it the
+same way to see each call whole: when it starts, and how and when it ends.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import time
+from types import TracebackType
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 import grpc
@@ -90,3 +95,126 @@ class MessageInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or not details.method.startswith("/datawharf."):
             return handler
         return watch_messages(handler, details.method, self._watch)
+
+
+# Services whose calls are counted: the project's own, and health and reflection, whose
+# methods are as few and as fixed. Any other name a client sends has no handler here.
+CALL_PREFIXES = ("/datawharf.", "/grpc.health.v1.", "/grpc.reflection.")
+
+
+def call_type(handler: grpc.RpcMethodHandler) -> str:
+    """The handler's shape, in go-grpc-prometheus' words."""
+    if handler.unary_unary:
+        return "unary"
+    if handler.stream_unary:
+        return "client_stream"
+    if handler.unary_stream:
+        return "server_stream"
+    return "bidi_stream"
+
+
+def status_of(exc: BaseException | None, context: Any) -> grpc.StatusCode:
+    """The status code a call ended with, as the client sees it."""
+    if exc is None or isinstance(exc, grpc.aio.AbortError):
+        # abort() leaves its code on the context; a handler may also set_code() and return.
+        code = context.code()
+        if isinstance(code, grpc.StatusCode):
+            return code
+        return grpc.StatusCode.OK if exc is None else grpc.StatusCode.UNKNOWN
+    if isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
+        # The client went away (or its deadline passed): grpc cancels the handler, or
+        # closes a response stream left suspended at a yield.
+        return grpc.StatusCode.CANCELLED
+    # grpc answers UNKNOWN to any exception that is not an abort.
+    return grpc.StatusCode.UNKNOWN
+
+
+# (status code, seconds from the handler's start to the end of its last response)
+CallEnded = Callable[[grpc.StatusCode, float], None]
+
+
+class _Timed:
+    def __init__(self, context: Any, started: Callable[[], None], ended: CallEnded) -> None:
+        self.context = context
+        self.ended = ended
+        started()
+        self.t0 = time.perf_counter()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, typ: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.ended(status_of(exc, self.context), time.perf_counter() - self.t0)
+
+
+def watch_calls(handler: grpc.RpcMethodHandler, started: Callable[[], None], ended: CallEnded) -> grpc.RpcMethodHandler:
+    """``started`` when the handler is entered, ``ended`` once when its call is over, whatever
+    the outcome; a stream is over when its last response is sent or the stream breaks."""
+
+    async def unary_response(inner: Callable[..., Any], request: Any, context: Any) -> Any:
+        with _Timed(context, started, ended):
+            result = inner(request, context)
+            return await result if inspect.isawaitable(result) else result
+
+    def stream_response(inner: Callable[..., Any]) -> Callable[..., Any]:
+        # grpc tells a reader/writer handler (a coroutine that calls context.write, as the
+        # health service's Watch does) from a generator by the function's kind, so the
+        # wrapper must be of the same kind.
+        if inspect.iscoroutinefunction(inner):
+
+            async def writer(request: Any, context: Any) -> None:
+                with _Timed(context, started, ended):
+                    await inner(request, context)
+
+            return writer
+
+        async def generator(request: Any, context: Any) -> AsyncIterator[Any]:
+            with _Timed(context, started, ended):
+                async for m in inner(request, context):
+                    yield m
+
+        return generator
+
+    kw = dict(request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer)
+    if handler.unary_unary:
+        inner_uu = handler.unary_unary
+
+        async def uu(request: Any, context: Any) -> Any:
+            return await unary_response(inner_uu, request, context)
+
+        return grpc.unary_unary_rpc_method_handler(uu, **kw)
+    if handler.stream_unary:
+        inner_su = handler.stream_unary
+
+        async def su(it: Any, context: Any) -> Any:
+            return await unary_response(inner_su, it, context)
+
+        return grpc.stream_unary_rpc_method_handler(su, **kw)
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(stream_response(handler.unary_stream), **kw)
+    if handler.stream_stream:
+        return grpc.stream_stream_rpc_method_handler(stream_response(handler.stream_stream), **kw)
+    return handler
+
+
+class CallInterceptor(grpc.aio.ServerInterceptor):
+    """Sees the start and the end of every call to the services of ``CALL_PREFIXES``."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        # Only a registered handler is wrapped, so a client cannot make up method names here.
+        if handler is None or not details.method.startswith(CALL_PREFIXES):
+            return handler
+        method, kind = details.method, call_type(handler)
+        return watch_calls(handler, lambda: self.started(method, kind),
+                           lambda code, seconds: self.ended(method, kind, code, seconds))
+
+    def started(self, method: str, kind: str) -> None:
+        """A call of ``method`` (its full /package.Service/Method name) began."""
+
+    def ended(self, method: str, kind: str, code: grpc.StatusCode, seconds: float) -> None:
+        """A call of ``method`` ended with ``code`` after ``seconds``."""

@@ -8,11 +8,18 @@
     wharf_grpc_bytes_sent_total{method}
     wharf_parties_connected
     wharf_contribution_latency_seconds          task dispatched → contribution received
-    wharf_refusals_total{reason}                the holder's policy rule that refused
+    wharf_refusals_total{reason}                the holder's policy rule that refused (REFUSAL_REASONS,
+                                                else other; unspecified when the holder gave none)
     wharf_invalid_contributions_total
     wharf_auth_refusals_total{reason}           calls refused for their certificate: no_certificate, expired,
-                                                revoked, foreign_ca, wrong_role, bad_certificate, bad_signature
+                                                revoked, foreign_ca, wrong_role, bad_certificate, bad_signature,
+                                                no_identity, else other
                                                 (a handshake without a certificate of this CA never reaches here)
+    grpc_server_started_total{grpc_service,grpc_method,grpc_type}
+    grpc_server_handled_total{grpc_service,grpc_method,grpc_type,grpc_code}
+    grpc_server_handling_seconds{grpc_service,grpc_method,grpc_type}
+                                                calls of the gateway's services, health and reflection, as
+                                                go-grpc-prometheus names them; a stream is handled when it ends
     process_*, python_info                      the gateway process: CPU, memory, open files, start time
 """
 
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
+import grpc
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -32,11 +40,39 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from gateway.interceptors import MessageInterceptor
+from gateway.interceptors import CallInterceptor, MessageInterceptor
 from gateway.jobs.observer import JobObserver
 from gateway.store import SqliteStore
 
 _DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600)
+# One histogram serves unary calls that take milliseconds and streams that last minutes
+# (WatchJob, FetchResult, UploadSet); a holder's Connect lasts as long as the holder stays
+# online and falls in +Inf.
+_RPC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
+                900, 3600)
+
+# A label takes only values from a fixed set: a holder chooses its refusal code, and a
+# label per distinct string would let any holder grow the gateway's series without end.
+# These are the codes the project's holders send (parties/policy.py, runner.py,
+# psi_runner.py, verify.py).
+REFUSAL_REASONS = frozenset({
+    "buyer_not_granted", "statistic_not_allowed", "min_parties", "min_rows", "small_groups",
+    "psi_not_allowed", "max_buyer_set",
+    "unsigned_job", "unsigned_set", "bad_signature", "replayed_job", "stale_job", "not_asked", "bad_spec",
+    "weak_key",
+})
+# datawharf.identity._reason and the servicers' own signature check.
+AUTH_REASONS = frozenset({
+    "no_certificate", "expired", "revoked", "foreign_ca", "wrong_role", "bad_certificate", "bad_signature",
+    "no_identity",
+})
+
+
+def bounded(reason: str, known: frozenset[str]) -> str:
+    """``reason`` if it is one of ``known``; ``unspecified`` if empty; else ``other``."""
+    if not reason:
+        return "unspecified"
+    return reason if reason in known else "other"
 
 
 class _JobsByState(Collector):
@@ -72,9 +108,16 @@ class Metrics(JobObserver):
         self.refusals = Counter("wharf_refusals", "Tasks refused by holders' policies", ["reason"], registry=r)
         self.invalid = Counter("wharf_invalid_contributions", "Contributions rejected as malformed", registry=r)
         self.auth = Counter("wharf_auth_refusals", "Calls refused for who made them", ["reason"], registry=r)
+        call = ["grpc_service", "grpc_method", "grpc_type"]
+        self.rpc_started = Counter("grpc_server_started", "RPCs started on the server", call, registry=r)
+        self.rpc_handled = Counter("grpc_server_handled", "RPCs completed on the server, whatever their status",
+                                   call + ["grpc_code"], registry=r)
+        self.rpc_seconds = Histogram("grpc_server_handling_seconds",
+                                     "Time from an RPC's start to its end (a stream's last message)", call,
+                                     buckets=_RPC_BUCKETS, registry=r)
 
     def auth_refused(self, reason: str) -> None:
-        self.auth.labels(reason).inc()
+        self.auth.labels(bounded(reason, AUTH_REASONS)).inc()
 
     # JobObserver ---------------------------------------------------------------
     def job_submitted(self, kind: str, backend: str) -> None:
@@ -88,7 +131,7 @@ class Metrics(JobObserver):
         self.latency.observe(latency_s)
 
     def refusal(self, code: str) -> None:
-        self.refusals.labels(code).inc()
+        self.refusals.labels(bounded(code, REFUSAL_REASONS)).inc()
 
     def invalid_contribution(self) -> None:
         self.invalid.inc()
@@ -98,6 +141,11 @@ class Metrics(JobObserver):
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+    def rpc_interceptor(self) -> RpcMetrics:
+        """The server interceptor that feeds the grpc_server_* families; put it first, so
+        that the time it measures includes the other interceptors'."""
+        return RpcMetrics(self)
 
 
 class ByteCounter(MessageInterceptor):
@@ -110,3 +158,23 @@ class ByteCounter(MessageInterceptor):
     def _count(self, method: str, caller: str, direction: str, message: Any) -> None:
         counter = self.metrics.bytes_in if direction == "in" else self.metrics.bytes_out
         counter.labels(method.rsplit("/", 1)[-1]).inc(message.ByteSize())
+
+
+def _split(method: str) -> tuple[str, str]:
+    service, _, name = method.lstrip("/").rpartition("/")
+    return service, name
+
+
+class RpcMetrics(CallInterceptor):
+    """Counts calls started and handled, by status code, and times them, per method."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def started(self, method: str, kind: str) -> None:
+        self.metrics.rpc_started.labels(*_split(method), kind).inc()
+
+    def ended(self, method: str, kind: str, code: grpc.StatusCode, seconds: float) -> None:
+        service, name = _split(method)
+        self.metrics.rpc_handled.labels(service, name, kind, code.name).inc()
+        self.metrics.rpc_seconds.labels(service, name, kind).observe(seconds)
