@@ -18,6 +18,7 @@
     td.textContent = text;
     if (cls) td.className = cls;
     tr.appendChild(td);
+    return td;
   }
 
   function ago(t, now) {
@@ -52,7 +53,10 @@
     var jb = document.querySelector("#jobs tbody"); jb.textContent = "";
     d.jobs.forEach(function (j) {
       var tr = document.createElement("tr"); tr.setAttribute("data-job", j.job_id);
-      cell(tr, j.job_id); cell(tr, j.buyer); cell(tr, j.type); cell(tr, j.backend);
+      // Relative, so the link still works when the dashboard is served under a prefix.
+      var link = document.createElement("a");
+      link.href = "jobs/" + encodeURIComponent(j.job_id); link.textContent = j.job_id;
+      cell(tr, "").appendChild(link); cell(tr, j.buyer); cell(tr, j.type); cell(tr, j.backend);
       cell(tr, j.state, "state state-" + j.state); cell(tr, j.answered + " / " + j.expected);
       cell(tr, j.duration_s.toFixed(2) + " s"); cell(tr, j.reason, "reason");
       jb.appendChild(tr);
