@@ -21,6 +21,7 @@ def _script(code: str) -> str:
 
 
 def render(records: list[dict]) -> str:  # type: ignore[type-arg]
+    # The whole stylesheet, not a copy of the benchmark rules: the report cannot drift from the dashboard.
     css = (STATIC / "style.css").read_text()
     chart = (STATIC / "vendor" / "chart.umd.min.js").read_text()
     bench = (STATIC / "bench.js").read_text()
@@ -30,6 +31,8 @@ def render(records: list[dict]) -> str:  # type: ignore[type-arg]
     return "\n".join([
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
+        # Without it a phone lays the page out at desktop width and the charts do not reflow.
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{html.escape(title)}</title>",
         f"<style>{css}</style>",
         "</head><body>",

@@ -227,7 +227,7 @@ def test_bench_report_opens_with_its_charts(exchange: Exchange, browser, tmp_pat
     for width, height in ((1400, 1000), (800, 1200)):
         page = browser.new_page(viewport={"width": width, "height": height})
         errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
         page.goto(out.as_uri())
         page.wait_for_selector('canvas[data-chart="aggregate:values_per_s:latest"]', timeout=10_000)
         check_bench_answers(page)

@@ -130,7 +130,8 @@
 
   function figure(ck, view, value) {
     if (!isNum(value)) return "–";
-    return view.kind === "value" ? withUnit(value, view.unit) : num(value) + "×";
+    // Ratios keep three figures, so 1.00× reads as measured, not rounded away.
+    return view.kind === "value" ? withUnit(value, view.unit) : value.toPrecision(3) + "×";
   }
 
   function summaryTable(name, latest) {

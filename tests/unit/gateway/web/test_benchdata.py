@@ -122,4 +122,5 @@ def test_load_records_annotates_and_the_report_carries_the_same_annotations(tmp_
     assert view(records[-1], "gateway_over_dh_floor_n262144")["previous"]["value"] == 1.6
     assert next(r for r in records if r["benchmark"] == "x")["checks"] == []  # what the page could not draw
     page = render(records)
+    assert 'name="viewport"' in page and ".chart-wrap {" in page and "table.bench-summary" in page
     assert '"previous": {"value": 1.6' in page and '"words": "PSI through the gateway vs the Diffie-Hellman floor' in page
