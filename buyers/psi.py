@@ -24,7 +24,7 @@ from datawharf.errors import InvalidArgument, JobFailed, WharfError, from_rpc_er
 from datawharf.messages import StagePiece
 from datawharf.model import JobView, PsiJob
 from datawharf.serde import job_from_proto, piece_to_proto, psi_to_proto
-from datawharf.signing import items_digest
+from datawharf.signing import check_stages, items_digest
 from datawharf.states import JobState
 from datawharf.v1 import buyer_pb2
 from protocols import oprf, psi, psi_sum
@@ -168,6 +168,7 @@ def run_psi(
     if parallel and psi_mode is not PsiMode.UNBALANCED:
         pool, mapper = _pool_mapper()
     sealed = b""
+    seen: dict[str, bytes] = {}  # digests of the holder's stages as downloaded, checked against its receipt
     try:
         total = len(role.unique)
         # Blinded before submitting: the signed job carries the set's digest, so the holder can
@@ -186,12 +187,15 @@ def run_psi(
             raise WharfError(f"job {job_id} ended before the buyer's second round")
         if isinstance(role, oprf.Buyer):
             evaluated = _download(conn, job_id, Stage.E, total)
+            seen[Stage.E] = items_digest(evaluated)
             _upload(conn, job_id, Stage.Q, role.tags(evaluated), progress)
         else:
             w = _download(conn, job_id, Stage.W, MAX_SET)
+            seen[Stage.W] = items_digest(w)
             z = role.reblind(w, _progress_mapper(mapper, "re-blinding", len(w), progress))
             if isinstance(role, psi_sum.Buyer):
                 sealed = b"".join(_download(conn, job_id, Stage.S, MAX_SEALED_BYTES))
+                seen[Stage.S] = items_digest([sealed])
             _upload(conn, job_id, Stage.Z, z, progress)
     finally:
         if pool is not None:
@@ -201,6 +205,9 @@ def run_psi(
         raise JobFailed(view)
     result = conn.fetch_result(job_id)
     conn.check_contributors(result, body_digest, 1)
+    if conn.trust is not None and body_digest:
+        receipt = next(x for x in result.receipts if x.party == result.contributors[0])
+        check_stages(receipt, {str(k): v for k, v in seen.items()})
     r = result.psi
     matched: tuple[str, ...] = ()
     totals: dict[str, Fraction] = {}

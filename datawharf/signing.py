@@ -45,7 +45,7 @@ MAX_RELAYED_CRL_BYTES = 256 << 10
 
 __all__ = [
     "JOB_DOMAIN", "RECEIPT_DOMAIN", "OpenedJob", "check_receipts", "open_job", "sign_job", "sign_receipt",
-    "items_digest", "stages_digest", "verify_receipt",
+    "check_stages", "items_digest", "stage_digests", "stages_digest", "verify_receipt",
 ]
 
 
@@ -120,22 +120,38 @@ def items_digest(items: Iterable[bytes]) -> bytes:
     return h.digest()
 
 
-def stages_digest(stages: Mapping[Any, bytes]) -> bytes:
-    """The content digest of a holder's PSI answer: each stage's letter, length and items, in order."""
+def stage_digests(stages: Mapping[Any, bytes]) -> dict[str, bytes]:
+    """Each stage's SHA-256 (of its items concatenated), keyed by the stage's letter."""
+    return {str(stage): digest(data) for stage, data in stages.items()}
+
+
+def stages_digest(digests: Mapping[str, bytes]) -> bytes:
+    """The content digest of a holder's PSI answer: each stage's letter, a 0x00 and its digest, in order."""
     h = hashlib.sha256()
-    for stage, data in stages.items():
-        h.update(str(stage).encode() + len(data).to_bytes(8, "big"))
-        h.update(data)
+    for stage, d in digests.items():
+        h.update(str(stage).encode() + b"\0" + d)
     return h.digest()
 
 
-def sign_receipt(creds: Credentials, body_digest: bytes, content_digest: bytes) -> common_pb2.ContributionReceipt:
+def sign_receipt(creds: Credentials, body_digest: bytes, content_digest: bytes, *,
+                 stages: Mapping[str, bytes] | None = None) -> common_pb2.ContributionReceipt:
     """The holder's signature over what it sent (``content_digest``) for the job whose body hashes to
-    ``body_digest``."""
+    ``body_digest``. For PSI pass ``stages`` (stage -> digest) and their ``stages_digest`` as the content."""
     party = creds.identity.name
     return common_pb2.ContributionReceipt(
         party=party, certificate=creds.cert_pem, content_digest=content_digest,
+        stages=[common_pb2.StageDigest(stage=s, digest=d) for s, d in (stages or {}).items()],
         signature=sign(creds.key, RECEIPT_DOMAIN, _receipt_message(body_digest, party, content_digest)))
+
+
+def check_stages(receipt: common_pb2.ContributionReceipt, seen: Mapping[str, bytes]) -> None:
+    """Every stage in ``seen`` (stage -> digest of what was received) is one the receipt's holder
+    signed for; raises SignatureError naming the first that is not."""
+    signed = {s.stage: s.digest for s in receipt.stages}
+    for stage, d in seen.items():
+        if signed.get(str(stage)) != d:
+            raise SignatureError(f"stage {stage} as relayed is not what {receipt.party} signed for: "
+                                 "the gateway altered or replaced it")
 
 
 def verify_receipt(receipt: common_pb2.ContributionReceipt, trust: TrustStore, body_digest: bytes, *,
@@ -147,6 +163,8 @@ def verify_receipt(receipt: common_pb2.ContributionReceipt, trust: TrustStore, b
         raise SignatureError(f"a receipt names {receipt.party!r} but carries the certificate of {holder.name!r}")
     if len(receipt.content_digest) != 32:
         raise SignatureError(f"the receipt of {receipt.party} carries no content digest")
+    if receipt.stages and stages_digest({s.stage: s.digest for s in receipt.stages}) != receipt.content_digest:
+        raise SignatureError(f"the receipt of {receipt.party} lists stage digests its signed digest does not cover")
     verify_signature(cert, RECEIPT_DOMAIN, _receipt_message(body_digest, holder.name, receipt.content_digest),
                      receipt.signature, what=f"receipt of {receipt.party}")
     return holder

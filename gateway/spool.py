@@ -7,6 +7,7 @@ bounded chunks. Files are removed when the job ends.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 from typing import Iterator
@@ -83,6 +84,14 @@ class Spool:
                 seq += 1
                 if sent >= size:
                     return
+
+    def digest(self, job_id: str, stage: str) -> bytes:
+        """SHA-256 of a complete stage, read in chunks."""
+        h = hashlib.sha256()
+        with open(self._path(job_id, stage), "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return h.digest()
 
     def size(self, job_id: str, stage: str) -> int:
         return self._path(job_id, stage).stat().st_size

@@ -26,7 +26,7 @@ from datawharf.model import AggregateJob, PsiJob
 from datawharf.identity import caller_metadata
 from datawharf.pki import digest
 from datawharf.serde import holder_upload_to_proto, listing_to_proto, to_party_from_proto
-from datawharf.signing import sign_receipt, stages_digest
+from datawharf.signing import sign_receipt, stage_digests, stages_digest
 from datawharf.tls import aio_channel
 from datawharf.v1 import common_pb2, party_pb2, party_pb2_grpc
 from parties.config import PartyConfig
@@ -205,10 +205,10 @@ class PartyNode:
             await asyncio.sleep(max(1, every_s))
             await send(party_pb2.PartyMessage(heartbeat=party_pb2.Heartbeat(sent_at=time.time())))
 
-    def _receipt(self, checked: Checked, content_digest: bytes) -> bytes:
+    def _receipt(self, checked: Checked, content_digest: bytes, stages: dict[str, bytes] | None = None) -> bytes:
         if self.creds is None or not checked.body_digest:
             return b""
-        return sign_receipt(self.creds, checked.body_digest, content_digest).SerializeToString()
+        return sign_receipt(self.creds, checked.body_digest, content_digest, stages=stages).SerializeToString()
 
     async def _answer(self, send, checked: Checked) -> None:  # type: ignore[no-untyped-def]
         task = checked.task
@@ -287,7 +287,8 @@ class PartyNode:
             for seq, piece in enumerate(pieces):
                 upload = HolderUpload(task.task_id, StagePiece(stage, seq, piece, seq == len(pieces) - 1))
                 await send(party_pb2.PartyMessage(psi=holder_upload_to_proto(upload)))
-        receipt = self._receipt(checked, stages_digest(answer.stages))
+        digests = stage_digests(answer.stages)
+        receipt = self._receipt(checked, stages_digest(digests), digests)
         done = HolderUpload(task.task_id, done=True, min_intersection=answer.min_intersection,
                             table_epoch=answer.table_epoch, receipt=receipt)
         await send(party_pb2.PartyMessage(psi=holder_upload_to_proto(done)))

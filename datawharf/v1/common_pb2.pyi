@@ -255,13 +255,23 @@ class JobBody(_message.Message):
     def __init__(self, nonce: _Optional[str] = ..., buyer: _Optional[str] = ..., parties: _Optional[_Iterable[str]] = ..., min_parties: _Optional[int] = ..., signed_at: _Optional[float] = ..., aggregate: _Optional[_Union[AggregateSpec, _Mapping]] = ..., psi: _Optional[_Union[PsiSpec, _Mapping]] = ..., buyer_set_digest: _Optional[bytes] = ...) -> None: ...
 
 class ContributionReceipt(_message.Message):
-    __slots__ = ("party", "certificate", "content_digest", "signature")
+    __slots__ = ("party", "certificate", "content_digest", "signature", "stages")
     PARTY_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
     CONTENT_DIGEST_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    STAGES_FIELD_NUMBER: _ClassVar[int]
     party: str
     certificate: bytes
     content_digest: bytes
     signature: bytes
-    def __init__(self, party: _Optional[str] = ..., certificate: _Optional[bytes] = ..., content_digest: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    stages: _containers.RepeatedCompositeFieldContainer[StageDigest]
+    def __init__(self, party: _Optional[str] = ..., certificate: _Optional[bytes] = ..., content_digest: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., stages: _Optional[_Iterable[_Union[StageDigest, _Mapping]]] = ...) -> None: ...
+
+class StageDigest(_message.Message):
+    __slots__ = ("stage", "digest")
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    stage: str
+    digest: bytes
+    def __init__(self, stage: _Optional[str] = ..., digest: _Optional[bytes] = ...) -> None: ...

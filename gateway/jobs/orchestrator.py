@@ -19,13 +19,14 @@ from datawharf.messages import HolderUpload, StagePiece
 from datawharf.model import AggregateJob, JobView, Listing, PsiJob, TaskView
 from datawharf.states import ACTIVE_JOB_STATES, JobState, TaskState
 from datawharf.pki import TrustStore
+from datawharf.v1 import common_pb2
 from gateway.catalog import CatalogEntry
 from gateway.dispatch import Dispatcher
 from gateway.jobs import aggregate, psi
 from gateway.jobs.book import JobBook, JobKind, Spec
 from gateway.jobs.observer import JobObserver
 from gateway.spool import Spool
-from gateway.store import SqliteStore
+from gateway.store import JobRow, SqliteStore
 
 log = logging.getLogger("datawharf.gateway")
 
@@ -196,8 +197,11 @@ class Orchestrator:
             await self.evaluate(job.job_id)
             return
         if msg.done:
-            # The gateway checks who signed; the buyer, who reads the stages, relies on the signature.
+            # The receipt must name, stage by stage, exactly what reached the spool; the buyer checks
+            # the stages it downloads against the same receipt.
             problem = self.book.check_receipt(job, party, msg.receipt, None)
+            if problem is None and msg.receipt:
+                problem = self._check_stages(job, msg.receipt)
             if problem is not None:
                 self.book.invalid(job, msg.task_id, party, f"invalid PSI answer: {problem}")
                 self.book.fail(job, f"{party} sent an invalid PSI answer: {problem}")
@@ -205,6 +209,17 @@ class Orchestrator:
             if msg.receipt:
                 self.store.set_receipt(msg.task_id, msg.receipt)
         await self.psi.holder_upload(job, party, msg.task_id, msg)
+
+    def _check_stages(self, job: JobRow, receipt: bytes) -> str | None:
+        listed = {s.stage: s.digest for s in common_pb2.ContributionReceipt.FromString(receipt).stages}
+        try:
+            spooled = self.psi.holder_digests(job)
+        except OSError as exc:
+            return f"its stages cannot be read back: {exc}"
+        if listed != spooled:
+            differ = sorted(s for s in set(listed) | set(spooled) if listed.get(s) != spooled.get(s))
+            return f"the receipt does not match stage(s) {', '.join(differ)} as received"
+        return None
 
     async def refusal(self, party: str, task_id: str, reason: str, *, failed: bool = False, code: str = "") -> None:
         job = self.book.task_for(party, task_id)

@@ -58,6 +58,11 @@ class PsiJobs:
     def decode(self, spec: bytes) -> PsiJob:
         return psi_from_proto(common_pb2.PsiSpec.FromString(spec))
 
+    def holder_digests(self, job: JobRow) -> dict[str, bytes]:
+        """SHA-256 of each holder stage spooled for ``job``: what the holder's receipt must list."""
+        stages = HOLDER_STAGES[self._spec(job).mode]
+        return {str(s): self.spool.digest(job.job_id, s) for s in stages if self.spool.has(job.job_id, s)}
+
     def _spec(self, job: JobRow) -> PsiJob:
         spec = self.book.spec(job)
         assert isinstance(spec, PsiJob)

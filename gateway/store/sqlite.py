@@ -63,7 +63,7 @@ class SqliteStore:
         self.path = str(path)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._wal()
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         try:
@@ -71,6 +71,21 @@ class SqliteStore:
         except BaseException:
             self._db.close()
             raise
+
+    def _wal(self, wait_s: float = 10.0) -> None:
+        # Switching a new file to WAL needs it to itself, and SQLite answers "database is locked"
+        # at once instead of waiting while another process (a second gateway opening the same new
+        # file) holds it for its migrations; so wait here, boundedly.
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    self._db.close()
+                    raise
+                time.sleep(0.02)
 
     def close(self) -> None:
         self._db.close()

@@ -233,3 +233,25 @@ def test_a_prime_modulus_is_refused_by_the_gateway_and_by_every_holder(exchange:
     reasons = {t.party: t.reason for t in view.tasks if "before this holder answered" not in t.reason}
     assert view.state == "FAILED" and reasons
     assert all("Paillier key is refused" in r and "prime" in r for r in reasons.values()), reasons
+
+
+def test_a_holder_stage_altered_on_its_way_to_the_buyer_is_detected(exchange: RogueExchange,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # The gateway reorders the holder's answer W before the buyer downloads it (any change would
+    # do): the holder's receipt lists W's digest, so the buyer refuses the result.
+    from gateway.jobs.psi import PsiJobs
+    from datawharf.messages import StagePiece
+
+    honest = PsiJobs.download
+
+    def download(self: PsiJobs, buyer: str, job_id: str, stage: str) -> list[StagePiece]:
+        pieces = honest(self, buyer, job_id, stage)
+        if stage == "W" and len(pieces[0].data) >= 64:
+            d = pieces[0].data
+            pieces[0] = dataclasses.replace(pieces[0], data=d[32:64] + d[:32] + d[64:])
+        return pieces
+
+    monkeypatch.setattr(PsiJobs, "download", download)
+    ids = [r["patient_id"] for r in exchange.rows_of(["st-mary"])][:20]
+    with exchange.client() as c, pytest.raises(PermissionDenied, match="stage W as relayed is not what st-mary"):
+        c.psi("visits", "patient_id", ids, party="st-mary", timeout_s=20, parallel=False)

@@ -8,7 +8,17 @@ import pytest
 
 from datawharf.errors import InvalidArgument
 from datawharf.pki import Authority, CertificateError, Role, RoleError, SignatureError, TrustStore, digest
-from datawharf.signing import check_receipts, new_body, open_job, sign_job, sign_receipt, stages_digest
+from datawharf.signing import (
+    check_receipts,
+    check_stages,
+    new_body,
+    open_job,
+    sign_job,
+    sign_receipt,
+    stage_digests,
+    stages_digest,
+    verify_receipt,
+)
 from datawharf.v1 import common_pb2
 
 
@@ -84,6 +94,22 @@ def test_receipts_prove_who_contributed_to_which_job(world) -> None:  # type: ig
         check_receipts([forged], trust, job, contributors=["st-mary"], min_parties=1)
 
 
-def test_stages_digest_depends_on_order_and_boundaries() -> None:
-    assert stages_digest({"W": b"ab", "S": b"c"}) != stages_digest({"W": b"a", "S": b"bc"})
-    assert stages_digest({"W": b"ab", "S": b"c"}) != stages_digest({"S": b"c", "W": b"ab"})
+def test_psi_receipts_vouch_for_each_stage(world) -> None:  # type: ignore[no-untyped-def]
+    ca, trust = world
+    holder = ca.issue("st-mary", Role.PARTY)
+    job = digest(b"job body")
+    digests = stage_digests({"W": b"w" * 64, "S": b"s" * 80})
+    r = sign_receipt(holder, job, stages_digest(digests), stages=digests)
+    verify_receipt(r, trust, job)
+    check_stages(r, {"W": digest(b"w" * 64)})
+    with pytest.raises(SignatureError, match="stage W as relayed"):
+        check_stages(r, {"W": digest(b"x" * 64)})
+    r.stages[0].digest = digest(b"x" * 64)  # a gateway rewriting the listed digest breaks the signed one
+    with pytest.raises(SignatureError, match="does not cover"):
+        verify_receipt(r, trust, job)
+
+
+def test_stages_digest_depends_on_order_and_names() -> None:
+    a, b = digest(b"a"), digest(b"b")
+    assert stages_digest({"W": a, "S": b}) != stages_digest({"S": b, "W": a})
+    assert stages_digest({"W": a, "S": b}) != stages_digest({"W": b, "S": a})
