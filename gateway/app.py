@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,11 +67,13 @@ def _trust(settings: GatewaySettings) -> tuple[Credentials | None, TrustStore | 
 
 
 async def _follow_revocations(trust: TrustStore, orch: Orchestrator, stop: asyncio.Event, every_s: float) -> None:
-    """Re-read the CRL; a revoked holder is disconnected and its listings leave the catalog."""
+    """Re-read the CRL; a revoked holder is disconnected and its listings leave the catalog. A holder
+    whose certificate expires while connected is disconnected too."""
     while not stop.is_set():
         try:
             if trust.refresh():
                 orch.revoked(trust.is_revoked)
+            orch.book.disconnect_expired(time.time())
         except Exception:
             log.exception("cannot apply the revocation list %s", trust.crl_path)
         try:

@@ -196,7 +196,8 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
         listings = [listing_from_proto(d) for d in first.register.datasets]
         session = self.dispatcher.attach(party)
         try:
-            self.orch.party_connected(party, listings, organisation=who.organisation, serial=who.serial)
+            self.orch.party_connected(party, listings, organisation=who.organisation, serial=who.serial,
+                                      not_after=who.not_after)
         except Exception:
             self.dispatcher.detach(session)
             raise

@@ -70,6 +70,7 @@ class JobBook:
         self._listings: dict[str, list[Listing]] = {row["name"]: listings_from_bytes(row["listings"]) for row in rows}
         self._orgs: dict[str, str] = {row["name"]: row["organisation"] or row["name"] for row in rows}
         self._serials: dict[str, str] = {row["name"]: row["serial"] for row in rows}
+        self._not_after: dict[str, float] = {}  # when each connected party's certificate ends
 
     # ---------------------------------------------------------------- catalog
     def datasets_by_party(self) -> dict[str, list[str]]:
@@ -80,8 +81,10 @@ class JobBook:
         online = {p for p in self._listings if self.dispatcher.is_online(p)}
         return merge(self._listings, online)
 
-    def list_party(self, party: str, listings: list[Listing], *, organisation: str = "", serial: int = 0) -> None:
+    def list_party(self, party: str, listings: list[Listing], *, organisation: str = "", serial: int = 0,
+                   not_after: float = float("inf")) -> None:
         self._listings[party] = listings
+        self._not_after[party] = not_after
         self._orgs[party] = organisation or party
         self._serials[party] = f"{serial:x}" if serial else ""
         self.store.upsert_party(party, listings_to_bytes(listings), organisation=organisation or party,
@@ -104,6 +107,16 @@ class JobBook:
             self.dispatcher.disconnect(party)
         if gone:
             self.parties_changed()
+        return gone
+
+    def disconnect_expired(self, now: float) -> list[str]:
+        """End the streams of parties whose certificate has expired since they connected (they can
+        come back once renewed); the parties disconnected."""
+        gone = [p for p, end in self._not_after.items() if end < now and self.dispatcher.is_online(p)]
+        for party in gone:
+            self.store.record("party_expired", party=party, detail="certificate expired; stream closed")
+            log.warning("party %s: certificate expired; closing its stream", party)
+            self.dispatcher.disconnect(party)
         return gone
 
     def organisation(self, party: str) -> str:

@@ -136,8 +136,8 @@ class Orchestrator:
 
     # ----------------------------------------------------------------- parties
     def party_connected(self, party: str, listings: list[Listing], *, organisation: str = "",
-                        serial: int = 0) -> None:
-        self.book.list_party(party, listings, organisation=organisation, serial=serial)
+                        serial: int = 0, not_after: float = float("inf")) -> None:
+        self.book.list_party(party, listings, organisation=organisation, serial=serial, not_after=not_after)
         for task in self.store.open_tasks_for_party(party):
             job = self.store.job(task.job_id)
             if job is not None:

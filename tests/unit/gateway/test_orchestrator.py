@@ -316,3 +316,12 @@ def test_min_parties_counts_organisations_and_holders_minimums(tmp_path: Path, k
             await w.submit("r2", parties=["a", "strict"])
 
     asyncio.run(go())
+
+
+def test_a_holder_whose_certificate_expires_is_disconnected(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
+    w = World(tmp_path / "g.db", keypair, parties=("a",))
+    w.dispatcher.connect("b")
+    w.orch.party_connected("b", [LISTING], not_after=w.now + 60)
+    assert w.orch.book.disconnect_expired(w.now) == []
+    assert w.orch.book.disconnect_expired(w.now + 61) == ["b"]
+    assert not w.dispatcher.is_online("b") and w.dispatcher.is_online("a")
