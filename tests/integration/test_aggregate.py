@@ -75,7 +75,8 @@ def test_too_few_rows_is_refused_with_threshold_not_count(exchange: Exchange) ->
 def test_min_parties_fails_when_refusals_leave_too_few(exchange: Exchange) -> None:
     with exchange.client() as c:
         job = c.submit("visits", "cost", "variance", min_parties=3)
-        with pytest.raises(JobFailed, match="cannot succeed: 0 of 3 holder.* 3 required") as err:
+        # Holders answer in any order: the refusal may land before or after another's contribution.
+        with pytest.raises(JobFailed, match="cannot succeed: [012] of 3 holder.* 3 required") as err:
             c.result(job, timeout_s=60)
     # Failing early cancels what the other holders were still computing.
     assert {t.party: t.state for t in err.value.view.tasks}["northgate"] == "REFUSED"
