@@ -6,8 +6,6 @@ Chromium the test skips and says how to install it.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,18 +14,11 @@ from typing import Iterator
 import pytest
 
 from benchmarks.harness import Record
+from tests.e2e.browser import ARTIFACTS, TOKEN, launch, needs_chromium
 from tests.exchange import Exchange, StartExchange
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARTIFACTS = Path(os.environ.get("WHARF_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
-TOKEN = "operator-token-0123456789"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="Chromium not found: install Debian's package (`apt-get install chromium`; .ci/run does) to run this test",
-)
+pytestmark = needs_chromium
 
 
 def write_records(folder: Path) -> None:
@@ -147,13 +138,7 @@ def exchange(start_exchange: StartExchange, tmp_path_factory: pytest.TempPathFac
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is a test dependency: make test installs it")
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    yield from launch()
 
 
 def _chart(reduce: str) -> str:

@@ -8,28 +8,18 @@ Without Chromium the test skips and says how to install it.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from tests.e2e.browser import ARTIFACTS, TOKEN, launch, needs_chromium
 from tests.exchange import ALL_STATS, Exchange, StartExchange
 from wharf.demo import party_config
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARTIFACTS = Path(os.environ.get("WHARF_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
-TOKEN = "operator-token-0123456789"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 LATE = "riverside"
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="Chromium not found: install Debian's package (`apt-get install chromium`; .ci/run does) to run this test",
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +29,7 @@ def exchange(start_exchange: StartExchange) -> Exchange:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is a test dependency: make test installs it")
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    yield from launch()
 
 
 def bring_back(exchange: Exchange, name: str) -> None:
