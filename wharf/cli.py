@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -215,6 +216,8 @@ def gateway_serve(
     from gateway.app import GatewaySettings, serve
     from gateway.web.app import AccessError
 
+    # Everything the gateway writes (store, WAL, spool, wire log) is its operator's alone.
+    os.umask(0o077)
     configure_logging(log_level, log_format)
     settings = GatewaySettings(listen=listen, data_dir=data_dir, wire_log=wire_log, http=http,
                                http_token=http_token, http_allow_remote=http_allow_remote,
@@ -392,6 +395,8 @@ def party_serve(
     from parties.config import load_party_config
     from parties.node import PartyNode
 
+    # The holder's own state (OPRF keys and tables) is readable by it alone.
+    os.umask(0o077)
     configure_logging(log_level, log_format)
     try:
         cfg = load_party_config(config)

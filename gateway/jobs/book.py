@@ -298,6 +298,7 @@ class JobBook:
     def fail(self, job: JobRow, reason: str) -> None:
         self.cancel_open(job.job_id, "the job failed before this holder answered")
         self.store.set_job_state(job.job_id, JobState.FAILED, reason, finished=True)
+        self.store.drop_contributions(job.job_id)
         self.store.record("job_failed", job_id=job.job_id, detail=reason)
         log.info("job %s failed: %s", job.job_id, reason)
         self._ended(job, JobState.FAILED)
@@ -305,6 +306,7 @@ class JobBook:
     def cancel(self, job: JobRow, reason: str) -> None:
         self.cancel_open(job.job_id, "job cancelled by the buyer")
         self.store.set_job_state(job.job_id, JobState.CANCELLED, reason, finished=True)
+        self.store.drop_contributions(job.job_id)
         self.store.record("job_cancelled", job_id=job.job_id)
         self._ended(job, JobState.CANCELLED)
 

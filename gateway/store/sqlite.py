@@ -65,6 +65,8 @@ class SqliteStore:
         self._db.row_factory = sqlite3.Row
         self._wal()
         self._db.execute("PRAGMA synchronous=NORMAL")
+        # Deleted rows (per-holder ciphertexts) are overwritten with zeros, not left in free pages.
+        self._db.execute("PRAGMA secure_delete=ON")
         self._db.execute("PRAGMA foreign_keys=ON")
         try:
             self.schema_version = migrate(self._db, path=self.path)
@@ -262,6 +264,17 @@ class SqliteStore:
                 (JobState.DONE, now, job_id),
             )
             self._db.execute("DELETE FROM contributions WHERE job_id = ?", (job_id,))
+        self._truncate_wal()
+
+    def drop_contributions(self, job_id: str) -> None:
+        """Destroy a job's per-holder ciphertexts (a job that failed or was cancelled keeps none)."""
+        self._db.execute("DELETE FROM contributions WHERE job_id = ?", (job_id,))
+        self._truncate_wal()
+
+    def _truncate_wal(self) -> None:
+        # The WAL still holds the deleted pages' old frames until a checkpoint copies the zeroed
+        # pages back and truncates it; do that now rather than at SQLite's next automatic one.
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def result(self, job_id: str) -> bytes | None:
         row = self._db.execute("SELECT payload FROM results WHERE job_id = ?", (job_id,)).fetchone()
