@@ -60,7 +60,10 @@ class OpenedJob:
 
 def sign_job(creds: Credentials, body: common_pb2.JobBody) -> common_pb2.SignedJob:
     raw = body.SerializeToString(deterministic=True)
-    return common_pb2.SignedJob(body=raw, signature=sign(creds.key, JOB_DOMAIN, raw), certificate=creds.cert_pem)
+    # Over the body's digest, so the ledger can carry the signature with the digest alone and anyone
+    # can check it without the body (which holds public keys hundreds of KiB long).
+    return common_pb2.SignedJob(body=raw, signature=sign(creds.key, JOB_DOMAIN, digest(raw)),
+                                certificate=creds.cert_pem)
 
 
 def new_body(creds: Credentials, nonce: str, *, parties: Iterable[str], min_parties: int,
@@ -95,7 +98,7 @@ def _open(signed: common_pb2.SignedJob, trust: TrustStore) -> OpenedJob:
                                 "allowed (a smaller filter, or a smaller key)")
     cert = load_certificate(signed.certificate)
     buyer = trust.verify(cert, roles=(Role.BUYER,), what="the buyer's certificate")
-    verify_signature(cert, JOB_DOMAIN, signed.body, signed.signature, what=f"job signed by {buyer.name}")
+    verify_signature(cert, JOB_DOMAIN, digest(signed.body), signed.signature, what=f"job signed by {buyer.name}")
     try:
         body = common_pb2.JobBody.FromString(signed.body)
     except DecodeError:

@@ -21,6 +21,7 @@ from datawharf.pki import Credentials, Role, RoleError, TrustStore
 from datawharf.tls import check_insecure, server_credentials
 from datawharf.v1 import buyer_pb2, buyer_pb2_grpc, party_pb2, party_pb2_grpc
 from gateway.dispatch import StreamDispatcher
+from gateway.ledger import Ledger
 from gateway.metrics import ByteCounter, Metrics
 from gateway.jobs import Orchestrator
 from gateway.servicers import BuyerServicer, PartyServicer
@@ -93,6 +94,11 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
     creds, trust = _trust(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = SqliteStore(settings.data_dir / "gateway.sqlite3")
+    try:
+        store.attach_ledger(lambda lines, insert: Ledger.open(settings.data_dir, lines, creds, insert))
+    except BaseException:
+        store.close()
+        raise
     dispatcher = StreamDispatcher()
     metrics = Metrics(store)
     gate = Gate(trust, on_refusal=metrics.auth_refused)

@@ -380,6 +380,118 @@ def ca_list(directory: Path = CaDirOpt, as_json: bool = typer.Option(False, "--j
         typer.echo(f"{r.serial:040x}  {r.role:8}  {r.name:20}  {r.organisation:20}  until {until}  {state}")
 
 
+# ------------------------------------------------------------------ audit
+audit_app = typer.Typer(help="The gateway's ledger: export it, verify it, read one job's history.",
+                        no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+def _ledger_lines(data_dir: Path) -> list[str]:
+    import sqlite3
+
+    path = data_dir / "gateway.sqlite3"
+    if not path.exists():
+        raise WharfError(f"no gateway store at {path}; pass the gateway's --data-dir")
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return [row[0] for row in db.execute("SELECT entry FROM ledger ORDER BY seq")]
+    except sqlite3.OperationalError as exc:
+        raise WharfError(f"{path} holds no ledger ({exc}); it was written by an older gateway") from None
+    finally:
+        db.close()
+
+
+@audit_app.command("export")
+def audit_export(
+    out: Path = typer.Option(..., "--out", "-o", help="The JSON-lines file to write."),
+    data_dir: Path = typer.Option(Path("wharf-data"), envvar="WHARF_DATA_DIR", help="The gateway's data directory."),
+) -> None:
+    """Write the ledger, one signed entry per line, for anyone to verify and publish."""
+    from datawharf.ledger import parse_lines
+
+    try:
+        lines = _ledger_lines(data_dir)
+        entries = list(parse_lines(lines))
+    except WharfError as exc:
+        _fail(exc)
+        return
+    out.write_text("".join(line + "\n" for line in lines))
+    head = entries[-1] if entries else None
+    typer.echo(f"wrote {len(lines)} entries to {out}" + (f"; head {head.seq} {head.hash}" if head else ""))
+
+
+@audit_app.command("verify")
+def audit_verify(
+    ledger: Path = typer.Argument(..., help="A file from `wharf audit export`."),
+    ca: Optional[Path] = typer.Option(None, help="The exchange's ca.pem: also check the ledger key's binding and "
+                                                 "every buyer's and holder's signature inside the entries."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Check the chain and every signature; a changed, missing or moved entry is named."""
+    from datawharf.ledger import LedgerError, parse_lines, verify
+    from datawharf.pki import TrustStore
+
+    try:
+        trust = TrustStore.load(ca) if ca is not None else None
+        try:
+            text = ledger.read_text()
+        except OSError as exc:
+            raise WharfError(f"cannot read {ledger}: {exc.strerror or exc}") from None
+        report = verify(parse_lines(text.splitlines()), trust=trust)
+    except LedgerError as exc:
+        if as_json:
+            typer.echo(json.dumps({"ok": False, "entry": exc.seq, "error": exc.message}))
+            raise typer.Exit(1)
+        _fail(exc)
+        return
+    except WharfError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        typer.echo(json.dumps({"ok": True, "entries": report.entries, "jobs": len(report.jobs),
+                               "head": report.head, "bound_to_ca": report.bound, "signatures": report.signatures}))
+        return
+    typer.echo(f"ledger verifies: {report.entries} entries, {len(report.jobs)} jobs, head {report.head}")
+    if ca is not None:
+        typer.echo(f"  ledger key vouched for by a gateway certificate of the CA: {'yes' if report.bound else 'no'}; "
+                   f"{report.signatures} buyer and holder signatures checked")
+    else:
+        typer.echo("  (pass --ca ca.pem to check the gateway's, buyers' and holders' certificates too)")
+
+
+@audit_app.command("show")
+def audit_show(
+    job_id: str = typer.Argument(..., help="The job whose history to print."),
+    data_dir: Path = typer.Option(Path("wharf-data"), envvar="WHARF_DATA_DIR", help="The gateway's data directory."),
+    ledger: Optional[Path] = typer.Option(None, help="Read this export instead of the gateway's store."),
+) -> None:
+    """One job's history from the ledger, as a person reads it."""
+    from datawharf.ledger import parse_lines
+
+    try:
+        lines = ledger.read_text().splitlines() if ledger is not None else _ledger_lines(data_dir)
+        entries = [e for e in parse_lines(lines) if e.fields.get("job_id") == job_id]
+    except (WharfError, OSError) as exc:
+        _fail(exc if isinstance(exc, WharfError) else WharfError(str(exc)))
+        return
+    if not entries:
+        _fail(WharfError(f"the ledger has no entry for job {job_id}"))
+    for e in entries:
+        when = datetime.fromtimestamp(e.at, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        who = e.fields.get("party") or e.fields.get("buyer") or ""
+        extra = []
+        if "buyer_signature" in e.fields:
+            extra.append("signed by the buyer")
+        if "receipt_signature" in e.fields:
+            extra.append(f"receipt over {str(e.fields.get('content_digest', ''))[:16]}…")
+        if "result_digest" in e.fields:
+            extra.append(f"result {str(e.fields['result_digest'])[:16]}…")
+        if "method" in e.fields:
+            extra.append(str(e.fields["method"]))
+        detail = str(e.fields.get("detail", ""))
+        typer.echo(f"{e.seq:>6}  {when}  {e.kind:<20} {who:<16} {detail}" + (f"  [{'; '.join(extra)}]" if extra else ""))
+
+
 # ------------------------------------------------------------------ party
 @party_app.command("serve")
 def party_serve(

@@ -10,6 +10,7 @@ public methods; this module imports no kind.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 import uuid
@@ -90,7 +91,9 @@ class JobBook:
         self.store.upsert_party(party, listings_to_bytes(listings), organisation=organisation or party,
                                 serial=self._serials[party])
         self.store.record("party_connected", party=party,
-                          detail=f"{len(listings)} dataset(s), organisation={organisation or party}")
+                          detail=f"{len(listings)} dataset(s), organisation={organisation or party}",
+                          evidence={"datasets": [x.name for x in listings], "organisation": organisation or party,
+                                    "serial": self._serials[party]})
         self.parties_changed()
 
     def delist_revoked(self, is_revoked: Callable[[int], bool]) -> list[str]:
@@ -195,7 +198,8 @@ class JobBook:
             deadline=now + timeout_s, finished_at=0.0, signed=signed,
         )
         self.store.insert_job(job, [(f"task-{uuid.uuid4().hex[:16]}", p) for p in parties])
-        self.store.record("job_submitted", job_id=job.job_id, detail=f"buyer={buyer} {detail}")
+        self.store.record("job_submitted", job_id=job.job_id, detail=f"buyer={buyer} {detail}",
+                          evidence=_job_evidence(buyer, kind, signed))
         self._specs[job.job_id] = spec
         self.observer.job_submitted(kind, backend)
         log.info("job %s submitted by %s: %s", job.job_id, buyer, detail)
@@ -257,7 +261,8 @@ class JobBook:
 
     def contributed(self, job: JobRow, task_id: str, party: str, detail: str = "", *,
                     nbytes: int | None = None) -> None:
-        self.store.record("contribution", job_id=job.job_id, task_id=task_id, party=party, detail=detail)
+        self.store.record("contribution", job_id=job.job_id, task_id=task_id, party=party, detail=detail,
+                          evidence=_receipt_evidence(job, self.store.receipt(task_id)))
         self.answered(task_id, nbytes)
         took = self.forget_sent(task_id)
         if took is not None:
@@ -300,6 +305,7 @@ class JobBook:
         self.store.set_job_state(job.job_id, JobState.FAILED, reason, finished=True)
         self.store.drop_contributions(job.job_id)
         self.store.record("job_failed", job_id=job.job_id, detail=reason)
+        self._destroyed(job)
         log.info("job %s failed: %s", job.job_id, reason)
         self._ended(job, JobState.FAILED)
 
@@ -308,6 +314,7 @@ class JobBook:
         self.store.set_job_state(job.job_id, JobState.CANCELLED, reason, finished=True)
         self.store.drop_contributions(job.job_id)
         self.store.record("job_cancelled", job_id=job.job_id)
+        self._destroyed(job)
         self._ended(job, JobState.CANCELLED)
 
     def finish(self, job: JobRow, result: bytes, detail: str) -> None:
@@ -319,9 +326,17 @@ class JobBook:
             msg.receipts.extend(common_pb2.ContributionReceipt.FromString(r) for r in receipts)
             result = msg.SerializeToString()
         self.store.finish_job(job.job_id, result)
-        self.store.record("job_done", job_id=job.job_id, detail=detail)
+        self.store.record("job_done", job_id=job.job_id, detail=detail,
+                          evidence={"result_digest": hashlib.sha256(result).hexdigest()})
+        self._destroyed(job)
         log.info("job %s done: %s", job.job_id, detail)
         self._ended(job, JobState.DONE)
+
+    def _destroyed(self, job: JobRow) -> None:
+        # A destruction receipt: what was destroyed for which job, and how.
+        self.store.record("destroyed", job_id=job.job_id, detail="per-holder contributions",
+                          evidence={"artefact": "contributions",
+                                    "method": "rows overwritten (secure_delete), WAL checkpointed and truncated"})
 
     # ---------------------------------------------------------------- changes
     def notify(self, job_id: str) -> None:
@@ -332,6 +347,25 @@ class JobBook:
     def changed(self, job_id: str) -> asyncio.Event:
         """An event set at the job's next change (one per change)."""
         return self._changed.setdefault(job_id, asyncio.Event())
+
+
+def _job_evidence(buyer: str, kind: str, signed: bytes) -> dict[str, object]:
+    """What the ledger keeps of a submission: the buyer's signature over its job's digest, never the job."""
+    if not signed:
+        return {"buyer": buyer, "kind": kind}
+    s = common_pb2.SignedJob.FromString(signed)
+    return {"buyer": buyer, "kind": kind, "body_digest": digest(s.body).hex(), "buyer_signature": s.signature.hex(),
+            "buyer_certificate": s.certificate.decode()}
+
+
+def _receipt_evidence(job: JobRow, receipt: bytes) -> dict[str, object]:
+    """A holder's receipt as the ledger keeps it: enough to check its signature, nothing it sent."""
+    if not receipt or not job.signed:
+        return {}
+    r = common_pb2.ContributionReceipt.FromString(receipt)
+    return {"body_digest": digest(common_pb2.SignedJob.FromString(job.signed).body).hex(),
+            "content_digest": r.content_digest.hex(), "receipt_signature": r.signature.hex(),
+            "holder_certificate": r.certificate.decode()}
 
 
 __all__ = ["JobBook", "JobKind", "MAX_TIMEOUT_S", "Spec"]

@@ -6,7 +6,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from datawharf.states import ACTIVE_JOB_STATES, ANSWERED_TASK_STATES, OPEN_TASK_STATES, JobState, TaskState
 from gateway.store.migrate import StoreVersionError, migrate
@@ -61,6 +61,7 @@ class SqliteStore:
 
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
+        self.ledger: Any = None  # gateway.ledger.Ledger once attached
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
         self._wal()
@@ -208,6 +209,10 @@ class SqliteStore:
     def set_receipt(self, task_id: str, receipt: bytes) -> None:
         self._db.execute("UPDATE tasks SET receipt = ? WHERE task_id = ?", (receipt, task_id))
 
+    def receipt(self, task_id: str) -> bytes:
+        row = self._db.execute("SELECT receipt FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+        return bytes(row["receipt"]) if row else b""
+
     def receipts(self, job_id: str) -> list[bytes]:
         """The signed receipts of a job's accepted contributions, by party."""
         rows = self._db.execute(
@@ -305,11 +310,34 @@ class SqliteStore:
         return list(self._db.execute("SELECT kind, state, COUNT(*) AS n FROM jobs GROUP BY kind, state"))
 
     # events -------------------------------------------------------------------
-    def record(self, kind: str, *, job_id: str = "", task_id: str = "", party: str = "", detail: str = "") -> None:
-        self._db.execute(
-            "INSERT INTO events (at, kind, job_id, task_id, party, detail) VALUES (?, ?, ?, ?, ?, ?)",
-            (time.time(), kind, job_id, task_id, party, detail),
-        )
+    def record(self, kind: str, *, job_id: str = "", task_id: str = "", party: str = "", detail: str = "",
+               evidence: dict[str, Any] | None = None) -> None:
+        """An event, and with a ledger attached its signed entry in the same transaction: an entry
+        that cannot be written fails the event (and the operation that records it)."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "INSERT INTO events (at, kind, job_id, task_id, party, detail) VALUES (?, ?, ?, ?, ?, ?)",
+                (time.time(), kind, job_id, task_id, party, detail),
+            )
+            if self.ledger is not None:
+                fields: dict[str, Any] = {k: v for k, v in (("job_id", job_id), ("task_id", task_id),
+                                                             ("party", party), ("detail", detail)) if v}
+                fields.update(evidence or {})
+                self.ledger.append(kind, fields, self._insert_entry)
+
+    def _insert_entry(self, seq: int, line: str) -> None:
+        self._db.execute("INSERT INTO ledger (seq, entry) VALUES (?, ?)", (seq, line))
+
+    def ledger_lines(self) -> list[str]:
+        """The ledger's entries in order, one JSON line each."""
+        return [r["entry"] for r in self._db.execute("SELECT entry FROM ledger ORDER BY seq")]
+
+    def attach_ledger(self, open_ledger: Callable[[list[str], Callable[[int, str], None]], Any]) -> None:
+        """Open the ledger over this store's entries; from now on every event is also an entry."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self.ledger = open_ledger(self.ledger_lines(), self._insert_entry)
 
     def job_events(self, job_id: str) -> list[sqlite3.Row]:
         """A job's events in order, including those recorded against one of its tasks only

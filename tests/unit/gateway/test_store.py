@@ -196,11 +196,11 @@ def test_failing_migration_changes_nothing(tmp_path: Path) -> None:
     path = tmp_path / "gateway.sqlite3"
     SqliteStore(path).close()
     broken = Migration(LATEST + 1, f"{LATEST + 1:04d}_broken.sql",
-                       "CREATE TABLE ledger (seq BIGINT PRIMARY KEY);\nSELECT no_such_column FROM jobs;\n")
+                       "CREATE TABLE scratch (seq BIGINT PRIMARY KEY);\nSELECT no_such_column FROM jobs;\n")
     db = sqlite3.connect(path, isolation_level=None)
     with pytest.raises(sqlite3.OperationalError):
         migrate(db, path=str(path), migrations=load_migrations() + [broken])
-    assert db.execute("SELECT name FROM sqlite_master WHERE name = 'ledger'").fetchall() == []
+    assert db.execute("SELECT name FROM sqlite_master WHERE name = 'scratch'").fetchall() == []
     db.close()
     assert user_version(path) == LATEST
 

@@ -126,7 +126,7 @@ def test_aggregate_job_timings_bytes_history_no_secrets(tmp_path: Path, keypair)
         assert tasks["c"]["reason"] == "policy: too few rows match"
         events = [(e["event"], e["party"]) for e in detail["history"]]
         assert events == [("job_submitted", ""), ("contribution", "a"), ("contribution", "b"),
-                          ("refused", "c"), ("job_done", ""), ("rejected_message", "a")]
+                          ("refused", "c"), ("job_done", ""), ("destroyed", ""), ("rejected_message", "a")]
         assert detail["stages"] == []
 
         stored = common_pb2.AggregateSpec.FromString(w.store.job(job_id).spec)  # type: ignore[union-attr]
@@ -193,7 +193,7 @@ def test_psi_job_stages_timings_and_bytes(tmp_path: Path) -> None:
         assert (stages["D"]["sender"], stages["D"]["items"]) == ("h", 50)
         assert (stages["W"]["items"], stages["Z"]["items"], stages["Z"]["chunks"]) == (60, 60, 1)
         kinds = [e["event"] for e in detail["history"]]
-        assert kinds[0] == "job_submitted" and kinds[-1] == "job_done" and "contribution" in kinds
+        assert kinds[0] == "job_submitted" and kinds[-2:] == ["job_done", "destroyed"] and "contribution" in kinds
         assert_no_secret(json.dumps(detail), {"point A0": buyer.blinded()[0], "point W0": wpts[0]})
 
     asyncio.run(go())

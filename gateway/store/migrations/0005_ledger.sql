@@ -1,0 +1,7 @@
+-- 0005: the ledger (datawharf/ledger.py): one row per entry, each carrying the
+-- hash of the one before and the gateway's Ed25519 signature. Rows are only
+-- ever appended; the gateway verifies the whole chain when it starts.
+CREATE TABLE ledger (
+    seq   INTEGER PRIMARY KEY,
+    entry TEXT NOT NULL          -- the entry as one canonical JSON line
+);
