@@ -317,6 +317,20 @@ def run_psi_jobs(address: str, work: Path, visits: list[dict[str, str]], identit
     return failures
 
 
+def audit(exchange: LocalExchange, work: Path) -> int:
+    """Export the gateway's ledger and verify it with the exchange's CA, as an auditor would."""
+    assert exchange.ca is not None
+    out = work / "ledger.jsonl"
+    steps = [["audit", "export", "--data-dir", str(exchange.gateway_dir), "--out", str(out)],
+             ["audit", "verify", str(out), "--ca", str(exchange.ca.dir / "ca.pem")]]
+    for args in steps:
+        proc = subprocess.run([sys.executable, "-m", "wharf", *args], capture_output=True, text=True, timeout=120)
+        print("  " + (proc.stdout.strip() or proc.stderr.strip()).replace("\n", "\n  "))
+        if proc.returncode != 0:
+            return 1
+    return 0
+
+
 def run_demo(*, workdir: Path | None = None, rows: int = 3000) -> int:
     started = time.monotonic()
     if workdir is None:
@@ -361,6 +375,9 @@ def run_demo(*, workdir: Path | None = None, rows: int = 3000) -> int:
             failures += not run_job(job, address, tables[job.dataset], buyer)
         print()
         failures += run_psi_jobs(address, work, tables["visits"][PSI_HOLDER], buyer)
+        print()
+        print("the ledger of every use (`wharf audit export`, then `wharf audit verify --ca`):")
+        failures += audit(exchange, work)
         print()
     except (RuntimeError, TimeoutError, OSError) as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
