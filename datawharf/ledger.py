@@ -33,7 +33,8 @@ from datawharf.signing import JOB_DOMAIN, RECEIPT_DOMAIN
 ZERO = "0" * 64
 BINDING_DOMAIN = b"datawharf.v1.LedgerKey"
 
-__all__ = ["Entry", "LedgerError", "Report", "bind_key", "entry_hash", "make_entry", "parse_lines", "verify"]
+__all__ = ["Entry", "LedgerError", "Report", "bind_key", "check_witness", "entry_hash", "make_entry", "parse_lines",
+           "verify"]
 
 
 class LedgerError(WharfError):
@@ -144,6 +145,36 @@ def verify(entries: Iterable[Entry], *, trust: TrustStore | None = None) -> Repo
         raise LedgerError("the ledger is empty")
     report.head = prev
     return report
+
+
+def check_witness(entries: list[Entry], receipts: Iterable[dict[str, Any]], *, holder: str = "") -> int:
+    """A holder's receipts against the ledger: every head it was shown is in the chain as stated,
+    and each of its contributions and refusals is recorded. Returns how many receipts were checked;
+    raises LedgerError naming the receipt the ledger does not agree with."""
+    by_task: dict[tuple[str, str], list[Entry]] = {}
+    for e in entries:
+        if e.fields.get("task_id"):
+            by_task.setdefault((str(e.fields["task_id"]), e.kind), []).append(e)
+    checked = 0
+    for n, r in enumerate(receipts, 1):
+        kind, task = str(r.get("kind", "")), str(r.get("task_id", ""))
+        where = f"{holder + ' ' if holder else ''}receipt {n} ({kind} of {task or 'no task'})"
+        head = r.get("head")
+        if head:
+            seq = int(head["seq"])
+            e = entries[seq] if 0 <= seq < len(entries) else None
+            if e is None or e.hash != head["hash"] or e.sig != head["signature"]:
+                raise LedgerError(f"{where}: the gateway stated ledger head {seq} {str(head['hash'])[:16]}…, "
+                                  "which the ledger does not hold: history was rewritten or cut", seq)
+        if kind == "contributed":
+            found = by_task.get((task, "contribution"), [])
+            digest = r.get("content_digest")
+            if not found or (digest and all(e.fields.get("content_digest", digest) != digest for e in found)):
+                raise LedgerError(f"{where}: the ledger has no matching contribution")
+        if kind in ("refused", "failed") and not by_task.get((task, kind)):
+            raise LedgerError(f"{where}: the ledger does not record it")
+        checked += 1
+    return checked
 
 
 def _check_binding(e: Entry, trust: TrustStore) -> None:

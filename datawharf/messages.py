@@ -25,6 +25,7 @@ class TaskOffer:
     cached_tables: tuple[str, ...] = ()  # unbalanced PSI: epochs whose table the gateway holds
     signed: bytes = b""  # the buyer's SignedJob as it submitted it; the holder checks it, not ``spec``
     crl: bytes = b""     # the newest revocation list the gateway has (PEM, signed by the CA)
+    head: tuple[int, str, str] | None = None  # the ledger's (seq, hash, signature) when offered
 
 
 @dataclass(frozen=True)

@@ -398,6 +398,8 @@ def to_party_to_proto(msg: ToParty) -> party_pb2.GatewayMessage:
     if isinstance(msg, TaskOffer):
         task = party_pb2.Task(task_id=msg.task_id, job_id=msg.job_id, buyer=msg.buyer, min_parties=msg.min_parties,
                               deadline=msg.deadline, cached_tables=msg.cached_tables, crl=msg.crl)
+        if msg.head is not None:
+            task.head.CopyFrom(common_pb2.LedgerHead(seq=msg.head[0], hash=msg.head[1], signature=msg.head[2]))
         if msg.signed:
             # The holder computes on the signed body's spec; a second copy would only double the
             # message (and a large public context would push it past the message limit).
@@ -431,7 +433,8 @@ def to_party_from_proto(msg: party_pb2.GatewayMessage) -> ToParty | None:
         spec: AggregateJob | PsiJob = (psi_from_proto(holder.psi) if which == "psi"
                                        else aggregate_from_proto(holder.aggregate))
         return TaskOffer(t.task_id, t.job_id, t.buyer, t.min_parties, t.deadline, spec, tuple(t.cached_tables),
-                         signed=t.signed.SerializeToString() if t.HasField("signed") else b"", crl=t.crl)
+                         signed=t.signed.SerializeToString() if t.HasField("signed") else b"", crl=t.crl,
+                         head=(t.head.seq, t.head.hash, t.head.signature) if t.HasField("head") else None)
     if kind == "cancel":
         return CancelTask(msg.cancel.task_id, msg.cancel.reason)
     if kind == "notice":

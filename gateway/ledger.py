@@ -38,6 +38,7 @@ class Ledger:
         self.clock = clock
         self.seq = len(entries)
         self.head = entries[-1].hash if entries else ZERO
+        self.head_sig = entries[-1].sig if entries else ""
 
     @classmethod
     def open(cls, data_dir: Path, lines: list[str], creds: Credentials | None,
@@ -70,5 +71,9 @@ class Ledger:
     def append(self, kind: str, fields: dict[str, Any], insert: Callable[[int, str], None]) -> Entry:
         entry = make_entry(self.key, self.seq, round(self.clock(), 6), kind, fields, self.head)
         insert(entry.seq, entry.line())
-        self.seq, self.head = entry.seq + 1, entry.hash
+        self.seq, self.head, self.head_sig = entry.seq + 1, entry.hash, entry.sig
         return entry
+
+    def current(self) -> tuple[int, str, str]:
+        """(seq, hash, signature) of the newest entry: the head holders witness."""
+        return self.seq - 1, self.head, self.head_sig

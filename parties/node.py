@@ -31,6 +31,7 @@ from datawharf.tls import aio_channel
 from datawharf.v1 import common_pb2, party_pb2, party_pb2_grpc
 from parties.config import PartyConfig
 from parties.psi_runner import PsiRunner
+from parties.receipts import ReceiptBook
 from parties.runner import Runner
 from parties.verify import Checked, JobVerifier, Refused
 from protocols import psi
@@ -61,6 +62,8 @@ class PartyNode:
         self.connected = asyncio.Event()
         self._psi_sets: dict[str, tuple[Checked, Assembler]] = {}
         self._pool: ProcessPoolExecutor | None = None
+        self.receipts = ReceiptBook(config.state_dir or Path(".wharf-state"))
+        self._job_of: dict[str, str] = {}
         self.psi_runner = PsiRunner(config, self.runner.sources, config.state_dir or Path(".wharf-state"),
                                     mapper=self._mapper)
 
@@ -167,6 +170,7 @@ class PartyNode:
                     job: Awaitable[None] | None = None
                     checked: Checked | None = None
                     if isinstance(incoming, TaskOffer):
+                        self._witness(incoming)
                         try:
                             # A modulus proof takes up to a few hundred ms: off the event loop, so
                             # heartbeats go on; messages are still taken in order.
@@ -222,6 +226,8 @@ class PartyNode:
             return
         if answer.payload is not None:
             receipt = self._receipt(checked, digest(answer.payload))
+            self.receipts.add("contributed", job_id=task.job_id, task_id=task.task_id,
+                              content_digest=digest(answer.payload).hex())
             for piece in split(answer.payload):
                 await send(
                     party_pb2.PartyMessage(
@@ -237,8 +243,19 @@ class PartyNode:
         else:
             await self._decline(send, task.task_id, answer.refusal, answer.failure, answer.code)
 
+    def _witness(self, task: TaskOffer) -> None:
+        """Keep the task and the ledger head the gateway stated for it, before anything else."""
+        self._job_of[task.task_id] = task.job_id
+        spec = task.spec
+        what = spec.statistic.value if isinstance(spec, AggregateJob) else spec.kind
+        head = {"seq": task.head[0], "hash": task.head[1], "signature": task.head[2]} if task.head else None
+        self.receipts.add("task", job_id=task.job_id, task_id=task.task_id, buyer=task.buyer,
+                          dataset=spec.dataset, what=what, head=head)
+
     async def _decline(self, send, task_id: str, refusal: str | None, failure: str | None,  # type: ignore[no-untyped-def]
                        code: str) -> None:
+        self.receipts.add("refused" if refusal is not None else "failed", job_id=self._job_of.get(task_id, ""),
+                          task_id=task_id, reason=refusal if refusal is not None else failure or "unknown")
         if refusal is not None:
             await send(party_pb2.PartyMessage(refusal=party_pb2.TaskRefusal(task_id=task_id, reason=refusal,
                                                                             code=code)))
@@ -288,6 +305,8 @@ class PartyNode:
                 upload = HolderUpload(task.task_id, StagePiece(stage, seq, piece, seq == len(pieces) - 1))
                 await send(party_pb2.PartyMessage(psi=holder_upload_to_proto(upload)))
         digests = stage_digests(answer.stages)
+        self.receipts.add("contributed", job_id=task.job_id, task_id=task.task_id,
+                          content_digest=stages_digest(digests).hex())
         receipt = self._receipt(checked, stages_digest(digests), digests)
         done = HolderUpload(task.task_id, done=True, min_intersection=answer.min_intersection,
                             table_epoch=answer.table_epoch, receipt=receipt)

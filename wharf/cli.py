@@ -425,19 +425,29 @@ def audit_verify(
     ledger: Path = typer.Argument(..., help="A file from `wharf audit export`."),
     ca: Optional[Path] = typer.Option(None, help="The exchange's ca.pem: also check the ledger key's binding and "
                                                  "every buyer's and holder's signature inside the entries."),
+    receipts: list[Path] = typer.Option([], "--receipts", help="A holder's receipts.jsonl (or its state "
+                                        "directory): check the ledger agrees with what it witnessed (repeatable)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Check the chain and every signature; a changed, missing or moved entry is named."""
-    from datawharf.ledger import LedgerError, parse_lines, verify
+    from datawharf.ledger import LedgerError, check_witness, parse_lines, verify
     from datawharf.pki import TrustStore
+    from parties.receipts import read_receipts
 
+    witnessed = 0
     try:
         trust = TrustStore.load(ca) if ca is not None else None
         try:
             text = ledger.read_text()
         except OSError as exc:
             raise WharfError(f"cannot read {ledger}: {exc.strerror or exc}") from None
-        report = verify(parse_lines(text.splitlines()), trust=trust)
+        entries = list(parse_lines(text.splitlines()))
+        report = verify(entries, trust=trust)
+        for path in receipts:
+            try:
+                witnessed += check_witness(entries, read_receipts(path), holder=str(path))
+            except (OSError, ValueError) as exc:
+                raise WharfError(f"cannot read the receipts {path}: {exc}") from None
     except LedgerError as exc:
         if as_json:
             typer.echo(json.dumps({"ok": False, "entry": exc.seq, "error": exc.message}))
@@ -449,7 +459,8 @@ def audit_verify(
         return
     if as_json:
         typer.echo(json.dumps({"ok": True, "entries": report.entries, "jobs": len(report.jobs),
-                               "head": report.head, "bound_to_ca": report.bound, "signatures": report.signatures}))
+                               "head": report.head, "bound_to_ca": report.bound, "signatures": report.signatures,
+                               "receipts": witnessed}))
         return
     typer.echo(f"ledger verifies: {report.entries} entries, {len(report.jobs)} jobs, head {report.head}")
     if ca is not None:
@@ -457,6 +468,8 @@ def audit_verify(
                    f"{report.signatures} buyer and holder signatures checked")
     else:
         typer.echo("  (pass --ca ca.pem to check the gateway's, buyers' and holders' certificates too)")
+    if receipts:
+        typer.echo(f"  {witnessed} holder receipts agree with the ledger")
 
 
 @audit_app.command("show")
@@ -529,6 +542,41 @@ def party_serve(
         asyncio.run(main())
     except WharfError as exc:
         _fail(exc)
+
+
+@party_app.command("receipts")
+def party_receipts(
+    config: Path = typer.Option(..., "--config", "-c", envvar="WHARF_PARTY_CONFIG", help="The party's TOML file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the receipts as JSON lines."),
+) -> None:
+    """Every use of this holder's data it witnessed: which buyer computed what on which dataset, when,
+    and what it contributed or refused, with the ledger head the gateway stated."""
+    from parties.config import load_party_config
+    from parties.receipts import FILE, read_receipts
+
+    try:
+        cfg = load_party_config(config)
+    except WharfError as exc:
+        _fail(exc)
+        return
+    assert cfg.state_dir is not None
+    path = cfg.state_dir / FILE
+    if not path.exists():
+        typer.echo(f"no receipts yet ({path})")
+        return
+    for r in read_receipts(path):
+        if as_json:
+            typer.echo(json.dumps(r, sort_keys=True))
+            continue
+        when = datetime.fromtimestamp(float(r.get("at", 0)), timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        if r["kind"] == "task":
+            head = r.get("head") or {}
+            typer.echo(f"{when}  task        {r.get('job_id', '')}  {r.get('buyer', '')}: {r.get('what', '')} on "
+                       f"{r.get('dataset', '')}  (ledger head {head.get('seq', '-')})")
+        elif r["kind"] == "contributed":
+            typer.echo(f"{when}  contributed {r.get('job_id', '')}  digest {str(r.get('content_digest', ''))[:16]}…")
+        else:
+            typer.echo(f"{when}  {r['kind']:<11} {r.get('job_id', '')}  {r.get('reason', '')}")
 
 
 @party_app.command("check")

@@ -268,6 +268,16 @@ class ContributionReceipt(_message.Message):
     stages: _containers.RepeatedCompositeFieldContainer[StageDigest]
     def __init__(self, party: _Optional[str] = ..., certificate: _Optional[bytes] = ..., content_digest: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., stages: _Optional[_Iterable[_Union[StageDigest, _Mapping]]] = ...) -> None: ...
 
+class LedgerHead(_message.Message):
+    __slots__ = ("seq", "hash", "signature")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    HASH_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    hash: str
+    signature: str
+    def __init__(self, seq: _Optional[int] = ..., hash: _Optional[str] = ..., signature: _Optional[str] = ...) -> None: ...
+
 class StageDigest(_message.Message):
     __slots__ = ("stage", "digest")
     STAGE_FIELD_NUMBER: _ClassVar[int]

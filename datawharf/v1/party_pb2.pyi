@@ -112,7 +112,7 @@ class Registered(_message.Message):
     def __init__(self, party: _Optional[str] = ..., heartbeat_seconds: _Optional[int] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("task_id", "job_id", "buyer", "min_parties", "deadline", "aggregate", "psi", "cached_tables", "signed", "crl")
+    __slots__ = ("task_id", "job_id", "buyer", "min_parties", "deadline", "aggregate", "psi", "cached_tables", "signed", "crl", "head")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     BUYER_FIELD_NUMBER: _ClassVar[int]
@@ -123,6 +123,7 @@ class Task(_message.Message):
     CACHED_TABLES_FIELD_NUMBER: _ClassVar[int]
     SIGNED_FIELD_NUMBER: _ClassVar[int]
     CRL_FIELD_NUMBER: _ClassVar[int]
+    HEAD_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     job_id: str
     buyer: str
@@ -133,7 +134,8 @@ class Task(_message.Message):
     cached_tables: _containers.RepeatedScalarFieldContainer[str]
     signed: _common_pb2.SignedJob
     crl: bytes
-    def __init__(self, task_id: _Optional[str] = ..., job_id: _Optional[str] = ..., buyer: _Optional[str] = ..., min_parties: _Optional[int] = ..., deadline: _Optional[float] = ..., aggregate: _Optional[_Union[_common_pb2.AggregateSpec, _Mapping]] = ..., psi: _Optional[_Union[_common_pb2.PsiSpec, _Mapping]] = ..., cached_tables: _Optional[_Iterable[str]] = ..., signed: _Optional[_Union[_common_pb2.SignedJob, _Mapping]] = ..., crl: _Optional[bytes] = ...) -> None: ...
+    head: _common_pb2.LedgerHead
+    def __init__(self, task_id: _Optional[str] = ..., job_id: _Optional[str] = ..., buyer: _Optional[str] = ..., min_parties: _Optional[int] = ..., deadline: _Optional[float] = ..., aggregate: _Optional[_Union[_common_pb2.AggregateSpec, _Mapping]] = ..., psi: _Optional[_Union[_common_pb2.PsiSpec, _Mapping]] = ..., cached_tables: _Optional[_Iterable[str]] = ..., signed: _Optional[_Union[_common_pb2.SignedJob, _Mapping]] = ..., crl: _Optional[bytes] = ..., head: _Optional[_Union[_common_pb2.LedgerHead, _Mapping]] = ...) -> None: ...
 
 class CancelTask(_message.Message):
     __slots__ = ("task_id", "reason")

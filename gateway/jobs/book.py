@@ -161,8 +161,12 @@ class JobBook:
         crl = self.trust.crl_pem if self.trust is not None else b""
         if len(crl) > MAX_RELAYED_CRL_BYTES:  # holders then rely on their own copy of the CA's file
             crl = b""
+        task = self.store.task(task_id)
+        if task is not None and self.dispatcher.is_online(task.party):
+            self.store.record("task_offered", job_id=job.job_id, task_id=task_id, party=task.party)
+        head = self.store.ledger.current() if self.store.ledger is not None else None
         return TaskOffer(task_id, job.job_id, job.buyer, min_parties, job.deadline, spec, cached_tables,
-                         signed=job.signed, crl=crl)
+                         signed=job.signed, crl=crl, head=head)
 
     def parties_changed(self) -> None:
         self.observer.parties_online(sum(self.dispatcher.is_online(p) for p in self._listings))

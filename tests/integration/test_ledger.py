@@ -36,9 +36,10 @@ def export(ex: Exchange, out: Path) -> list[str]:
     return out.read_text().splitlines()
 
 
-def verify(ex: Exchange, path: Path) -> dict[str, object]:
+def verify(ex: Exchange, path: Path, *, witnesses: tuple[str, ...] = ()) -> dict[str, object]:
     assert ex.ca is not None
-    out = wharf("audit", "verify", str(path), "--ca", str(ex.ca.dir / "ca.pem"), "--json")
+    receipts = [a for name in witnesses for a in ("--receipts", str(ex.root / f".wharf-state-{name}"))]
+    out = wharf("audit", "verify", str(path), "--ca", str(ex.ca.dir / "ca.pem"), "--json", *receipts)
     return json.loads(out.stdout)
 
 
@@ -56,8 +57,9 @@ def test_the_ledger_records_every_use_and_verifies_across_a_restart(exchange: Ex
         later = c.submit("visits", "age", "mean", parties=list(REAL))
         c.result(later)
     lines = export(exchange, tmp_path / "ledger.jsonl")
-    report = verify(exchange, tmp_path / "ledger.jsonl")
+    report = verify(exchange, tmp_path / "ledger.jsonl", witnesses=REAL)
     assert report["ok"] is True and report["bound_to_ca"] is True, report
+    assert int(report["receipts"]) >= 2 * 3 + 2  # type: ignore[call-overload]  # a task and an answer per job
     # Two aggregate jobs (the buyer's signature and a receipt from each of two holders) and one PSI
     # job (the buyer's signature and the holder's receipt), every signature checked.
     assert report["signatures"] == 2 * (1 + 2) + (1 + 1), report
@@ -91,6 +93,17 @@ def test_tampering_is_named(exchange: Exchange, tmp_path: Path) -> None:
     resigned = json.loads(lines[5])
     resigned["sig"] = json.loads(lines[6])["sig"]
     check("signature", lines[:5] + [json.dumps(resigned)] + lines[6:], 5, "signature does not match")
+    # History cut after a holder saw it: the chain that is left verifies, the holder's receipts do not.
+    cut = tmp_path / "cut.jsonl"
+    last_offer = max(i for i, x in enumerate(lines) if json.loads(x)["kind"] == "task_offered"
+                     and json.loads(x)["fields"].get("party") == "st-mary")
+    cut.write_text("\n".join(lines[:last_offer]) + "\n")
+    assert verify(exchange, cut)["ok"] is True
+    report = verify(exchange, cut, witnesses=("st-mary",))
+    assert report["ok"] is False and "st-mary receipt" in str(report["error"]), report
+    assert "which the ledger does not hold" in str(report["error"]), report
+    listed = wharf("party", "receipts", "--config", str(exchange.root / "st-mary.toml"))
+    assert listed.returncode == 0 and "contributed" in listed.stdout and "ledger head" in listed.stdout
     untouched = tmp_path / "untouched.jsonl"
     untouched.write_text("\n".join(lines) + "\n")
     assert verify(exchange, untouched)["ok"] is True

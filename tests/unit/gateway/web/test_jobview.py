@@ -125,7 +125,8 @@ def test_aggregate_job_timings_bytes_history_no_secrets(tmp_path: Path, keypair)
         assert tasks["c"]["state"] == "REFUSED" and tasks["c"]["answer_s"] == 4.0 and tasks["c"]["bytes"] == 0
         assert tasks["c"]["reason"] == "policy: too few rows match"
         events = [(e["event"], e["party"]) for e in detail["history"]]
-        assert events == [("job_submitted", ""), ("contribution", "a"), ("contribution", "b"),
+        assert events == [("job_submitted", ""), ("task_offered", "a"), ("task_offered", "b"), ("task_offered", "c"),
+                          ("contribution", "a"), ("contribution", "b"),
                           ("refused", "c"), ("job_done", ""), ("destroyed", ""), ("rejected_message", "a")]
         assert detail["stages"] == []
 
