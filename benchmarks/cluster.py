@@ -13,19 +13,20 @@ class Cluster(LocalExchange):
     """Starts ``gateway serve`` and one ``party serve`` per config maker call."""
 
     def __init__(self, parties: int, write_party: Callable[[Path, int, str], str], *, workdir: Path | None = None,
-                 http: bool = False, insecure: bool = False) -> None:
+                 http: bool = False, insecure: bool = False, gateway_args: tuple[str, ...] = ()) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="wharf-bench-") if workdir is None else None
         root = Path(self._tmp.name) if self._tmp else workdir
         assert root is not None
         super().__init__(root, log_level="warning", insecure=insecure)
         self.with_http = http
+        self.gateway_args = gateway_args
         self.http = ""
         self.n = parties
         self.write_party = write_party
         self.names = [f"holder-{i:02d}" for i in range(parties)]
 
     def __enter__(self) -> "Cluster":
-        self.start_gateway(*(["--http", "127.0.0.1:0"] if self.with_http else []))
+        self.start_gateway(*(["--http", "127.0.0.1:0"] if self.with_http else []), *self.gateway_args)
         self.http = self.http_address
         for i, name in enumerate(self.names):
             self.start_party(name, self.write_party(self.root, i, self.address))

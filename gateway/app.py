@@ -51,6 +51,7 @@ class GatewaySettings:
     insecure: bool = False  # plaintext, self-asserted names; loopback only
     http_hosts: tuple[str, ...] = ()  # names the dashboard answers to besides its address and localhost
     http_tls: bool | None = None  # HTTPS with the gateway's certificate; None: when not on loopback
+    ledger: bool = True  # off only to measure what the ledger costs
     crl_poll_s: float = 1.0
 
 
@@ -94,11 +95,14 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
     creds, trust = _trust(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = SqliteStore(settings.data_dir / "gateway.sqlite3")
-    try:
-        store.attach_ledger(lambda lines, insert: Ledger.open(settings.data_dir, lines, creds, insert))
-    except BaseException:
-        store.close()
-        raise
+    if settings.ledger:
+        try:
+            store.attach_ledger(lambda lines, insert: Ledger.open(settings.data_dir, lines, creds, insert))
+        except BaseException:
+            store.close()
+            raise
+    else:
+        log.warning("the ledger is off (--no-ledger): no use of data is recorded for audit")
     dispatcher = StreamDispatcher()
     metrics = Metrics(store)
     gate = Gate(trust, on_refusal=metrics.auth_refused)

@@ -205,6 +205,8 @@ def gateway_serve(
                                        help="The CA's revocation list (crl.pem), re-read whenever it changes."),
     insecure: bool = typer.Option(False, envvar="WHARF_INSECURE",
                                   help="Plaintext with self-asserted names, loopback only (development)."),
+    ledger: bool = typer.Option(True, "--ledger/--no-ledger", envvar="WHARF_LEDGER",
+                                help="Record every use in the signed ledger (off only to measure its cost)."),
     log_level: str = LogLevelOpt,
     log_format: LogFormat = LogFormatOpt,
 ) -> None:
@@ -222,7 +224,7 @@ def gateway_serve(
     settings = GatewaySettings(listen=listen, data_dir=data_dir, wire_log=wire_log, http=http,
                                http_token=http_token, http_allow_remote=http_allow_remote,
                                results_dir=bench_results, identity=identity, crl=crl, insecure=insecure,
-                               http_hosts=tuple(http_host), http_tls=http_tls)
+                               http_hosts=tuple(http_host), http_tls=http_tls, ledger=ledger)
     try:
         asyncio.run(serve(settings))
     except (OSError, AccessError) as exc:

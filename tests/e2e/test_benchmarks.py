@@ -45,3 +45,15 @@ def test_psi_quick(tmp_path: Path) -> None:
     assert {"hash-join", "dh-floor", "psi@inprocess", "psi@gateway", "psi-sum@gateway",
             "psi-unbalanced-warm@gateway"} <= cases
     assert all("n" in r for r in record["results"] if r["case"].startswith(("psi", "hash", "dh")))
+
+
+def test_ledger_quick(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "ledger", "--quick", "--json", str(tmp_path / "l.json"),
+         "--results-dir", str(tmp_path / "results")],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    record = json.loads((tmp_path / "l.json").read_text())
+    assert {r["case"] for r in record["results"]} == {"jobs@ledger", "jobs@no-ledger"}
+    assert [c["name"] for c in record["checks"]] == ["ledger_over_no_ledger_jobs_per_s"]
