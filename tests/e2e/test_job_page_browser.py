@@ -79,7 +79,7 @@ def test_job_page_follows_a_job_to_done(exchange: Exchange, browser) -> None:  #
     assert page.is_hidden("#job-live")
     assert page.inner_text("#job-facts dd[data-field=type]").strip() == "aggregate"
     events = page.eval_on_selector_all("#job-history tbody tr", "rows => rows.map(r => r.dataset.event)")
-    assert events[0] == "job_submitted" and events[-1] == "job_done"
+    assert events[0] == "job_submitted" and events[-2:] == ["job_done", "destroyed"]
     assert events.count("contribution") == 2
     assert page.is_hidden("#job-stages-section")  # an aggregation has no PSI stages
 
