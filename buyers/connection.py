@@ -148,6 +148,12 @@ class Connection:
         job_id = job if isinstance(job, str) else job.job_id
         return job_from_proto(self.call(self.stub.GetJob, buyer_pb2.GetJobRequest(job_id=job_id)))
 
+    def purge(self, job: "str | Any") -> buyer_pb2.DestructionReceipt:
+        """Destroy a finished job's result at the gateway now; the destruction receipt, as the
+        gateway's ledger records it. FailedPrecondition for a running job (cancel it first)."""
+        job_id = job if isinstance(job, str) else job.job_id
+        return self.call(self.stub.PurgeJob, buyer_pb2.GetJobRequest(job_id=job_id))
+
     def cancel(self, job: "str | Any") -> JobView:
         """Cancel a running job; FailedPrecondition if it has already ended."""
         job_id = job if isinstance(job, str) else job.job_id

@@ -52,6 +52,7 @@ class GatewaySettings:
     http_hosts: tuple[str, ...] = ()  # names the dashboard answers to besides its address and localhost
     http_tls: bool | None = None  # HTTPS with the gateway's certificate; None: when not on loopback
     ledger: bool = True  # off only to measure what the ledger costs
+    result_ttl_s: float | None = 7 * 24 * 3600  # a result is destroyed this long after it is made
     crl_poll_s: float = 1.0
 
 
@@ -106,7 +107,8 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
     dispatcher = StreamDispatcher()
     metrics = Metrics(store)
     gate = Gate(trust, on_refusal=metrics.auth_refused)
-    orch = Orchestrator(store, dispatcher, observer=metrics, spool=Spool(settings.data_dir / "spool"), trust=trust)
+    orch = Orchestrator(store, dispatcher, observer=metrics, spool=Spool(settings.data_dir / "spool"), trust=trust,
+                        result_ttl_s=settings.result_ttl_s)
     tap = WireTap(settings.wire_log) if settings.wire_log else None
     interceptors: list[grpc.aio.ServerInterceptor] = [metrics.rpc_interceptor(), ByteCounter(metrics)] + ([tap] if tap else [])
     server = grpc.aio.server(interceptors=interceptors, options=server_options())

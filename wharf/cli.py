@@ -207,6 +207,8 @@ def gateway_serve(
                                   help="Plaintext with self-asserted names, loopback only (development)."),
     ledger: bool = typer.Option(True, "--ledger/--no-ledger", envvar="WHARF_LEDGER",
                                 help="Record every use in the signed ledger (off only to measure its cost)."),
+    result_ttl: float = typer.Option(168.0, min=0.001, envvar="WHARF_RESULT_TTL",
+                                     help="Hours a result is kept for its buyer before it is destroyed."),
     log_level: str = LogLevelOpt,
     log_format: LogFormat = LogFormatOpt,
 ) -> None:
@@ -224,7 +226,8 @@ def gateway_serve(
     settings = GatewaySettings(listen=listen, data_dir=data_dir, wire_log=wire_log, http=http,
                                http_token=http_token, http_allow_remote=http_allow_remote,
                                results_dir=bench_results, identity=identity, crl=crl, insecure=insecure,
-                               http_hosts=tuple(http_host), http_tls=http_tls, ledger=ledger)
+                               http_hosts=tuple(http_host), http_tls=http_tls, ledger=ledger,
+                               result_ttl_s=result_ttl * 3600)
     try:
         asyncio.run(serve(settings))
     except (OSError, AccessError) as exc:
@@ -950,6 +953,25 @@ def job_cancel(
         _fail(exc)
         return
     typer.echo(f"job {view.job_id} {view.state}")
+
+
+@job_app.command("purge")
+def job_purge(
+    job_id: str = typer.Argument(..., help="A finished job of yours."),
+    gateway: str = GatewayOpt,
+    identity: Optional[Path] = IdentityOpt,
+    insecure_as: Optional[str] = InsecureAsOpt,
+) -> None:
+    """Destroy a finished job's result at the gateway now, and print the destruction receipt."""
+    try:
+        with _client(gateway, identity, insecure_as) as client:
+            r = client.purge(job_id)
+    except WharfError as exc:
+        _fail(exc)
+        return
+    when = datetime.fromtimestamp(r.destroyed_at, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    typer.echo(f"job {r.job_id}: {r.artefact} destroyed at {when} ({r.method}); "
+               f"ledger entry {r.ledger_seq} {r.ledger_hash}")
 
 
 # ------------------------------------------------------------------ bench

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from datawharf.v1 import common_pb2 as datawharf_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x64\x61tawharf/v1/buyer.proto\x12\x0c\x64\x61tawharf.v1\x1a\x19\x64\x61tawharf/v1/common.proto\"B\n\tSetUpload\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12%\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x16.datawharf.v1.SetChunk\"3\n\x12\x44ownloadSetRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05stage\x18\x02 \x01(\t\"\x14\n\x12ListCatalogRequest\"\x84\x01\n\x0c\x43\x61talogEntry\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x0f\n\x07holders\x18\x02 \x03(\t\x12%\n\x07\x63olumns\x18\x03 \x03(\x0b\x32\x14.datawharf.v1.Column\x12\x13\n\x0b\x61pprox_rows\x18\x04 \x01(\x04\x12\x16\n\x0eholders_online\x18\x05 \x03(\t\"C\n\x13ListCatalogResponse\x12,\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x1a.datawharf.v1.CatalogEntry\"\xee\x01\n\x10SubmitJobRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x30\n\taggregate\x18\x02 \x01(\x0b\x32\x1b.datawharf.v1.AggregateSpecH\x00\x12$\n\x03psi\x18\x06 \x01(\x0b\x32\x15.datawharf.v1.PsiSpecH\x00\x12\x0f\n\x07parties\x18\x03 \x03(\t\x12\x13\n\x0bmin_parties\x18\x04 \x01(\r\x12\x17\n\x0ftimeout_seconds\x18\x05 \x01(\r\x12\'\n\x06signed\x18\x07 \x01(\x0b\x32\x17.datawharf.v1.SignedJobB\x06\n\x04spec\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"R\n\tPartyTask\x12\r\n\x05party\x18\x01 \x01(\t\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.datawharf.v1.TaskState\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xdb\x02\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\r\n\x05\x62uyer\x18\x03 \x01(\t\x12%\n\x05state\x18\x04 \x01(\x0e\x32\x16.datawharf.v1.JobState\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x30\n\taggregate\x18\x06 \x01(\x0b\x32\x1b.datawharf.v1.AggregateSpecH\x00\x12$\n\x03psi\x18\x0c \x01(\x0b\x32\x15.datawharf.v1.PsiSpecH\x00\x12&\n\x05tasks\x18\x07 \x03(\x0b\x32\x17.datawharf.v1.PartyTask\x12\x13\n\x0bmin_parties\x18\x08 \x01(\r\x12\x12\n\ncreated_at\x18\t \x01(\x01\x12\x10\n\x08\x64\x65\x61\x64line\x18\n \x01(\x01\x12\x13\n\x0b\x66inished_at\x18\x0b \x01(\x01\x12\x12\n\nnext_stage\x18\r \x01(\tB\x06\n\x04spec\",\n\x0bSuppression\x12\r\n\x05party\x18\x01 \x01(\t\x12\x0e\n\x06groups\x18\x02 \x03(\r\"\xec\x01\n\tJobResult\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12/\n\x07\x66igures\x18\x02 \x01(\x0b\x32\x1e.datawharf.v1.EncryptedFigures\x12\x14\n\x0c\x63ontributors\x18\x03 \x03(\t\x12-\n\nsuppressed\x18\x04 \x03(\x0b\x32\x19.datawharf.v1.Suppression\x12$\n\x03psi\x18\x05 \x01(\x0b\x32\x17.datawharf.v1.PsiResult\x12\x33\n\x08receipts\x18\x06 \x03(\x0b\x32!.datawharf.v1.ContributionReceipt\"Z\n\tPsiResult\x12\x0c\n\x04size\x18\x01 \x01(\x04\x12\x15\n\tpositions\x18\x02 \x03(\rB\x02\x10\x01\x12\x13\n\x0bmasked_sums\x18\x03 \x03(\x0c\x12\x13\n\x0bholder_rows\x18\x04 \x01(\x04*\xec\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATE_PENDING\x10\x01\x12\x18\n\x14JOB_STATE_DISPATCHED\x10\x02\x12\x18\n\x14JOB_STATE_COLLECTING\x10\x03\x12\x19\n\x15JOB_STATE_AGGREGATING\x10\x04\x12\x12\n\x0eJOB_STATE_DONE\x10\x05\x12\x14\n\x10JOB_STATE_FAILED\x10\x06\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x07\x12\x1c\n\x18JOB_STATE_AWAITING_BUYER\x10\x08*\xec\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_STATE_PENDING\x10\x01\x12\x19\n\x15TASK_STATE_DISPATCHED\x10\x02\x12\x1a\n\x16TASK_STATE_CONTRIBUTED\x10\x03\x12\x16\n\x12TASK_STATE_REFUSED\x10\x04\x12\x15\n\x11TASK_STATE_FAILED\x10\x05\x12\x13\n\x0fTASK_STATE_LOST\x10\x06\x12\x16\n\x12TASK_STATE_EXPIRED\x10\x07\x12\x18\n\x14TASK_STATE_CANCELLED\x10\x08\x32\xa0\x04\n\x0c\x42uyerService\x12R\n\x0bListCatalog\x12 .datawharf.v1.ListCatalogRequest\x1a!.datawharf.v1.ListCatalogResponse\x12>\n\tSubmitJob\x12\x1e.datawharf.v1.SubmitJobRequest\x1a\x11.datawharf.v1.Job\x12\x38\n\x06GetJob\x12\x1b.datawharf.v1.GetJobRequest\x1a\x11.datawharf.v1.Job\x12<\n\x08WatchJob\x12\x1b.datawharf.v1.GetJobRequest\x1a\x11.datawharf.v1.Job0\x01\x12;\n\tCancelJob\x12\x1b.datawharf.v1.GetJobRequest\x1a\x11.datawharf.v1.Job\x12\x41\n\x0b\x46\x65tchResult\x12\x1b.datawharf.v1.GetJobRequest\x1a\x13.datawharf.v1.Chunk0\x01\x12\x39\n\tUploadSet\x12\x17.datawharf.v1.SetUpload\x1a\x11.datawharf.v1.Job(\x01\x12I\n\x0b\x44ownloadSet\x12 .datawharf.v1.DownloadSetRequest\x1a\x16.datawharf.v1.SetChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x64\x61tawharf/v1/buyer.proto\x12\x0c\x64\x61tawharf.v1\x1a\x19\x64\x61tawharf/v1/common.proto\"\x85\x01\n\x12\x44\x65structionReceipt\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08\x61rtefact\x18\x02 \x01(\t\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x14\n\x0c\x64\x65stroyed_at\x18\x04 \x01(\x01\x12\x12\n\nledger_seq\x18\x05 \x01(\x04\x12\x13\n\x0bledger_hash\x18\x06 \x01(\t\"B\n\tSetUpload\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12%\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x16.datawharf.v1.SetChunk\"3\n\x12\x44ownloadSetRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05stage\x18\x02 \x01(\t\"\x14\n\x12ListCatalogRequest\"\x84\x01\n\x0c\x43\x61talogEntry\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x0f\n\x07holders\x18\x02 \x03(\t\x12%\n\x07\x63olumns\x18\x03 \x03(\x0b\x32\x14.datawharf.v1.Column\x12\x13\n\x0b\x61pprox_rows\x18\x04 \x01(\x04\x12\x16\n\x0eholders_online\x18\x05 \x03(\t\"C\n\x13ListCatalogResponse\x12,\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x1a.datawharf.v1.CatalogEntry\"\xee\x01\n\x10SubmitJobRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x30\n\taggregate\x18\x02 \x01(\x0b\x32\x1b.datawharf.v1.AggregateSpecH\x00\x12$\n\x03psi\x18\x06 \x01(\x0b\x32\x15.datawharf.v1.PsiSpecH\x00\x12\x0f\n\x07parties\x18\x03 \x03(\t\x12\x13\n\x0bmin_parties\x18\x04 \x01(\r\x12\x17\n\x0ftimeout_seconds\x18\x05 \x01(\r\x12\'\n\x06signed\x18\x07 \x01(\x0b\x32\x17.datawharf.v1.SignedJobB\x06\n\x04spec\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"R\n\tPartyTask\x12\r\n\x05party\x18\x01 \x01(\t\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.datawharf.v1.TaskState\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xdb\x02\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\r\n\x05\x62uyer\x18\x03 \x01(\t\x12%\n\x05state\x18\x04 \x01(\x0e\x32\x16.datawharf.v1.JobState\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x30\n\taggregate\x18\x06 \x01(\x0b\x32\x1b.datawharf.v1.AggregateSpecH\x00\x12$\n\x03psi\x18\x0c \x01(\x0b\x32\x15.datawharf.v1.PsiSpecH\x00\x12&\n\x05tasks\x18\x07 \x03(\x0b\x32\x17.datawharf.v1.PartyTask\x12\x13\n\x0bmin_parties\x18\x08 \x01(\r\x12\x12\n\ncreated_at\x18\t \x01(\x01\x12\x10\n\x08\x64\x65\x61\x64line\x18\n \x01(\x01\x12\x13\n\x0b\x66inished_at\x18\x0b \x01(\x01\x12\x12\n\nnext_stage\x18\r \x01(\tB\x06\n\x04spec\",\n\x0bSuppression\x12\r\n\x05party\x18\x01 \x01(\t\x12\x0e\n\x06groups\x18\x02 \x03(\r\"\xec\x01\n\tJobResult\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12/\n\x07\x66igures\x18\x02 \x01(\x0b\x32\x1e.datawharf.v1.EncryptedFigures\x12\x14\n\x0c\x63ontributors\x18\x03 \x03(\t\x12-\n\nsuppressed\x18\x04 \x03(\x0b\x32\x19.datawharf.v1.Suppression\x12$\n\x03psi\x18\x05 \x01(\x0b\x32\x17.datawharf.v1.PsiResult\x12\x33\n\x08receipts\x18\x06 \x03(\x0b\x32!.datawharf.v1.ContributionReceipt\"Z\n\tPsiResult\x12\x0c\n\x04size\x18\x01 \x01(\x04\x12\x15\n\tpositions\x18\x02 \x03(\rB\x02\x10\x01\x12\x13\n\x0bmasked_sums\x18\x03 \x03(\x0c\x12\x13\n\x0bholder_rows\x18\x04 \x01(\x04*\xec\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATE_PENDING\x10\x01\x12\x18\n\x14JOB_STATE_DISPATCHED\x10\x02\x12\x18\n\x14JOB_STATE_COLLECTING\x10\x03\x12\x19\n\x15JOB_STATE_AGGREGATING\x10\x04\x12\x12\n\x0eJOB_STATE_DONE\x10\x05\x12\x14\n\x10JOB_STATE_FAILED\x10\x06\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x07\x12\x1c\n\x18JOB_STATE_AWAITING_BUYER\x10\x08*\xec\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_STATE_PENDING\x10\x01\x12\x19\n\x15TASK_STATE_DISPATCHED\x10\x02\x12\x1a\n\x16TASK_STATE_CONTRIBUTED\x10\x03\x12\x16\n\x12TASK_STATE_REFUSED\x10\x04\x12\x15\n\x11TASK_STATE_FAILED\x10\x05\x12\x13\n\x0fTASK_STATE_LOST\x10\x06\x12\x16\n\x12TASK_STATE_EXPIRED\x10\x07\x12\x18\n\x14TASK_STATE_CANCELLED\x10\x08\x32\xeb\x04\n\x0c\x42uyerService\x12R\n\x0bListCatalog\x12 .datawharf.v1.ListCatalogRequest\x1a!.datawharf.v1.ListCatalogResponse\x12>\n\tSubmitJob\x12\x1e.datawharf.v1.SubmitJobRequest\x1a\x11.datawharf.v1.Job\x12\x38\n\x06GetJob\x12\x1b.datawharf.v1.GetJobRequest\x1a\x11.datawharf.v1.Job\x12<\n\x08WatchJob\x12\x1b.datawharf.v1.GetJobRequest\x1a\x11.datawharf.v1.Job0\x01\x12;\n\tCancelJob\x12\x1b.datawharf.v1.GetJobRequest\x1a\x11.datawharf.v1.Job\x12\x41\n\x0b\x46\x65tchResult\x12\x1b.datawharf.v1.GetJobRequest\x1a\x13.datawharf.v1.Chunk0\x01\x12\x39\n\tUploadSet\x12\x17.datawharf.v1.SetUpload\x1a\x11.datawharf.v1.Job(\x01\x12I\n\x0b\x44ownloadSet\x12 .datawharf.v1.DownloadSetRequest\x1a\x16.datawharf.v1.SetChunk0\x01\x12I\n\x08PurgeJob\x12\x1b.datawharf.v1.GetJobRequest\x1a .datawharf.v1.DestructionReceiptb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,34 +34,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PSIRESULT'].fields_by_name['positions']._loaded_options = None
   _globals['_PSIRESULT'].fields_by_name['positions']._serialized_options = b'\020\001'
-  _globals['_JOBSTATE']._serialized_start=1502
-  _globals['_JOBSTATE']._serialized_end=1738
-  _globals['_TASKSTATE']._serialized_start=1741
-  _globals['_TASKSTATE']._serialized_end=1977
-  _globals['_SETUPLOAD']._serialized_start=69
-  _globals['_SETUPLOAD']._serialized_end=135
-  _globals['_DOWNLOADSETREQUEST']._serialized_start=137
-  _globals['_DOWNLOADSETREQUEST']._serialized_end=188
-  _globals['_LISTCATALOGREQUEST']._serialized_start=190
-  _globals['_LISTCATALOGREQUEST']._serialized_end=210
-  _globals['_CATALOGENTRY']._serialized_start=213
-  _globals['_CATALOGENTRY']._serialized_end=345
-  _globals['_LISTCATALOGRESPONSE']._serialized_start=347
-  _globals['_LISTCATALOGRESPONSE']._serialized_end=414
-  _globals['_SUBMITJOBREQUEST']._serialized_start=417
-  _globals['_SUBMITJOBREQUEST']._serialized_end=655
-  _globals['_GETJOBREQUEST']._serialized_start=657
-  _globals['_GETJOBREQUEST']._serialized_end=688
-  _globals['_PARTYTASK']._serialized_start=690
-  _globals['_PARTYTASK']._serialized_end=772
-  _globals['_JOB']._serialized_start=775
-  _globals['_JOB']._serialized_end=1122
-  _globals['_SUPPRESSION']._serialized_start=1124
-  _globals['_SUPPRESSION']._serialized_end=1168
-  _globals['_JOBRESULT']._serialized_start=1171
-  _globals['_JOBRESULT']._serialized_end=1407
-  _globals['_PSIRESULT']._serialized_start=1409
-  _globals['_PSIRESULT']._serialized_end=1499
-  _globals['_BUYERSERVICE']._serialized_start=1980
-  _globals['_BUYERSERVICE']._serialized_end=2524
+  _globals['_JOBSTATE']._serialized_start=1638
+  _globals['_JOBSTATE']._serialized_end=1874
+  _globals['_TASKSTATE']._serialized_start=1877
+  _globals['_TASKSTATE']._serialized_end=2113
+  _globals['_DESTRUCTIONRECEIPT']._serialized_start=70
+  _globals['_DESTRUCTIONRECEIPT']._serialized_end=203
+  _globals['_SETUPLOAD']._serialized_start=205
+  _globals['_SETUPLOAD']._serialized_end=271
+  _globals['_DOWNLOADSETREQUEST']._serialized_start=273
+  _globals['_DOWNLOADSETREQUEST']._serialized_end=324
+  _globals['_LISTCATALOGREQUEST']._serialized_start=326
+  _globals['_LISTCATALOGREQUEST']._serialized_end=346
+  _globals['_CATALOGENTRY']._serialized_start=349
+  _globals['_CATALOGENTRY']._serialized_end=481
+  _globals['_LISTCATALOGRESPONSE']._serialized_start=483
+  _globals['_LISTCATALOGRESPONSE']._serialized_end=550
+  _globals['_SUBMITJOBREQUEST']._serialized_start=553
+  _globals['_SUBMITJOBREQUEST']._serialized_end=791
+  _globals['_GETJOBREQUEST']._serialized_start=793
+  _globals['_GETJOBREQUEST']._serialized_end=824
+  _globals['_PARTYTASK']._serialized_start=826
+  _globals['_PARTYTASK']._serialized_end=908
+  _globals['_JOB']._serialized_start=911
+  _globals['_JOB']._serialized_end=1258
+  _globals['_SUPPRESSION']._serialized_start=1260
+  _globals['_SUPPRESSION']._serialized_end=1304
+  _globals['_JOBRESULT']._serialized_start=1307
+  _globals['_JOBRESULT']._serialized_end=1543
+  _globals['_PSIRESULT']._serialized_start=1545
+  _globals['_PSIRESULT']._serialized_end=1635
+  _globals['_BUYERSERVICE']._serialized_start=2116
+  _globals['_BUYERSERVICE']._serialized_end=2735
 # @@protoc_insertion_point(module_scope)

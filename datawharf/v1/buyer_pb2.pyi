@@ -50,6 +50,22 @@ TASK_STATE_LOST: TaskState
 TASK_STATE_EXPIRED: TaskState
 TASK_STATE_CANCELLED: TaskState
 
+class DestructionReceipt(_message.Message):
+    __slots__ = ("job_id", "artefact", "method", "destroyed_at", "ledger_seq", "ledger_hash")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ARTEFACT_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    DESTROYED_AT_FIELD_NUMBER: _ClassVar[int]
+    LEDGER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    LEDGER_HASH_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    artefact: str
+    method: str
+    destroyed_at: float
+    ledger_seq: int
+    ledger_hash: str
+    def __init__(self, job_id: _Optional[str] = ..., artefact: _Optional[str] = ..., method: _Optional[str] = ..., destroyed_at: _Optional[float] = ..., ledger_seq: _Optional[int] = ..., ledger_hash: _Optional[str] = ...) -> None: ...
+
 class SetUpload(_message.Message):
     __slots__ = ("job_id", "chunk")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]

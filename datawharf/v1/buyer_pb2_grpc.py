@@ -77,6 +77,11 @@ class BuyerServiceStub:
                 request_serializer=datawharf_dot_v1_dot_buyer__pb2.DownloadSetRequest.SerializeToString,
                 response_deserializer=datawharf_dot_v1_dot_common__pb2.SetChunk.FromString,
                 _registered_method=True)
+        self.PurgeJob = channel.unary_unary(
+                '/datawharf.v1.BuyerService/PurgeJob',
+                request_serializer=datawharf_dot_v1_dot_buyer__pb2.GetJobRequest.SerializeToString,
+                response_deserializer=datawharf_dot_v1_dot_buyer__pb2.DestructionReceipt.FromString,
+                _registered_method=True)
 
 
 class BuyerServiceServicer:
@@ -136,6 +141,14 @@ class BuyerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PurgeJob(self, request, context):
+        """Destroy a finished job's result now, before its lifetime ends; the
+        answer is the destruction receipt (as recorded in the ledger).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BuyerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -178,6 +191,11 @@ def add_BuyerServiceServicer_to_server(servicer, server):
                     servicer.DownloadSet,
                     request_deserializer=datawharf_dot_v1_dot_buyer__pb2.DownloadSetRequest.FromString,
                     response_serializer=datawharf_dot_v1_dot_common__pb2.SetChunk.SerializeToString,
+            ),
+            'PurgeJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurgeJob,
+                    request_deserializer=datawharf_dot_v1_dot_buyer__pb2.GetJobRequest.FromString,
+                    response_serializer=datawharf_dot_v1_dot_buyer__pb2.DestructionReceipt.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -398,6 +416,33 @@ class BuyerService:
             '/datawharf.v1.BuyerService/DownloadSet',
             datawharf_dot_v1_dot_buyer__pb2.DownloadSetRequest.SerializeToString,
             datawharf_dot_v1_dot_common__pb2.SetChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurgeJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/datawharf.v1.BuyerService/PurgeJob',
+            datawharf_dot_v1_dot_buyer__pb2.GetJobRequest.SerializeToString,
+            datawharf_dot_v1_dot_buyer__pb2.DestructionReceipt.FromString,
             options,
             channel_credentials,
             insecure,

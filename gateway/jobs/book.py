@@ -336,6 +336,17 @@ class JobBook:
         log.info("job %s done: %s", job.job_id, detail)
         self._ended(job, JobState.DONE)
 
+    def destroyed_result(self, job: JobRow, why: str) -> dict[str, object]:
+        """Record a result's destruction; the receipt the buyer gets (and the ledger keeps)."""
+        method = "row overwritten (secure_delete), WAL checkpointed and truncated"
+        at = self.clock()
+        self.store.record("destroyed", job_id=job.job_id, detail=f"result, {why}",
+                          evidence={"artefact": "result", "method": method, "destroyed_at": at})
+        seq, digest_hex = (self.store.ledger.current()[:2] if self.store.ledger is not None else (0, ""))
+        log.info("job %s: result destroyed (%s)", job.job_id, why)
+        return {"job_id": job.job_id, "artefact": "result", "method": method, "destroyed_at": at,
+                "ledger_seq": seq, "ledger_hash": digest_hex}
+
     def _destroyed(self, job: JobRow) -> None:
         # A destruction receipt: what was destroyed for which job, and how.
         self.store.record("destroyed", job_id=job.job_id, detail="per-holder contributions",

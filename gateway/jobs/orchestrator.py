@@ -41,7 +41,9 @@ class Orchestrator:
         observer: JobObserver | None = None,
         spool: Spool | None = None,
         trust: TrustStore | None = None,
+        result_ttl_s: float | None = None,
     ) -> None:
+        self.result_ttl_s = result_ttl_s
         self.store = store
         self.dispatcher = dispatcher
         self.clock = clock
@@ -123,9 +125,30 @@ class Orchestrator:
             detail = f": {job.reason}" if job.reason else ""
             raise FailedPrecondition(f"job {job_id} is {job.state}{detail}; a result exists only once it is DONE")
         payload = self.store.result(job_id)
-        if payload is None:  # pragma: no cover - DONE is written with its result
-            raise FailedPrecondition(f"job {job_id} has no stored result")
+        if payload is None:
+            raise FailedPrecondition(f"job {job_id}'s result was destroyed (purged by its buyer or past its "
+                                     "lifetime); the ledger holds its destruction receipt")
         return payload
+
+    def purge(self, job_id: str, buyer: str) -> dict[str, object]:
+        """Destroy a finished job's result now; its destruction receipt."""
+        job = self.book.owned(job_id, buyer)
+        if job.state in ACTIVE_JOB_STATES:
+            raise FailedPrecondition(f"job {job_id} is still {job.state}; cancel it first, then purge it")
+        if not self.store.drop_result(job_id):
+            raise FailedPrecondition(f"job {job_id} keeps no result to purge (it is {job.state}, or was purged)")
+        return self.book.destroyed_result(job, "purged by its buyer")
+
+    def expire_results(self) -> int:
+        """Destroy every result older than its lifetime; how many."""
+        if self.result_ttl_s is None:
+            return 0
+        expired = self.store.results_before(self.clock() - self.result_ttl_s)
+        for job_id in expired:
+            job = self.store.job(job_id)
+            if job is not None and self.store.drop_result(job_id):
+                self.book.destroyed_result(job, f"past its lifetime of {self.result_ttl_s:.0f} s")
+        return len(expired)
 
     async def upload_set(self, buyer: str, job_id: str, pieces: AsyncIterator[StagePiece]) -> JobView:
         await self.psi.upload(buyer, job_id, pieces)
@@ -249,6 +272,7 @@ class Orchestrator:
         await self.kinds[job.kind].evaluate(job, self.store.tasks(job_id), at_deadline=at_deadline)
 
     async def check_deadlines(self) -> None:
+        self.expire_results()
         now = self.clock()
         for job in self.store.jobs(ACTIVE_JOB_STATES):
             if job.deadline <= now:

@@ -285,6 +285,17 @@ class SqliteStore:
         row = self._db.execute("SELECT payload FROM results WHERE job_id = ?", (job_id,)).fetchone()
         return bytes(row["payload"]) if row else None
 
+    def drop_result(self, job_id: str) -> bool:
+        """Destroy a job's result (overwritten, WAL truncated); False if there was none."""
+        gone = self._db.execute("DELETE FROM results WHERE job_id = ?", (job_id,)).rowcount > 0
+        self._truncate_wal()
+        return gone
+
+    def results_before(self, created_before: float) -> list[str]:
+        """Jobs whose result was stored before ``created_before``: past their lifetime."""
+        rows = self._db.execute("SELECT job_id FROM results WHERE created_at < ?", (created_before,))
+        return [r["job_id"] for r in rows]
+
     # the operator's view ----------------------------------------------------------
     def recent_jobs(self, limit: int = 50) -> list[sqlite3.Row]:
         """Recent jobs with their task tallies, without specs (which hold key material)."""

@@ -31,7 +31,8 @@ def me(exchange: Exchange) -> str:
 @pytest.mark.parametrize("command", [[], ["gateway", "serve"], ["party", "serve"], ["party", "check"], ["catalog"],
                                      ["job", "aggregate"], ["job", "status"], ["job", "cancel"], ["demo"],
                                      ["ca", "init"], ["ca", "issue"], ["ca", "revoke"], ["ca", "renew"],
-                                     ["ca", "list"], ["ca", "request"]])
+                                     ["ca", "list"], ["ca", "request"], ["job", "purge"], ["audit", "export"],
+                                     ["audit", "verify"], ["audit", "show"], ["party", "receipts"]])
 def test_help_everywhere(command: list[str]) -> None:
     out = wharf(*command, "--help")
     assert out.returncode == 0 and "Usage" in out.stdout

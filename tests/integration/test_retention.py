@@ -74,3 +74,44 @@ def test_the_gateways_files_are_its_operators_alone(exchange: Exchange) -> None:
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode & 0o077 == 0, f"{path} is mode {oct(mode)}"
     assert stat.S_IMODE(Path(exchange.gateway_dir).stat().st_mode) & 0o077 == 0
+
+
+def test_a_buyer_purges_its_result_and_gets_a_destruction_receipt(exchange: Exchange) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from datawharf.errors import FailedPrecondition, NotFound
+
+    exchange.start_party("riverside", _config(exchange, "riverside"))
+    exchange.wait_online(REAL)
+    with exchange.client() as c, exchange.client("mallory") as m:
+        job = c.submit("visits", "cost", "count", parties=list(REAL))
+        c.result(job)
+        with pytest.raises(NotFound):
+            m.purge(job.job_id)  # not mallory's
+        receipt = c.purge(job)
+        assert receipt.artefact == "result" and receipt.ledger_seq > 0 and len(receipt.ledger_hash) == 64
+        with pytest.raises(FailedPrecondition, match="destroyed"):
+            c.fetch_result(job.job_id)
+        with pytest.raises(FailedPrecondition, match="no result to purge"):
+            c.purge(job)
+        exchange.stop_party("riverside")
+        # A running job (it waits for riverside) cannot be purged.
+        running = c.submit("visits", "cost", "count", parties=list(REAL), min_parties=2, timeout_s=30)
+        with pytest.raises(FailedPrecondition, match="cancel it first"):
+            c.purge(running)
+        c.cancel(running)
+    out = exchange.root / "ledger.jsonl"
+    subprocess.run([sys.executable, "-m", "wharf", "audit", "export", "--data-dir", str(exchange.gateway_dir),
+                    "--out", str(out)], check=True, capture_output=True)
+    entries = [json.loads(x) for x in out.read_text().splitlines()]
+    destroyed = [e for e in entries if e["kind"] == "destroyed" and e["fields"].get("job_id") == job.job_id]
+    assert {e["fields"]["artefact"] for e in destroyed} == {"contributions", "result"}
+    assert any(e["seq"] == receipt.ledger_seq and e["hash"] == receipt.ledger_hash for e in destroyed)
+
+
+def _config(ex: Exchange, name: str) -> str:
+    """A holder's TOML as first written, without the identity lines start_party adds."""
+    text = (ex.root / f"{name}.toml").read_text()
+    return "\n".join(line for line in text.splitlines() if not line.startswith(("identity =", "crl =", "insecure ="))) + "\n"

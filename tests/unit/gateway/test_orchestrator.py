@@ -325,3 +325,21 @@ def test_a_holder_whose_certificate_expires_is_disconnected(tmp_path: Path, keyp
     assert w.orch.book.disconnect_expired(w.now) == []
     assert w.orch.book.disconnect_expired(w.now + 61) == ["b"]
     assert not w.dispatcher.is_online("b") and w.dispatcher.is_online("a")
+
+
+def test_results_are_destroyed_after_their_lifetime(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
+    async def go() -> None:
+        w = World(tmp_path / "g.db", keypair, parties=("a",))
+        w.orch.result_ttl_s = 3600.0
+        view = await w.submit()
+        await w.contribute("a", [7])
+        assert w.decrypt(view.job_id) == 7
+        # Made long before the (test) clock's now minus the lifetime.
+        w.store._db.execute("UPDATE results SET created_at = 0 WHERE job_id = ?", (view.job_id,))
+        assert w.orch.expire_results() == 1
+        with pytest.raises(FailedPrecondition, match="destroyed"):
+            w.orch.result(view.job_id, "buyer")
+        kinds = [(r["kind"], r["detail"]) for r in w.store.events("destroyed")]
+        assert ("destroyed", "result, past its lifetime of 3600 s") in kinds
+
+    asyncio.run(go())
