@@ -65,7 +65,8 @@ class PartyNode:
         self.receipts = ReceiptBook(config.state_dir or Path(".wharf-state"))
         self._job_of: dict[str, str] = {}
         self.psi_runner = PsiRunner(config, self.runner.sources, config.state_dir or Path(".wharf-state"),
-                                    mapper=self._mapper)
+                                    mapper=self._mapper,
+                                    on_destroyed=lambda **fields: self.receipts.add("destroyed", **fields))
 
     def _mapper(self, fn, chunks):  # type: ignore[no-untyped-def]
         # Scalar multiplications on every core; spawned (not forked) workers,

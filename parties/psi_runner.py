@@ -13,9 +13,11 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
+from datawharf.pki import write_private
 from parties.config import DatasetConfig, PartyConfig
 from datawharf.model import PsiJob
 from parties.sources import CachedSource, SourceError, public_reason
@@ -57,7 +59,8 @@ def _ids(values: np.ndarray) -> list[str]:
 
 class PsiRunner:
     def __init__(self, config: PartyConfig, sources: dict[str, CachedSource], state_dir: Path,
-                 mapper: psi.Mapper = psi._serial_map) -> None:
+                 mapper: psi.Mapper = psi._serial_map, on_destroyed: Callable[..., None] | None = None) -> None:
+        self.on_destroyed = on_destroyed or (lambda **fields: None)
         self.config = config
         self.sources = sources
         self.state_dir = state_dir
@@ -135,19 +138,23 @@ class PsiRunner:
         fingerprint = hashlib.sha256(f"{source.path}:{st.st_mtime_ns}:{st.st_size}:{job.key_column}".encode()).hexdigest()[:16]
         folder = self.state_dir / "oprf" / dataset.name / job.key_column
         meta_path = folder / "epoch.json"
+        old_epoch = ""
         if meta_path.exists():
             meta = json.loads(meta_path.read_text())
             if meta["epoch_no"] == epoch_no and meta["fingerprint"] == fingerprint:
                 key = oprf.HolderKey(bytes.fromhex(meta["key"]))
                 return key, meta["epoch"], (folder / "table.bin").read_bytes()
+            old_epoch = meta["epoch"]
         key = oprf.HolderKey()
         tags = b"".join(sorted(key.table(ids)))
         epoch = hashlib.sha256(key.raw() + fingerprint.encode()).hexdigest()[:16]
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "table.bin").write_bytes(tags)
         tmp = meta_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"epoch_no": epoch_no, "fingerprint": fingerprint, "epoch": epoch,
-                                   "key": key.raw().hex()}))
-        tmp.chmod(0o600)
-        tmp.rename(meta_path)
+        write_private(tmp, json.dumps({"epoch_no": epoch_no, "fingerprint": fingerprint, "epoch": epoch,
+                                       "key": key.raw().hex()}).encode())
+        tmp.rename(meta_path)  # the old epoch's key goes with the file it replaces
+        if old_epoch:
+            self.on_destroyed(artefact="oprf_epoch_key", dataset=dataset.name, column=job.key_column,
+                              epoch=old_epoch, method="key file replaced by the next epoch's")
         return key, epoch, tags

@@ -67,6 +67,17 @@ def test_done_failed_and_cancelled_jobs_keep_no_ciphertext(exchange: Exchange) -
     secrets = contributed_ciphertexts(exchange)
     assert len(secrets) >= 4  # two for the DONE job, one each for the others
     assert leftovers(exchange, secrets) == []
+    # And each ending left a destruction receipt in the ledger.
+    import json
+    import subprocess
+    import sys
+
+    out = exchange.root / "ledger-endings.jsonl"
+    subprocess.run([sys.executable, "-m", "wharf", "audit", "export", "--data-dir", str(exchange.gateway_dir),
+                    "--out", str(out)], check=True, capture_output=True)
+    receipts = {(e["fields"].get("job_id"), e["fields"].get("artefact")) for e in
+                map(json.loads, out.read_text().splitlines()) if e["kind"] == "destroyed"}
+    assert {(j.job_id, "contributions") for j in (done, failed, cancelled)} <= receipts
 
 
 def test_the_gateways_files_are_its_operators_alone(exchange: Exchange) -> None:
