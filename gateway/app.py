@@ -21,6 +21,7 @@ from datawharf.pki import Credentials, Role, RoleError, TrustStore
 from datawharf.tls import check_insecure, server_credentials
 from datawharf.v1 import buyer_pb2, buyer_pb2_grpc, party_pb2, party_pb2_grpc
 from gateway.dispatch import StreamDispatcher
+from gateway.anchor import Anchor
 from gateway.ledger import Ledger
 from gateway.metrics import ByteCounter, Metrics
 from gateway.jobs import Orchestrator
@@ -53,6 +54,8 @@ class GatewaySettings:
     http_tls: bool | None = None  # HTTPS with the gateway's certificate; None: when not on loopback
     ledger: bool = True  # off only to measure what the ledger costs
     result_ttl_s: float | None = 7 * 24 * 3600  # a result is destroyed this long after it is made
+    anchor_url: str | None = None  # an RFC 3161 time-stamping authority for the ledger's head
+    anchor_every_s: float = 3600.0
     crl_poll_s: float = 1.0
 
 
@@ -149,6 +152,10 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     ticker = asyncio.create_task(orch.run_deadlines(stop))
     follower = asyncio.create_task(_follow_revocations(trust, orch, stop, settings.crl_poll_s)) if trust else None
+    anchoring = None
+    if settings.anchor_url and store.ledger is not None:
+        anchor = Anchor(settings.anchor_url, store, settings.data_dir / "anchors")
+        anchoring = asyncio.create_task(anchor.run(stop, settings.anchor_every_s))
     http_runner = None
     http_address = ""
     if settings.http:
@@ -178,6 +185,8 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
         ticker.cancel()
         if follower:
             follower.cancel()
+        if anchoring:
+            anchoring.cancel()
         store.close()
         if tap:
             tap.close()

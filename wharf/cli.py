@@ -209,6 +209,10 @@ def gateway_serve(
                                 help="Record every use in the signed ledger (off only to measure its cost)."),
     result_ttl: float = typer.Option(168.0, min=0.001, envvar="WHARF_RESULT_TTL",
                                      help="Hours a result is kept for its buyer before it is destroyed."),
+    anchor_url: Optional[str] = typer.Option(None, envvar="WHARF_ANCHOR_URL",
+                                             help="An RFC 3161 time-stamping authority to anchor the ledger's head."),
+    anchor_every: float = typer.Option(3600.0, min=1.0, envvar="WHARF_ANCHOR_EVERY",
+                                       help="Seconds between anchors (only when the ledger has grown)."),
     log_level: str = LogLevelOpt,
     log_format: LogFormat = LogFormatOpt,
 ) -> None:
@@ -227,7 +231,8 @@ def gateway_serve(
                                http_token=http_token, http_allow_remote=http_allow_remote,
                                results_dir=bench_results, identity=identity, crl=crl, insecure=insecure,
                                http_hosts=tuple(http_host), http_tls=http_tls, ledger=ledger,
-                               result_ttl_s=result_ttl * 3600)
+                               result_ttl_s=result_ttl * 3600, anchor_url=anchor_url,
+                               anchor_every_s=anchor_every)
     try:
         asyncio.run(serve(settings))
     except (OSError, AccessError) as exc:
