@@ -228,6 +228,14 @@ class TrustStore:
     def is_revoked(self, serial: int) -> bool:
         return serial in self._revoked
 
+    @property
+    def revoked(self) -> frozenset[int]:
+        return self._revoked
+
+    @property
+    def crl_number(self) -> int:
+        return self._crl_number
+
     def verify(self, cert: x509.Certificate | bytes, *, roles: Iterable[Role] = (), at: float | None = None,
                what: str = "certificate") -> Identity:
         """The verified identity of ``cert``: issued by this CA, in its lifetime, not revoked, of one of ``roles``."""

@@ -78,6 +78,9 @@ async def _follow_revocations(trust: TrustStore, orch: Orchestrator, stop: async
     while not stop.is_set():
         try:
             if trust.refresh():
+                orch.store.record("crl_updated", detail=f"CRL {trust.crl_number}: {len(trust.revoked)} revoked",
+                                  evidence={"crl_number": trust.crl_number,
+                                            "revoked_serials": sorted(f"{s:x}" for s in trust.revoked)})
                 orch.revoked(trust.is_revoked)
             orch.book.disconnect_expired(time.time())
         except Exception:

@@ -321,8 +321,10 @@ def audit(exchange: LocalExchange, work: Path) -> int:
     """Export the gateway's ledger and verify it with the exchange's CA, as an auditor would."""
     assert exchange.ca is not None
     out = work / "ledger.jsonl"
+    # Each hospital's own receipts are its witness: the ledger must agree with every one.
+    receipts = [a for name in exchange.parties for a in ("--receipts", str(work / f".wharf-state-{name}"))]
     steps = [["audit", "export", "--data-dir", str(exchange.gateway_dir), "--out", str(out)],
-             ["audit", "verify", str(out), "--ca", str(exchange.ca.dir / "ca.pem")]]
+             ["audit", "verify", str(out), "--ca", str(exchange.ca.dir / "ca.pem"), *receipts]]
     for args in steps:
         proc = subprocess.run([sys.executable, "-m", "wharf", *args], capture_output=True, text=True, timeout=120)
         print("  " + (proc.stdout.strip() or proc.stderr.strip()).replace("\n", "\n  "))

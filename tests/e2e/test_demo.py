@@ -20,6 +20,7 @@ def test_demo_runs_and_every_result_matches(tmp_path: Path) -> None:
         assert backend in out.stdout
     assert "northgate refused" in out.stdout
     assert "ledger verifies:" in out.stdout and "vouched for by a gateway certificate of the CA: yes" in out.stdout
+    assert "holder receipts agree with the ledger" in out.stdout
     for log in ("gateway", "st-mary", "riverside", "northgate"):
         text = (tmp_path / "logs" / f"{log}.log").read_text()
         assert "Traceback" not in text, f"{log}.log:\n{text[-4000:]}"
