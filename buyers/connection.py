@@ -154,6 +154,18 @@ class Connection:
         job_id = job if isinstance(job, str) else job.job_id
         return self.call(self.stub.PurgeJob, buyer_pb2.GetJobRequest(job_id=job_id))
 
+    def job_ledger(self, job: "str | Any") -> list[str]:
+        """The gateway's signed ledger entries about one of your jobs (its destruction receipts among
+        them), checked against the ledger key its genesis names; LedgerError if one does not hold."""
+        from datawharf.ledger import check_entries, parse_lines
+
+        job_id = job if isinstance(job, str) else job.job_id
+        lines = list(self.call(self.stub.GetJobLedger, buyer_pb2.GetJobRequest(job_id=job_id)).entries)
+        entries = list(parse_lines(lines))
+        if entries:
+            check_entries(entries[0], entries[1:])
+        return lines
+
     def cancel(self, job: "str | Any") -> JobView:
         """Cancel a running job; FailedPrecondition if it has already ended."""
         job_id = job if isinstance(job, str) else job.job_id

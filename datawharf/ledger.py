@@ -33,7 +33,7 @@ from datawharf.signing import JOB_DOMAIN, RECEIPT_DOMAIN
 ZERO = "0" * 64
 BINDING_DOMAIN = b"datawharf.v1.LedgerKey"
 
-__all__ = ["Entry", "LedgerError", "Report", "bind_key", "check_witness", "entry_hash", "make_entry", "parse_lines",
+__all__ = ["Entry", "LedgerError", "Report", "bind_key", "check_entries", "check_witness", "entry_hash", "make_entry", "parse_lines",
            "verify"]
 
 
@@ -145,6 +145,24 @@ def verify(entries: Iterable[Entry], *, trust: TrustStore | None = None) -> Repo
         raise LedgerError("the ledger is empty")
     report.head = prev
     return report
+
+
+def check_entries(genesis: Entry, entries: Iterable[Entry]) -> int:
+    """Each entry's hash and gateway signature, under the key ``genesis`` names (a buyer's check of
+    the entries about its job, without the rest of the chain). Raises LedgerError naming the entry."""
+    if genesis.seq != 0 or genesis.kind != "genesis":
+        raise LedgerError("the first entry is not the ledger's genesis", genesis.seq)
+    key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(genesis.fields["ledger_key"]))
+    n = 0
+    for e in [genesis, *entries]:
+        if entry_hash(e.seq, e.at, e.kind, e.fields, e.prev) != e.hash:
+            raise LedgerError(f"entry {e.seq} was altered: its content does not match its hash", e.seq)
+        try:
+            key.verify(bytes.fromhex(e.sig), bytes.fromhex(e.hash))
+        except (InvalidSignature, ValueError):
+            raise LedgerError(f"entry {e.seq}: the gateway's signature does not match", e.seq) from None
+        n += 1
+    return n
 
 
 def check_witness(entries: list[Entry], receipts: Iterable[dict[str, Any]], *, holder: str = "") -> int:

@@ -162,6 +162,10 @@ class BuyerServicer(buyer_pb2_grpc.BuyerServiceServicer):
         receipt = self.orch.purge(request.job_id, self._buyer(context))
         return buyer_pb2.DestructionReceipt(**receipt)  # type: ignore[arg-type]
 
+    @translate_errors
+    async def GetJobLedger(self, request: buyer_pb2.GetJobRequest, context: Any) -> buyer_pb2.JobLedger:
+        return buyer_pb2.JobLedger(entries=self.orch.job_ledger(request.job_id, self._buyer(context)))
+
     @translate_errors  # a stream-unary behaviour is a coroutine too, so the unary wrapper fits
     async def UploadSet(self, request_iterator: AsyncIterator[buyer_pb2.SetUpload], context: Any) -> buyer_pb2.Job:
         buyer = self._buyer(context)

@@ -960,6 +960,30 @@ def job_cancel(
     typer.echo(f"job {view.job_id} {view.state}")
 
 
+@job_app.command("receipts")
+def job_receipts(
+    job_id: str = typer.Argument(..., help="One of your jobs."),
+    gateway: str = GatewayOpt,
+    identity: Optional[Path] = IdentityOpt,
+    insecure_as: Optional[str] = InsecureAsOpt,
+) -> None:
+    """The gateway's signed ledger entries about your job: what was computed, who contributed, and what
+    was destroyed when and how; each entry's signature is checked."""
+    from datawharf.ledger import parse_lines
+
+    try:
+        with _client(gateway, identity, insecure_as) as client:
+            lines = client.job_ledger(job_id)
+    except WharfError as exc:
+        _fail(exc)
+        return
+    for e in list(parse_lines(lines))[1:]:
+        when = datetime.fromtimestamp(e.at, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        what = e.fields.get("method") or e.fields.get("detail") or ""
+        typer.echo(f"{e.seq:>6}  {when}  {e.kind:<16} {e.fields.get('party', ''):<14} {what}")
+    typer.echo(f"({len(lines) - 1} entries, each signed by the gateway's ledger key)")
+
+
 @job_app.command("purge")
 def job_purge(
     job_id: str = typer.Argument(..., help="A finished job of yours."),

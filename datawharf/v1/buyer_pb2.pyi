@@ -50,6 +50,12 @@ TASK_STATE_LOST: TaskState
 TASK_STATE_EXPIRED: TaskState
 TASK_STATE_CANCELLED: TaskState
 
+class JobLedger(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, entries: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class DestructionReceipt(_message.Message):
     __slots__ = ("job_id", "artefact", "method", "destroyed_at", "ledger_seq", "ledger_hash")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]

@@ -82,6 +82,11 @@ class BuyerServiceStub:
                 request_serializer=datawharf_dot_v1_dot_buyer__pb2.GetJobRequest.SerializeToString,
                 response_deserializer=datawharf_dot_v1_dot_buyer__pb2.DestructionReceipt.FromString,
                 _registered_method=True)
+        self.GetJobLedger = channel.unary_unary(
+                '/datawharf.v1.BuyerService/GetJobLedger',
+                request_serializer=datawharf_dot_v1_dot_buyer__pb2.GetJobRequest.SerializeToString,
+                response_deserializer=datawharf_dot_v1_dot_buyer__pb2.JobLedger.FromString,
+                _registered_method=True)
 
 
 class BuyerServiceServicer:
@@ -149,6 +154,14 @@ class BuyerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetJobLedger(self, request, context):
+        """The ledger's genesis and every entry about one of the caller's jobs
+        (its destruction receipts among them), each signed by the gateway.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BuyerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -196,6 +209,11 @@ def add_BuyerServiceServicer_to_server(servicer, server):
                     servicer.PurgeJob,
                     request_deserializer=datawharf_dot_v1_dot_buyer__pb2.GetJobRequest.FromString,
                     response_serializer=datawharf_dot_v1_dot_buyer__pb2.DestructionReceipt.SerializeToString,
+            ),
+            'GetJobLedger': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJobLedger,
+                    request_deserializer=datawharf_dot_v1_dot_buyer__pb2.GetJobRequest.FromString,
+                    response_serializer=datawharf_dot_v1_dot_buyer__pb2.JobLedger.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -443,6 +461,33 @@ class BuyerService:
             '/datawharf.v1.BuyerService/PurgeJob',
             datawharf_dot_v1_dot_buyer__pb2.GetJobRequest.SerializeToString,
             datawharf_dot_v1_dot_buyer__pb2.DestructionReceipt.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJobLedger(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/datawharf.v1.BuyerService/GetJobLedger',
+            datawharf_dot_v1_dot_buyer__pb2.GetJobRequest.SerializeToString,
+            datawharf_dot_v1_dot_buyer__pb2.JobLedger.FromString,
             options,
             channel_credentials,
             insecure,

@@ -8,6 +8,7 @@ shared bookkeeping is ``JobBook``; the network is the ``Dispatcher`` seam.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import tempfile
 import time
@@ -138,6 +139,13 @@ class Orchestrator:
         if not self.store.drop_result(job_id):
             raise FailedPrecondition(f"job {job_id} keeps no result to purge (it is {job.state}, or was purged)")
         return self.book.destroyed_result(job, "purged by its buyer")
+
+    def job_ledger(self, job_id: str, buyer: str) -> list[str]:
+        """The genesis and every ledger entry about one of ``buyer``'s jobs."""
+        self.book.owned(job_id, buyer)
+        lines = self.store.ledger_lines()
+        marker = f'"job_id":{json.dumps(job_id)}'
+        return lines[:1] + [x for x in lines[1:] if marker in x]
 
     def expire_results(self) -> int:
         """Destroy every result older than its lifetime; how many."""

@@ -32,7 +32,8 @@ def me(exchange: Exchange) -> str:
                                      ["job", "aggregate"], ["job", "status"], ["job", "cancel"], ["demo"],
                                      ["ca", "init"], ["ca", "issue"], ["ca", "revoke"], ["ca", "renew"],
                                      ["ca", "list"], ["ca", "request"], ["job", "purge"], ["audit", "export"],
-                                     ["audit", "verify"], ["audit", "show"], ["party", "receipts"]])
+                                     ["audit", "verify"], ["audit", "show"], ["party", "receipts"],
+                                     ["job", "receipts"]])
 def test_help_everywhere(command: list[str]) -> None:
     out = wharf(*command, "--help")
     assert out.returncode == 0 and "Usage" in out.stdout

@@ -8,6 +8,7 @@ remain. The gateway's files are its operator's alone (0600, directories 0700).
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
@@ -68,7 +69,6 @@ def test_done_failed_and_cancelled_jobs_keep_no_ciphertext(exchange: Exchange) -
     assert len(secrets) >= 4  # two for the DONE job, one each for the others
     assert leftovers(exchange, secrets) == []
     # And each ending left a destruction receipt in the ledger.
-    import json
     import subprocess
     import sys
 
@@ -88,7 +88,6 @@ def test_the_gateways_files_are_its_operators_alone(exchange: Exchange) -> None:
 
 
 def test_a_buyer_purges_its_result_and_gets_a_destruction_receipt(exchange: Exchange) -> None:
-    import json
     import subprocess
     import sys
 
@@ -103,6 +102,12 @@ def test_a_buyer_purges_its_result_and_gets_a_destruction_receipt(exchange: Exch
             m.purge(job.job_id)  # not mallory's
         receipt = c.purge(job)
         assert receipt.artefact == "result" and receipt.ledger_seq > 0 and len(receipt.ledger_hash) == 64
+        # The buyer fetches its job's destruction receipts itself, signed by the gateway.
+        mine = [json.loads(x) for x in c.job_ledger(job)]
+        assert mine[0]["kind"] == "genesis"
+        assert {e["fields"].get("artefact") for e in mine if e["kind"] == "destroyed"} == {"contributions", "result"}
+        with pytest.raises(NotFound):
+            m.job_ledger(job.job_id)
         with pytest.raises(FailedPrecondition, match="destroyed"):
             c.fetch_result(job.job_id)
         with pytest.raises(FailedPrecondition, match="no result to purge"):

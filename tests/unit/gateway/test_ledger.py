@@ -70,3 +70,19 @@ def test_a_foreign_ca_does_not_vouch_for_the_ledger(tmp_path: Path) -> None:
     with pytest.raises(LedgerError, match="not vouched for") as err:
         verify(parse_lines(lines), trust=TrustStore(other.ca_pem))
     assert err.value.seq == 0
+
+
+def test_a_buyer_checks_its_entries_without_the_whole_chain(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from datawharf.ledger import check_entries
+
+    store = open_store(tmp_path)
+    store.record("job_submitted", job_id="job-1")
+    store.record("destroyed", job_id="job-1", evidence={"artefact": "result"})
+    entries = list(parse_lines(store.ledger_lines()))
+    store.close()
+    assert check_entries(entries[0], entries[1:]) == 3
+    forged = replace(entries[2], fields={**entries[2].fields, "artefact": "nothing"})
+    with pytest.raises(LedgerError, match="entry 2 was altered"):
+        check_entries(entries[0], [entries[1], forged])
