@@ -180,8 +180,8 @@ def check_witness(entries: list[Entry], receipts: Iterable[dict[str, Any]], *, h
         head = r.get("head")
         if head:
             seq = int(head["seq"])
-            e = entries[seq] if 0 <= seq < len(entries) else None
-            if e is None or e.hash != head["hash"] or e.sig != head["signature"]:
+            seen = entries[seq] if 0 <= seq < len(entries) else None
+            if seen is None or seen.hash != head["hash"] or seen.sig != head["signature"]:
                 raise LedgerError(f"{where}: the gateway stated ledger head {seq} {str(head['hash'])[:16]}…, "
                                   "which the ledger does not hold: history was rewritten or cut", seq)
         if kind == "contributed":

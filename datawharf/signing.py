@@ -80,14 +80,15 @@ def new_body(creds: Credentials, nonce: str, *, parties: Iterable[str], min_part
 
 def open_job(signed: common_pb2.SignedJob | bytes, trust: TrustStore) -> OpenedJob:
     """Verify the buyer's certificate and signature; the body as signed. Raises on any mismatch."""
-    if isinstance(signed, bytes):
-        if len(signed) > MAX_BODY_BYTES + (32 << 10):
-            raise ResourceExhausted(f"signed job of {len(signed)} bytes exceeds {MAX_BODY_BYTES}")
-        try:
-            signed = common_pb2.SignedJob.FromString(signed)
-        except DecodeError:
-            raise InvalidArgument("the signed job is not a readable SignedJob") from None
-    return _open(signed, trust)
+    if not isinstance(signed, bytes):
+        return _open(signed, trust)
+    if len(signed) > MAX_BODY_BYTES + (32 << 10):
+        raise ResourceExhausted(f"signed job of {len(signed)} bytes exceeds {MAX_BODY_BYTES}")
+    try:
+        message = common_pb2.SignedJob.FromString(signed)
+    except DecodeError:
+        raise InvalidArgument("the signed job is not a readable SignedJob") from None
+    return _open(message, trust)
 
 
 def _open(signed: common_pb2.SignedJob, trust: TrustStore) -> OpenedJob:
