@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import grpc
 
@@ -207,20 +207,26 @@ class Connection:
         assert view is not None
         return view
 
-    def fetch_result(self, job_id: str) -> buyer_pb2.JobResult:
-        """The encrypted result as sent by the gateway (FailedPrecondition until DONE)."""
-        assembler = Assembler(MAX_RESULT_BYTES)
+    def download(self, chunks: Callable[[], Iterable[Any]], assembler: Assembler, what: str, again: str) -> bytes:
+        """A chunked download reassembled under ``assembler``'s caps; ``what`` and ``again`` word the errors."""
         payload = None
         try:
-            for chunk in self.stub.FetchResult(buyer_pb2.GetJobRequest(job_id=job_id), metadata=self.metadata,
-                                               timeout=self.rpc_timeout_s):
+            for chunk in chunks():
                 payload = assembler.add(Piece(chunk.seq, chunk.data, chunk.last))
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None
         except ChunkError as exc:
-            raise WharfError(f"result stream was malformed: {exc}") from None
+            raise WharfError(f"{what} arrived malformed ({exc}); {again}") from None
         if payload is None:
-            raise WharfError("result stream ended before its last chunk; fetch it again")
+            raise WharfError(f"{what} ended before its last chunk; {again}")
+        return payload
+
+    def fetch_result(self, job_id: str) -> buyer_pb2.JobResult:
+        """The encrypted result as sent by the gateway (FailedPrecondition until DONE)."""
+        payload = self.download(
+            lambda: self.stub.FetchResult(buyer_pb2.GetJobRequest(job_id=job_id), metadata=self.metadata,
+                                          timeout=self.rpc_timeout_s),
+            Assembler(MAX_RESULT_BYTES), "the result stream", "fetch it again")
         return buyer_pb2.JobResult.FromString(payload)
 
 

@@ -16,11 +16,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, Iterator, Sequence
 
-import grpc
-
 from buyers.connection import Connection
-from datawharf.chunking import Assembler, ChunkError, Piece, split_items
-from datawharf.errors import InvalidArgument, JobFailed, WharfError, from_rpc_error
+from datawharf.chunking import Assembler, split_items
+from datawharf.errors import InvalidArgument, JobFailed, WharfError
 from datawharf.messages import StagePiece
 from datawharf.model import JobView, PsiJob
 from datawharf.serde import job_from_proto, piece_to_proto, psi_to_proto
@@ -95,18 +93,10 @@ def _upload(conn: Connection, job_id: str, stage: Stage, items: Sequence[bytes],
 
 def _download(conn: Connection, job_id: str, stage: Stage, max_items: int) -> list[bytes]:
     """A stage the gateway holds for the buyer, reassembled under a cap of ``max_items``."""
-    assembler = Assembler(max_items * item_bytes(stage), item=item_bytes(stage))
-    data = None
-    try:
-        for chunk in conn.stub.DownloadSet(buyer_pb2.DownloadSetRequest(job_id=job_id, stage=stage),
-                                           metadata=conn.metadata, timeout=3600):
-            data = assembler.add(Piece(chunk.seq, chunk.data, chunk.last))
-    except grpc.RpcError as exc:
-        raise from_rpc_error(exc) from None
-    except ChunkError as exc:
-        raise WharfError(f"stage {stage} arrived malformed ({exc}); run the job again") from None
-    if data is None:
-        raise WharfError(f"stage {stage} ended before its last chunk; run the job again")
+    data = conn.download(
+        lambda: conn.stub.DownloadSet(buyer_pb2.DownloadSetRequest(job_id=job_id, stage=stage),
+                                      metadata=conn.metadata, timeout=3600),
+        Assembler(max_items * item_bytes(stage), item=item_bytes(stage)), f"stage {stage}", "run the job again")
     return split_stage(data, stage)
 
 

@@ -67,6 +67,7 @@ class JobBook:
         self._changed: dict[str, asyncio.Event] = {}
         self._sent_at: dict[str, float] = {}
         self._specs: dict[str, Spec] = {}
+        self._body_digests: dict[str, bytes] = {}
         rows = store.parties()
         self._listings: dict[str, list[Listing]] = {row["name"]: listings_from_bytes(row["listings"]) for row in rows}
         self._orgs: dict[str, str] = {row["name"]: row["organisation"] or row["name"] for row in rows}
@@ -145,8 +146,7 @@ class JobBook:
             return "the contribution carries no signed receipt"
         try:
             r = common_pb2.ContributionReceipt.FromString(receipt)
-            body_digest = digest(common_pb2.SignedJob.FromString(job.signed).body)
-            holder = verify_receipt(r, self.trust, body_digest)
+            holder = verify_receipt(r, self.trust, self.body_digest(job))
         except (WharfError, DecodeError) as exc:
             return f"the receipt does not hold: {getattr(exc, 'message', exc)}"
         if holder.name != party:
@@ -154,6 +154,13 @@ class JobBook:
         if content is not None and r.content_digest != digest(content):
             return "the receipt's digest does not match the contribution it came with"
         return None
+
+    def body_digest(self, job: JobRow) -> bytes:
+        """SHA-256 of the buyer's signed body (up to ~1.5 MiB), hashed once per job, not per receipt."""
+        d = self._body_digests.get(job.job_id)
+        if d is None:
+            d = self._body_digests[job.job_id] = digest(common_pb2.SignedJob.FromString(job.signed).body)
+        return d
 
     def offer(self, job: JobRow, task_id: str, *, min_parties: int, spec: "Spec",
               cached_tables: tuple[str, ...] = ()) -> TaskOffer:
@@ -266,7 +273,7 @@ class JobBook:
     def contributed(self, job: JobRow, task_id: str, party: str, detail: str = "", *,
                     nbytes: int | None = None) -> None:
         self.store.record("contribution", job_id=job.job_id, task_id=task_id, party=party, detail=detail,
-                          evidence=_receipt_evidence(job, self.store.receipt(task_id)))
+                          evidence=self._receipt_evidence(job, self.store.receipt(task_id)))
         self.answered(task_id, nbytes)
         took = self.forget_sent(task_id)
         if took is not None:
@@ -302,6 +309,7 @@ class JobBook:
         if cleanup is not None:
             cleanup(job.job_id)
         self._specs.pop(job.job_id, None)
+        self._body_digests.pop(job.job_id, None)
         self.notify(job.job_id)
 
     def fail(self, job: JobRow, reason: str) -> None:
@@ -347,6 +355,14 @@ class JobBook:
         return {"job_id": job.job_id, "artefact": "result", "method": method, "destroyed_at": at,
                 "ledger_seq": seq, "ledger_hash": digest_hex}
 
+    def _receipt_evidence(self, job: JobRow, receipt: bytes) -> dict[str, object]:
+        """A holder's receipt as the ledger keeps it: enough to check its signature, nothing it sent."""
+        if not receipt or not job.signed:
+            return {}
+        r = common_pb2.ContributionReceipt.FromString(receipt)
+        return {"body_digest": self.body_digest(job).hex(), "content_digest": r.content_digest.hex(),
+                "receipt_signature": r.signature.hex(), "holder_certificate": r.certificate.decode()}
+
     def _destroyed(self, job: JobRow) -> None:
         # A destruction receipt: what was destroyed for which job, and how.
         self.store.record("destroyed", job_id=job.job_id, detail="per-holder contributions",
@@ -371,16 +387,6 @@ def _job_evidence(buyer: str, kind: str, signed: bytes) -> dict[str, object]:
     s = common_pb2.SignedJob.FromString(signed)
     return {"buyer": buyer, "kind": kind, "body_digest": digest(s.body).hex(), "buyer_signature": s.signature.hex(),
             "buyer_certificate": s.certificate.decode()}
-
-
-def _receipt_evidence(job: JobRow, receipt: bytes) -> dict[str, object]:
-    """A holder's receipt as the ledger keeps it: enough to check its signature, nothing it sent."""
-    if not receipt or not job.signed:
-        return {}
-    r = common_pb2.ContributionReceipt.FromString(receipt)
-    return {"body_digest": digest(common_pb2.SignedJob.FromString(job.signed).body).hex(),
-            "content_digest": r.content_digest.hex(), "receipt_signature": r.signature.hex(),
-            "holder_certificate": r.certificate.decode()}
 
 
 __all__ = ["JobBook", "JobKind", "MAX_TIMEOUT_S", "Spec"]

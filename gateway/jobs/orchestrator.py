@@ -8,7 +8,6 @@ shared bookkeeping is ``JobBook``; the network is the ``Dispatcher`` seam.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import tempfile
 import time
@@ -143,9 +142,7 @@ class Orchestrator:
     def job_ledger(self, job_id: str, buyer: str) -> list[str]:
         """The genesis and every ledger entry about one of ``buyer``'s jobs."""
         self.book.owned(job_id, buyer)
-        lines = self.store.ledger_lines()
-        marker = f'"job_id":{json.dumps(job_id)}'
-        return lines[:1] + [x for x in lines[1:] if marker in x]
+        return self.store.job_ledger_lines(job_id)
 
     def expire_results(self) -> int:
         """Destroy every result older than its lifetime; how many."""

@@ -335,10 +335,16 @@ class SqliteStore:
                 fields: dict[str, Any] = {k: v for k, v in (("job_id", job_id), ("task_id", task_id),
                                                              ("party", party), ("detail", detail)) if v}
                 fields.update(evidence or {})
-                self.ledger.append(kind, fields, self._insert_entry)
+                self.ledger.append(kind, fields, lambda seq, line: self._insert_entry(seq, line, job_id))
 
-    def _insert_entry(self, seq: int, line: str) -> None:
-        self._db.execute("INSERT INTO ledger (seq, entry) VALUES (?, ?)", (seq, line))
+    def _insert_entry(self, seq: int, line: str, job_id: str = "") -> None:
+        self._db.execute("INSERT INTO ledger (seq, job_id, entry) VALUES (?, ?, ?)", (seq, job_id, line))
+
+    def job_ledger_lines(self, job_id: str) -> list[str]:
+        """The genesis and the entries about ``job_id``, in order (by index, not by a scan)."""
+        genesis = self._db.execute("SELECT entry FROM ledger WHERE seq = 0").fetchall()
+        rows = self._db.execute("SELECT entry FROM ledger WHERE job_id = ? ORDER BY seq", (job_id,)) if job_id else []
+        return [r["entry"] for r in [*genesis, *rows]]
 
     def ledger_lines(self) -> list[str]:
         """The ledger's entries in order, one JSON line each."""

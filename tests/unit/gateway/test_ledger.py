@@ -86,3 +86,16 @@ def test_a_buyer_checks_its_entries_without_the_whole_chain(tmp_path: Path) -> N
     forged = replace(entries[2], fields={**entries[2].fields, "artefact": "nothing"})
     with pytest.raises(LedgerError, match="entry 2 was altered"):
         check_entries(entries[0], [entries[1], forged])
+
+
+def test_a_jobs_entries_are_read_by_index(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    for i in range(5):
+        store.record("job_submitted", job_id=f"job-{i}")
+    store.record("destroyed", job_id="job-3")
+    kinds = [json.loads(x)["kind"] for x in store.job_ledger_lines("job-3")]
+    plan = [tuple(r) for r in store._db.execute(
+        "EXPLAIN QUERY PLAN SELECT entry FROM ledger WHERE job_id = ? ORDER BY seq", ("job-3",))]
+    store.close()
+    assert kinds == ["genesis", "job_submitted", "destroyed"]
+    assert "USING INDEX ledger_job" in str(plan)
