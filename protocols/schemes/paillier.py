@@ -231,7 +231,11 @@ class PaillierEncryptor:
         return out
 
     def encrypt(self, figures: Sequence[int]) -> list[bytes]:
-        plains = self.plaintexts(figures)
+        return self.raw_encrypt(self.plaintexts(figures))
+
+    def raw_encrypt(self, plains: Sequence[int]) -> list[bytes]:
+        """Encrypt plaintexts as given, packed or not, with no range check: ``encrypt`` is the safe
+        call. Tests use this to play a holder that packs slots wrongly."""
         if not self.packed:
             # The naive baseline: phe's own encryption, one full exponentiation per figure.
             return [int(self._phe.raw_encrypt(m)).to_bytes(self.width, "big") for m in plains]
@@ -334,16 +338,48 @@ class PaillierScheme:
                 else:
                     raise OutOfRange("a decrypted total overflowed the plaintext space")
             return out
-        k, w, off = self._enc.k, self._enc.w, self._enc.offset
-        mask = (1 << w) - 1
-        out = []
-        for x in plains:
-            for _ in range(k):
-                out.append((x & mask) - contributors * off)
-                x >>= w
-                if len(out) == self._params.length:
-                    break
-        return out[: self._params.length]
+        return unpack(plains, length=self._params.length, slots=self._enc.k, slot_bits=self._params.slot_bits,
+                      max_contributors=self._params.max_contributors, contributors=contributors)
+
+
+def unpack(plains: Sequence[int], *, length: int, slots: int, slot_bits: int, max_contributors: int,
+           contributors: int) -> list[int]:
+    """The signed totals of packed plaintexts, each slot checked before it counts.
+
+    Honest holders put v + 2^(slot_bits-1) < 2^slot_bits in each slot, so the sum of
+    ``contributors`` of them is at most contributors × (2^slot_bits − 1) and never reaches the
+    next slot; the bits above the last used slot stay zero. A holder that packed a larger number
+    (or a gateway that added something of its own) breaks one of these, and the total it would
+    give is wrong: raise OutOfRange naming the slot rather than return it.
+    """
+    if not 1 <= contributors <= max(1, max_contributors):
+        raise OutOfRange(f"the result claims {contributors} contributor(s); this job's encoding allows 1 to "
+                         f"{max(1, max_contributors)}, so its totals cannot be read")
+    w = slot_width(slot_bits, max_contributors)
+    mask = (1 << w) - 1
+    bound = contributors * ((1 << slot_bits) - 1)
+    offset = contributors << (slot_bits - 1)
+    out: list[int] = []
+    for i, x in enumerate(plains):
+        used = min(slots, length - len(out))
+        if used <= 0 or x >> (used * w):
+            raise OutOfRange(
+                f"packed plaintext {i} has bits set above its {max(used, 0)} slot(s) (bit {x.bit_length() - 1}): "
+                "a holder encrypted a number wider than its slots, or carried out of the last one; "
+                "the totals are corrupt and were not used")
+        for j in range(used):
+            slot = (x >> (j * w)) & mask
+            if slot > bound:
+                figure = len(out)
+                came = f" or carried into it from figure {figure - 1}" if j else ""
+                raise OutOfRange(
+                    f"packed slot {j} of plaintext {i} (figure {figure}) holds {slot}, above {bound}, the most "
+                    f"{contributors} holder(s) of {slot_bits}-bit figures can sum to: a holder's figure overflowed "
+                    f"its slot{came}; the totals are corrupt and were not used")
+            out.append(slot - offset)
+    if len(out) != length:
+        raise OutOfRange(f"the result's plaintexts hold {len(out)} figure(s); the job has {length}")
+    return out
 
 
 def rough_slot_bits(max_abs_figure: int) -> int:
