@@ -9,12 +9,18 @@
     [[datasets]]
     name = "visits"
     source = "visits.csv"          # relative to this file; .csv or .parquet
+    # Column roles: nothing is allowed unless said. `filter` lists the operators a
+    # filter may use on the column, `group` lets buyers group by its categories,
+    # `aggregate` lets them sum (mean, variance, histogram) it, `join_key` lets
+    # PSI join on it and `psi_value` sum it over a join. `bounds` clip every value
+    # (differential privacy's sensitivity) and clamp filter literals.
+    # An `identifier` (and any join key) may never be filtered, grouped or aggregated.
     columns = [
-      { name = "patient_id", type = "string" },
-      { name = "age", type = "int" },
-      { name = "cost", type = "decimal", decimals = 2 },
-      { name = "department", type = "string", categories = ["cardiology", "oncology"] },
-      { name = "daily", type = "vector", length = 24, decimals = 1 },
+      { name = "patient_id", type = "string", join_key = true },
+      { name = "age", type = "int", filter = ["<", "<=", ">", ">="], aggregate = true, bounds = [0, 120] },
+      { name = "cost", type = "decimal", decimals = 2, aggregate = true, bounds = [0, 20000] },
+      { name = "department", type = "string", categories = ["cardiology", "oncology"], group = true, filter = ["=="] },
+      { name = "daily", type = "vector", length = 24, decimals = 1, aggregate = true, bounds = [0, 50] },
     ]
     [datasets.policy]
     allowed_buyers = ["acme-insurance"]    # or ["*"]
@@ -22,6 +28,13 @@
     min_rows = 10                          # rows behind any released figure
     min_parties = 1                        # holders a job must require
     small_groups = "suppress"              # or "refuse": groups/bins under min_rows
+    list_suppressed = true                 # tell the buyer which groups were suppressed
+    [datasets.policy.dp]                   # on unless `enabled = false` is written here
+    budget = 1.0                           # zCDP ρ per buyer per period
+    period_days = 30                       # the budget renews every period
+    max_per_job = 0.25                     # the most one job may spend
+    default_per_job = 0.05                 # spent when the buyer names no spend
+    noise = "full"                         # or "split" among the job's minimum holders
 """
 
 from __future__ import annotations
@@ -32,7 +45,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from decimal import Decimal
+
 from datawharf.errors import WharfError
+from datawharf.filters import Op
 from datawharf.pki import Credentials, Role, check_name
 from datawharf.tls import check_insecure
 from protocols.figures import Statistic
@@ -57,6 +73,42 @@ class ColumnConfig(_Strict):
     # PSI: buyers may join on this column (join_key) or sum it over a join (psi_value)
     join_key: bool = False
     psi_value: bool = False
+    # Aggregate-job roles (see the module docstring); restrictive by default.
+    identifier: bool = False
+    filter: list[Op] = Field(default_factory=list)
+    group: bool = False
+    aggregate: bool = False
+    bounds: tuple[Decimal, Decimal] | None = None
+
+    @property
+    def numeric(self) -> bool:
+        return self.type in ("int", "decimal", "vector")
+
+    @model_validator(mode="after")
+    def _roles(self) -> "ColumnConfig":
+        if self.identifier or self.join_key:
+            what = "an identifier" if self.identifier else "a join key"
+            if self.filter or self.group or self.aggregate:
+                raise ValueError(f"{self.name} is {what}: it may never be filtered, grouped by or aggregated")
+            if self.identifier and (self.join_key or self.psi_value):
+                raise ValueError("identifier columns take no PSI role; mark a joinable ID as join_key only")
+        if self.group and self.categories is None:
+            raise ValueError("group = true needs the column's declared categories")
+        if self.aggregate and not self.numeric:
+            raise ValueError("aggregate applies only to int, decimal and vector columns")
+        if self.type == "vector" and self.filter:
+            raise ValueError("vector columns cannot be filtered on")
+        if self.type == "string" and any(op not in (Op.EQ, Op.NE) for op in self.filter):
+            raise ValueError("text columns may be filtered only with == and !=")
+        if self.bounds is not None:
+            if not self.numeric:
+                raise ValueError("bounds apply only to int, decimal and vector columns")
+            lo, hi = self.bounds
+            if not (lo.is_finite() and hi.is_finite() and lo <= hi):
+                raise ValueError("bounds must be two finite numbers [lower, upper] with lower <= upper")
+            if max(abs(lo), abs(hi)) >= Decimal(10) ** 15:
+                raise ValueError("bounds must lie within ±10^15")
+        return self
 
     @model_validator(mode="after")
     def _fits_type(self) -> "ColumnConfig":
@@ -74,6 +126,25 @@ class ColumnConfig(_Strict):
         return self
 
 
+class DpConfig(_Strict):
+    """Differential privacy on every released figure; on unless ``enabled = false`` is written."""
+
+    enabled: bool = True
+    budget: float = Field(default=1.0, gt=0, le=100)            # zCDP ρ per buyer and dataset per period
+    period_days: float = Field(default=30.0, gt=0, le=3660)
+    max_per_job: float = Field(default=0.25, gt=0)
+    default_per_job: float = Field(default=0.05, gt=0)
+    noise: Literal["full", "split"] = "full"
+
+    @model_validator(mode="after")
+    def _fits(self) -> "DpConfig":
+        if self.max_per_job > self.budget:
+            raise ValueError("max_per_job is above the whole budget")
+        if self.default_per_job > self.max_per_job:
+            raise ValueError("default_per_job is above max_per_job")
+        return self
+
+
 class PolicyConfig(_Strict):
     allowed_buyers: list[str] = Field(min_length=1)
     allowed_statistics: list[Statistic] = Field(default_factory=lambda: list(Statistic))
@@ -87,6 +158,13 @@ class PolicyConfig(_Strict):
     min_intersection: int = Field(default=10, ge=1)   # below this, nothing is released
     max_buyer_set: int = Field(default=1 << 22, ge=1)  # IDs a buyer may send in one job
     oprf_epoch_hours: float = Field(default=24.0, gt=0)  # unbalanced mode: key and table lifetime
+    # PSI per buyer and dataset per period (per key epoch in unbalanced mode)
+    psi_jobs_per_period: int = Field(default=20, ge=1)
+    psi_ids_per_period: int = Field(default=1 << 23, ge=1)
+    psi_period_days: float = Field(default=1.0, gt=0)
+    exact_intersection: bool = True      # false: only cardinalities and sums, never the matched IDs
+    list_suppressed: bool = True         # false: say only how many groups were suppressed, not which
+    dp: DpConfig = Field(default_factory=DpConfig)
 
     def allows_buyer(self, buyer: str) -> bool:
         return "*" in self.allowed_buyers or buyer in self.allowed_buyers
@@ -116,7 +194,15 @@ class DatasetConfig(_Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"column(s) listed twice: {', '.join(dupes)}")
+        if self.policy.dp.enabled:
+            loose = [c.name for c in self.columns if (c.aggregate or c.psi_value) and c.bounds is None]
+            if loose:
+                raise ValueError(f"column(s) {', '.join(loose)} may be summed under differential privacy and need "
+                                 "bounds = [lower, upper] (values are clipped to them; the noise scales with them)")
         return self
+
+    def column(self, name: str) -> ColumnConfig | None:
+        return next((c for c in self.columns if c.name == name), None)
 
 
 class PartyConfig(_Strict):

@@ -29,6 +29,7 @@ from datawharf.serde import holder_upload_to_proto, listing_to_proto, to_party_f
 from datawharf.signing import sign_receipt, stage_digests, stages_digest
 from datawharf.tls import aio_channel
 from datawharf.v1 import common_pb2, party_pb2, party_pb2_grpc
+from parties.budget import BudgetBook
 from parties.config import PartyConfig
 from parties.psi_runner import PsiRunner
 from parties.receipts import ReceiptBook
@@ -54,7 +55,8 @@ class PartyNode:
         self.creds = config.credentials()
         trust = self.creds.trust(config.crl) if self.creds is not None else None
         self.verifier = JobVerifier(config.name, self.creds, trust)
-        self.runner = Runner(config)
+        self.budget = BudgetBook(config.state_dir or Path(".wharf-state"))
+        self.runner = Runner(config, budget=self.budget)
         self.initial_backoff_s = initial_backoff_s
         self.max_backoff_s = max_backoff_s
         self._workers = asyncio.Semaphore(workers)
@@ -65,7 +67,7 @@ class PartyNode:
         self.receipts = ReceiptBook(config.state_dir or Path(".wharf-state"))
         self._job_of: dict[str, str] = {}
         self.psi_runner = PsiRunner(config, self.runner.sources, config.state_dir or Path(".wharf-state"),
-                                    mapper=self._mapper,
+                                    mapper=self._mapper, budget=self.budget,
                                     on_destroyed=lambda **fields: self.receipts.add("destroyed", **fields))
 
     def _mapper(self, fn, chunks):  # type: ignore[no-untyped-def]

@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from datawharf.pki import write_private
+from parties.budget import BudgetBook
 from parties.config import DatasetConfig, PartyConfig
 from datawharf.model import PsiJob
 from parties.sources import CachedSource, SourceError, public_reason
@@ -59,7 +60,10 @@ def _ids(values: np.ndarray) -> list[str]:
 
 class PsiRunner:
     def __init__(self, config: PartyConfig, sources: dict[str, CachedSource], state_dir: Path,
-                 mapper: psi.Mapper = psi._serial_map, on_destroyed: Callable[..., None] | None = None) -> None:
+                 mapper: psi.Mapper = psi._serial_map, on_destroyed: Callable[..., None] | None = None,
+                 budget: BudgetBook | None = None) -> None:
+        # Per-buyer PSI quotas and privacy spend survive restarts in the holder's own state.
+        self.budget = budget or BudgetBook(state_dir)
         self.on_destroyed = on_destroyed or (lambda **fields: None)
         self.config = config
         self.sources = sources

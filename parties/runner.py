@@ -6,10 +6,12 @@ import logging
 import operator
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from parties.budget import BudgetBook
 from parties.config import DatasetConfig, PartyConfig
 from datawharf.errors import WharfError
 from datawharf.filters import Condition, FilterTypeError, Op, check_types
@@ -76,8 +78,9 @@ def _bin_index(values: np.ndarray, edges: tuple[Decimal, ...], places: int) -> n
 
 
 class Runner:
-    def __init__(self, config: PartyConfig) -> None:
+    def __init__(self, config: PartyConfig, *, budget: BudgetBook | None = None) -> None:
         self.config = config
+        self.budget = budget or BudgetBook(config.state_dir or Path(".wharf-state"))
         self.sources = {d.name: CachedSource(d) for d in config.datasets}
 
     def listings(self) -> list[Listing]:

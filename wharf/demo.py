@@ -73,8 +73,12 @@ def party_config(
     buyers: tuple[str, ...] = (BUYER,),
     min_rows: int = 10,
     ward_source: Path | None = None,
+    dp: str | None = None,
 ) -> str:
+    """A hospital's TOML. ``dp`` is the body of its [datasets.policy.dp] table; None writes the explicit
+    opt-out (exact answers, for checking against the truth)."""
     stats = ", ".join(f'"{s}"' for s in statistics)
+    dp_table = "[datasets.policy.dp]\n" + ("enabled = false" if dp is None else dp)
     allowed = ", ".join(f'"{b}"' for b in buyers)
     return f"""name = "{name}"
 gateway = "{gateway}"
@@ -85,9 +89,9 @@ source = "{source}"
 description = "Outpatient visits, one row per visit"
 columns = [
   {{ name = "patient_id", type = "string", join_key = true }},
-  {{ name = "age", type = "int", psi_value = true }},
-  {{ name = "cost", type = "decimal", decimals = 2, psi_value = true }},
-  {{ name = "department", type = "string", categories = [{", ".join(f'"{d}"' for d in DEPARTMENTS)}] }},
+  {{ name = "age", type = "int", psi_value = true, aggregate = true, bounds = [0, 120], filter = ["<", "<=", ">", ">="] }},
+  {{ name = "cost", type = "decimal", decimals = 2, psi_value = true, aggregate = true, bounds = [-500, 5000] }},
+  {{ name = "department", type = "string", categories = [{", ".join(f'"{d}"' for d in DEPARTMENTS)}], group = true, filter = ["==", "!="] }},
 ]
 
 [datasets.policy]
@@ -96,21 +100,23 @@ allowed_statistics = [{stats}]
 min_rows = {min_rows}
 allowed_psi = ["intersection", "cardinality", "sum", "unbalanced"]
 min_intersection = 10
+{dp_table}
 """ + ("" if ward_source is None else f"""
 [[datasets]]
 name = "ward_load"
 source = "{ward_source}"
 description = "One row per ward and day: hourly patients and energy use"
 columns = [
-  {{ name = "ward", type = "string", categories = [{", ".join(f'"{w}"' for w in WARDS)}] }},
-  {{ name = "day", type = "int" }},
-  {{ name = "hourly_patients", type = "vector", length = 24, decimals = 0 }},
-  {{ name = "hourly_kwh", type = "vector", length = 24, decimals = 2 }},
+  {{ name = "ward", type = "string", categories = [{", ".join(f'"{w}"' for w in WARDS)}], group = true, filter = ["==", "!="] }},
+  {{ name = "day", type = "int", filter = ["<", "<=", ">", ">=", "==", "!="] }},
+  {{ name = "hourly_patients", type = "vector", length = 24, decimals = 0, aggregate = true, bounds = [0, 100] }},
+  {{ name = "hourly_kwh", type = "vector", length = 24, decimals = 2, aggregate = true, bounds = [0, 200] }},
 ]
 
 [datasets.policy]
 allowed_buyers = [{allowed}]
 min_rows = {min_rows}
+{dp_table}
 """)
 
 
