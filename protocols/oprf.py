@@ -17,13 +17,22 @@ epoch, IDs it already asked about; it still learns F(k, x) only for IDs it
 submits, each costing a query the holder sees and can limit. Rotating the
 epoch (a new k and table) ends that linkability; the gateway, which holds T,
 learns each query's intersection size, like the balanced protocol.
+
+Repeats: every valid point of the prime-order group has one encoding (libsodium
+refuses non-canonical ones and any low-order component), so the holder
+refuses a query whose points repeat, before or after its key. That alone
+would not do: a buyer can blind one ID under ten different r and get ten
+distinct points, all giving the same tag. So the gateway refuses repeated
+tags (stage Q) and the match counts distinct tags; the holder's minimum is
+then a number of distinct IDs.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable, Sequence
+from typing import Iterable, Protocol, Sequence
 
+import numpy as np
 from nacl import bindings as sodium
 from nacl.exceptions import RuntimeError as SodiumError
 
@@ -81,6 +90,8 @@ class HolderKey:
         return out
 
     def evaluate(self, blinded: Sequence[bytes]) -> list[bytes]:
+        """k·R for the buyer's points; RepeatedPoint if two points are one."""
+        psi.require_distinct(blinded, "the buyer's set (stage A)")
         return [_mul(self._k, p, i) for i, p in enumerate(blinded)]
 
 
@@ -102,9 +113,46 @@ class Buyer:
         return [self.unique[p] for p in positions]
 
 
-def lookup(table: set[bytes], tags: Sequence[bytes], *, minimum: int, cardinality_only: bool) -> psi.Match:
-    """The gateway's role, holding the epoch's published table."""
-    positions = tuple(i for i, t in enumerate(tags) if t in table)
+class Table(Protocol):
+    def __contains__(self, tag: object) -> bool: ...
+
+
+class SortedTags:
+    """A published table as one sorted array of 16-byte strings: 16 bytes an entry.
+
+    A Python set of 16M tags costs the gateway over a gigabyte; this costs
+    256 MiB and answers by binary search."""
+
+    def __init__(self, packed: bytes) -> None:
+        if len(packed) % TAG_BYTES:
+            raise psi.PsiError(f"a table is whole {TAG_BYTES}-byte tags; got {len(packed)} bytes")
+        self._tags = np.sort(np.frombuffer(packed, dtype=f"S{TAG_BYTES}"))
+
+    def __len__(self) -> int:
+        return int(self._tags.size)
+
+    def members(self, tags: Sequence[bytes]) -> list[bool]:
+        """For each tag, whether the table holds it."""
+        if not tags or not self._tags.size:
+            return [False] * len(tags)
+        q = np.frombuffer(b"".join(tags), dtype=f"S{TAG_BYTES}")
+        at = np.minimum(np.searchsorted(self._tags, q), self._tags.size - 1)
+        return (self._tags[at] == q).tolist()  # type: ignore[no-any-return]
+
+    def __contains__(self, tag: object) -> bool:
+        return isinstance(tag, bytes) and len(tag) == TAG_BYTES and self.members([tag])[0]
+
+
+def lookup(table: Table, tags: Sequence[bytes], *, minimum: int, cardinality_only: bool) -> psi.Match:
+    """The gateway's role, holding the epoch's published table.
+
+    Tags must be distinct (RepeatedPoint otherwise): ten copies of one tag
+    would otherwise count one ID ten times against the holder's minimum."""
+    psi.require_distinct(tags, "the buyer's tags (stage Q)")
+    if isinstance(table, SortedTags):
+        positions = tuple(i for i, hit in enumerate(table.members(tags)) if hit)
+    else:
+        positions = tuple(i for i, t in enumerate(tags) if t in table)
     if len(positions) < minimum:
         raise psi.BelowMinimum(f"the intersection is below the holder's minimum of {minimum}; nothing is released")
     return psi.Match(() if cardinality_only else positions, len(positions))

@@ -16,6 +16,19 @@ Rounds (the gateway relays every message and does the final matching):
 What each role learns (semi-honest): the buyer, the positions of its own
 matching IDs (or only how many); the holder, |X|; the gateway, |X|, |Y| and
 the intersection size, and positions in orders it cannot relate to IDs.
+
+No membership oracle from repeats: a buyer that sent one ID's point ten
+times would see it count ten times against the holder's minimum. So every
+set is duplicate-free where it is checked: the holder refuses a set whose
+points repeat *after* its blinding (``reblind``), which also catches a
+second encoding of one point (the ignored top bit of a u-coordinate, u + p,
+or P plus a low-order point, which clamped scalars erase); the gateway
+refuses repeats in A (compared as canonical u-coordinates), D, W and Z; and
+the match counts distinct values. What remains (see ``tests`` and the
+threat notes in ``protocols.psi_sum``): a buyer re-blinding W with several
+scalars over a subset of W can make one ID match several times with
+probability |subset|/|W| per job; nothing short of a proof that Z uses one
+scalar stops that, so per-buyer quotas and noise bound what it yields.
 Clamped X25519 scalars are multiples of the cofactor, so low-order inputs
 collapse to the all-zero output, which libsodium refuses; hashing
 retries with a counter until it lands on a usable point, and a received
@@ -52,6 +65,42 @@ class InvalidId(PsiError):
 
 class InvalidPoint(PsiError):
     """A received value is not a usable curve point (wrong size or low order)."""
+
+
+class RepeatedPoint(InvalidPoint):
+    """A set that must be duplicate-free repeats a value: the buyer sent one ID twice."""
+
+
+# The field prime of Curve25519: u-coordinates are taken modulo it, top bit ignored (RFC 7748).
+FIELD_P = (1 << 255) - 19
+
+
+def first_repeat(items: Sequence[bytes]) -> int | None:
+    """The position of the first item equal to an earlier one, or None when all differ."""
+    seen: set[bytes] = set()
+    for i, item in enumerate(items):
+        if item in seen:
+            return i
+        seen.add(item)
+    return None
+
+
+def require_distinct(items: Sequence[bytes], what: str) -> None:
+    """Raise RepeatedPoint naming ``what`` and the position if any item repeats an earlier one."""
+    i = first_repeat(items)
+    if i is not None:
+        raise RepeatedPoint(f"{what} repeats a value at position {i}; each ID may appear once")
+
+
+def canonical_u(point: bytes) -> bytes:
+    """The one encoding of an X25519 u-coordinate: top bit cleared, reduced modulo p.
+
+    X25519 reads 2^255 + u and u + p as u, so a set could otherwise carry one
+    point twice under different bytes."""
+    if len(point) != POINT_BYTES:
+        raise InvalidPoint(f"a point is {POINT_BYTES} bytes, not {len(point)}")
+    u = int.from_bytes(point, "little") & ((1 << 255) - 1)
+    return (u % FIELD_P).to_bytes(POINT_BYTES, "little")
 
 
 def normalise(identifier: str) -> bytes:
@@ -125,6 +174,21 @@ class Key:
         return out
 
 
+def reblind(key: Key, points: Sequence[bytes], mapper: "Mapper | None" = None) -> list[bytes]:
+    """b·P for the buyer's points, refused if two of them give one value.
+
+    Checked after the multiplication, not on the bytes received: clamped
+    scalars map every encoding of a point (and P plus any low-order point)
+    to the same output, so this is where repeats are certain to show."""
+    run = mapper or _serial_map
+    out = [p for part in run(key.blind, chunked(points)) for p in part]
+    i = first_repeat(out)
+    if i is not None:
+        raise RepeatedPoint(f"the buyer's set repeats a point at position {i} (the same point as an earlier one "
+                            "once blinded); each ID may be sent once")
+    return out
+
+
 def _serial_map(fn: Callable[[list[bytes]], list[bytes]], chunks: list[list[bytes]]) -> Iterable[list[bytes]]:
     return map(fn, chunks)
 
@@ -190,7 +254,7 @@ class Holder:
     def answer(self, buyer_points: Sequence[bytes], *, cardinality_only: bool,
                mapper: Mapper = _serial_map) -> tuple[list[bytes], list[bytes]]:
         """Round 2: (D for the gateway, W for the buyer)."""
-        d = [p for part in mapper(self.key.blind, chunked(buyer_points)) for p in part]
+        d = reblind(self.key, buyer_points, mapper)
         if cardinality_only:
             d = shuffled(d)
         w = [p for part in mapper(self.key.hash_and_blind, chunked(shuffled(self.unique))) for p in part]
@@ -208,10 +272,12 @@ class BelowMinimum(PsiError):
 
 
 def match(d: Sequence[bytes], z: Sequence[bytes], *, minimum: int, cardinality_only: bool) -> Match:
-    """The gateway's role: which of the buyer's positions matched, if enough did."""
+    """The gateway's role: which of the buyer's positions matched, if enough did.
+
+    Both sets must be duplicate-free, so ``size`` counts distinct matches."""
+    require_distinct(d, "the holder's re-blinded set (stage D)")
+    require_distinct(z, "the buyer's re-blinded set (stage Z)")
     z_set = set(z)
-    if len(z_set) != len(z):
-        raise InvalidPoint("the buyer's re-blinded set repeats a value; honest sets never do")
     positions = tuple(i for i, v in enumerate(d) if v in z_set)
     if len(positions) < minimum:
         raise BelowMinimum(

@@ -22,6 +22,8 @@ import enum
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
+
 from protocols.oprf import TAG_BYTES
 from protocols.psi_sum import MASK_BYTES
 
@@ -124,6 +126,48 @@ def split_items(data: bytes, stage: Stage | str) -> list[bytes]:
     return [data[i : i + size] for i in range(0, len(data), size)]
 
 
+# Stages that must not repeat an item, and the name the gateway gives each in a refusal.
+DISTINCT: dict[Stage, str] = {
+    Stage.A: "the buyer's blinded set (stage A)",
+    Stage.D: "the holder's re-blinded set (stage D)",
+    Stage.W: "the holder's blinded set (stage W)",
+    Stage.Z: "the buyer's re-blinded set (stage Z)",
+    Stage.E: "the holder's evaluations (stage E)",
+    Stage.Q: "the buyer's tags (stage Q)",
+    Stage.T: "the holder's table (stage T)",
+}
+
+
+def first_repeat(data: bytes, item: int) -> int | None:
+    """The position of the first item of ``data`` equal to an earlier one, or None.
+
+    Sorted in numpy as fixed-width byte strings (compared like memcmp), so a
+    stage of millions of items is checked without a Python object per item."""
+    if len(data) % item:
+        raise ValueError(f"{len(data)} bytes are not a whole number of {item}-byte items")
+    arr = np.frombuffer(data, dtype=f"S{item}")
+    if arr.size < 2:
+        return None
+    order = np.argsort(arr, kind="stable")  # equal items keep their input order
+    ranked = arr[order]
+    later = order[1:][ranked[1:] == ranked[:-1]]
+    return int(later.min()) if later.size else None
+
+
+def canonical_u(data: bytes) -> bytes:
+    """Packed X25519 u-coordinates in their one encoding (top bit cleared, reduced mod p)."""
+    if len(data) % POINT_BYTES:
+        raise ValueError(f"{len(data)} bytes are not whole {POINT_BYTES}-byte points")
+    arr = np.frombuffer(data, dtype=np.uint8).reshape(-1, POINT_BYTES).copy()
+    arr[:, 31] &= 0x7F
+    # Only u in [p, 2^255) needs reducing: 7f ff .. ff, low byte at least 0xed.
+    high = np.nonzero((arr[:, 31] == 0x7F) & (arr[:, 1:31] == 0xFF).all(axis=1) & (arr[:, 0] >= 0xED))[0]
+    for i in high.tolist():
+        u = int.from_bytes(arr[i].tobytes(), "little") - ((1 << 255) - 19)
+        arr[i] = np.frombuffer(u.to_bytes(POINT_BYTES, "little"), dtype=np.uint8)
+    return arr.tobytes()
+
+
 def pack_masked(rows: Sequence[Sequence[int]]) -> bytes:
     """Masked values (each < 2^(8·MASK_BYTES)), row-major, little-endian: stage M."""
     return b"".join(v.to_bytes(MASK_BYTES, "little") for row in rows for v in row)
@@ -148,6 +192,6 @@ def unpack_sums(raw: Sequence[bytes]) -> list[int]:
     return [int.from_bytes(x, "little") for x in raw]
 
 
-__all__ = ["BUYER_READS", "HOLDER_STAGES", "MAX_SET", "MAX_TABLE", "POINT_BYTES", "PsiMode", "Role", "SECOND_ROUND",
+__all__ = ["BUYER_READS", "DISTINCT", "HOLDER_STAGES", "canonical_u", "first_repeat", "MAX_SET", "MAX_TABLE", "POINT_BYTES", "PsiMode", "Role", "SECOND_ROUND",
            "STAGES", "Stage", "StageSpec", "item_bytes", "max_items", "pack_masked", "pack_sums", "split_items",
            "unpack_masked", "unpack_sums"]

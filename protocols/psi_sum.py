@@ -131,7 +131,7 @@ class Holder:
 
     def answer(self, buyer_points: Sequence[bytes], buyer_box: bytes, context: bytes, *, minimum: int,
                mapper: psi.Mapper = psi._serial_map) -> HolderAnswer:
-        d = psi.shuffled([p for part in mapper(self.key.blind, psi.chunked(buyer_points)) for p in part])
+        d = psi.shuffled(psi.reblind(self.key, buyer_points, mapper))
         order = psi.shuffled(list(self.rows))
         w = [p for part in mapper(self.key.hash_and_blind, psi.chunked(order)) for p in part]
         seed = os.urandom(32)
@@ -151,9 +151,9 @@ def gateway_sum(d: Sequence[bytes], z: Sequence[bytes], masked: Sequence[Sequenc
     """The gateway's role: J from D and Z, and the masked sums over J."""
     if len(z) != len(masked):
         raise psi.InvalidPoint(f"the buyer re-blinded {len(z)} values for {len(masked)} holder rows")
+    psi.require_distinct(d, "the holder's re-blinded set (stage D)")
+    psi.require_distinct(z, "the buyer's re-blinded set (stage Z)")
     d_set = set(d)
-    if len(set(z)) != len(z):
-        raise psi.InvalidPoint("the buyer's re-blinded set repeats a value; honest sets never do")
     positions = tuple(j for j, v in enumerate(z) if v in d_set)
     if len(positions) < minimum:
         raise psi.BelowMinimum(f"the intersection is below the holder's minimum of {minimum}; nothing is released")

@@ -27,10 +27,15 @@ from gateway.store import JobRow, TaskRow
 from protocols import oprf, psi, psi_sum
 from protocols.psi_stages import (
     BUYER_READS,
+    DISTINCT,
     HOLDER_STAGES,
     SECOND_ROUND,
+    STAGES,
     PsiMode,
+    Role,
     Stage,
+    canonical_u,
+    first_repeat,
     item_bytes,
     max_items,
     pack_sums,
@@ -53,7 +58,7 @@ class PsiJobs:
         self._next: dict[str, Stage] = {}        # job → stage the buyer uploads next
         self._minimum: dict[str, int] = {}       # job → holder's minimum intersection
         self._epoch: dict[str, str] = {}         # job → OPRF table epoch the holder used
-        self._tables: dict[_TableKey, set[bytes]] = {}
+        self._tables: dict[_TableKey, oprf.SortedTags] = {}
 
     def decode(self, spec: bytes) -> PsiJob:
         return psi_from_proto(common_pb2.PsiSpec.FromString(spec))
@@ -157,6 +162,10 @@ class PsiJobs:
         if got != expected:
             book.fail(job, f"stage {stage} holds {got} items; {expected} were expected")
             raise InvalidArgument(f"stage {stage} holds {got} items; {expected} were expected")
+        repeat = await asyncio.to_thread(self._repeat, job_id, spec, stage)
+        if repeat:
+            book.fail(job, repeat)
+            raise InvalidArgument(repeat, argument="ids")
         self._next.pop(job_id, None)
         if stage is Stage.A:
             book.store.set_job_state(job_id, JobState.DISPATCHED)
@@ -227,6 +236,10 @@ class PsiJobs:
 
     def _check_answer(self, job: JobRow, spec: PsiJob, msg: HolderUpload) -> None:
         jid = job.job_id
+        for stage in HOLDER_STAGES[spec.mode]:
+            repeat = self._repeat(jid, spec, stage)
+            if repeat:
+                raise psi.RepeatedPoint(repeat)
         self._minimum[jid] = max(1, msg.min_intersection)
         if spec.mode is PsiMode.UNBALANCED:
             if self._items(jid, Stage.E) != spec.buyer_set_size:
@@ -234,7 +247,7 @@ class PsiJobs:
             key = (self.book.store.tasks(jid)[0].party, spec.dataset, spec.key_column, msg.table_epoch)
             if self.spool.has(jid, Stage.T):
                 self._tables = {k: v for k, v in self._tables.items() if k[:3] != key[:3]}  # one epoch each
-                self._tables[key] = set(self.spool.items(jid, Stage.T, item_bytes(Stage.T)))
+                self._tables[key] = oprf.SortedTags(self.spool.read(jid, Stage.T))
             elif key not in self._tables:
                 raise psi.PsiError(f"no table for epoch {msg.table_epoch!r} was sent or is cached")
             self._epoch[jid] = msg.table_epoch
@@ -247,6 +260,27 @@ class PsiJobs:
         if spec.mode is PsiMode.SUM and \
                 self._items(jid, Stage.M) != self._items(jid, Stage.W) * len(spec.value_columns):
             raise psi.PsiError("masked values do not match the holder's rows and value columns")
+
+    def _repeat(self, job_id: str, spec: PsiJob, stage: Stage) -> str:
+        """Why ``stage`` is refused for repeating an item ("" if it does not).
+
+        A repeated point or tag would count one ID several times against the
+        holder's minimum: the membership oracle this closes. Points of stage A
+        are compared as canonical u-coordinates under X25519 (two byte strings
+        can be one point); other encodings of one point are caught by the
+        holder after its blinding."""
+        if stage not in DISTINCT or not self.spool.has(job_id, stage):
+            return ""
+        data = self.spool.read(job_id, stage)
+        if stage is Stage.A and spec.mode is not PsiMode.UNBALANCED:
+            data = canonical_u(data)
+        at = first_repeat(data, item_bytes(stage))
+        if at is None:
+            return ""
+        if STAGES[stage].writer is Role.BUYER:
+            return (f"{DISTINCT[stage]} repeats an item at position {at}; every ID may be sent once "
+                    "(the client removes repeats itself)")
+        return f"{DISTINCT[stage]} repeats an item at position {at}; an honest holder never does"
 
     def _stage_received(self, job_id: str, stage: Stage, chunks: int, sender: str) -> None:
         """Sizes outlive the spool, which is emptied when the job ends; the job page reads them here."""
