@@ -15,18 +15,20 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from datawharf.grpc_options import server_options
+from datawharf.grpc_options import MAX_CONCURRENT_RPCS, server_options
 from datawharf.identity import Gate
 from datawharf.pki import Credentials, Role, RoleError, TrustStore
 from datawharf.tls import check_insecure, server_credentials
 from datawharf.v1 import buyer_pb2, buyer_pb2_grpc, party_pb2, party_pb2_grpc
 from gateway.dispatch import StreamDispatcher
+from gateway.interceptors import CallLimiter
 from gateway.anchor import Anchor
 from gateway.ledger import Ledger
 from gateway.metrics import ByteCounter, Metrics
 from gateway.jobs import Orchestrator
 from gateway.servicers import BuyerServicer, PartyServicer
-from gateway.spool import Spool
+from gateway.quotas import Quotas, QuotaSettings, refusal_counter
+from gateway.spool import DEFAULT_MAX_BYTES as DEFAULT_SPOOL_BYTES, Spool
 from gateway.store import SqliteStore
 from gateway.web.app import check_access, create_app, is_loopback, server_ssl_context, start_http
 from gateway.wiretap import WireTap
@@ -57,6 +59,10 @@ class GatewaySettings:
     anchor_url: str | None = None  # an RFC 3161 time-stamping authority for the ledger's head
     anchor_every_s: float = 3600.0
     crl_poll_s: float = 1.0
+    quotas: QuotaSettings = QuotaSettings()  # per buyer: open jobs, jobs a minute, upload bytes; calls per caller
+    spool_max_bytes: int = DEFAULT_SPOOL_BYTES  # the PSI spool's disk quota
+    max_concurrent_rpcs: int = MAX_CONCURRENT_RPCS  # calls of all callers at once
+    idle_s: float = 300.0  # a connection without a call is closed after this long
 
 
 def _trust(settings: GatewaySettings) -> tuple[Credentials | None, TrustStore | None]:
@@ -113,11 +119,16 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
     dispatcher = StreamDispatcher()
     metrics = Metrics(store)
     gate = Gate(trust, on_refusal=metrics.auth_refused)
-    orch = Orchestrator(store, dispatcher, observer=metrics, spool=Spool(settings.data_dir / "spool"), trust=trust,
-                        result_ttl_s=settings.result_ttl_s)
+    quotas = Quotas(settings.quotas, on_refusal=refusal_counter(metrics.registry))
+    orch = Orchestrator(store, dispatcher, observer=metrics,
+                        spool=Spool(settings.data_dir / "spool", max_bytes=settings.spool_max_bytes), trust=trust,
+                        result_ttl_s=settings.result_ttl_s, quotas=quotas)
     tap = WireTap(settings.wire_log) if settings.wire_log else None
-    interceptors: list[grpc.aio.ServerInterceptor] = [metrics.rpc_interceptor(), ByteCounter(metrics)] + ([tap] if tap else [])
-    server = grpc.aio.server(interceptors=interceptors, options=server_options())
+    # Metrics first, so that calls the limiter refuses are counted with their status.
+    interceptors: list[grpc.aio.ServerInterceptor] = [metrics.rpc_interceptor(), CallLimiter(quotas.admit_call),
+                                                      ByteCounter(metrics)] + ([tap] if tap else [])
+    server = grpc.aio.server(interceptors=interceptors, options=server_options(idle_s=settings.idle_s),
+                             maximum_concurrent_rpcs=settings.max_concurrent_rpcs or None)
     buyer_pb2_grpc.add_BuyerServiceServicer_to_server(BuyerServicer(orch, gate), server)
     party_pb2_grpc.add_PartyServiceServicer_to_server(PartyServicer(orch, dispatcher, gate), server)
     health_servicer = health.aio.HealthServicer()

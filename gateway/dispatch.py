@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-from datawharf.errors import AlreadyExists
+from datawharf.errors import AlreadyExists, WharfError
 from datawharf.messages import Notice, TaskOffer, ToParty
 from datawharf.serde import to_party_to_proto
 from datawharf.v1 import party_pb2
@@ -37,6 +37,8 @@ class PartySession:
         self.party = party
         self.outbox: asyncio.Queue[party_pb2.GatewayMessage | None] = asyncio.Queue()
         self.closed = asyncio.Event()
+        # Why the gateway ended the stream (a limit the party broke), for its status; None otherwise.
+        self.error: WharfError | None = None
 
     def close(self) -> None:
         self.closed.set()

@@ -16,6 +16,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 import grpc
 
+from datawharf.errors import WharfError
 from datawharf.identity import peer_name
 
 # (method, caller, direction "in"/"out", message)
@@ -218,3 +219,90 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
     def ended(self, method: str, kind: str, code: grpc.StatusCode, seconds: float) -> None:
         """A call of ``method`` ended with ``code`` after ``seconds``."""
+
+
+# Told the caller's name when one of its calls starts; raises a WharfError (the call is then
+# refused with its status) or returns the function to call once the call is over.
+Admit = Callable[[str], Callable[[], None]]
+
+
+def limit_calls(handler: grpc.RpcMethodHandler, admit: Admit) -> grpc.RpcMethodHandler:
+    """``handler`` behind ``admit``: a refused call ends with the refusal's status before the
+    handler sees it; an admitted one is released however it ends."""
+
+    async def enter(context: Any) -> Callable[[], None]:
+        try:
+            return admit(peer_name(context))
+        except WharfError as exc:
+            trailing = exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else ()
+            await context.abort(exc.code, exc.message, trailing_metadata=trailing)
+            raise  # abort raises; this line only reassures the type checker
+
+    async def unary_response(inner: Callable[..., Any], request: Any, context: Any) -> Any:
+        release = await enter(context)
+        try:
+            result = inner(request, context)
+            return await result if inspect.isawaitable(result) else result
+        finally:
+            release()
+
+    def stream_response(inner: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.iscoroutinefunction(inner):  # a reader/writer handler (see watch_calls)
+
+            async def writer(request: Any, context: Any) -> None:
+                release = await enter(context)
+                try:
+                    await inner(request, context)
+                finally:
+                    release()
+
+            return writer
+
+        async def generator(request: Any, context: Any) -> AsyncIterator[Any]:
+            release = await enter(context)
+            try:
+                async for m in inner(request, context):
+                    yield m
+            finally:
+                release()
+
+        return generator
+
+    kw = dict(request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer)
+    if handler.unary_unary:
+        inner_uu = handler.unary_unary
+
+        async def uu(request: Any, context: Any) -> Any:
+            return await unary_response(inner_uu, request, context)
+
+        return grpc.unary_unary_rpc_method_handler(uu, **kw)
+    if handler.stream_unary:
+        inner_su = handler.stream_unary
+
+        async def su(it: Any, context: Any) -> Any:
+            return await unary_response(inner_su, it, context)
+
+        return grpc.stream_unary_rpc_method_handler(su, **kw)
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(stream_response(handler.unary_stream), **kw)
+    if handler.stream_stream:
+        return grpc.stream_stream_rpc_method_handler(stream_response(handler.stream_stream), **kw)
+    return handler
+
+
+class CallLimiter(grpc.aio.ServerInterceptor):
+    """Caps the calls each caller has running on the project's own services at once, so that
+    one caller cannot take all of the server's ``maximum_concurrent_rpcs``."""
+
+    def __init__(self, admit: Admit) -> None:
+        self._admit = admit
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None or not details.method.startswith("/datawharf."):
+            return handler
+        return limit_calls(handler, self._admit)

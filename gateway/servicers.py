@@ -11,6 +11,7 @@ import asyncio
 import functools
 import inspect
 import logging
+from collections import OrderedDict
 from typing import Any, AsyncIterator, Callable
 
 import grpc
@@ -19,7 +20,7 @@ from datawharf import signing
 from datawharf.chunking import Assembler, ChunkError, Piece, split
 from datawharf.messages import StagePiece
 from datawharf.model import AggregateJob, PsiJob
-from datawharf.errors import ARGUMENT_KEY, InvalidArgument, PermissionDenied, WharfError
+from datawharf.errors import ARGUMENT_KEY, InvalidArgument, PermissionDenied, ResourceExhausted, WharfError
 from datawharf.identity import Gate
 from datawharf.pki import Role, SignatureError
 from datawharf.serde import (
@@ -33,20 +34,29 @@ from datawharf.serde import (
     psi_from_proto,
 )
 from datawharf.v1 import buyer_pb2, buyer_pb2_grpc, common_pb2, party_pb2, party_pb2_grpc
-from gateway.dispatch import StreamDispatcher
+from gateway.dispatch import PartySession, StreamDispatcher
 from gateway.jobs import Orchestrator
+from gateway.quotas import QuotaExceeded
 
 log = logging.getLogger("datawharf.gateway")
 
 MAX_CONTRIBUTION_BYTES = 16 << 20
 # Contributions a stream may have half-sent at once; more is a misbehaving node.
 MAX_PARTIAL_CONTRIBUTIONS = 32
+# Bytes a stream may have in half-sent contributions: a node answers a few tasks at once
+# (its worker pool), each at most MAX_CONTRIBUTION_BYTES.
+MAX_STREAM_PENDING_BYTES = 64 << 20
+# Answers to tasks a stream was not given (unknown, another holder's, already answered) before the
+# gateway ends the stream: a node that keeps sending them is broken or probing.
+MAX_REJECTED_ANSWERS = 64
 HEARTBEAT_SECONDS = 10
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
     if isinstance(exc, WharfError):
-        trailing = ((ARGUMENT_KEY, exc.argument),) if exc.argument else ()
+        trailing: tuple[tuple[str, str], ...] = ((ARGUMENT_KEY, exc.argument),) if exc.argument else ()
+        if isinstance(exc, QuotaExceeded):
+            trailing += exc.trailing_metadata()
         await context.abort(exc.code, exc.message, trailing_metadata=trailing)
     log.exception("unexpected error in %s", getattr(context, "_method", "a call"), exc_info=exc)
     await context.abort(grpc.StatusCode.INTERNAL, "internal error at the gateway; its log has the detail")
@@ -187,11 +197,34 @@ class BuyerServicer(buyer_pb2_grpc.BuyerServiceServicer):
             yield piece_to_proto(piece)
 
 
+class _Inbox:
+    """One party stream's half-sent contributions, held under the stream's limits."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.pending: dict[str, Assembler] = {}
+        # Answers refused at their first chunk: their later chunks are dropped without a word,
+        # so one bad answer costs one notice, not one per chunk.
+        self.dropped: OrderedDict[str, None] = OrderedDict()
+        self.rejected = 0
+
+    def held(self) -> int:
+        return sum(a.size for a in self.pending.values())
+
+    def drop(self, task_id: str) -> None:
+        self.pending.pop(task_id, None)
+        self.dropped[task_id] = None
+        while len(self.dropped) > 4 * MAX_REJECTED_ANSWERS:
+            self.dropped.popitem(last=False)
+
+
 class PartyServicer(party_pb2_grpc.PartyServiceServicer):
-    def __init__(self, orchestrator: Orchestrator, dispatcher: StreamDispatcher, gate: Gate) -> None:
+    def __init__(self, orchestrator: Orchestrator, dispatcher: StreamDispatcher, gate: Gate, *,
+                 max_stream_bytes: int = MAX_STREAM_PENDING_BYTES) -> None:
         self.orch = orchestrator
         self.dispatcher = dispatcher
         self.gate = gate
+        self.max_stream_bytes = max_stream_bytes
 
     @translate_errors
     async def Connect(
@@ -211,7 +244,7 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
             self.dispatcher.detach(session)
             raise
         log.info("party %s connected with %d dataset(s)", party, len(first.register.datasets))
-        reader = asyncio.create_task(self._read(party, request_iterator))
+        reader = asyncio.create_task(self._read(party, session, request_iterator))
         reader.add_done_callback(lambda _: session.close())
         try:
             yield party_pb2.GatewayMessage(
@@ -222,21 +255,24 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
                 if message is None:
                     break
                 yield message
+            if session.error is not None:
+                raise session.error
         finally:
             reader.cancel()
             if self.dispatcher.detach(session):
                 self.orch.party_disconnected(party)
                 log.info("party %s disconnected", party)
 
-    async def _read(self, party: str, messages: AsyncIterator[party_pb2.PartyMessage]) -> None:
-        pending: dict[str, Assembler] = {}
+    async def _read(self, party: str, session: PartySession, messages: AsyncIterator[party_pb2.PartyMessage]
+                    ) -> None:
+        inbox = _Inbox(self.max_stream_bytes)
         try:
             async for msg in messages:
                 kind = msg.WhichOneof("body")
                 if kind == "heartbeat":
                     self.orch.party_heartbeat(party)
                 elif kind == "contribution":
-                    await self._piece(party, pending, msg.contribution)
+                    await self._piece(party, inbox, msg.contribution)
                 elif kind == "refusal":
                     await self.orch.refusal(party, msg.refusal.task_id, msg.refusal.reason, code=msg.refusal.code)
                 elif kind == "failure":
@@ -247,26 +283,52 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
                     log.warning("party %s sent an unexpected %s message; ignored", party, kind)
         except (asyncio.CancelledError, grpc.aio.AioRpcError):
             pass
+        except WharfError as exc:  # the stream broke a limit: Connect ends it with this status
+            log.warning("party %s: %s", party, exc.message)
+            session.error = exc
         except (grpc.aio.UsageError, asyncio.InvalidStateError, ConnectionError) as exc:
             log.warning("party %s stream closed: %s", party, exc)  # a stream torn down mid-read
         except Exception:
             log.exception("party %s stream failed", party)
 
-    async def _piece(self, party: str, pending: dict[str, Assembler], msg: party_pb2.ContributionChunk) -> None:
-        if msg.task_id not in pending and len(pending) >= MAX_PARTIAL_CONTRIBUTIONS:
-            await self.orch.refusal(
-                party, msg.task_id,
-                f"invalid contribution: more than {MAX_PARTIAL_CONTRIBUTIONS} contributions half-sent at once",
-                failed=True,
-            )
+    async def _fail_piece(self, party: str, inbox: _Inbox, task_id: str, reason: str, limit: str = "") -> None:
+        inbox.drop(task_id)
+        if limit:
+            self.orch.quotas.on_refusal(limit)
+        await self.orch.refusal(party, task_id, f"invalid contribution: {reason}", failed=True)
+
+    async def _piece(self, party: str, inbox: _Inbox, msg: party_pb2.ContributionChunk) -> None:
+        task_id = msg.task_id
+        assembler = inbox.pending.get(task_id)
+        if assembler is None:
+            if task_id in inbox.dropped:
+                return
+            # Checked on the first chunk, before a byte is kept: an answer to a task this holder
+            # was not given, or has answered, is refused at once (the holder gets a notice).
+            if not self.orch.expects_answer(party, task_id):
+                inbox.drop(task_id)
+                inbox.rejected += 1
+                if inbox.rejected > MAX_REJECTED_ANSWERS:
+                    raise ResourceExhausted(
+                        f"{party} sent answers to {inbox.rejected} tasks it was not given or had already "
+                        "answered; the gateway closed the stream. Answer only the tasks offered on the "
+                        "current stream, once each")
+                return
+            if len(inbox.pending) >= MAX_PARTIAL_CONTRIBUTIONS:
+                await self._fail_piece(party, inbox, task_id, f"more than {MAX_PARTIAL_CONTRIBUTIONS} "
+                                       "contributions half-sent at once", "contributions_half_sent")
+                return
+            assembler = inbox.pending[task_id] = Assembler(MAX_CONTRIBUTION_BYTES)
+        if inbox.held() + len(msg.chunk.data) > inbox.max_bytes:
+            await self._fail_piece(
+                party, inbox, task_id, f"more than {inbox.max_bytes} bytes of contributions half-sent on one "
+                "stream; send each contribution whole before the next", "contribution_bytes")
             return
-        assembler = pending.setdefault(msg.task_id, Assembler(MAX_CONTRIBUTION_BYTES))
         try:
             payload = assembler.add(Piece(msg.chunk.seq, msg.chunk.data, msg.chunk.last))
         except ChunkError as exc:
-            pending.pop(msg.task_id, None)
-            await self.orch.refusal(party, msg.task_id, f"invalid contribution: {exc}", failed=True)
+            await self._fail_piece(party, inbox, task_id, str(exc))
             return
         if payload is not None:
-            pending.pop(msg.task_id, None)
-            await self.orch.contribution(party, msg.task_id, payload, receipt=msg.receipt)
+            inbox.pending.pop(task_id, None)
+            await self.orch.contribution(party, task_id, payload, receipt=msg.receipt)

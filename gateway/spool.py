@@ -3,6 +3,11 @@
 Sets of a million 32-byte points do not belong in memory or in SQLite rows;
 they are streamed to a file as chunks arrive and streamed out again in
 bounded chunks. Files are removed when the job ends.
+
+The spool holds at most ``max_bytes`` on disk, complete and partial stages
+together (what an earlier run left included): past it ``append`` raises
+``SpoolFull`` (RESOURCE_EXHAUSTED) and forgets the stage it was writing, so
+that jobs cannot fill the gateway's disk.
 """
 
 from __future__ import annotations
@@ -13,17 +18,42 @@ from pathlib import Path
 from typing import Iterator
 
 from datawharf.chunking import Assembler, ChunkError, Piece, TooLarge, item_chunk_bytes
+from datawharf.errors import ResourceExhausted
+
+DEFAULT_MAX_BYTES = 4 << 30
 
 
 class SpoolError(ValueError):
     """A stage arrived out of order, twice, or over its limit."""
 
 
+class SpoolFull(ResourceExhausted):
+    """The spool reached its byte limit. Not a SpoolError: nothing the sender did was malformed,
+    so the job need not fail for it."""
+
+
 class Spool:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        if max_bytes <= 0:
+            raise ValueError(f"the spool's limit must be positive, got {max_bytes} bytes")
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
         self._open: dict[tuple[str, str], Assembler] = {}
+        self._used = sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+
+    @property
+    def used(self) -> int:
+        """Bytes the spool holds on disk now."""
+        return self._used
+
+    def _unlink(self, path: Path) -> None:
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            return
+        self._used -= size
 
     def _path(self, job_id: str, stage: str) -> Path:
         if not stage.isalpha() or len(stage) > 2 or "/" in job_id or not job_id:
@@ -45,7 +75,7 @@ class Spool:
         key = (job_id, stage)
         assembler = self._open.get(key)
         if assembler is None:
-            part.unlink(missing_ok=True)  # a stage (re)starts from chunk 0
+            self._unlink(part)  # a stage (re)starts from chunk 0
             assembler = self._open[key] = Assembler(max_items * item, item=item, keep=False)
         try:
             complete = assembler.add(Piece(seq, data, last)) is not None
@@ -54,9 +84,17 @@ class Spool:
             if isinstance(exc, TooLarge):
                 raise SpoolError(f"stage {stage} exceeds the limit of {max_items} items") from None
             raise SpoolError(f"stage {stage}: {exc}") from None
+        if self._used + len(data) > self.max_bytes:
+            full = SpoolFull(
+                f"the gateway's PSI spool is full ({self._used} of {self.max_bytes} bytes in use, {len(data)} "
+                f"more needed), so stage {stage} of job {job_id} was not kept; retry once running jobs have "
+                "finished, or ask the operator to raise --spool-max-bytes")
+            self.reset(job_id, stage)
+            raise full
         part.parent.mkdir(parents=True, exist_ok=True)
         with open(part, "ab") as f:
             f.write(data)
+        self._used += len(data)
         if complete:
             part.rename(final)
             self._open.pop(key, None)
@@ -99,11 +137,16 @@ class Spool:
     def reset(self, job_id: str, stage: str) -> None:
         """Forget a stage, complete or partial, so it can be sent again from chunk 0."""
         path = self._path(job_id, stage)
-        path.unlink(missing_ok=True)
-        path.with_suffix(".part").unlink(missing_ok=True)
+        self._unlink(path)
+        self._unlink(path.with_suffix(".part"))
         self._open.pop((job_id, stage), None)
 
     def drop(self, job_id: str) -> None:
-        shutil.rmtree(self.root / job_id, ignore_errors=True)
+        folder = self.root / job_id
+        if folder.is_dir():
+            for path in folder.iterdir():
+                if path.is_file():
+                    self._unlink(path)
+        shutil.rmtree(folder, ignore_errors=True)
         for key in [k for k in self._open if k[0] == job_id]:
             self._open.pop(key, None)

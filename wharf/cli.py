@@ -213,6 +213,20 @@ def gateway_serve(
                                              help="An RFC 3161 time-stamping authority to anchor the ledger's head."),
     anchor_every: float = typer.Option(3600.0, min=1.0, envvar="WHARF_ANCHOR_EVERY",
                                        help="Seconds between anchors (only when the ledger has grown)."),
+    max_open_jobs: int = typer.Option(16, min=0, envvar="WHARF_MAX_OPEN_JOBS",
+                                      help="Jobs one buyer may have running at once (0: no limit)."),
+    jobs_per_minute: int = typer.Option(60, min=0, envvar="WHARF_JOBS_PER_MINUTE",
+                                        help="Jobs one buyer may submit in any minute (0: no limit)."),
+    max_upload_bytes: int = typer.Option(1 << 30, min=0, envvar="WHARF_MAX_UPLOAD_BYTES",
+                                         help="Bytes of unfinished set uploads one buyer may have (0: no limit)."),
+    max_calls_per_caller: int = typer.Option(128, min=0, envvar="WHARF_MAX_CALLS_PER_CALLER",
+                                             help="Calls one caller may have running at once (0: no limit)."),
+    max_concurrent_rpcs: int = typer.Option(1024, min=0, envvar="WHARF_MAX_CONCURRENT_RPCS",
+                                            help="Calls of all callers at once (0: no limit)."),
+    spool_max_bytes: int = typer.Option(4 << 30, min=1, envvar="WHARF_SPOOL_MAX_BYTES",
+                                        help="Disk the PSI spool may use under --data-dir, in bytes."),
+    idle_timeout: float = typer.Option(300.0, min=1.0, envvar="WHARF_IDLE_TIMEOUT",
+                                       help="Seconds after which a connection without calls is closed."),
     log_level: str = LogLevelOpt,
     log_format: LogFormat = LogFormatOpt,
 ) -> None:
@@ -222,6 +236,7 @@ def gateway_serve(
     Every option can also be set by the environment variable shown beside it.
     """
     from gateway.app import GatewaySettings, serve
+    from gateway.quotas import QuotaSettings
     from gateway.web.app import AccessError
 
     # Everything the gateway writes (store, WAL, spool, wire log) is its operator's alone.
@@ -232,7 +247,12 @@ def gateway_serve(
                                results_dir=bench_results, identity=identity, crl=crl, insecure=insecure,
                                http_hosts=tuple(http_host), http_tls=http_tls, ledger=ledger,
                                result_ttl_s=result_ttl * 3600, anchor_url=anchor_url,
-                               anchor_every_s=anchor_every)
+                               anchor_every_s=anchor_every,
+                               quotas=QuotaSettings(max_open_jobs=max_open_jobs, jobs_per_minute=jobs_per_minute,
+                                                    max_upload_bytes=max_upload_bytes,
+                                                    max_calls_per_caller=max_calls_per_caller),
+                               spool_max_bytes=spool_max_bytes, max_concurrent_rpcs=max_concurrent_rpcs,
+                               idle_s=idle_timeout)
     try:
         asyncio.run(serve(settings))
     except (OSError, AccessError) as exc:

@@ -64,6 +64,7 @@ class JobBook:
         self.observer = observer
         self.decoders: dict[str, Callable[[bytes], Spec]] = {}
         self.cleanups: dict[str, Callable[[str], None]] = {}
+        self.on_ended: list[Callable[[JobRow], None]] = []  # told of every job that reaches a final state
         self._changed: dict[str, asyncio.Event] = {}
         self._sent_at: dict[str, float] = {}
         self._specs: dict[str, Spec] = {}
@@ -305,6 +306,8 @@ class JobBook:
     # ---------------------------------------------------------------- endings
     def _ended(self, job: JobRow, state: JobState) -> None:
         self.observer.job_finished(job.kind, job.backend, state, self.clock() - job.created_at)
+        for hook in self.on_ended:
+            hook(job)
         cleanup = self.cleanups.get(job.kind)
         if cleanup is not None:
             cleanup(job.job_id)

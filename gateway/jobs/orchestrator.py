@@ -25,7 +25,8 @@ from gateway.dispatch import Dispatcher
 from gateway.jobs import aggregate, psi
 from gateway.jobs.book import JobBook, JobKind, Spec
 from gateway.jobs.observer import JobObserver
-from gateway.spool import Spool
+from gateway.quotas import QuotaExceeded, Quotas, QuotaSettings
+from gateway.spool import Spool, SpoolFull
 from gateway.store import JobRow, SqliteStore
 
 log = logging.getLogger("datawharf.gateway")
@@ -42,8 +43,12 @@ class Orchestrator:
         spool: Spool | None = None,
         trust: TrustStore | None = None,
         result_ttl_s: float | None = None,
+        quotas: Quotas | None = None,
     ) -> None:
         self.result_ttl_s = result_ttl_s
+        # Without quotas from the app (tests, benchmarks) nothing is limited per buyer.
+        self.quotas = quotas or Quotas(QuotaSettings(max_open_jobs=0, jobs_per_minute=0, max_upload_bytes=0,
+                                                     max_calls_per_caller=0))
         self.store = store
         self.dispatcher = dispatcher
         self.clock = clock
@@ -54,6 +59,7 @@ class Orchestrator:
         for name, kind in self.kinds.items():
             self.book.decoders[name] = kind.decode
             self.book.cleanups[name] = kind.forget
+        self.book.on_ended.append(lambda job: self.quotas.ended(job.buyer, job.job_id))
         self._background: set[asyncio.Task[None]] = set()
 
     # ----------------------------------------------------------------- catalog
@@ -67,7 +73,10 @@ class Orchestrator:
     async def submit(self, buyer: str, request_id: str, spec: Spec, *, parties: list[str],
                      min_parties: int = 1, timeout_s: int = 0, signed: bytes = b"") -> JobView:
         """Open a job for ``spec`` (an aggregation or a PSI job); idempotent per ``request_id``.
-        ``signed`` is the buyer's SignedJob, relayed to holders as it came."""
+        ``signed`` is the buyer's SignedJob, relayed to holders as it came. A new job counts against
+        the buyer's quotas (QuotaExceeded past them); a resubmission does not."""
+        if self.store.find_job_by_request(buyer, request_id) is None:
+            self.quotas.admit_job(buyer)
         if isinstance(spec, AggregateJob):
             job = await self.aggregate.submit(buyer, request_id, spec, parties=parties, min_parties=min_parties,
                                               timeout_s=timeout_s, signed=signed)
@@ -76,7 +85,10 @@ class Orchestrator:
                                         signed=signed)
         else:
             raise InvalidArgument("the request carries no job spec: send an aggregate or a psi spec")
-        return self.view(job.job_id, buyer)
+        view = self.view(job.job_id, buyer)
+        if not view.final:
+            self.quotas.opened(buyer, job.job_id)
+        return view
 
     def view(self, job_id: str, buyer: str | None = None) -> JobView:
         job = self.store.job(job_id) if buyer is None else self.book.owned(job_id, buyer)
@@ -156,7 +168,25 @@ class Orchestrator:
         return len(expired)
 
     async def upload_set(self, buyer: str, job_id: str, pieces: AsyncIterator[StagePiece]) -> JobView:
-        await self.psi.upload(buyer, job_id, pieces)
+        held = 0
+
+        async def counted() -> AsyncIterator[StagePiece]:
+            nonlocal held
+            async for piece in pieces:
+                self.quotas.upload(buyer, len(piece.data))
+                held += len(piece.data)
+                yield piece
+
+        try:
+            await self.psi.upload(buyer, job_id, counted())
+        except (QuotaExceeded, SpoolFull):
+            # Refused for room, not for what was sent: the job waits, and a retry starts from chunk 0.
+            stage = self.psi.next_stage(job_id)
+            if stage:
+                self.psi.spool.reset(job_id, stage)
+            raise
+        finally:
+            self.quotas.upload_over(buyer, held)
         return self.view(job_id, buyer)
 
     def download_set(self, buyer: str, job_id: str, stage: str) -> list[StagePiece]:
@@ -182,6 +212,11 @@ class Orchestrator:
                 touched.add(task.job_id)
         for job_id in touched:
             self._evaluate_soon(job_id)
+
+    def expects_answer(self, party: str, task_id: str) -> bool:
+        """Whether ``task_id`` is an open task of ``party``'s; if not, the refusal is recorded and the
+        party told why (a notice), and nothing it sends for the task should be kept."""
+        return self.book.task_for(party, task_id) is not None
 
     def party_heartbeat(self, party: str) -> None:
         self.store.touch_party(party)
@@ -236,7 +271,13 @@ class Orchestrator:
                 return
             if msg.receipt:
                 self.store.set_receipt(msg.task_id, msg.receipt)
-        await self.psi.holder_upload(job, party, msg.task_id, msg)
+        try:
+            await self.psi.holder_upload(job, party, msg.task_id, msg)
+        except SpoolFull as exc:
+            # The holder cannot resume a stage half-way, so the job ends with the reason.
+            self.quotas.on_refusal("spool_full")
+            self.book.invalid(job, msg.task_id, party, f"the gateway could not keep the PSI answer: {exc.message}")
+            self.book.fail(job, f"the gateway could not keep {party}'s PSI answer: {exc.message}")
 
     def _check_stages(self, job: JobRow, receipt: bytes) -> str | None:
         listed = {s.stage: s.digest for s in common_pb2.ContributionReceipt.FromString(receipt).stages}
@@ -300,6 +341,7 @@ class Orchestrator:
         if resent:
             log.info("restart: %d task(s) will be resent when their holders reconnect", resent)
         for job in self.store.jobs(ACTIVE_JOB_STATES):
+            self.quotas.opened(job.buyer, job.job_id)
             await self.kinds[job.kind].recover(job)
         for job in self.store.jobs(ACTIVE_JOB_STATES):
             await self.evaluate(job.job_id)
