@@ -1,8 +1,16 @@
-"""A PSI task at the holder: policy, IDs from the data, the protocol role.
+"""A PSI task at the holder: policy, quotas, IDs from the data, the protocol role.
 
 The holder's OPRF key and table for unbalanced mode are kept per epoch in the
 node's state directory, so the table over a large set is computed once per
 epoch, not per query.
+
+Quotas: each buyer may run ``psi_jobs_per_period`` jobs and send
+``psi_ids_per_period`` IDs per dataset and period (``psi_period_days``; in
+unbalanced mode the key epoch, so a buyer cannot spread one epoch's
+linkable queries over fresh quota). Charges live in the holder's
+BudgetBook, so a restart keeps them. A job is charged once its policy checks
+pass and before any point is blinded, whatever happens to it afterwards:
+an attempt that ends below the minimum still told the buyer something.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from datawharf.pki import write_private
-from parties.budget import BudgetBook
+from parties.budget import BudgetBook, Limit
 from parties.config import DatasetConfig, PartyConfig
 from datawharf.model import PsiJob
 from parties.sources import CachedSource, SourceError, public_reason
@@ -54,6 +62,18 @@ class PsiAnswer:
     table_epoch: str = ""
 
 
+def _when(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
+
+
+def _period_text(seconds: float) -> str:
+    if seconds % 86400 == 0:
+        days = int(seconds // 86400)
+        return "day" if days == 1 else f"{days} days"
+    hours = seconds / 3600
+    return "hour" if hours == 1 else f"{hours:g} hours"
+
+
 def _ids(values: np.ndarray) -> list[str]:
     return [str(v) for v in values.tolist()]
 
@@ -81,6 +101,10 @@ class PsiRunner:
         if wanted not in pol.allowed_psi:
             return PsiAnswer(refusal=f"PSI mode {wanted!r} is not allowed on {dataset.name!r} "
                              f"(allowed: {', '.join(pol.allowed_psi) or 'none'})", code="psi_not_allowed")
+        if not pol.exact_intersection and job.mode is not PsiMode.SUM and not job.cardinality_only:
+            return PsiAnswer(refusal=f"dataset {dataset.name!r} answers only intersection sizes and sums, never "
+                             "which IDs matched (exact_intersection = false); ask for the size only "
+                             "(cardinality_only)", code="exact_intersection")
         if job.buyer_set_size > pol.max_buyer_set:
             return PsiAnswer(refusal=f"the buyer's set of {job.buyer_set_size} IDs exceeds this holder's limit of "
                              f"{pol.max_buyer_set}", code="max_buyer_set")
@@ -102,6 +126,9 @@ class PsiRunner:
             return problem
         if len(points) != job.buyer_set_size:
             return PsiAnswer(failure=f"received {len(points)} points; the job announced {job.buyer_set_size}")
+        spent = self._charge(dataset, buyer, job, len(points), job_id)
+        if spent is not None:
+            return spent
         try:
             table = self.sources[dataset.name].table()
         except SourceError as exc:
@@ -130,13 +157,43 @@ class PsiRunner:
             if epoch not in cached_tables:
                 stages[Stage.T] = tags
             return PsiAnswer(stages, min_intersection=minimum, table_epoch=epoch)
+        except psi.RepeatedPoint as exc:
+            return PsiAnswer(refusal=str(exc), code="psi_repeated_point")
         except psi.PsiError as exc:
             return PsiAnswer(failure=str(exc))
+
+    def quotas(self, dataset: DatasetConfig, mode: PsiMode) -> tuple[Limit, Limit]:
+        """The (jobs, IDs) limits a job of ``mode`` on ``dataset`` is charged against."""
+        pol = dataset.policy
+        period_s = pol.oprf_epoch_hours * 3600 if mode is PsiMode.UNBALANCED else pol.psi_period_days * 86400
+        return (Limit("psi_jobs", pol.psi_jobs_per_period, period_s),
+                Limit("psi_ids", pol.psi_ids_per_period, period_s))
+
+    def _charge(self, dataset: DatasetConfig, buyer: str, job: PsiJob, ids: int, job_id: str) -> PsiAnswer | None:
+        """Charge one job and its IDs to the buyer's quota, or say which quota is spent (None: charged)."""
+        jobs, id_limit = self.quotas(dataset, job.mode)
+        per = _period_text(jobs.period_s)
+        # Jobs are checked first and charged last, so a job refused for IDs costs no job.
+        if self.budget.balance(buyer, dataset.name, jobs).remaining < 1:
+            return PsiAnswer(refusal=f"the buyer's PSI quota for {dataset.name!r} ({int(jobs.amount)} jobs per {per}) "
+                             f"is spent until {_when(jobs.renews_at(self.budget.clock()))}", code="psi_quota")
+        got = self.budget.charge(buyer, dataset.name, id_limit, float(ids), job_id)
+        if not got.charged:
+            b = got.balance
+            return PsiAnswer(refusal=f"this job's {ids} IDs exceed what remains of the buyer's PSI ID quota for "
+                             f"{dataset.name!r}: {int(b.remaining)} of {int(b.limit)} per {per}, renewed at "
+                             f"{_when(b.renews_at)}", code="psi_quota")
+        # A race with another task for the last job may lose here after the IDs were charged;
+        # the quota errs on the side of the holder.
+        if not self.budget.charge(buyer, dataset.name, jobs, 1.0, job_id).charged:
+            return PsiAnswer(refusal=f"the buyer's PSI quota for {dataset.name!r} ({int(jobs.amount)} jobs per {per}) "
+                             f"is spent until {_when(jobs.renews_at(self.budget.clock()))}", code="psi_quota")
+        return None
 
     def _epoch(self, dataset: DatasetConfig, job: PsiJob, ids: list[str]) -> tuple[oprf.HolderKey, str, bytes]:
         """This epoch's key and table, from the cache or made now."""
         hours = dataset.policy.oprf_epoch_hours
-        epoch_no = int(time.time() // (hours * 3600))
+        epoch_no = int(self.budget.clock() // (hours * 3600))  # the quota's period is this epoch
         source = self.sources[dataset.name]
         st = source.path.stat()
         fingerprint = hashlib.sha256(f"{source.path}:{st.st_mtime_ns}:{st.st_size}:{job.key_column}".encode()).hexdigest()[:16]

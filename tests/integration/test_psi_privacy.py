@@ -1,0 +1,182 @@
+"""Output privacy of PSI over real processes: each attack from the probe, now learning nothing.
+
+- Membership by repeats: one ID's point sent ten times (or under two encodings,
+  or, unbalanced, under ten blindings) passed ``min_intersection = 10`` for a
+  member and not for a non-member. Now both are refused alike.
+- Enumeration: per-buyer quotas of jobs and IDs, kept across a restart.
+- Differencing of PSI-sum totals: noise under the holder's DP policy.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Callable, Sequence
+
+import pytest
+
+from buyers.client import Client
+from buyers.psi import _await_stage, _download, _upload
+from datawharf.errors import InvalidArgument, JobFailed, WharfError
+from datawharf.model import PsiJob, PsiMode
+from datawharf.serde import psi_to_proto
+from datawharf.signing import items_digest
+from protocols import oprf, psi, psi_sum
+from protocols.psi_stages import MAX_SET, Stage
+from tests.exchange import Exchange, StartExchange
+from wharf.demo import generate_visits, party_config, read_rows
+
+QUOTA_JOBS = 3
+
+
+@pytest.fixture(scope="module")
+def exchange(start_exchange: StartExchange) -> Exchange:
+    ex = start_exchange("psi-privacy", parties=("st-mary",), rows=400)
+    src = ex.root / "quota-hosp.csv"
+    generate_visits(src, "QH", 200, seed=77)
+    ex.sources["quota-hosp"] = src
+    ex.start_party("quota-hosp", quota_toml(ex, src))
+    ex.wait_online(("quota-hosp",))
+    return ex
+
+
+def quota_toml(ex: Exchange, src) -> str:  # type: ignore[no-untyped-def]
+    toml = party_config("quota-hosp", ex.address, src, statistics=["sum"])
+    return toml.replace("min_intersection = 10\n",
+                        f"min_intersection = 10\npsi_jobs_per_period = {QUOTA_JOBS}\npsi_ids_per_period = 400\n")
+
+
+def members(ex: Exchange, party: str = "st-mary") -> list[str]:
+    return [r["patient_id"] for r in read_rows(ex.sources[party])]
+
+
+# ------------------------------------------------------------------ the attacker
+SecondRound = Callable[[Client, str], list[bytes]]
+
+
+def attack(c: Client, mode: PsiMode, a: list[bytes], second: SecondRound | None, *, party: str = "st-mary",
+           cardinality_only: bool = False, box: bytes = b"", values: tuple[str, ...] = ()) -> str:
+    """Run a job whose sets the caller crafted; the outcome as the buyer sees it, job ids blanked."""
+    spec = PsiJob("visits", "patient_id", mode, cardinality_only, values, box, len(a))
+    job, _ = c.submit_job(uuid.uuid4().hex, parties=[party], min_parties=1, timeout_s=60, psi=psi_to_proto(spec),
+                          set_digest=items_digest(a))
+    jid = job.job_id
+    try:
+        _upload(c, jid, Stage.A, a, None)
+        _await_stage(c, jid, 90)
+        assert second is not None
+        _upload(c, jid, Stage.Q if mode is PsiMode.UNBALANCED else Stage.Z, second(c, jid), None)
+        view = c.wait(jid, timeout_s=90)
+        outcome = f"{view.state}: {view.reason}" if view.state != "DONE" else f"DONE size={c.fetch_result(jid).psi.size}"
+    except JobFailed as exc:
+        outcome = f"FAILED: {exc.view.reason}"
+    except WharfError as exc:
+        outcome = f"{type(exc).__name__}: {exc.message}"
+    return re.sub(re.escape(jid), "<job>", outcome)
+
+
+def dh_second_round(role: psi.Buyer) -> SecondRound:
+    def run(c: Client, jid: str) -> list[bytes]:
+        return role.reblind(_download(c, jid, Stage.W, MAX_SET))
+    return run
+
+
+def torsion_twin(point: bytes) -> bytes:
+    """P + (0, 0) has u-coordinate 1/u: other bytes, the same point once a clamped scalar multiplies it."""
+    p = psi.FIELD_P
+    u = int.from_bytes(point, "little") & ((1 << 255) - 1)
+    return pow(u, p - 2, p).to_bytes(32, "little")
+
+
+# ------------------------------------------------------------- 1. membership
+@pytest.mark.parametrize("mode, cardinality_only", [(PsiMode.INTERSECTION, False), (PsiMode.INTERSECTION, True),
+                                                    (PsiMode.SUM, False)])
+def test_ten_copies_of_one_point_learn_nothing(exchange: Exchange, mode: PsiMode, cardinality_only: bool) -> None:
+    """The probe's attack: A = ten copies of a·H(target). It used to come back size=10 for a member."""
+    member, outsider = members(exchange)[7], "ZZ-not-a-patient"
+    outcomes = []
+    with exchange.client() as c:
+        for target in (member, outsider):
+            role = psi_sum.Buyer([target]) if mode is PsiMode.SUM else psi.Buyer([target])
+            box = role.box.public if isinstance(role, psi_sum.Buyer) else b""
+            outcomes.append(attack(c, mode, role.blinded() * 10, dh_second_round(role),
+                                   cardinality_only=cardinality_only, box=box, values=("cost",) if box else ()))
+    assert outcomes[0] == outcomes[1], outcomes
+    assert outcomes[0].startswith("InvalidArgument") and "stage A" in outcomes[0] and "repeats" in outcomes[0]
+
+
+@pytest.mark.parametrize("mode", [PsiMode.INTERSECTION, PsiMode.SUM])
+def test_a_second_encoding_of_a_point_is_refused_by_the_holder(exchange: Exchange, mode: PsiMode) -> None:
+    """P and P + (0,0) differ as bytes, so the gateway passes them; the holder's blinding merges them."""
+    member, outsider = members(exchange)[11], "ZZ-nobody"
+    outcomes = []
+    with exchange.client() as c:
+        for target in (member, outsider):
+            role = psi_sum.Buyer([target] + [f"ZZ-pad-{i}" for i in range(8)]) if mode is PsiMode.SUM \
+                else psi.Buyer([target] + [f"ZZ-pad-{i}" for i in range(8)])
+            a = role.blinded()
+            twin = torsion_twin(a[0])
+            box = role.box.public if isinstance(role, psi_sum.Buyer) else b""
+            outcomes.append(attack(c, mode, a + [twin], dh_second_round(role), box=box,
+                                   values=("cost",) if box else ()))
+    assert outcomes[0] == outcomes[1], outcomes
+    assert outcomes[0].startswith("FAILED") and "st-mary" in outcomes[0] and "repeats a point" in outcomes[0]
+
+
+def test_unbalanced_ten_copies_or_ten_blindings_learn_nothing(exchange: Exchange) -> None:
+    member, outsider = members(exchange)[3], "ZZ-not-a-patient"
+    copies, blindings = [], []
+    with exchange.client() as c:
+        for target in (member, outsider):
+            role = oprf.Buyer([target])
+            copies.append(attack(c, PsiMode.UNBALANCED, role.blinded() * 10, None, cardinality_only=True))
+            # Ten fresh blindings: ten distinct points the holder evaluates, ten equal tags.
+            roles = [oprf.Buyer([target]) for _ in range(10)]
+            a = [r.blinded()[0] for r in roles]
+
+            def tags(c: Client, jid: str, roles: Sequence[oprf.Buyer] = roles) -> list[bytes]:
+                e = _download(c, jid, Stage.E, len(roles))
+                return [t for r, ev in zip(roles, e) for t in r.tags([ev])]
+
+            blindings.append(attack(c, PsiMode.UNBALANCED, a, tags, cardinality_only=True))
+    assert copies[0] == copies[1] and blindings[0] == blindings[1], (copies, blindings)
+    assert copies[0].startswith("InvalidArgument") and "stage A" in copies[0]
+    assert blindings[0].startswith("InvalidArgument") and "stage Q" in blindings[0] and "repeats" in blindings[0]
+
+
+def test_an_honest_job_still_answers(exchange: Exchange) -> None:
+    ids = members(exchange)[:40] + [f"ZZ-{i}" for i in range(40)]
+    with exchange.client() as c:
+        ans = c.psi("visits", "patient_id", ids, party="st-mary", cardinality_only=True, parallel=False)
+    assert ans.size == len(set(members(exchange)[:40]))
+
+
+# ---------------------------------------------------------------- 2. quotas
+def test_id_quota_refuses_a_job_too_large_for_what_remains(exchange: Exchange) -> None:
+    """quota-hosp allows 400 IDs a day: 401 at once are refused, and the refusal costs no job."""
+    with exchange.client() as c:
+        with pytest.raises(JobFailed, match=r"401 IDs exceed what remains of the buyer's PSI ID quota"):
+            c.psi("visits", "patient_id", [f"x-{i}" for i in range(401)], party="quota-hosp", cardinality_only=True,
+                  parallel=False)
+        assert c.psi("visits", "patient_id", members(exchange, "quota-hosp")[:20], party="quota-hosp",
+                     cardinality_only=True, parallel=False).size == 20
+
+
+def test_quota_spent_is_refused_and_survives_a_restart(exchange: Exchange) -> None:
+    ids = members(exchange, "quota-hosp")[:30]
+    with exchange.client() as c:
+        for _ in range(QUOTA_JOBS - 1):  # one was spent by the test above
+            assert c.psi("visits", "patient_id", ids, party="quota-hosp", cardinality_only=True,
+                         parallel=False).size == 30
+        with pytest.raises(JobFailed, match=r"PSI quota for 'visits' \(3 jobs per day\) is spent until \d{4}-"):
+            c.psi("visits", "patient_id", ids, party="quota-hosp", cardinality_only=True, parallel=False)
+    exchange.stop_party("quota-hosp")
+    exchange.start_party("quota-hosp", quota_toml(exchange, exchange.sources["quota-hosp"]))
+    exchange.wait_online(("quota-hosp",))
+    with exchange.client() as c:
+        with pytest.raises(JobFailed, match="PSI quota for 'visits'"):
+            c.psi("visits", "patient_id", ids, party="quota-hosp", mode="sum", value_columns=["cost"])
+        with pytest.raises(JobFailed, match="PSI quota for 'visits'"):
+            c.psi("visits", "patient_id", ids, party="quota-hosp", mode="unbalanced", cardinality_only=True)
+
+
