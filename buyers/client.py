@@ -23,6 +23,7 @@ each names the offending argument in ``argument`` when there is one.
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -35,9 +36,11 @@ from datawharf import filters
 from datawharf.errors import FailedPrecondition, InvalidArgument, JobFailed, WharfError
 from datawharf.model import AggregateJob, ColumnKind, GroupBy, JobView
 from datawharf.serde import aggregate_to_proto, result_from_proto
+from datawharf.v1 import buyer_pb2
+from protocols import dp
 from datawharf.states import JobState
 from protocols.aggregate import Buyer, choose_backend
-from protocols.figures import Layout, Statistic
+from protocols.figures import Figure, Layout, Statistic
 from protocols.schemes import Backend
 from protocols.schemes.paillier import DEFAULT_KEY_BITS
 
@@ -64,6 +67,26 @@ class GroupAnswer:
     values: tuple[Fraction | float, ...]  # one per vector element; Fractions when exact
     rows: int | None
     suppressed_by: tuple[str, ...]  # holders whose policy withheld this group
+    # Under differential privacy: each value's noise (σ and a 95 % interval); empty when exact.
+    intervals: tuple[dp.Interval | None, ...] = ()
+
+
+@dataclass(frozen=True)
+class Noise:
+    """The differential-privacy noise in a result, as each contributing holder declared it (signed).
+
+    ``sd`` is the standard deviation of each released figure part in the column's units
+    (``sum``, ``sum_of_squares``, ``count``); ``spent``/``remaining`` are per holder, in zCDP ρ."""
+
+    sd: dict[str, float]
+    spent: dict[str, float]
+    remaining: dict[str, float]
+    renews_at: dict[str, float]
+    exact_holders: tuple[str, ...]  # holders that opted out of differential privacy
+
+    @property
+    def private(self) -> bool:
+        return bool(self.spent)
 
 
 @dataclass(frozen=True)
@@ -76,6 +99,7 @@ class AggregateAnswer:
     groups: tuple[GroupAnswer, ...]
     contributors: tuple[str, ...]
     view: JobView
+    noise: Noise | None = None  # None when no holder declared its noise
 
     @property
     def scalar(self) -> bool:
@@ -128,6 +152,7 @@ class Client(Connection):
         request_id: str | None = None,
         key_bits: int = DEFAULT_KEY_BITS,
         slot_bits: int | None = None,
+        rho: float | None = None,
     ) -> SubmittedJob:
         """Make a key pair here, send the job with its public part only, and return at once.
 
@@ -144,6 +169,8 @@ class Client(Connection):
             timeout_s: seconds before the job fails for lack of answers.
             request_id: an idempotency key; resubmitting it returns the same job.
             key_bits, slot_bits: Paillier modulus size and bits per packed value.
+            rho: the privacy loss (zCDP ρ) to spend at each holder that applies differential privacy;
+                more is less noise. Default: each holder's own default per job (see ``catalog()``).
 
         Returns:
             A ``SubmittedJob`` holding the secret key: pass it to ``result``.
@@ -191,8 +218,10 @@ class Client(Connection):
                                   argument="backend") from None
         max_contributors = len(set(parties)) or len(item.holders)
         buyer = Buyer(layout, col.decimals, chosen, max_contributors, key_bits=key_bits, slot_bits=slot_bits)
+        if rho is not None and not (0 < rho <= 100 and math.isfinite(rho)):
+            raise InvalidArgument(f"rho must be a positive privacy spend (at most 100), got {rho}", argument="rho")
         job = AggregateJob(dataset, column, stat, conditions, col.decimals, buyer.request.params,
-                           dimension, grouping, edges)
+                           dimension, grouping, edges, rho or 0.0)
         request_id = request_id or uuid.uuid4().hex
         view, body_digest = self.submit_job(request_id, parties=parties, min_parties=min_parties,
                                             timeout_s=timeout_s, aggregate=aggregate_to_proto(job))
@@ -221,13 +250,15 @@ class Client(Connection):
         except ValueError as exc:
             raise WharfError(f"the result does not decrypt: {exc}") from None
         labels = job.spec.group_labels
+        noise = _noise(job.spec, result)
         groups = tuple(
             GroupAnswer(labels[g], gv.values, gv.rows,
-                        tuple(p for p, gs in sorted(outcome.suppressed.items()) if g in gs))
+                        tuple(p for p, gs in sorted(outcome.suppressed.items()) if g in gs),
+                        _intervals(job.spec.statistic, gv.values, gv.rows, noise))
             for g, gv in enumerate(outcome.groups)
         )
         return AggregateAnswer(job.job_id, job.spec.statistic.value, outcome.backend.value, outcome.exact,
-                               outcome.max_abs_error, groups, tuple(result.contributors), view)
+                               outcome.max_abs_error, groups, tuple(result.contributors), view, noise)
 
     # --------------------------------------------------------------------- PSI
     def psi(
@@ -269,6 +300,40 @@ class Client(Connection):
         return run_psi(self, dataset, key_column, ids, mode=mode, cardinality_only=cardinality_only,
                        value_columns=value_columns, party=party, timeout_s=timeout_s, request_id=request_id,
                        progress=progress, parallel=parallel)
+
+
+def _noise(spec: AggregateJob, result: buyer_pb2.JobResult) -> Noise | None:
+    """Sum the contributors' declared noise variances into each figure part's σ, in value units."""
+    declared = {r.party: r.noise for r in result.receipts if r.HasField("noise") and r.party in result.contributors}
+    if not declared:
+        return None
+    parts = spec.layout.parts
+    var = dict.fromkeys(parts, 0.0)
+    spent, remaining, renews, exact = {}, {}, {}, []
+    for party, n in sorted(declared.items()):
+        if n.exact:
+            exact.append(party)
+            continue
+        if len(n.part_sd) != len(parts):
+            raise WharfError(f"{party} declares noise for {len(n.part_sd)} figure parts; the job has {len(parts)}")
+        for f, sd in zip(parts, n.part_sd):
+            var[f] += sd * sd
+        spent[party], remaining[party], renews[party] = n.rho, n.remaining, n.renews_at
+    unit = {Figure.SUM: 10 ** spec.places, Figure.SUM_OF_SQUARES: 10 ** (2 * spec.places), Figure.COUNT: 1}
+    sd = {f.value: math.sqrt(v) / unit[f] for f, v in var.items()}
+    return Noise(sd, spent, remaining, renews, tuple(exact))
+
+
+def _intervals(stat: Statistic, values: tuple[Fraction | float, ...], rows: int | None,
+               noise: Noise | None) -> tuple[dp.Interval | None, ...]:
+    """Each value's 95 % interval; none for a variance (its mean is not released with it: read ``noise.sd``)."""
+    if noise is None or not noise.private:
+        return ()
+    sd = noise.sd
+    if stat is Statistic.VARIANCE:
+        return tuple(None for _ in values)
+    return tuple(dp.interval(stat, v, rows, sum_sd=sd.get("sum", 0.0), count_sd=sd.get("count", 0.0))
+                 for v in values)
 
 
 def _edges(bins: Sequence[str | float | int] | str | None) -> tuple[Decimal, ...]:

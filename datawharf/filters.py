@@ -57,7 +57,36 @@ def check_types(cond: Condition, *, text: bool, vector: bool = False) -> None:
         raise FilterTypeError(f"filter: text column {cond.column!r} supports only == and !=")
 
 
+def check_role(cond: Condition, allowed: tuple[Op, ...] | list[Op]) -> None:
+    """The holder's column role: which operators, if any, a filter may use on the column."""
+    if not allowed:
+        raise FilterTypeError(f"filter: the holder does not allow filtering on {cond.column!r}")
+    if cond.op not in allowed:
+        ops = " ".join(o.value for o in allowed)
+        raise FilterTypeError(f"filter: {cond.column!r} may be filtered only with {ops}, not {cond.op.value}")
+
+
 MAX_CONDITIONS = 16
+# A literal costs its evaluator in proportion to its digits and exponent
+# (1e300000 is 8 bytes and seconds of CPU): bound both wherever one is read.
+MAX_LITERAL_DIGITS = 30
+MAX_LITERAL_EXPONENT = 30
+MAX_TEXT_LITERAL = 256
+
+
+def check_literal(column: str, literal: str | Decimal) -> None:
+    """Raise FilterSyntaxError unless the literal is small enough to compare cheaply."""
+    if isinstance(literal, str):
+        if len(literal) > MAX_TEXT_LITERAL:
+            raise FilterSyntaxError(f"filter on {column!r}: text literals are at most {MAX_TEXT_LITERAL} characters")
+        return
+    if not literal.is_finite():
+        raise FilterSyntaxError(f"filter on {column!r}: the number must be finite")
+    digits = len(literal.as_tuple().digits)
+    if digits > MAX_LITERAL_DIGITS or abs(literal.adjusted()) > MAX_LITERAL_EXPONENT:
+        raise FilterSyntaxError(
+            f"filter on {column!r}: numbers are limited to {MAX_LITERAL_DIGITS} digits and magnitudes "
+            f"10^-{MAX_LITERAL_EXPONENT} to 10^{MAX_LITERAL_EXPONENT}")
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _TOKEN = re.compile(
     rf"""\s*(?:
@@ -122,6 +151,7 @@ def parse(text: str) -> list[Condition]:
             raise FilterSyntaxError(
                 f"expected a number or a quoted string at character {p3 + 1}, got {lit!r}"
             )
+        check_literal(col, literal)
         conditions.append(Condition(col, Op("==" if op == "=" else op), literal))
         i += 3
         if i == len(toks):

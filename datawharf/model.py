@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from decimal import Decimal
 
-from datawharf.filters import Condition
+from datawharf.filters import Condition, Op
 from protocols.aggregate import AggregateRequest
 from protocols.figures import Layout, Statistic
 from protocols.psi_stages import PsiMode
@@ -35,6 +35,42 @@ class ColumnSpec:
     categories: tuple[str, ...] = ()
     join_key: bool = False
     psi_value: bool = False
+    filter_ops: tuple[Op, ...] = ()
+    group: bool = False
+    aggregate: bool = False
+    identifier: bool = False
+    bounds: tuple[Decimal, Decimal] | None = None
+
+    @property
+    def roles(self) -> str:
+        """The roles in words, as the catalog shows them."""
+        out = []
+        if self.filter_ops:
+            out.append("filter " + " ".join(o.value for o in self.filter_ops))
+        if self.group:
+            out.append("group")
+        if self.aggregate:
+            out.append("aggregate")
+        if self.join_key:
+            out.append("join")
+        if self.psi_value:
+            out.append("psi-sum")
+        if self.identifier:
+            out.append("identifier")
+        return ", ".join(out) or "none"
+
+
+@dataclass(frozen=True)
+class PrivacyTerms:
+    """A holder's differential-privacy terms for a dataset; ``dp`` False is an explicit opt-out."""
+
+    dp: bool = True
+    budget: float = 0.0
+    period_days: float = 0.0
+    max_per_job: float = 0.0
+    default_per_job: float = 0.0
+    noise: str = "full"
+    list_suppressed: bool = True
 
 
 @dataclass(frozen=True)
@@ -44,6 +80,7 @@ class Listing:
     approx_rows: int
     description: str = ""
     min_parties: int = 1  # the holder's own minimum, enforced by the gateway as well
+    privacy: PrivacyTerms = PrivacyTerms()
 
     def column(self, name: str) -> ColumnSpec | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -68,6 +105,7 @@ class AggregateJob:
     dimension: int = 1
     group_by: GroupBy | None = None
     bin_edges: tuple[Decimal, ...] = ()
+    rho: float = 0.0  # the buyer's privacy spend per holder; 0: each holder's default
 
     @property
     def groups(self) -> int:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from google.protobuf.message import DecodeError
 
 from datawharf.errors import InvalidArgument, ResourceExhausted
-from datawharf.filters import MAX_CONDITIONS, Condition, Op
+from datawharf.filters import MAX_CONDITIONS, Condition, FilterSyntaxError, Op, check_literal
 from datawharf.model import (
     AggregateJob,
     ColumnKind,
@@ -16,6 +17,7 @@ from datawharf.model import (
     GroupBy,
     JobView,
     Listing,
+    PrivacyTerms,
     PsiJob,
     PsiMode,
     TaskView,
@@ -35,6 +37,7 @@ MAX_PROOF_BYTES = 96 << 10
 MAX_GROUPS = 4096
 MAX_DIMENSION = 1 << 20
 MAX_CONTRIBUTORS = 1024
+MAX_RHO = 100.0  # no holder's budget is larger (parties.config caps it)
 
 _STAT_TO = {
     Statistic.SUM: common_pb2.STATISTIC_SUM,
@@ -89,12 +92,14 @@ def condition_from_proto(msg: common_pb2.Condition) -> Condition:
             literal: str | Decimal = Decimal(msg.number)
         except InvalidOperation:
             raise InvalidArgument(f"filter on {msg.column!r}: {msg.number!r} is not a number") from None
-        if not literal.is_finite():
-            raise InvalidArgument(f"filter on {msg.column!r}: the number must be finite")
     elif which == "text":
         literal = msg.text
     else:
         raise InvalidArgument(f"filter on {msg.column!r} has no value to compare with")
+    try:
+        check_literal(msg.column, literal)
+    except FilterSyntaxError as exc:
+        raise InvalidArgument(str(exc)) from None
     return Condition(msg.column, _OP_FROM[msg.op], literal)
 
 
@@ -103,6 +108,9 @@ def column_to_proto(c: ColumnSpec) -> common_pb2.Column:
         name=c.name, type=_KIND_TO[c.kind], decimals=c.decimals,
         dimension=c.dimension if c.kind is ColumnKind.VECTOR else 0, categories=c.categories,
         join_key=c.join_key, psi_value=c.psi_value,
+        filter_ops=[_OP_TO[o] for o in c.filter_ops], group=c.group, aggregate=c.aggregate,
+        identifier=c.identifier,
+        lower=str(c.bounds[0]) if c.bounds else "", upper=str(c.bounds[1]) if c.bounds else "",
     )
 
 
@@ -113,7 +121,29 @@ def column_from_proto(msg: common_pb2.Column) -> ColumnSpec:
     dimension = msg.dimension if kind is ColumnKind.VECTOR else 1
     if not 1 <= dimension <= MAX_DIMENSION:
         raise InvalidArgument(f"column {msg.name!r}: dimension must be 1 to {MAX_DIMENSION}")
-    return ColumnSpec(msg.name, kind, msg.decimals, dimension, tuple(msg.categories), msg.join_key, msg.psi_value)
+    if any(o not in _OP_FROM for o in msg.filter_ops):
+        raise InvalidArgument(f"column {msg.name!r} lists an unknown filter operator")
+    bounds = None
+    if msg.lower or msg.upper:
+        try:
+            bounds = (Decimal(msg.lower), Decimal(msg.upper))
+        except InvalidOperation:
+            raise InvalidArgument(f"column {msg.name!r}: bounds are not numbers") from None
+        if not all(b.is_finite() for b in bounds) or bounds[0] > bounds[1]:
+            raise InvalidArgument(f"column {msg.name!r}: bounds must be finite with lower <= upper")
+    return ColumnSpec(msg.name, kind, msg.decimals, dimension, tuple(msg.categories), msg.join_key, msg.psi_value,
+                      tuple(_OP_FROM[o] for o in msg.filter_ops), msg.group, msg.aggregate, msg.identifier, bounds)
+
+
+def privacy_to_proto(t: PrivacyTerms) -> common_pb2.PrivacyTerms:
+    return common_pb2.PrivacyTerms(dp=t.dp, budget=t.budget, period_days=t.period_days, max_per_job=t.max_per_job,
+                                   default_per_job=t.default_per_job, noise=t.noise,
+                                   list_suppressed=t.list_suppressed)
+
+
+def privacy_from_proto(msg: common_pb2.PrivacyTerms) -> PrivacyTerms:
+    return PrivacyTerms(msg.dp, msg.budget, msg.period_days, msg.max_per_job, msg.default_per_job,
+                        msg.noise or "full", msg.list_suppressed)
 
 
 def listing_to_proto(listing: Listing) -> common_pb2.DatasetListing:
@@ -123,6 +153,7 @@ def listing_to_proto(listing: Listing) -> common_pb2.DatasetListing:
         approx_rows=listing.approx_rows,
         description=listing.description,
         min_parties=listing.min_parties,
+        privacy=privacy_to_proto(listing.privacy),
     )
 
 
@@ -131,7 +162,7 @@ def listing_from_proto(msg: common_pb2.DatasetListing) -> Listing:
         raise InvalidArgument("a dataset listing has no name")
     return Listing(
         msg.name, tuple(column_from_proto(c) for c in msg.columns), msg.approx_rows, msg.description,
-        max(1, msg.min_parties),
+        max(1, msg.min_parties), privacy_from_proto(msg.privacy),
     )
 
 
@@ -196,6 +227,7 @@ def aggregate_to_proto(job: AggregateJob, *, with_keys: bool = True) -> common_p
         encryption=params_to_proto(job.encryption, with_keys=with_keys),
         bin_edges=[str(e) for e in job.bin_edges],
         dimension=job.dimension,
+        rho=job.rho,
     )
     if job.group_by is not None:
         msg.group_by.CopyFrom(common_pb2.GroupBy(column=job.group_by.column, categories=job.group_by.categories))
@@ -240,6 +272,8 @@ def aggregate_from_proto(msg: common_pb2.AggregateSpec, *, need_keys: bool = Tru
             raise InvalidArgument("a histogram cannot also be grouped; use one or the other")
     elif edges:
         raise InvalidArgument("bin edges only apply to the histogram statistic", argument="bins")
+    if not (math.isfinite(msg.rho) and 0 <= msg.rho <= MAX_RHO):
+        raise InvalidArgument(f"the privacy spend rho must be between 0 and {MAX_RHO}, got {msg.rho}", argument="rho")
     dimension = msg.dimension or 1
     if dimension > MAX_DIMENSION:
         raise ResourceExhausted(f"dimension above {MAX_DIMENSION}")
@@ -253,6 +287,7 @@ def aggregate_from_proto(msg: common_pb2.AggregateSpec, *, need_keys: bool = Tru
         dimension=dimension,
         group_by=group_by,
         bin_edges=tuple(edges),
+        rho=msg.rho,
     )
     try:
         layout = job.layout

@@ -111,8 +111,13 @@ def _open(signed: common_pb2.SignedJob, trust: TrustStore) -> OpenedJob:
     return OpenedJob(buyer, body, digest(signed.body))
 
 
-def _receipt_message(body_digest: bytes, party: str, content_digest: bytes) -> bytes:
-    return body_digest + party.encode() + b"\0" + content_digest
+def _receipt_message(body_digest: bytes, party: str, content_digest: bytes,
+                     noise: common_pb2.NoiseDeclaration | None = None) -> bytes:
+    msg = body_digest + party.encode() + b"\0" + content_digest
+    if noise is not None:
+        # The holder's statement of the noise it added travels under the same signature.
+        msg += b"\0noise" + hashlib.sha256(noise.SerializeToString(deterministic=True)).digest()
+    return msg
 
 
 def items_digest(items: Iterable[bytes]) -> bytes:
@@ -138,14 +143,19 @@ def stages_digest(digests: Mapping[str, bytes]) -> bytes:
 
 
 def sign_receipt(creds: Credentials, body_digest: bytes, content_digest: bytes, *,
-                 stages: Mapping[str, bytes] | None = None) -> common_pb2.ContributionReceipt:
+                 stages: Mapping[str, bytes] | None = None,
+                 noise: common_pb2.NoiseDeclaration | None = None) -> common_pb2.ContributionReceipt:
     """The holder's signature over what it sent (``content_digest``) for the job whose body hashes to
-    ``body_digest``. For PSI pass ``stages`` (stage -> digest) and their ``stages_digest`` as the content."""
+    ``body_digest``. For PSI pass ``stages`` (stage -> digest) and their ``stages_digest`` as the content;
+    ``noise`` states the differential-privacy noise the holder added."""
     party = creds.identity.name
-    return common_pb2.ContributionReceipt(
+    receipt = common_pb2.ContributionReceipt(
         party=party, certificate=creds.cert_pem, content_digest=content_digest,
         stages=[common_pb2.StageDigest(stage=s, digest=d) for s, d in (stages or {}).items()],
-        signature=sign(creds.key, RECEIPT_DOMAIN, _receipt_message(body_digest, party, content_digest)))
+        signature=sign(creds.key, RECEIPT_DOMAIN, _receipt_message(body_digest, party, content_digest, noise)))
+    if noise is not None:
+        receipt.noise.CopyFrom(noise)
+    return receipt
 
 
 def check_stages(receipt: common_pb2.ContributionReceipt, seen: Mapping[str, bytes]) -> None:
@@ -169,7 +179,8 @@ def verify_receipt(receipt: common_pb2.ContributionReceipt, trust: TrustStore, b
         raise SignatureError(f"the receipt of {receipt.party} carries no content digest")
     if receipt.stages and stages_digest({s.stage: s.digest for s in receipt.stages}) != receipt.content_digest:
         raise SignatureError(f"the receipt of {receipt.party} lists stage digests its signed digest does not cover")
-    verify_signature(cert, RECEIPT_DOMAIN, _receipt_message(body_digest, holder.name, receipt.content_digest),
+    noise = receipt.noise if receipt.HasField("noise") else None
+    verify_signature(cert, RECEIPT_DOMAIN, _receipt_message(body_digest, holder.name, receipt.content_digest, noise),
                      receipt.signature, what=f"receipt of {receipt.party}")
     return holder
 

@@ -40,6 +40,12 @@ def merge(listings_by_party: dict[str, list[Listing]], online: set[str]) -> dict
                     # PSI runs against one holder: a column is a join key or value if any holder says so.
                     any(o.join_key for o in others if o is not None),
                     any(o.psi_value for o in others if o is not None),
+                    # An aggregate needs every holder: a role holds only where all grant it.
+                    tuple(op for op in col.filter_ops if all(o is not None and op in o.filter_ops for o in others)),
+                    same and all(o is not None and o.group for o in others),
+                    all(o is not None and o.aggregate for o in others),
+                    any(o.identifier for o in others if o is not None),
+                    col.bounds if all(o is not None and o.bounds == col.bounds for o in others) else None,
                 ))
         out[name] = CatalogEntry(
             dataset=name,

@@ -212,10 +212,15 @@ class PartyNode:
             await asyncio.sleep(max(1, every_s))
             await send(party_pb2.PartyMessage(heartbeat=party_pb2.Heartbeat(sent_at=time.time())))
 
-    def _receipt(self, checked: Checked, content_digest: bytes, stages: dict[str, bytes] | None = None) -> bytes:
+    def _receipt(self, checked: Checked, content_digest: bytes, stages: dict[str, bytes] | None = None,
+                 noise: common_pb2.NoiseDeclaration | None = None) -> bytes:
         if self.creds is None or not checked.body_digest:
-            return b""
-        return sign_receipt(self.creds, checked.body_digest, content_digest, stages=stages).SerializeToString()
+            # Unsigned (an --insecure exchange checks no receipts), but the buyer still learns the noise.
+            if noise is None:
+                return b""
+            return common_pb2.ContributionReceipt(party=self.config.name, noise=noise).SerializeToString()
+        return sign_receipt(self.creds, checked.body_digest, content_digest, stages=stages,
+                            noise=noise).SerializeToString()
 
     async def _answer(self, send, checked: Checked) -> None:  # type: ignore[no-untyped-def]
         task = checked.task
@@ -223,12 +228,13 @@ class PartyNode:
         assert isinstance(job, AggregateJob)
         async with self._workers:
             started = time.perf_counter()
-            answer = await asyncio.to_thread(self.runner.run, task.buyer, job, task.min_parties)
+            answer = await asyncio.to_thread(self.runner.run, task.buyer, job, task.min_parties,
+                                           task.job_id)
             elapsed = time.perf_counter() - started
         if task.task_id in self._cancelled:
             return
         if answer.payload is not None:
-            receipt = self._receipt(checked, digest(answer.payload))
+            receipt = self._receipt(checked, digest(answer.payload), noise=answer.noise)
             self.receipts.add("contributed", job_id=task.job_id, task_id=task.task_id,
                               content_digest=digest(answer.payload).hex())
             for piece in split(answer.payload):

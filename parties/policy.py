@@ -42,6 +42,6 @@ def check_rows(dataset: DatasetConfig, rows: int) -> Decision:
     """After filtering: is the figure backed by enough rows to release?"""
     minimum = dataset.policy.min_rows
     if rows < minimum:
-        # Say only that the threshold was missed, not by how much.
-        return Decision(False, f"fewer than {minimum} rows match the filter (the holder's minimum)", "min_rows")
+        # Name the rule only: neither the count nor the threshold it was compared with.
+        return Decision(False, "the filter matches fewer rows than the holder's minimum (min_rows)", "min_rows")
     return ALLOW

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import operator
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -11,15 +12,17 @@ from typing import Callable
 
 import numpy as np
 
-from parties.budget import BudgetBook
+from parties.budget import BudgetBook, Limit
 from parties.config import DatasetConfig, PartyConfig
 from datawharf.errors import WharfError
-from datawharf.filters import Condition, FilterTypeError, Op, check_types
-from datawharf.model import AggregateJob
-from datawharf.model import Listing
+from datawharf import roles
+from datawharf.filters import Condition, FilterSyntaxError, FilterTypeError, Op, check_literal, check_types
+from datawharf.model import AggregateJob, ColumnSpec, Listing
 from datawharf.serde import contribution_to_proto
+from datawharf.v1 import common_pb2
 from parties import policy
 from parties.sources import CachedSource, SourceError, Table, listing, load, public_reason
+from protocols import dp
 from protocols.aggregate import Holder
 from protocols.figures import Statistic, local_figures
 from protocols.fixed_point import EncodingError, scale_column
@@ -45,13 +48,18 @@ class Answer:
     refusal: str | None = None
     failure: str | None = None
     code: str = ""  # the policy rule behind a refusal
+    noise: common_pb2.NoiseDeclaration | None = None  # with a payload: what the holder added
 
 
 class TaskError(WharfError):
     """The task cannot be run against this dataset (bad column, bad filter)."""
 
 
-def row_mask(table: Table, where: tuple[Condition, ...]) -> np.ndarray:
+def row_mask(table: Table, where: tuple[Condition, ...],
+             bounds: dict[str, tuple[Decimal, Decimal]] | None = None) -> np.ndarray:
+    """Rows matching every condition. A numeric literal is first clamped into the column's declared
+    bounds, where it has them: past a bound every row compares the same way, so nothing is lost,
+    and a literal costs the same whatever its size."""
     mask = np.ones(table.rows, dtype=bool)
     for cond in where:
         col = table.columns.get(cond.column)
@@ -59,11 +67,18 @@ def row_mask(table: Table, where: tuple[Condition, ...]) -> np.ndarray:
             raise TaskError(f"filter column {cond.column!r} is not in this dataset")
         try:
             check_types(cond, text=col.dtype == object, vector=col.ndim != 1)
-        except FilterTypeError as exc:
+            check_literal(cond.column, cond.literal)
+        except (FilterTypeError, FilterSyntaxError) as exc:
             raise TaskError(str(exc)) from None
-        literal: object = cond.literal if isinstance(cond.literal, str) else float(cond.literal)
-        if isinstance(cond.literal, Decimal) and col.dtype.kind in "iu" and cond.literal == cond.literal.to_integral_value():
-            literal = int(cond.literal)  # compare integers exactly, not through float
+        value = cond.literal
+        box = (bounds or {}).get(cond.column)
+        if isinstance(value, Decimal) and box is not None and not box[0] <= value <= box[1]:
+            # Strictly outside: step half a unit past the bound so < and > keep their meaning.
+            step = Decimal(1) if col.dtype.kind in "iu" else Decimal("0.5")
+            value = box[0] - step if value < box[0] else box[1] + step
+        literal: object = value if isinstance(value, str) else float(value)
+        if isinstance(value, Decimal) and col.dtype.kind in "iu" and value == value.to_integral_value():
+            literal = int(value)  # compare integers exactly, not through float
         mask &= np.asarray(_OPS[cond.op](col, literal), dtype=bool)
     return mask
 
@@ -87,26 +102,35 @@ class Runner:
         """Load every dataset once: a broken file fails at start-up, not mid-job."""
         return [listing(d, self.sources[d.name].table().rows) for d in self.config.datasets]
 
-    def run(self, buyer: str, job: AggregateJob, min_parties: int) -> Answer:
+    def run(self, buyer: str, job: AggregateJob, min_parties: int, job_id: str = "") -> Answer:
         dataset: DatasetConfig | None = next((d for d in self.config.datasets if d.name == job.dataset), None)
         if dataset is None:
             return Answer(failure=f"this holder does not list dataset {job.dataset!r}")
         decision = policy.check_task(dataset, buyer, job, min_parties)
         if not decision.allowed:
             return Answer(refusal=decision.reason, code=decision.code)
+        specs = self._specs(dataset)
         try:
-            return self._run(dataset, job)
+            roles.check_job(job, specs.get)
+        except roles.RoleError as exc:
+            return Answer(refusal=str(exc), code="column_role")
+        try:
+            return self._run(dataset, job, buyer, min_parties, job_id)
         except SourceError as exc:
             return Answer(failure=public_reason(dataset.name, exc))
         except (TaskError, EncodingError, SchemeError, ValueError) as exc:
             return Answer(failure=str(exc))
 
-    def _run(self, dataset: DatasetConfig, job: AggregateJob) -> Answer:
+    def _specs(self, dataset: DatasetConfig) -> dict[str, ColumnSpec]:
+        return {c.name: c for c in listing(dataset, 0).columns}
+
+    def _run(self, dataset: DatasetConfig, job: AggregateJob, buyer: str, min_parties: int, job_id: str) -> Answer:
         table = self.sources[dataset.name].table()
         column = table.columns.get(job.column)
         if column is None:
             return Answer(failure=f"column {job.column!r} is not in dataset {dataset.name!r}")
-        mask = row_mask(table, job.where)
+        bounds = {c.name: c.bounds for c in dataset.columns if c.bounds is not None}
+        mask = row_mask(table, job.where, bounds)
         rows = int(mask.sum())
         decision = policy.check_rows(dataset, rows)
         if not decision.allowed:
@@ -119,8 +143,13 @@ class Runner:
         width = column.shape[1] if column.ndim == 2 else 1
         if needs_values and width != job.dimension:
             raise TaskError(f"column {job.column!r} has {width} values per row here; the job expects {job.dimension}")
+        private = dataset.policy.dp.enabled
+        col_bounds = dataset.column(job.column).bounds if dataset.column(job.column) else None  # type: ignore[union-attr]
         if needs_values:
             scaled = scale_column(column[mask], job.places).reshape(rows, -1)
+            if private:
+                assert col_bounds is not None  # the config refuses an aggregable column without bounds under dp
+                scaled = dp.clip(scaled, dp.Bounds(*col_bounds), job.places)
         else:
             scaled = np.zeros((rows, job.dimension), dtype=np.int64)
         groups = None
@@ -143,16 +172,52 @@ class Runner:
         if layout.groups > 1:
             small = [g for g, n in enumerate(per_group) if n < dataset.policy.min_rows]
             if small and dataset.policy.small_groups == "refuse":
-                names = ", ".join(job.group_labels[g] for g in small[:10])
-                return Answer(refusal=f"groups under the holder's minimum of {dataset.policy.min_rows} rows: {names}",
-                              code="small_groups")
+                if dataset.policy.list_suppressed:
+                    names = ", ".join(job.group_labels[g] for g in small[:10])
+                    why = f"some groups have fewer rows than the holder's minimum (min_rows): {names}"
+                else:
+                    why = "some groups have fewer rows than the holder's minimum (min_rows)"
+                return Answer(refusal=why, code="small_groups")
             for g in small:
                 for f in layout.parts:
                     s = layout.slice(g, f)
                     figures[s] = [0] * (s.stop - s.start)
-            suppressed = small
-        contribution = Holder(job.request).contribute(figures, suppressed)
-        return Answer(payload=contribution_to_proto(contribution).SerializeToString())
+            # Unlisted, suppressed groups still come back zeroed (plus noise): the buyer cannot tell which.
+            suppressed = small if dataset.policy.list_suppressed else []
+        holder = Holder(job.request)  # checks the buyer's parameters before any budget is spent
+        noise = None
+        if private:
+            spent = self._spend(dataset, job, buyer, min_parties, job_id, col_bounds)
+            if isinstance(spent, Answer):
+                return spent
+            plan, noise = spent
+            figures = dp.add_noise(figures, plan.scales(layout))
+        else:
+            noise = common_pb2.NoiseDeclaration(exact=True)
+        contribution = holder.contribute(figures, suppressed)
+        return Answer(payload=contribution_to_proto(contribution).SerializeToString(), noise=noise)
+
+    def _spend(self, dataset: DatasetConfig, job: AggregateJob, buyer: str, min_parties: int, job_id: str,
+               bounds: tuple[Decimal, Decimal] | None) -> Answer | tuple[dp.NoisePlan, common_pb2.NoiseDeclaration]:
+        """Charge the job's ρ to the buyer's budget and size the noise, or refuse saying which rule."""
+        cfg = dataset.policy.dp
+        rho = job.rho or cfg.default_per_job
+        if rho > cfg.max_per_job + 1e-12:
+            return Answer(refusal=f"the job asks to spend rho={rho:g} per holder; this holder allows at most "
+                                  f"{cfg.max_per_job:g} per job on {dataset.name!r}", code="dp_per_job")
+        shares = max(1, min_parties) if cfg.noise == "split" else 1
+        plan = dp.plan(job.layout, job.places, dp.Bounds(*bounds) if bounds else None, rho, shares=shares)
+        limit = Limit("rho", cfg.budget, cfg.period_days * 86400)
+        charge = self.budget.charge(buyer, dataset.name, limit, rho, job_id)
+        b = charge.balance
+        if not charge.charged:
+            renews = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(b.renews_at))
+            return Answer(refusal=f"the buyer's privacy budget for {dataset.name!r} at this holder has rho="
+                                  f"{b.remaining:g} left of {b.limit:g}, less than the {rho:g} this job asks; "
+                                  f"it renews {renews}", code="dp_budget")
+        decl = common_pb2.NoiseDeclaration(rho=rho, part_sd=[plan.share[f] for f in job.layout.parts],
+                                           remaining=b.remaining, renews_at=b.renews_at)
+        return plan, decl
 
 
 __all__ = ["Answer", "Runner", "TaskError", "row_mask", "load"]

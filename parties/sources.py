@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from parties.config import DatasetConfig
 from datawharf.errors import WharfError
-from datawharf.model import ColumnKind, ColumnSpec, Listing, round_rows
+from datawharf.model import ColumnKind, ColumnSpec, Listing, PrivacyTerms, round_rows
 
 log = logging.getLogger("datawharf.party")
 _ARROW = {"int": pa.int64(), "decimal": pa.float64(), "string": pa.string(), "vector": pa.string()}
@@ -112,13 +112,28 @@ def listing(config: DatasetConfig, rows: int) -> Listing:
                 tuple(c.categories or ()),
                 c.join_key,
                 c.psi_value,
+                tuple(c.filter),
+                c.group,
+                c.aggregate,
+                c.identifier,
+                c.bounds,
             )
             for c in config.columns
         ),
         approx_rows=round_rows(rows),
         description=config.description,
         min_parties=config.policy.min_parties,
+        privacy=privacy_terms(config),
     )
+
+
+def privacy_terms(config: DatasetConfig) -> PrivacyTerms:
+    pol = config.policy
+    if not pol.dp.enabled:
+        return PrivacyTerms(dp=False, list_suppressed=pol.list_suppressed)
+    d = pol.dp
+    return PrivacyTerms(True, d.budget, d.period_days, d.max_per_job, d.default_per_job, d.noise,
+                        pol.list_suppressed)
 
 
 class CachedSource:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
@@ -16,7 +17,8 @@ from datawharf.identity import caller_metadata
 from datawharf.pki import Credentials, Role, digest
 from datawharf.signing import new_body, sign_job, sign_receipt
 from datawharf.tls import channel
-from datawharf.model import ColumnKind, ColumnSpec, Listing
+from datawharf.filters import Op
+from datawharf.model import ColumnKind, ColumnSpec, Listing, PrivacyTerms
 from datawharf.serde import listing_to_proto
 from datawharf.v1 import buyer_pb2, common_pb2, party_pb2, party_pb2_grpc
 from buyers.client import Client
@@ -114,23 +116,29 @@ VISITS = Listing(
     "visits",
     (
         ColumnSpec("patient_id", ColumnKind.STRING, join_key=True),
-        ColumnSpec("age", ColumnKind.INT, psi_value=True),
-        ColumnSpec("cost", ColumnKind.DECIMAL, 2, psi_value=True),
+        ColumnSpec("age", ColumnKind.INT, psi_value=True, filter_ops=(Op.LT, Op.LE, Op.GT, Op.GE), aggregate=True,
+                   bounds=(Decimal(0), Decimal(120))),
+        ColumnSpec("cost", ColumnKind.DECIMAL, 2, psi_value=True, aggregate=True,
+                   bounds=(Decimal(-500), Decimal(5000))),
         ColumnSpec("department", ColumnKind.STRING,
-                   categories=("cardiology", "oncology", "pediatrics", "emergency", "orthopedics")),
+                   categories=("cardiology", "oncology", "pediatrics", "emergency", "orthopedics"),
+                   filter_ops=(Op.EQ, Op.NE), group=True),
     ),
     800,
+    privacy=PrivacyTerms(dp=False),
 )
 
 WARD_LOAD = Listing(
     "ward_load",
     (
-        ColumnSpec("ward", ColumnKind.STRING, categories=("north", "south", "east", "west")),
-        ColumnSpec("day", ColumnKind.INT),
-        ColumnSpec("hourly_patients", ColumnKind.VECTOR, 0, 24),
-        ColumnSpec("hourly_kwh", ColumnKind.VECTOR, 2, 24),
+        ColumnSpec("ward", ColumnKind.STRING, categories=("north", "south", "east", "west"),
+                   filter_ops=(Op.EQ, Op.NE), group=True),
+        ColumnSpec("day", ColumnKind.INT, filter_ops=tuple(Op)),
+        ColumnSpec("hourly_patients", ColumnKind.VECTOR, 0, 24, aggregate=True, bounds=(Decimal(0), Decimal(100))),
+        ColumnSpec("hourly_kwh", ColumnKind.VECTOR, 2, 24, aggregate=True, bounds=(Decimal(0), Decimal(200))),
     ),
     80,
+    privacy=PrivacyTerms(dp=False),
 )
 
 

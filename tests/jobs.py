@@ -24,11 +24,12 @@ def make_job(
     bins: tuple[str, ...] = (),
     max_contributors: int = 3,
     keypair: object = None,
+    rho: float = 0.0,
 ) -> tuple[Buyer, AggregateJob]:
     statistic = Statistic(stat)
     edges = tuple(Decimal(b) for b in bins)
     groups = len(group_by.categories) if group_by else (len(edges) - 1 if edges else 1)
     buyer = Buyer(Layout(statistic, dimension, groups), places, backend, max_contributors, keypair=keypair)
     job = AggregateJob(dataset, column, statistic, tuple(parse(where)), places, buyer.request.params,
-                       dimension, group_by, edges)
+                       dimension, group_by, edges, rho)
     return buyer, job

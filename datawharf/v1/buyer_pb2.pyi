@@ -93,18 +93,28 @@ class ListCatalogRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class CatalogEntry(_message.Message):
-    __slots__ = ("dataset", "holders", "columns", "approx_rows", "holders_online")
+    __slots__ = ("dataset", "holders", "columns", "approx_rows", "holders_online", "terms")
     DATASET_FIELD_NUMBER: _ClassVar[int]
     HOLDERS_FIELD_NUMBER: _ClassVar[int]
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
     APPROX_ROWS_FIELD_NUMBER: _ClassVar[int]
     HOLDERS_ONLINE_FIELD_NUMBER: _ClassVar[int]
+    TERMS_FIELD_NUMBER: _ClassVar[int]
     dataset: str
     holders: _containers.RepeatedScalarFieldContainer[str]
     columns: _containers.RepeatedCompositeFieldContainer[_common_pb2.Column]
     approx_rows: int
     holders_online: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, dataset: _Optional[str] = ..., holders: _Optional[_Iterable[str]] = ..., columns: _Optional[_Iterable[_Union[_common_pb2.Column, _Mapping]]] = ..., approx_rows: _Optional[int] = ..., holders_online: _Optional[_Iterable[str]] = ...) -> None: ...
+    terms: _containers.RepeatedCompositeFieldContainer[HolderTerms]
+    def __init__(self, dataset: _Optional[str] = ..., holders: _Optional[_Iterable[str]] = ..., columns: _Optional[_Iterable[_Union[_common_pb2.Column, _Mapping]]] = ..., approx_rows: _Optional[int] = ..., holders_online: _Optional[_Iterable[str]] = ..., terms: _Optional[_Iterable[_Union[HolderTerms, _Mapping]]] = ...) -> None: ...
+
+class HolderTerms(_message.Message):
+    __slots__ = ("holder", "privacy")
+    HOLDER_FIELD_NUMBER: _ClassVar[int]
+    PRIVACY_FIELD_NUMBER: _ClassVar[int]
+    holder: str
+    privacy: _common_pb2.PrivacyTerms
+    def __init__(self, holder: _Optional[str] = ..., privacy: _Optional[_Union[_common_pb2.PrivacyTerms, _Mapping]] = ...) -> None: ...
 
 class ListCatalogResponse(_message.Message):
     __slots__ = ("datasets",)

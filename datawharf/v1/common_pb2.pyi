@@ -89,7 +89,7 @@ class Condition(_message.Message):
     def __init__(self, column: _Optional[str] = ..., op: _Optional[_Union[Comparison, str]] = ..., text: _Optional[str] = ..., number: _Optional[str] = ...) -> None: ...
 
 class Column(_message.Message):
-    __slots__ = ("name", "type", "decimals", "dimension", "categories", "join_key", "psi_value")
+    __slots__ = ("name", "type", "decimals", "dimension", "categories", "join_key", "psi_value", "filter_ops", "group", "aggregate", "identifier", "lower", "upper")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     DECIMALS_FIELD_NUMBER: _ClassVar[int]
@@ -97,6 +97,12 @@ class Column(_message.Message):
     CATEGORIES_FIELD_NUMBER: _ClassVar[int]
     JOIN_KEY_FIELD_NUMBER: _ClassVar[int]
     PSI_VALUE_FIELD_NUMBER: _ClassVar[int]
+    FILTER_OPS_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    AGGREGATE_FIELD_NUMBER: _ClassVar[int]
+    IDENTIFIER_FIELD_NUMBER: _ClassVar[int]
+    LOWER_FIELD_NUMBER: _ClassVar[int]
+    UPPER_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: ColumnType
     decimals: int
@@ -104,21 +110,47 @@ class Column(_message.Message):
     categories: _containers.RepeatedScalarFieldContainer[str]
     join_key: bool
     psi_value: bool
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[ColumnType, str]] = ..., decimals: _Optional[int] = ..., dimension: _Optional[int] = ..., categories: _Optional[_Iterable[str]] = ..., join_key: _Optional[bool] = ..., psi_value: _Optional[bool] = ...) -> None: ...
+    filter_ops: _containers.RepeatedScalarFieldContainer[Comparison]
+    group: bool
+    aggregate: bool
+    identifier: bool
+    lower: str
+    upper: str
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[ColumnType, str]] = ..., decimals: _Optional[int] = ..., dimension: _Optional[int] = ..., categories: _Optional[_Iterable[str]] = ..., join_key: _Optional[bool] = ..., psi_value: _Optional[bool] = ..., filter_ops: _Optional[_Iterable[_Union[Comparison, str]]] = ..., group: _Optional[bool] = ..., aggregate: _Optional[bool] = ..., identifier: _Optional[bool] = ..., lower: _Optional[str] = ..., upper: _Optional[str] = ...) -> None: ...
+
+class PrivacyTerms(_message.Message):
+    __slots__ = ("dp", "budget", "period_days", "max_per_job", "default_per_job", "noise", "list_suppressed")
+    DP_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_DAYS_FIELD_NUMBER: _ClassVar[int]
+    MAX_PER_JOB_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_PER_JOB_FIELD_NUMBER: _ClassVar[int]
+    NOISE_FIELD_NUMBER: _ClassVar[int]
+    LIST_SUPPRESSED_FIELD_NUMBER: _ClassVar[int]
+    dp: bool
+    budget: float
+    period_days: float
+    max_per_job: float
+    default_per_job: float
+    noise: str
+    list_suppressed: bool
+    def __init__(self, dp: _Optional[bool] = ..., budget: _Optional[float] = ..., period_days: _Optional[float] = ..., max_per_job: _Optional[float] = ..., default_per_job: _Optional[float] = ..., noise: _Optional[str] = ..., list_suppressed: _Optional[bool] = ...) -> None: ...
 
 class DatasetListing(_message.Message):
-    __slots__ = ("name", "columns", "approx_rows", "description", "min_parties")
+    __slots__ = ("name", "columns", "approx_rows", "description", "min_parties", "privacy")
     NAME_FIELD_NUMBER: _ClassVar[int]
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
     APPROX_ROWS_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     MIN_PARTIES_FIELD_NUMBER: _ClassVar[int]
+    PRIVACY_FIELD_NUMBER: _ClassVar[int]
     name: str
     columns: _containers.RepeatedCompositeFieldContainer[Column]
     approx_rows: int
     description: str
     min_parties: int
-    def __init__(self, name: _Optional[str] = ..., columns: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., approx_rows: _Optional[int] = ..., description: _Optional[str] = ..., min_parties: _Optional[int] = ...) -> None: ...
+    privacy: PrivacyTerms
+    def __init__(self, name: _Optional[str] = ..., columns: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., approx_rows: _Optional[int] = ..., description: _Optional[str] = ..., min_parties: _Optional[int] = ..., privacy: _Optional[_Union[PrivacyTerms, _Mapping]] = ...) -> None: ...
 
 class EncryptionParameters(_message.Message):
     __slots__ = ("backend", "length", "max_contributors", "paillier_n", "slot_bits", "public_context", "poly_modulus_degree", "coeff_mod_bit_sizes", "plain_modulus", "scale_bits", "paillier_modulus_proof")
@@ -155,7 +187,7 @@ class GroupBy(_message.Message):
     def __init__(self, column: _Optional[str] = ..., categories: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AggregateSpec(_message.Message):
-    __slots__ = ("dataset", "column", "statistic", "where", "decimals", "encryption", "group_by", "bin_edges", "dimension")
+    __slots__ = ("dataset", "column", "statistic", "where", "decimals", "encryption", "group_by", "bin_edges", "dimension", "rho")
     DATASET_FIELD_NUMBER: _ClassVar[int]
     COLUMN_FIELD_NUMBER: _ClassVar[int]
     STATISTIC_FIELD_NUMBER: _ClassVar[int]
@@ -165,6 +197,7 @@ class AggregateSpec(_message.Message):
     GROUP_BY_FIELD_NUMBER: _ClassVar[int]
     BIN_EDGES_FIELD_NUMBER: _ClassVar[int]
     DIMENSION_FIELD_NUMBER: _ClassVar[int]
+    RHO_FIELD_NUMBER: _ClassVar[int]
     dataset: str
     column: str
     statistic: Statistic
@@ -174,7 +207,8 @@ class AggregateSpec(_message.Message):
     group_by: GroupBy
     bin_edges: _containers.RepeatedScalarFieldContainer[str]
     dimension: int
-    def __init__(self, dataset: _Optional[str] = ..., column: _Optional[str] = ..., statistic: _Optional[_Union[Statistic, str]] = ..., where: _Optional[_Iterable[_Union[Condition, _Mapping]]] = ..., decimals: _Optional[int] = ..., encryption: _Optional[_Union[EncryptionParameters, _Mapping]] = ..., group_by: _Optional[_Union[GroupBy, _Mapping]] = ..., bin_edges: _Optional[_Iterable[str]] = ..., dimension: _Optional[int] = ...) -> None: ...
+    rho: float
+    def __init__(self, dataset: _Optional[str] = ..., column: _Optional[str] = ..., statistic: _Optional[_Union[Statistic, str]] = ..., where: _Optional[_Iterable[_Union[Condition, _Mapping]]] = ..., decimals: _Optional[int] = ..., encryption: _Optional[_Union[EncryptionParameters, _Mapping]] = ..., group_by: _Optional[_Union[GroupBy, _Mapping]] = ..., bin_edges: _Optional[_Iterable[str]] = ..., dimension: _Optional[int] = ..., rho: _Optional[float] = ...) -> None: ...
 
 class EncryptedFigures(_message.Message):
     __slots__ = ("ciphertexts", "suppressed_groups")
@@ -255,18 +289,34 @@ class JobBody(_message.Message):
     def __init__(self, nonce: _Optional[str] = ..., buyer: _Optional[str] = ..., parties: _Optional[_Iterable[str]] = ..., min_parties: _Optional[int] = ..., signed_at: _Optional[float] = ..., aggregate: _Optional[_Union[AggregateSpec, _Mapping]] = ..., psi: _Optional[_Union[PsiSpec, _Mapping]] = ..., buyer_set_digest: _Optional[bytes] = ...) -> None: ...
 
 class ContributionReceipt(_message.Message):
-    __slots__ = ("party", "certificate", "content_digest", "signature", "stages")
+    __slots__ = ("party", "certificate", "content_digest", "signature", "stages", "noise")
     PARTY_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
     CONTENT_DIGEST_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     STAGES_FIELD_NUMBER: _ClassVar[int]
+    NOISE_FIELD_NUMBER: _ClassVar[int]
     party: str
     certificate: bytes
     content_digest: bytes
     signature: bytes
     stages: _containers.RepeatedCompositeFieldContainer[StageDigest]
-    def __init__(self, party: _Optional[str] = ..., certificate: _Optional[bytes] = ..., content_digest: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., stages: _Optional[_Iterable[_Union[StageDigest, _Mapping]]] = ...) -> None: ...
+    noise: NoiseDeclaration
+    def __init__(self, party: _Optional[str] = ..., certificate: _Optional[bytes] = ..., content_digest: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., stages: _Optional[_Iterable[_Union[StageDigest, _Mapping]]] = ..., noise: _Optional[_Union[NoiseDeclaration, _Mapping]] = ...) -> None: ...
+
+class NoiseDeclaration(_message.Message):
+    __slots__ = ("rho", "part_sd", "remaining", "renews_at", "exact")
+    RHO_FIELD_NUMBER: _ClassVar[int]
+    PART_SD_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_FIELD_NUMBER: _ClassVar[int]
+    RENEWS_AT_FIELD_NUMBER: _ClassVar[int]
+    EXACT_FIELD_NUMBER: _ClassVar[int]
+    rho: float
+    part_sd: _containers.RepeatedScalarFieldContainer[float]
+    remaining: float
+    renews_at: float
+    exact: bool
+    def __init__(self, rho: _Optional[float] = ..., part_sd: _Optional[_Iterable[float]] = ..., remaining: _Optional[float] = ..., renews_at: _Optional[float] = ..., exact: _Optional[bool] = ...) -> None: ...
 
 class LedgerHead(_message.Message):
     __slots__ = ("seq", "hash", "signature")

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from datawharf.errors import FailedPrecondition, InvalidArgument, NotFound
+from datawharf.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from datawharf import roles
 from datawharf.filters import FilterTypeError, check_types
 from datawharf.model import AggregateJob, ColumnKind
 from datawharf.serde import aggregate_from_proto, aggregate_to_proto, contribution_from_proto, result_to_proto
@@ -100,6 +101,10 @@ def _check_listing(spec: AggregateJob, entry: CatalogEntry, party: str) -> None:
             check_types(cond, text=fcol.kind is ColumnKind.STRING, vector=fcol.kind is ColumnKind.VECTOR)
         except FilterTypeError as exc:
             raise InvalidArgument(str(exc), argument="where") from None
+    try:
+        roles.check_job(spec, listing.column, party)
+    except roles.RoleError as exc:
+        raise PermissionDenied(str(exc)) from None
 
 
 class AggregateJobs:

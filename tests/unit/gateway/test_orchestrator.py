@@ -23,7 +23,8 @@ from protocols.aggregate import Holder
 from protocols.figures import Layout, Statistic, local_figures
 from tests.jobs import make_job
 
-LISTING = Listing("visits", (ColumnSpec("age", ColumnKind.INT), ColumnSpec("dept", ColumnKind.STRING)), 100)
+LISTING = Listing("visits", (ColumnSpec("age", ColumnKind.INT, aggregate=True, filter_ops=(Op.LT, Op.GE)),
+                             ColumnSpec("dept", ColumnKind.STRING, filter_ops=(Op.EQ,))), 100)
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from parties.config import load_party_config
 from datawharf.model import GroupBy
 from datawharf.serde import contribution_from_proto
 from datawharf.v1 import common_pb2
+from parties.budget import BudgetBook
 from parties.runner import Runner
 from parties.sources import SourceError, load
 from protocols.aggregate import AggregateResult
@@ -33,10 +34,10 @@ gateway = "127.0.0.1:1"
 name = "visits"
 source = "v.csv"
 columns = [
-  {{ name = "patient_id", type = "string" }},
-  {{ name = "age", type = "int" }},
-  {{ name = "cost", type = "decimal", decimals = 2 }},
-  {{ name = "department", type = "string", categories = ["cardiology", "oncology", "pediatrics"] }},
+  {{ name = "patient_id", type = "string", identifier = true }},
+  {{ name = "age", type = "int", aggregate = true, filter = ["<", ">=", "=="], bounds = [0, 120] }},
+  {{ name = "cost", type = "decimal", decimals = 2, aggregate = true, bounds = [-100, 1000] }},
+  {{ name = "department", type = "string", categories = ["cardiology", "oncology", "pediatrics"], group = true, filter = ["==", "!="] }},
 ]
 [datasets.policy]
 allowed_buyers = ["acme"]
@@ -44,6 +45,9 @@ allowed_statistics = ["sum", "mean", "count", "histogram"]
 min_rows = {min_rows}
 min_parties = {min_parties}
 small_groups = "{small}"
+list_suppressed = {listed}
+[datasets.policy.dp]
+{dp}
 """
 
 
@@ -52,10 +56,14 @@ def keypair():  # type: ignore[no-untyped-def]
     return generate_keypair(2048)  # Blum primes, so the buyer can prove its modulus
 
 
-def runner(tmp_path: Path, csv: str = CSV, min_rows: int = 2, min_parties: int = 1, small: str = "suppress") -> Runner:
+def runner(tmp_path: Path, csv: str = CSV, min_rows: int = 2, min_parties: int = 1, small: str = "suppress",
+           dp: str = "enabled = false", listed: bool = True, clock=None) -> Runner:  # type: ignore[no-untyped-def]
     (tmp_path / "v.csv").write_text(csv)
-    (tmp_path / "p.toml").write_text(CONFIG.format(min_rows=min_rows, min_parties=min_parties, small=small))
-    return Runner(load_party_config(tmp_path / "p.toml"))
+    (tmp_path / "p.toml").write_text(CONFIG.format(min_rows=min_rows, min_parties=min_parties, small=small, dp=dp,
+                                                   listed=str(listed).lower()))
+    cfg = load_party_config(tmp_path / "p.toml")
+    book = BudgetBook(cfg.state_dir, clock=clock) if clock is not None else None  # type: ignore[arg-type]
+    return Runner(cfg, budget=book)
 
 
 class Result:
@@ -88,7 +96,9 @@ def test_refusals_say_why(tmp_path: Path, keypair) -> None:  # type: ignore[no-u
     r = runner(tmp_path, min_rows=2)
     assert "not granted" in ask(r, keypair, "sum", buyer="mallory").refusal
     assert "'variance' is not allowed" in ask(r, keypair, "variance").refusal
-    assert "fewer than 2 rows" in ask(r, keypair, "sum", where="age < 40").refusal
+    refusal = ask(r, keypair, "sum", where="age < 40").refusal
+    # The rule, not the count nor the threshold: a refusal answers no question about the data.
+    assert refusal == "the filter matches fewer rows than the holder's minimum (min_rows)"
     r2 = runner(tmp_path, min_parties=3)
     assert "at least 3 holders" in ask(r2, keypair, "sum", min_parties=2).refusal
 
@@ -99,7 +109,7 @@ def test_unknown_column_is_a_failure_not_a_crash(tmp_path: Path, keypair) -> Non
     assert "filter column 'zip'" in ask(r, keypair, "sum", where="zip == 1").failure
     assert "holds text; compare it with a quoted string" in ask(r, keypair, "sum", where="department == 3").failure
     assert "is numeric; compare it with a number" in ask(r, keypair, "sum", where="age == 'old'").failure
-    assert "supports only == and !=" in ask(r, keypair, "sum", where="department < 'x'").failure
+    assert "may be filtered only with == !=" in ask(r, keypair, "sum", where="department < 'x'").refusal
 
 
 def test_bad_files_are_named(tmp_path: Path) -> None:
@@ -139,7 +149,7 @@ def test_group_by_with_small_groups_suppressed(tmp_path: Path, keypair) -> None:
 def test_group_by_small_groups_refused_per_policy(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
     r = runner(tmp_path, min_rows=2, small="refuse")
     answer = ask(r, keypair, "sum", group_by=GroupBy("department", ("cardiology", "oncology", "pediatrics")))
-    assert "groups under the holder's minimum of 2 rows: oncology, pediatrics" in answer.refusal
+    assert "fewer rows than the holder's minimum (min_rows): oncology, pediatrics" in answer.refusal
 
 
 def test_group_by_categories_must_match(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
@@ -162,11 +172,13 @@ name = "load"
 source = "{source}"
 columns = [
   {{ name = "ward", type = "string" }},
-  {{ name = "hourly", type = "vector", length = 3, decimals = 1 }},
+  {{ name = "hourly", type = "vector", length = 3, decimals = 1, aggregate = true }},
 ]
 [datasets.policy]
 allowed_buyers = ["*"]
 min_rows = 1
+[datasets.policy.dp]
+enabled = false
 """
 
 
@@ -203,3 +215,103 @@ def test_failure_reasons_never_quote_the_data(tmp_path: Path, keypair) -> None: 
     (tmp_path / "v.csv").write_text(CSV + "A9,secret-4711,1.00,x\n")  # the file changes under the node
     answer = ask(r, keypair, "sum")
     assert "cannot be read" in answer.failure and "secret-4711" not in answer.failure
+
+
+# ------------------------------------------------------------ column roles
+def test_identifiers_and_ungranted_roles_are_refused_before_any_row_is_read(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
+    r = runner(tmp_path)
+    # The differencing attack: everyone but one patient. An identifier is never a filter.
+    refused = ask(r, keypair, "sum", where="patient_id != 'A2'")
+    assert refused.code == "column_role" and "does not allow filtering on 'patient_id'" in refused.refusal
+    assert ask(r, keypair, "sum", where="age <= 40").code == "column_role"  # <= not granted, < and >= are
+    assert "does not allow aggregating 'patient_id'" in ask(r, keypair, "mean", column="patient_id").refusal
+    assert ask(r, keypair, "count", column="patient_id").rows == 4  # a count reads no value
+    assert "may be filtered only with == !=" in ask(r, keypair, "sum", where="department < 'x'").refusal
+
+
+def test_numeric_literals_are_clamped_to_the_bounds_and_bounded_in_size(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
+    from decimal import Decimal
+
+    from datawharf.filters import Condition, Op
+    from parties.runner import row_mask
+
+    r = runner(tmp_path)
+    table = r.sources["visits"].table()
+    bounds = {"age": (Decimal(0), Decimal(120))}
+    age = Condition("age", Op.LT, Decimal("1e25"))
+    assert row_mask(table, (age,), bounds).tolist() == [True] * 4
+    assert row_mask(table, (Condition("age", Op.GE, Decimal("-1e20")),), bounds).tolist() == [True] * 4
+    assert row_mask(table, (Condition("age", Op.GE, Decimal("1e20")),), bounds).tolist() == [False] * 4
+    # The literal bomb: 8 bytes that once cost seconds of CPU are refused before any comparison.
+    with pytest.raises(Exception, match="limited to 30 digits"):
+        row_mask(table, (Condition("age", Op.LT, Decimal("1e300000")),), bounds)
+
+
+def test_unlisted_suppression_names_no_group(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
+    r = runner(tmp_path, small="refuse", listed=False)
+    answer = ask(r, keypair, "sum", group_by=GroupBy("department", ("cardiology", "oncology", "pediatrics")))
+    assert answer.refusal == "some groups have fewer rows than the holder's minimum (min_rows)"
+    (tmp_path / "2").mkdir()
+    r2 = runner(tmp_path / "2", listed=False)
+    out = ask(r2, keypair, "sum", group_by=GroupBy("department", ("cardiology", "oncology", "pediatrics")))
+    assert out.outcome.suppressed == {}  # zeroed, but not said which
+
+
+# ---------------------------------------------------- differential privacy
+DP_ON = "budget = 1.0\nmax_per_job = 0.5\ndefault_per_job = 0.1\nperiod_days = 30"
+
+
+def test_dp_answers_are_noisy_declared_and_charged(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
+    r = runner(tmp_path, dp=DP_ON)
+    b, job = make_job("sum", "cost", keypair=keypair)
+    answer = r.run("acme", job, 1, "job-1")
+    assert answer.payload is not None and answer.noise is not None and not answer.noise.exact
+    # Sensitivity 1000.00 (the larger bound, in hundredths) at rho 0.1: sigma = 100000 / sqrt(0.2).
+    assert answer.noise.rho == 0.1 and answer.noise.part_sd[0] == pytest.approx(100_000 / 0.2 ** 0.5, rel=1e-6)
+    assert answer.noise.remaining == pytest.approx(0.9)
+    # Opted out: exact answers, declared as such.
+    (tmp_path / "plain").mkdir()
+    plain = runner(tmp_path / "plain", dp="enabled = false")
+    assert ask(plain, keypair, "sum").value == Fraction("94.80")
+    assert plain.run("acme", job, 1, "j").noise.exact  # type: ignore[union-attr]
+
+
+def test_a_buyer_spending_to_the_limit_is_refused_next_until_the_budget_renews(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
+    now = [40 * 30 * 86400.0]
+    r = runner(tmp_path, dp=DP_ON, clock=lambda: now[0])
+    _, job = make_job("sum", "cost", keypair=keypair, rho=0.5)
+    assert r.run("acme", job, 1, "a").payload is not None
+    assert r.run("acme", job, 1, "b").payload is not None
+    refused = r.run("acme", job, 1, "c")
+    assert refused.code == "dp_budget" and "rho=0 left of 1" in refused.refusal and "renews" in refused.refusal
+    _, greedy = make_job("sum", "cost", keypair=keypair, rho=0.6)
+    assert r.run("acme", greedy, 1, "d").code == "dp_per_job"
+    # A restarted holder remembers; the next period starts afresh.
+    again = runner(tmp_path, dp=DP_ON, clock=lambda: now[0])
+    assert again.run("acme", job, 1, "e").code == "dp_budget"
+    now[0] += 30 * 86400.0
+    assert again.run("acme", job, 1, "f").payload is not None
+
+
+def test_noise_hides_one_row_across_repeated_draws(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
+    """Differencing two filters that differ by one row: the difference's spread dwarfs the row.
+
+    60 paired draws of the real holder path; the spread's estimate is within 40 % of sqrt(2)·sigma
+    unless a 4-sigma event of the chi distribution happens."""
+    import statistics
+
+    r = runner(tmp_path, dp="budget = 100.0\nmax_per_job = 0.5\ndefault_per_job = 0.1")
+    everyone = make_job("sum", "age", keypair=keypair)
+    but_one = make_job("sum", "age", where="age < 80", keypair=keypair)  # drops A3, aged 80
+
+    def value(buyer, job) -> float:  # type: ignore[no-untyped-def]
+        answer = r.run("acme", job, 1, "j")
+        c = contribution_from_proto(common_pb2.EncryptedFigures.FromString(answer.payload))
+        return float(buyer.finish(AggregateResult(c.ciphertexts, 1, {})).groups[0].values[0])
+
+    diffs = [value(*everyone) - value(*but_one) for _ in range(60)]
+    sigma = 120 / (2 * 0.1) ** 0.5  # bound 120 at rho 0.1: about 268
+    spread = statistics.pstdev(diffs)
+    assert spread == pytest.approx(2 ** 0.5 * sigma, rel=0.4)
+    assert spread > 2 * 80  # the difference no longer reads as the 80 it is without noise
+    assert sum(abs(d - 80) < 8 for d in diffs) < 10  # within 10 % of the truth: about 3 % of draws

@@ -34,7 +34,7 @@ from protocols.psi_stages import PsiMode, Stage, item_bytes
 from protocols.schemes.paillier import generate_keypair
 from tests.jobs import make_job
 
-VISITS = Listing("visits", (ColumnSpec("age", ColumnKind.INT),), 100)
+VISITS = Listing("visits", (ColumnSpec("age", ColumnKind.INT, aggregate=True),), 100)
 SUBSCRIBERS = Listing("subscribers", (ColumnSpec("phone", ColumnKind.STRING, join_key=True),
                                       ColumnSpec("spend", ColumnKind.INT, psi_value=True)), 100)
 HOLDER_IDS = [f"+44-{i:06d}" for i in range(60)]
