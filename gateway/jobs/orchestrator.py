@@ -179,8 +179,10 @@ class Orchestrator:
 
         try:
             await self.psi.upload(buyer, job_id, counted())
-        except (QuotaExceeded, SpoolFull):
+        except (QuotaExceeded, SpoolFull) as exc:
             # Refused for room, not for what was sent: the job waits, and a retry starts from chunk 0.
+            if isinstance(exc, SpoolFull):
+                self.quotas.on_refusal("spool_full")
             stage = self.psi.next_stage(job_id)
             if stage:
                 self.psi.spool.reset(job_id, stage)
