@@ -7,7 +7,7 @@ one. Every failed call becomes a ``datawharf.errors.WharfError``.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
@@ -20,8 +20,8 @@ from datawharf.identity import caller_metadata
 from datawharf.pki import Credentials, TrustStore
 from datawharf.tls import channel
 from datawharf.v1 import common_pb2
-from datawharf.model import ColumnSpec, JobView
-from datawharf.serde import column_from_proto, job_from_proto
+from datawharf.model import ColumnSpec, JobView, PrivacyTerms
+from datawharf.serde import column_from_proto, job_from_proto, privacy_from_proto
 from datawharf.states import ANSWERED_TASK_STATES
 from datawharf.v1 import buyer_pb2, buyer_pb2_grpc
 
@@ -36,6 +36,7 @@ class CatalogItem:
     holders_online: tuple[str, ...]
     columns: tuple[ColumnSpec, ...]
     approx_rows: int
+    terms: dict[str, PrivacyTerms] = field(default_factory=dict)  # each holder's privacy terms
 
     def column(self, name: str) -> ColumnSpec:
         """The column ``name``; NotFound (naming the columns there are) if the dataset lacks it."""
@@ -103,7 +104,8 @@ class Connection:
         resp = self.call(self.stub.ListCatalog, buyer_pb2.ListCatalogRequest())
         return [
             CatalogItem(e.dataset, tuple(e.holders), tuple(e.holders_online),
-                        tuple(column_from_proto(c) for c in e.columns), e.approx_rows)
+                        tuple(column_from_proto(c) for c in e.columns), e.approx_rows,
+                        {t.holder: privacy_from_proto(t.privacy) for t in e.terms})
             for e in resp.datasets
         ]
 

@@ -31,6 +31,7 @@ from datawharf.serde import (
     listing_from_proto,
     piece_from_proto,
     piece_to_proto,
+    privacy_to_proto,
     psi_from_proto,
 )
 from datawharf.v1 import buyer_pb2, buyer_pb2_grpc, common_pb2, party_pb2, party_pb2_grpc
@@ -108,6 +109,8 @@ class BuyerServicer(buyer_pb2_grpc.BuyerServiceServicer):
                     holders_online=e.holders_online,
                     columns=[column_to_proto(c) for c in e.columns],
                     approx_rows=e.approx_rows,
+                    terms=[buyer_pb2.HolderTerms(holder=h, privacy=privacy_to_proto(l.privacy))
+                           for h, l in sorted(e.listings.items())],
                 )
                 for e in self.orch.catalog().values()
             ]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,9 +31,9 @@ from parties.budget import BudgetBook, Limit
 from parties.config import DatasetConfig, PartyConfig
 from datawharf.model import PsiJob
 from parties.sources import CachedSource, SourceError, public_reason
-from protocols import oprf, psi, psi_sum
+from protocols import dp, oprf, psi, psi_sum
 from protocols.fixed_point import scale_column
-from protocols.psi_stages import PsiMode, Stage, pack_masked
+from protocols.psi_stages import MAX_PADDING, CountNoise, NoiseDeclaration, PsiMode, Stage, pack_masked
 
 log = logging.getLogger("datawharf.party")
 
@@ -74,8 +75,89 @@ def _period_text(seconds: float) -> str:
     return "hour" if hours == 1 else f"{hours:g} hours"
 
 
+# Shifted noise (the size's and the padding's) is clamped at zero beyond this many σ: a tail below 10^-23.
+SHIFT_SD = 10
+
+
+@dataclass(frozen=True)
+class NoiseDraw:
+    """One job's noise: what the gateway adds to the size, the padding rows, the sums' noise row."""
+
+    offset: int                  # added to the number of matches
+    count: int                   # psi-sum: zero padding rows the gateway counts (offset + shift)
+    padding: int                 # dummy rows in W
+    sums: tuple[int, ...] | None  # psi-sum: the noise row's values, fixed point
+
+
+@dataclass(frozen=True)
+class PsiNoise:
+    """The noise one PSI job carries under the holder's DP policy, as σ per released part.
+
+    Parts: the size (cardinality and psi-sum), the holder's set size (any
+    job that sends W) and each summed column; ρ is split evenly over them."""
+
+    mode: PsiMode
+    rho: float
+    size_sd: float               # IDs; 0 when the size is not noised
+    set_size_sd: float           # IDs; 0 when W is not sent
+    sum_sd: tuple[float, ...]    # fixed-point units, per value column
+    places: tuple[int, ...]
+
+    def draw(self) -> NoiseDraw:
+        """Fresh noise from OpenDP's discrete Gaussian sampler."""
+        size, set_size, *sums = dp.noise([self.size_sd, self.set_size_sd, *self.sum_sd])
+        offset, count, padding = size, 0, 0
+        if self.set_size_sd:
+            shift = math.ceil(SHIFT_SD * self.set_size_sd)
+            padding = min(max(shift + set_size, 0), 2 * shift)
+        if self.mode is PsiMode.SUM:
+            # The size's noise is realised as padding rows the gateway counts: shifted to be non-negative.
+            shift = math.ceil(SHIFT_SD * self.size_sd)
+            count = min(max(shift + size, 0), 2 * shift)
+            offset = count - shift
+            padding += 2 * shift
+        if padding > MAX_PADDING:
+            raise dp.PrivacyError(f"this spend needs {padding} padding rows, more than {MAX_PADDING}")
+        return NoiseDraw(offset, count, padding, tuple(sums) if self.mode is PsiMode.SUM else None)
+
+    def declaration(self, remaining: float, renews_at: float, columns: tuple[str, ...]) -> NoiseDeclaration:
+        return NoiseDeclaration(False, self.rho, self.size_sd, self.set_size_sd,
+                                tuple((c, sd / 10 ** p) for c, sd, p in zip(columns, self.sum_sd, self.places)),
+                                remaining, renews_at)
+
+
+def plan_noise(dataset: DatasetConfig, job: PsiJob, rho: float) -> PsiNoise | None:
+    """The noise for ``job`` at a spend of ``rho``; None when nothing it releases can carry noise
+    (an exact intersection in unbalanced mode: positions, and no W)."""
+    noisy_size = job.mode is PsiMode.SUM or job.cardinality_only
+    sends_w = job.mode is not PsiMode.UNBALANCED
+    cols = [dataset.column(name) for name in job.value_columns] if job.mode is PsiMode.SUM else []
+    parts = int(noisy_size) + int(sends_w) + len(cols)
+    if parts == 0:
+        return None
+    per_part = rho / parts
+    places, sds = [], []
+    for col in cols:
+        assert col is not None and col.bounds is not None  # checked by _check and the config
+        pl = col.decimals if col.type == "decimal" else 0
+        bounds = dp.Bounds(*col.bounds)
+        lo, hi = bounds.scaled(pl)
+        places.append(pl)
+        sds.append(dp.scale_for(per_part, float(max(abs(lo), abs(hi)))))
+    one = dp.scale_for(per_part, 1.0)
+    return PsiNoise(job.mode, rho, one if noisy_size else 0.0, one if sends_w else 0.0, tuple(sds), tuple(places))
+
+
 def _ids(values: np.ndarray) -> list[str]:
     return [str(v) for v in values.tolist()]
+
+
+def psi_limits(dataset: DatasetConfig, mode: PsiMode = PsiMode.INTERSECTION) -> tuple[Limit, Limit]:
+    """The (jobs, IDs) limits a PSI job of ``mode`` on ``dataset`` is charged against."""
+    pol = dataset.policy
+    period_s = pol.oprf_epoch_hours * 3600 if mode is PsiMode.UNBALANCED else pol.psi_period_days * 86400
+    return (Limit("psi_jobs", pol.psi_jobs_per_period, period_s),
+            Limit("psi_ids", pol.psi_ids_per_period, period_s))
 
 
 class PsiRunner:
@@ -126,9 +208,30 @@ class PsiRunner:
             return problem
         if len(points) != job.buyer_set_size:
             return PsiAnswer(failure=f"received {len(points)} points; the job announced {job.buyer_set_size}")
+        dpc = dataset.policy.dp
+        plan: PsiNoise | None = None
+        rho = Limit("rho", dpc.budget, dpc.period_days * 86400)  # shared with aggregate jobs on this dataset
+        if dpc.enabled:
+            try:
+                plan = plan_noise(dataset, job, dpc.default_per_job)
+            except dp.PrivacyError as exc:
+                return PsiAnswer(refusal=f"differential privacy on {dataset.name!r}: {exc}", code="dp")
+            if plan is not None and self.budget.balance(buyer, dataset.name, rho).remaining + 1e-9 < plan.rho:
+                return self._rho_refusal(dataset, buyer, rho, plan.rho)
         spent = self._charge(dataset, buyer, job, len(points), job_id)
         if spent is not None:
             return spent
+        declaration = NoiseDeclaration()
+        draw = NoiseDraw(0, 0, 0, None)
+        if plan is not None:
+            got = self.budget.charge(buyer, dataset.name, rho, plan.rho, job_id)
+            if not got.charged:  # another task took the budget since the check above
+                return self._rho_refusal(dataset, buyer, rho, plan.rho)
+            try:
+                draw = plan.draw()
+            except dp.PrivacyError as exc:
+                return PsiAnswer(refusal=f"differential privacy on {dataset.name!r}: {exc}", code="dp")
+            declaration = plan.declaration(got.balance.remaining, got.balance.renews_at, job.value_columns)
         try:
             table = self.sources[dataset.name].table()
         except SourceError as exc:
@@ -136,24 +239,35 @@ class PsiRunner:
         ids = _ids(table.columns[job.key_column])
         minimum = dataset.policy.min_intersection
         mapper = _logging_mapper(self.mapper, f"{job_id}: points blinded")
+        declared = {Stage.P: declaration.pack()}
         try:
             if job.mode is PsiMode.INTERSECTION:
-                d, w = psi.Holder(ids).answer(points, cardinality_only=job.cardinality_only, mapper=mapper)
-                return PsiAnswer({Stage.D: b"".join(d), Stage.W: b"".join(w)}, min_intersection=minimum)
+                d, w = psi.Holder(ids).answer(points, cardinality_only=job.cardinality_only, mapper=mapper,
+                                              padding=draw.padding)
+                return PsiAnswer({Stage.D: b"".join(d), Stage.W: b"".join(w),
+                                  Stage.N: CountNoise(draw.offset).pack(), **declared}, min_intersection=minimum)
             if job.mode is PsiMode.SUM:
                 cols = [c for c in dataset.columns if c.name in job.value_columns]
                 order = {c.name: i for i, c in enumerate(cols)}
                 scaled = [scale_column(table.columns[name], next(c.decimals if c.type == "decimal" else 0
                                                                 for c in cols if c.name == name))
                           for name in job.value_columns if name in order]
+                bounds = None
+                if plan is not None:
+                    by_name = {c.name: c for c in cols}
+                    bounds = [dp.Bounds(*by_name[n].bounds).scaled(pl)  # type: ignore[misc]
+                              for n, pl in zip(job.value_columns, plan.places)]
                 rows = [(ident, [int(s[i]) for s in scaled]) for i, ident in enumerate(ids)]
-                ans = psi_sum.Holder(rows).answer(points, job.buyer_box_key, job_id.encode(), minimum=minimum,
-                                                  mapper=mapper)
+                ans = psi_sum.Holder(rows, bounds=bounds).answer(
+                    points, job.buyer_box_key, job_id.encode(), minimum=minimum, mapper=mapper,
+                    padding=draw.padding, noise=draw.sums, count=draw.count)
                 masked = pack_masked(ans.for_gateway_masked)
                 return PsiAnswer({Stage.D: b"".join(ans.for_gateway_d), Stage.W: b"".join(ans.for_buyer_w),
-                                  Stage.M: masked, Stage.S: ans.for_buyer_sealed_seed}, min_intersection=minimum)
+                                  Stage.M: masked, Stage.S: ans.for_buyer_sealed_seed,
+                                  Stage.N: CountNoise(draw.offset, ans.counted).pack(), **declared},
+                                 min_intersection=minimum)
             key, epoch, tags = self._epoch(dataset, job, ids)
-            stages = {Stage.E: b"".join(key.evaluate(points))}
+            stages = {Stage.E: b"".join(key.evaluate(points)), Stage.N: CountNoise(draw.offset).pack(), **declared}
             if epoch not in cached_tables:
                 stages[Stage.T] = tags
             return PsiAnswer(stages, min_intersection=minimum, table_epoch=epoch)
@@ -162,12 +276,15 @@ class PsiRunner:
         except psi.PsiError as exc:
             return PsiAnswer(failure=str(exc))
 
+    def _rho_refusal(self, dataset: DatasetConfig, buyer: str, rho: Limit, need: float) -> PsiAnswer:
+        b = self.budget.balance(buyer, dataset.name, rho)
+        return PsiAnswer(refusal=f"the buyer's privacy budget for {dataset.name!r} cannot pay for this job "
+                         f"(it needs rho = {need:g}; {b.remaining:.4g} of {b.limit:g} remains) until "
+                         f"{_when(b.renews_at)}", code="dp_budget")
+
     def quotas(self, dataset: DatasetConfig, mode: PsiMode) -> tuple[Limit, Limit]:
         """The (jobs, IDs) limits a job of ``mode`` on ``dataset`` is charged against."""
-        pol = dataset.policy
-        period_s = pol.oprf_epoch_hours * 3600 if mode is PsiMode.UNBALANCED else pol.psi_period_days * 86400
-        return (Limit("psi_jobs", pol.psi_jobs_per_period, period_s),
-                Limit("psi_ids", pol.psi_ids_per_period, period_s))
+        return psi_limits(dataset, mode)
 
     def _charge(self, dataset: DatasetConfig, buyer: str, job: PsiJob, ids: int, job_id: str) -> PsiAnswer | None:
         """Charge one job and its IDs to the buyer's quota, or say which quota is spent (None: charged)."""

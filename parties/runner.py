@@ -51,6 +51,12 @@ class Answer:
     noise: common_pb2.NoiseDeclaration | None = None  # with a payload: what the holder added
 
 
+def privacy_limit(dataset: DatasetConfig) -> Limit:
+    """The buyer's privacy budget on ``dataset``: PSI and aggregate jobs draw on the same one."""
+    cfg = dataset.policy.dp
+    return Limit("rho", cfg.budget, cfg.period_days * 86400)
+
+
 class TaskError(WharfError):
     """The task cannot be run against this dataset (bad column, bad filter)."""
 
@@ -207,7 +213,7 @@ class Runner:
                                   f"{cfg.max_per_job:g} per job on {dataset.name!r}", code="dp_per_job")
         shares = max(1, min_parties) if cfg.noise == "split" else 1
         plan = dp.plan(job.layout, job.places, dp.Bounds(*bounds) if bounds else None, rho, shares=shares)
-        limit = Limit("rho", cfg.budget, cfg.period_days * 86400)
+        limit = privacy_limit(dataset)
         charge = self.budget.charge(buyer, dataset.name, limit, rho, job_id)
         b = charge.balance
         if not charge.charged:

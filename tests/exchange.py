@@ -38,8 +38,10 @@ class Exchange(LocalExchange):
     def __init__(self, root: Path, *, parties: tuple[str, ...] = HOSPITALS, rows: int = 800,
                  wire_log: bool = False, statistics: dict[str, list[str]] | None = None,
                  http: bool = False, http_token: str | None = None, bench_results: Path | None = None,
-                 insecure: bool = False) -> None:
+                 insecure: bool = False, dp: str | None = None, buyers: tuple[str, ...] | None = None) -> None:
         super().__init__(root, insecure=insecure)
+        self.dp = dp  # the body of every holder's [datasets.policy.dp]; None: exact answers
+        self.buyers = buyers  # the holders' allowed_buyers; None: acme-insurance only
         self.http = http
         self.http_token = http_token
         self.bench_results = bench_results
@@ -60,6 +62,12 @@ class Exchange(LocalExchange):
                 args += ["--http-token", self.http_token]
         return super().start_gateway(*args, listen=listen, timeout_s=timeout_s)
 
+    def config(self, name: str) -> str:
+        """The TOML ``name`` was (or will be) started with."""
+        return party_config(name, self.address, self.sources[name], ward_source=self.wards[name],
+                            statistics=self.statistics.get(name, ALL_STATS), dp=self.dp,
+                            **({"buyers": self.buyers} if self.buyers else {}))
+
     def start(self) -> "Exchange":
         self.start_gateway()
         for i, name in enumerate(self.names):
@@ -68,8 +76,7 @@ class Exchange(LocalExchange):
             self.sources[name] = src
             self.wards[name] = self.root / f"{name}-wards.csv"
             generate_ward_load(self.wards[name], days=20, seed=31 + i)
-            self.start_party(name, party_config(name, self.address, src, ward_source=self.wards[name],
-                                                statistics=self.statistics.get(name, ALL_STATS)))
+            self.start_party(name, self.config(name))
         self.wait_online(self.names)
         return self
 
@@ -119,7 +126,7 @@ VISITS = Listing(
         ColumnSpec("age", ColumnKind.INT, psi_value=True, filter_ops=(Op.LT, Op.LE, Op.GT, Op.GE), aggregate=True,
                    bounds=(Decimal(0), Decimal(120))),
         ColumnSpec("cost", ColumnKind.DECIMAL, 2, psi_value=True, aggregate=True,
-                   bounds=(Decimal(-500), Decimal(5000))),
+                   bounds=(Decimal(-500), Decimal(5000)), filter_ops=(Op.LT, Op.LE, Op.GT, Op.GE)),
         ColumnSpec("department", ColumnKind.STRING,
                    categories=("cardiology", "oncology", "pediatrics", "emergency", "orthopedics"),
                    filter_ops=(Op.EQ, Op.NE), group=True),

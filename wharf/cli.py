@@ -22,7 +22,7 @@ from datawharf.states import TaskState
 
 if TYPE_CHECKING:  # the roles load on first use, so `wharf --help` stays quick
     from buyers.client import AggregateAnswer, Client
-    from datawharf.model import JobView
+    from datawharf.model import JobView, PrivacyTerms
     from protocols.schemes import PublicParams
 
 app = typer.Typer(help="DataWharf: compute on holders' data without seeing it.", no_args_is_help=True)
@@ -609,6 +609,48 @@ def party_receipts(
             typer.echo(f"{when}  {r['kind']:<11} {r.get('job_id', '')}  {r.get('reason', '')}")
 
 
+@app.command("budget")
+def budget(
+    config: Path = typer.Option(..., "--config", "-c", help="The party's TOML file."),
+    buyer: Optional[str] = typer.Option(None, help="Only this buyer."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """What each buyer has spent and has left of this holder's budgets (privacy and PSI), this period."""
+    from parties.budget import BudgetBook
+    from parties.config import ConfigError, load_party_config
+    from parties.psi_runner import psi_limits
+    from parties.runner import privacy_limit
+
+    try:
+        cfg = load_party_config(config)
+    except ConfigError as exc:
+        _fail(exc, 2)
+        return
+    assert cfg.state_dir is not None
+    book = BudgetBook(cfg.state_dir)
+    datasets = {d.name: d for d in cfg.datasets}
+    rows = []
+    for who, name in book.buyers():
+        if (buyer is not None and who != buyer) or name not in datasets:
+            continue
+        d = datasets[name]
+        limits = ([privacy_limit(d)] if d.policy.dp.enabled else []) + list(psi_limits(d))
+        for limit in limits:
+            b = book.balance(who, name, limit)
+            rows.append({"buyer": who, "dataset": name, "resource": limit.resource, "limit": b.limit,
+                         "spent": b.spent, "remaining": b.remaining,
+                         "renews_at": datetime.fromtimestamp(b.renews_at, timezone.utc).isoformat()})
+    book.close()
+    if as_json:
+        typer.echo(json.dumps({"party": cfg.name, "budgets": rows}))
+        return
+    if not rows:
+        typer.echo("no buyer has spent anything yet" + (f" ({buyer})" if buyer else ""))
+    for r in rows:
+        typer.echo(f"{r['buyer']:<20} {r['dataset']:<16} {r['resource']:<9} spent {r['spent']:<10g} "
+                   f"of {r['limit']:<10g} left {r['remaining']:<10g} renews {r['renews_at'][:16]}")
+
+
 @party_app.command("check")
 def party_check(config: Path = typer.Option(..., "--config", "-c", help="The party's TOML file.")) -> None:
     """Validate the config and read every dataset once, without connecting."""
@@ -646,8 +688,10 @@ def catalog(
                 "dataset": i.dataset,
                 "holders": list(i.holders),
                 "holders_online": list(i.holders_online),
-                "columns": [{"name": c.name, "type": c.kind.value, "decimals": c.decimals} for c in i.columns],
+                "columns": [{"name": c.name, "type": c.kind.value, "decimals": c.decimals, "roles": c.roles,
+                             "bounds": [str(b) for b in c.bounds] if c.bounds else None} for c in i.columns],
                 "approx_rows": i.approx_rows,
+                "privacy": {h: _terms_json(t) for h, t in sorted(i.terms.items())},
             }
             for i in items
         ]}))
@@ -657,8 +701,26 @@ def catalog(
     for i in items:
         online = f"{len(i.holders_online)}/{len(i.holders)} online"
         typer.echo(f"{i.dataset}  ~{i.approx_rows} rows  holders: {', '.join(i.holders)} ({online})")
-        typer.echo("    columns: " + ", ".join(
-            f"{c.name}:{c.kind.value}" + (f"({c.decimals})" if c.kind.value == "decimal" else "") for c in i.columns))
+        for c in i.columns:
+            kind = c.kind.value + (f"({c.decimals})" if c.kind.value == "decimal" else "")
+            bounds = f"  bounds [{c.bounds[0]}, {c.bounds[1]}]" if c.bounds else ""
+            typer.echo(f"    {c.name:<20} {kind:<12} {c.roles}{bounds}")
+        for holder, t in sorted(i.terms.items()):
+            typer.echo(f"    {holder}: {_terms_text(t)}")
+
+
+def _terms_json(t: "PrivacyTerms") -> dict[str, Any]:
+    if not t.dp:
+        return {"differential_privacy": False}
+    return {"differential_privacy": True, "budget_rho": t.budget, "period_days": t.period_days,
+            "max_per_job": t.max_per_job, "default_per_job": t.default_per_job, "noise": t.noise}
+
+
+def _terms_text(t: "PrivacyTerms") -> str:
+    if not t.dp:
+        return "no differential privacy (the holder opted out: exact answers)"
+    return (f"differential privacy: rho {t.budget:g} per buyer every {t.period_days:g} days, at most "
+            f"{t.max_per_job:g} per job (default {t.default_per_job:g}), {t.noise} noise")
 
 
 def describe_encryption(params: PublicParams) -> dict[str, Any]:
@@ -707,6 +769,7 @@ def _exact(v: Fraction | float) -> str:
 
 
 def _answer_json(answer: AggregateAnswer) -> dict[str, Any]:
+    noisy = answer.noise is not None and answer.noise.private
     out: dict[str, Any] = {
         "statistic": answer.statistic,
         "precision": "exact" if answer.exact_backend else {"max_abs_error": answer.max_abs_error},
@@ -718,14 +781,22 @@ def _answer_json(answer: AggregateAnswer) -> dict[str, Any]:
                 if answer.exact_backend else None,
                 "rows": g.rows,
                 "suppressed_by": list(g.suppressed_by),
+                "interval95": [[iv.low, iv.high] if iv else None for iv in g.intervals] if g.intervals else None,
             }
             for g in answer.groups
         ],
     }
     if answer.scalar:
         out["value"] = answer.value
-        out["exact"] = exact_text(answer.exact) if answer.exact_backend else None
+        out["exact"] = exact_text(answer.exact) if answer.exact_backend and not noisy else None
         out["rows"] = answer.rows
+        iv = answer.groups[0].intervals[0] if answer.groups[0].intervals else None
+        if iv is not None:
+            out["noise_sd"], out["interval95"] = iv.sd, [iv.low, iv.high]
+    n = answer.noise
+    if n is not None:
+        out["privacy"] = {"noise_sd": n.sd, "spent_rho": n.spent, "remaining_rho": n.remaining,
+                          "renews_at": n.renews_at, "exact_holders": list(n.exact_holders)}
     return out
 
 
@@ -739,6 +810,9 @@ def job_aggregate(
     bins: Optional[str] = typer.Option(None, help="Histogram bin edges, e.g. 0,18,35,50,65,80,120 (bins are [a, b))."),
     backend: str = typer.Option("auto", help="auto, paillier, paillier-packed, bfv or ckks (see README)."),
     slot_bits: Optional[int] = typer.Option(None, help="paillier-packed: bits per value (default 64; 128 for variance)."),
+    rho: Optional[float] = typer.Option(None, min=0.0, help="Privacy budget (zCDP rho) to spend at each holder "
+                                        "that applies differential privacy; more is less noise. Default: each "
+                                        "holder's own default per job (see `wharf catalog`)."),
     party: list[str] = typer.Option([], "--party", help="Ask only these holders (repeatable); waits for them if offline."),
     min_parties: int = typer.Option(1, min=1, help="Fail unless at least this many holders contribute."),
     timeout: int = typer.Option(120, min=1, help="Seconds before the job fails for lack of answers."),
@@ -758,7 +832,7 @@ def job_aggregate(
             job = client.submit(
                 dataset, column, stat, where=where, group_by=group_by, bins=bins, backend=backend,
                 slot_bits=slot_bits, parties=party, min_parties=min_parties, timeout_s=timeout,
-                request_id=request_id,
+                request_id=request_id, rho=rho or None,
             )
             if show_progress:
                 from rich.console import Console
@@ -796,17 +870,32 @@ def job_aggregate(
     enc = describe_encryption(job.spec.encryption)
     precision = "exact" if answer.exact_backend else f"|error| <= {answer.max_abs_error:.2g}"
     typer.echo(f"  backend: {enc.pop('backend')} ({', '.join(f'{k}={v}' for k, v in enc.items())}); {precision}")
+    noise = answer.noise if answer.noise is not None and answer.noise.private else None
     if answer.scalar:
-        shown = f"{answer.value:.10g}" + (f"   (exact {exact_text(answer.exact)})" if answer.exact_backend else "")
+        exact = answer.exact_backend and noise is None
+        shown = f"{answer.value:.10g}" + (f"   (exact {exact_text(answer.exact)})" if exact else "")
         typer.echo(f"  value:   {shown}")
+        iv = answer.groups[0].intervals[0] if answer.groups[0].intervals else None
+        if iv is not None:
+            typer.echo(f"  95% interval: [{iv.low:.6g}, {iv.high:.6g}]   (noise sd {iv.sd:.4g})")
         if answer.rows is not None:
-            typer.echo(f"  rows:    {answer.rows}")
+            typer.echo(f"  rows:    {answer.rows}" + ("   (noisy)" if noise is not None else ""))
     else:
         for g in answer.groups:
             vals = ", ".join(f"{float(v):.10g}" for v in g.values[:8]) + (" ..." if len(g.values) > 8 else "")
             extra = f"  rows {g.rows}" if g.rows is not None else ""
             held = f"  (withheld by {', '.join(g.suppressed_by)})" if g.suppressed_by else ""
-            typer.echo(f"  {g.label or 'all':<24} {vals}{extra}{held}")
+            ivs = [iv for iv in g.intervals[:1] if iv is not None]
+            pm = f"  ±{(ivs[0].high - ivs[0].low) / 2:.4g}" if ivs else ""
+            typer.echo(f"  {g.label or 'all':<24} {vals}{pm}{extra}{held}")
+    if noise is not None:
+        sd = ", ".join(f"{k} {v:.4g}" for k, v in noise.sd.items())
+        typer.echo(f"  privacy: differentially private; noise sd per figure: {sd}")
+        for holder, spent in sorted(noise.spent.items()):
+            renews = time.strftime("%Y-%m-%d", time.gmtime(noise.renews_at[holder]))
+            typer.echo(f"    {holder}: spent rho {spent:g}, {noise.remaining[holder]:g} left until {renews}")
+        if noise.exact_holders:
+            typer.echo(f"    exact (opted out): {', '.join(noise.exact_holders)}")
     typer.echo(f"  holders: {len(answer.contributors)} contributed ({', '.join(answer.contributors)})")
     for t in answer.view.tasks:
         if t.state != TaskState.CONTRIBUTED:

@@ -90,7 +90,7 @@ description = "Outpatient visits, one row per visit"
 columns = [
   {{ name = "patient_id", type = "string", join_key = true }},
   {{ name = "age", type = "int", psi_value = true, aggregate = true, bounds = [0, 120], filter = ["<", "<=", ">", ">="] }},
-  {{ name = "cost", type = "decimal", decimals = 2, psi_value = true, aggregate = true, bounds = [-500, 5000] }},
+  {{ name = "cost", type = "decimal", decimals = 2, psi_value = true, aggregate = true, bounds = [-500, 5000], filter = ["<", "<=", ">", ">="] }},
   {{ name = "department", type = "string", categories = [{", ".join(f'"{d}"' for d in DEPARTMENTS)}], group = true, filter = ["==", "!="] }},
 ]
 

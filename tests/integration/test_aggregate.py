@@ -69,7 +69,7 @@ def test_too_few_rows_is_refused_with_threshold_not_count(exchange: Exchange) ->
         job = c.submit("visits", "cost", "sum", where="age == 3 and department == 'oncology'", min_parties=1)
         with pytest.raises(JobFailed) as err:
             c.result(job, timeout_s=60)
-    assert all("fewer than 10 rows" in t.reason for t in err.value.view.tasks)
+    assert all("fewer rows than the holder's minimum (min_rows)" in t.reason for t in err.value.view.tasks)
 
 
 def test_min_parties_fails_when_refusals_leave_too_few(exchange: Exchange) -> None:
