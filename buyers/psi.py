@@ -18,16 +18,45 @@ from typing import Callable, Iterator, Sequence
 
 from buyers.connection import Connection
 from datawharf.chunking import Assembler, split_items
-from datawharf.errors import InvalidArgument, JobFailed, WharfError
+from datawharf.errors import FailedPrecondition, InvalidArgument, JobFailed, WharfError
 from datawharf.messages import StagePiece
 from datawharf.model import JobView, PsiJob
 from datawharf.serde import job_from_proto, piece_to_proto, psi_to_proto
 from datawharf.signing import check_stages, items_digest
 from datawharf.states import JobState
 from datawharf.v1 import buyer_pb2
-from protocols import oprf, psi, psi_sum
-from protocols.psi_stages import MAX_SEALED_BYTES, MAX_SET, PsiMode, Stage, item_bytes, unpack_sums
+from protocols import dp, oprf, psi, psi_sum
+from protocols.psi_stages import (
+    MAX_NOISE_BYTES,
+    MAX_PADDING,
+    MAX_SEALED_BYTES,
+    MAX_SET,
+    NoiseDeclaration,
+    PsiMode,
+    Stage,
+    item_bytes,
+    unpack_sums,
+)
 from protocols.psi_stages import split_items as split_stage
+
+
+@dataclass(frozen=True)
+class PsiNoise:
+    """The noise a holder under differential privacy declared (signed) for a PSI result.
+
+    ``size`` and ``totals`` of the answer are noisy: each carries discrete
+    Gaussian noise of the σ given here, and its 95 % interval is given too.
+    ``set_size_sd`` is the noise on how many rows the holder showed (its set
+    size is hidden up to that)."""
+
+    rho: float                              # the privacy loss this job cost the buyer's budget
+    size_sd: float                          # σ of the size, in IDs (0: exact)
+    size_interval: dp.Interval | None
+    set_size_sd: float
+    sum_sd: dict[str, float]                # σ of each total, in the column's units
+    intervals: dict[str, dp.Interval]       # 95 % interval of each total
+    remaining: float                        # what remains of the buyer's budget for the dataset
+    renews_at: float                        # unix seconds
 
 
 @dataclass(frozen=True)
@@ -39,6 +68,7 @@ class PsiAnswer:
     totals: dict[str, Fraction]  # psi-sum: per value column
     holder: str
     view: JobView
+    noise: PsiNoise | None = None  # None: the holder answered exactly
 
 
 Progress = Callable[[str, int, int], None]
@@ -175,12 +205,17 @@ def run_psi(
         view = _await_stage(conn, job_id, timeout_s + 30)
         if view.final:
             raise WharfError(f"job {job_id} ended before the buyer's second round")
+        try:
+            declared = b"".join(_download(conn, job_id, Stage.P, MAX_NOISE_BYTES))
+            seen[Stage.P] = items_digest([declared])
+        except FailedPrecondition:
+            declared = b""  # a holder that declares no noise (checked against its receipt below)
         if isinstance(role, oprf.Buyer):
             evaluated = _download(conn, job_id, Stage.E, total)
             seen[Stage.E] = items_digest(evaluated)
             _upload(conn, job_id, Stage.Q, role.tags(evaluated), progress)
         else:
-            w = _download(conn, job_id, Stage.W, MAX_SET)
+            w = _download(conn, job_id, Stage.W, MAX_SET + MAX_PADDING)
             seen[Stage.W] = items_digest(w)
             z = role.reblind(w, _progress_mapper(mapper, "re-blinding", len(w), progress))
             if isinstance(role, psi_sum.Buyer):
@@ -198,6 +233,9 @@ def run_psi(
     if conn.trust is not None and body_digest:
         receipt = next(x for x in result.receipts if x.party == result.contributors[0])
         check_stages(receipt, {str(k): v for k, v in seen.items()})
+        if Stage.P not in seen and any(s.stage == Stage.P for s in receipt.stages):
+            raise WharfError(f"{receipt.party} declared the noise of job {job_id} but the gateway did not pass "
+                             "the declaration on; the result cannot be read without it")
     r = result.psi
     matched: tuple[str, ...] = ()
     totals: dict[str, Fraction] = {}
@@ -209,4 +247,23 @@ def run_psi(
         ids_list = list(ids)
         hits = sorted(row for n in role.matched(r.positions) for row in role.rows[n])
         matched = tuple(ids_list[row] for row in hits)  # in the order of the buyer's input
-    return PsiAnswer(job_id, psi_mode.value, r.size, matched, totals, result.contributors[0], view)
+    return PsiAnswer(job_id, psi_mode.value, r.size, matched, totals, result.contributors[0], view,
+                     _noise(declared, r.size, totals) if declared else None)
+
+
+def _noise(declared: bytes, size: int, totals: dict[str, Fraction]) -> PsiNoise | None:
+    try:
+        d = NoiseDeclaration.unpack(declared)
+    except ValueError as exc:
+        raise WharfError(f"the holder's noise declaration is unreadable: {exc}") from None
+    if d.exact:
+        return None
+    sds = dict(d.sum_sd)
+    if set(sds) != set(totals):
+        raise WharfError(f"the holder declared noise for columns {sorted(sds)}, the job sums {sorted(totals)}")
+
+    def around(value: float, sd: float) -> dp.Interval:
+        return dp.Interval(sd, value - dp.Z95 * sd, value + dp.Z95 * sd)
+
+    return PsiNoise(d.rho, d.size_sd, around(size, d.size_sd) if d.size_sd else None, d.set_size_sd, sds,
+                    {c: around(float(totals[c]), sd) for c, sd in sds.items()}, d.remaining, d.renews_at)

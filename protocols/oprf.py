@@ -143,7 +143,8 @@ class SortedTags:
         return isinstance(tag, bytes) and len(tag) == TAG_BYTES and self.members([tag])[0]
 
 
-def lookup(table: Table, tags: Sequence[bytes], *, minimum: int, cardinality_only: bool) -> psi.Match:
+def lookup(table: Table, tags: Sequence[bytes], *, minimum: int, cardinality_only: bool,
+           offset: int = 0) -> psi.Match:
     """The gateway's role, holding the epoch's published table.
 
     Tags must be distinct (RepeatedPoint otherwise): ten copies of one tag
@@ -153,6 +154,6 @@ def lookup(table: Table, tags: Sequence[bytes], *, minimum: int, cardinality_onl
         positions = tuple(i for i, hit in enumerate(table.members(tags)) if hit)
     else:
         positions = tuple(i for i, t in enumerate(tags) if t in table)
-    if len(positions) < minimum:
-        raise psi.BelowMinimum(f"the intersection is below the holder's minimum of {minimum}; nothing is released")
-    return psi.Match(() if cardinality_only else positions, len(positions))
+    if offset and not cardinality_only:
+        raise psi.PsiError("noise on the size of an intersection whose positions are released hides nothing")
+    return psi.Match(() if cardinality_only else positions, psi.released_size(len(positions), offset, minimum))

@@ -244,6 +244,11 @@ class Buyer:
         return out
 
 
+def padding_ids(n: int) -> list[bytes]:
+    """``n`` dummy IDs for padding a holder's set: 32 random bytes each, which no buyer can hold."""
+    return [b"\x00pad" + secrets.token_bytes(32) for _ in range(n)]
+
+
 class Holder:
     """The holder's side: its IDs and its scalar."""
 
@@ -252,12 +257,16 @@ class Holder:
         self.key = key or Key()
 
     def answer(self, buyer_points: Sequence[bytes], *, cardinality_only: bool,
-               mapper: Mapper = _serial_map) -> tuple[list[bytes], list[bytes]]:
-        """Round 2: (D for the gateway, W for the buyer)."""
+               mapper: Mapper = _serial_map, padding: int = 0) -> tuple[list[bytes], list[bytes]]:
+        """Round 2: (D for the gateway, W for the buyer).
+
+        ``padding`` dummy IDs join the holder's own in W, so |W| tells the
+        buyer |Y| + padding; a random ``padding`` hides the set's exact size."""
         d = reblind(self.key, buyer_points, mapper)
         if cardinality_only:
             d = shuffled(d)
-        w = [p for part in mapper(self.key.hash_and_blind, chunked(shuffled(self.unique))) for p in part]
+        own = shuffled(self.unique + padding_ids(padding))
+        w = [p for part in mapper(self.key.hash_and_blind, chunked(own)) for p in part]
         return d, w
 
 
@@ -271,19 +280,32 @@ class BelowMinimum(PsiError):
     """The intersection is smaller than the holder's minimum; nothing is released."""
 
 
-def match(d: Sequence[bytes], z: Sequence[bytes], *, minimum: int, cardinality_only: bool) -> Match:
+def released_size(matches: int, offset: int, minimum: int) -> int:
+    """The size the gateway releases: the distinct matches plus the holder's noise, if at least the minimum.
+
+    Under noise the minimum is applied to the noisy size, so whether anything
+    is released is itself covered by the holder's privacy guarantee."""
+    size = matches + offset
+    if size < minimum:
+        raise BelowMinimum(f"the intersection is below the holder's minimum of {minimum}; nothing is released")
+    return max(0, size)
+
+
+def match(d: Sequence[bytes], z: Sequence[bytes], *, minimum: int, cardinality_only: bool,
+          offset: int = 0) -> Match:
     """The gateway's role: which of the buyer's positions matched, if enough did.
 
-    Both sets must be duplicate-free, so ``size`` counts distinct matches."""
+    Both sets must be duplicate-free, so ``size`` counts distinct matches.
+    ``offset`` is the holder's noise on the size (cardinality-only only: the
+    positions of an exact intersection would give the true size away)."""
     require_distinct(d, "the holder's re-blinded set (stage D)")
     require_distinct(z, "the buyer's re-blinded set (stage Z)")
+    if offset and not cardinality_only:
+        raise PsiError("noise on the size of an intersection whose positions are released hides nothing")
     z_set = set(z)
     positions = tuple(i for i, v in enumerate(d) if v in z_set)
-    if len(positions) < minimum:
-        raise BelowMinimum(
-            f"the intersection is below the holder's minimum of {minimum}; nothing is released"
-        )
-    return Match(() if cardinality_only else positions, len(positions))
+    size = released_size(len(positions), offset, minimum)
+    return Match(() if cardinality_only else positions, size)
 
 
 def run_chunk(job: tuple[bytes, str, list[bytes]]) -> list[bytes]:

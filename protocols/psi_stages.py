@@ -10,6 +10,8 @@
     E      holder      buyer            32 (point)       the buyer's OPRF points evaluated under the epoch key
     Q      buyer       gateway          16 (tag)         the buyer's OPRF tags (unbalanced)
     T      holder      gateway          16 (tag)         the holder's OPRF table for its epoch (unbalanced)
+    N      holder      gateway          1 (opaque)       the holder's noise on the count and padding rows to count (DP)
+    P      holder      buyer            1 (opaque)       the holder's noise declaration: ρ, σ per figure (DP)
 
 A job's rounds: the buyer uploads A (or, unbalanced, also A: its blinded
 points); the holder answers with its stages for the mode; the buyer reads
@@ -19,6 +21,8 @@ its stages and uploads its second round (Z, or Q). Pure data, no I/O.
 from __future__ import annotations
 
 import enum
+import json
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -31,6 +35,8 @@ POINT_BYTES = 32
 MAX_SET = 1 << 22  # IDs per side in one job
 MAX_TABLE = 1 << 24  # entries of a holder's OPRF table
 MAX_SEALED_BYTES = 1 << 16
+MAX_PADDING = 1 << 16  # dummy rows a holder may add to W to hide its set's size
+MAX_NOISE_BYTES = 1 << 20
 
 
 class PsiMode(enum.StrEnum):
@@ -55,6 +61,8 @@ class Stage(enum.StrEnum):
     E = "E"
     Q = "Q"
     T = "T"
+    N = "N"
+    P = "P"
 
 
 @dataclass(frozen=True)
@@ -77,15 +85,19 @@ STAGES: dict[Stage, StageSpec] = {
         StageSpec(Stage.E, POINT_BYTES, Role.HOLDER, Role.BUYER),
         StageSpec(Stage.Q, TAG_BYTES, Role.BUYER, Role.GATEWAY),
         StageSpec(Stage.T, TAG_BYTES, Role.HOLDER, Role.GATEWAY),
+        StageSpec(Stage.N, 1, Role.HOLDER, Role.GATEWAY),
+        StageSpec(Stage.P, 1, Role.HOLDER, Role.BUYER),
     )
 }
 
-# What the holder sends back for each mode (T only when the gateway lacks the epoch's table).
+# What the holder sends back for each mode (T only when the gateway lacks the epoch's table;
+# N and P from holders that declare their noise, which this project's holders always do).
 HOLDER_STAGES: dict[PsiMode, tuple[Stage, ...]] = {
-    PsiMode.INTERSECTION: (Stage.D, Stage.W),
-    PsiMode.SUM: (Stage.D, Stage.W, Stage.M, Stage.S),
-    PsiMode.UNBALANCED: (Stage.E, Stage.T),
+    PsiMode.INTERSECTION: (Stage.D, Stage.W, Stage.N, Stage.P),
+    PsiMode.SUM: (Stage.D, Stage.W, Stage.M, Stage.S, Stage.N, Stage.P),
+    PsiMode.UNBALANCED: (Stage.E, Stage.T, Stage.N, Stage.P),
 }
+OPTIONAL_STAGES = frozenset({Stage.T, Stage.N, Stage.P})
 # The buyer's second upload, once the holder has answered.
 SECOND_ROUND: dict[PsiMode, Stage] = {
     PsiMode.INTERSECTION: Stage.Z,
@@ -110,11 +122,13 @@ def max_items(stage: Stage, *, buyer_set_size: int, value_columns: int, holder_r
     if stage is Stage.Z:
         return holder_rows
     if stage is Stage.W:
-        return MAX_SET
+        return MAX_SET + MAX_PADDING
     if stage is Stage.M:
-        return MAX_SET * max(1, value_columns)
+        return (MAX_SET + MAX_PADDING) * max(1, value_columns)
     if stage is Stage.S:
         return MAX_SEALED_BYTES
+    if stage in (Stage.N, Stage.P):
+        return MAX_NOISE_BYTES
     return MAX_TABLE  # T
 
 
@@ -168,6 +182,68 @@ def canonical_u(data: bytes) -> bytes:
     return arr.tobytes()
 
 
+@dataclass(frozen=True)
+class CountNoise:
+    """Stage N: what the gateway adds to the count it releases, and which padding rows it counts.
+
+    ``offset`` is added to the number of matches (the holder's noise on the
+    intersection size); ``include`` are positions of W (psi-sum: padding rows
+    whose masked values carry the sums' noise, or zeros) that the gateway
+    joins to the matched positions, so the buyer unmasks them with the rest."""
+
+    offset: int = 0
+    include: tuple[int, ...] = ()
+
+    def pack(self) -> bytes:
+        return self.offset.to_bytes(8, "little", signed=True) + b"".join(
+            i.to_bytes(4, "little") for i in self.include)
+
+    @classmethod
+    def unpack(cls, data: bytes) -> "CountNoise":
+        if len(data) < 8 or (len(data) - 8) % 4:
+            raise ValueError(f"stage N is 8 bytes and whole 4-byte positions, not {len(data)} bytes")
+        offset = int.from_bytes(data[:8], "little", signed=True)
+        include = tuple(int.from_bytes(data[i:i + 4], "little") for i in range(8, len(data), 4))
+        if len(set(include)) != len(include):
+            raise ValueError("stage N counts a padding row twice")
+        return cls(offset, include)
+
+
+@dataclass(frozen=True)
+class NoiseDeclaration:
+    """Stage P, signed with the holder's other stages: what noise the released figures carry.
+
+    Standard deviations are in the figures' own units (IDs for the size,
+    the column's units for a sum); ``exact`` means the holder added none."""
+
+    exact: bool = True
+    rho: float = 0.0
+    size_sd: float = 0.0
+    set_size_sd: float = 0.0
+    sum_sd: tuple[tuple[str, float], ...] = ()
+    remaining: float = 0.0
+    renews_at: float = 0.0
+
+    def pack(self) -> bytes:
+        return json.dumps({"exact": self.exact, "rho": self.rho, "size_sd": self.size_sd,
+                           "set_size_sd": self.set_size_sd, "sum_sd": dict(self.sum_sd),
+                           "remaining": self.remaining, "renews_at": self.renews_at}, sort_keys=True).encode()
+
+    @classmethod
+    def unpack(cls, data: bytes) -> "NoiseDeclaration":
+        try:
+            d = json.loads(data)
+            out = cls(bool(d["exact"]), float(d["rho"]), float(d["size_sd"]), float(d["set_size_sd"]),
+                      tuple((str(k), float(v)) for k, v in dict(d["sum_sd"]).items()), float(d["remaining"]),
+                      float(d["renews_at"]))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"stage P is not a noise declaration: {exc}") from None
+        if any(not (math.isfinite(v) and v >= 0) for v in (out.rho, out.size_sd, out.set_size_sd,
+                                                            *(sd for _, sd in out.sum_sd))):
+            raise ValueError("stage P declares a negative or non-finite figure")
+        return out
+
+
 def pack_masked(rows: Sequence[Sequence[int]]) -> bytes:
     """Masked values (each < 2^(8·MASK_BYTES)), row-major, little-endian: stage M."""
     return b"".join(v.to_bytes(MASK_BYTES, "little") for row in rows for v in row)
@@ -192,6 +268,7 @@ def unpack_sums(raw: Sequence[bytes]) -> list[int]:
     return [int.from_bytes(x, "little") for x in raw]
 
 
-__all__ = ["BUYER_READS", "DISTINCT", "HOLDER_STAGES", "canonical_u", "first_repeat", "MAX_SET", "MAX_TABLE", "POINT_BYTES", "PsiMode", "Role", "SECOND_ROUND",
+__all__ = ["BUYER_READS", "CountNoise", "DISTINCT", "HOLDER_STAGES", "MAX_NOISE_BYTES", "MAX_PADDING",
+           "NoiseDeclaration", "OPTIONAL_STAGES", "canonical_u", "first_repeat", "MAX_SET", "MAX_TABLE", "POINT_BYTES", "PsiMode", "Role", "SECOND_ROUND",
            "STAGES", "Stage", "StageSpec", "item_bytes", "max_items", "pack_masked", "pack_sums", "split_items",
            "unpack_masked", "unpack_sums"]

@@ -29,6 +29,37 @@ Z with repeated values, so a buyer cannot copy a matching value to inflate
 J. It can spoil entries of Z to drop rows, but it cannot tell which
 positions of W match (D never reaches it), so it cannot aim at one ID; the
 holder's minimum intersection size bounds what small totals reveal.
+
+Differencing and differential privacy. Exact totals let a buyer sum a list
+of IDs, add one phone number, sum again, and read that person's value off
+the difference; the exact |J| tells it whether the person is there at all.
+Under the holder's DP policy (the unit of privacy is one ID of the join
+key, with all its rows summed and then clipped to the column's bounds):
+
+- Sums: the holder adds a padding row whose values are discrete Gaussian
+  noise, masked like any row, and the gateway always counts it, so the
+  buyer's total is Σ_J v + η and it cannot subtract η: it never sees an
+  unmasked row, and the row's mask alone tells it nothing about η.
+- The size: the holder pads W with rows of value 0 and tells the gateway
+  (stage N, which the buyer never reads) to count t = T + η_c of them, T a
+  fixed shift of ten standard deviations so that t is not negative but with
+  probability below 10^-23 (then clamped: the only δ here). The released
+  size is |J| + η_c, the positions the buyer unmasks include those t rows,
+  and the minimum is applied to the noisy size.
+- The set size: the number of padding rows is itself shifted noise, so
+  |W| = |Y| + padding shows |Y| only up to noise.
+- ρ is split evenly over the released parts (size, set size, each column)
+  by OpenDP's accounting (``protocols.dp``); each ID moves the size and the
+  set size by 1 and each clipped sum by at most max(|lower|, |upper|).
+
+What the guarantee covers. Against the buyer alone: every figure it sees
+(size, |W|, each total) is ρ-zCDP for the holder's IDs, provided the buyer
+re-blinds W with one scalar as the protocol says. A buyer that re-blinds
+parts of W under k different scalars (undetectable without a proof of one
+scalar, not part of this protocol) can make one ID count up to k times,
+which scales the loss to k²·ρ; the holder's quotas bound how often it can
+try. Against the buyer with the gateway: none, as above they unmask every
+row; the gateway alone sees J, |J| and η_c, never a value.
 """
 
 from __future__ import annotations
@@ -110,11 +141,15 @@ class HolderAnswer:
     for_buyer_w: list[bytes]          # b·H(y_j), shuffled
     for_buyer_sealed_seed: bytes
     minimum: int
+    counted: tuple[int, ...] = ()     # padding rows of W the gateway counts with the matches
 
 
 class Holder:
-    def __init__(self, rows: Iterable[tuple[str, Sequence[int]]], *, key: psi.Key | None = None) -> None:
-        """``rows``: (id, fixed-point integer values per column). Repeated IDs are summed."""
+    def __init__(self, rows: Iterable[tuple[str, Sequence[int]]], *, key: psi.Key | None = None,
+                 bounds: Sequence[tuple[int, int]] | None = None) -> None:
+        """``rows``: (id, fixed-point integer values per column). Repeated IDs are summed, and
+        each ID's sums clipped to ``bounds`` (one (lower, upper) per column) when given:
+        under differential privacy one ID is what a neighbouring dataset adds or removes."""
         merged: dict[bytes, list[int]] = {}
         self.columns = -1
         for ident, values in rows:
@@ -126,18 +161,43 @@ class Holder:
             for k, v in enumerate(values):
                 acc[k] += int(v)
         self.columns = max(self.columns, 0)
+        if bounds is not None:
+            if merged and len(bounds) != self.columns:
+                raise psi.PsiError(f"{len(bounds)} bounds for {self.columns} value columns")
+            for acc in merged.values():
+                for k, (lo, hi) in enumerate(bounds):
+                    acc[k] = min(max(acc[k], lo), hi)
         self.rows = merged
         self.key = key or psi.Key()
 
     def answer(self, buyer_points: Sequence[bytes], buyer_box: bytes, context: bytes, *, minimum: int,
-               mapper: psi.Mapper = psi._serial_map) -> HolderAnswer:
+               mapper: psi.Mapper = psi._serial_map, padding: int = 0, noise: Sequence[int] | None = None,
+               count: int = 0) -> HolderAnswer:
+        """Round 2 with optional padding (see the module docstring).
+
+        ``padding``: rows of value 0 added to the holder's own; ``count``: how
+        many of them the gateway counts as matches; ``noise``: values (one per
+        column) of one more padding row that the gateway always counts."""
+        if not 0 <= count <= padding:
+            raise psi.PsiError(f"cannot count {count} of {padding} padding rows")
+        if noise is not None and len(noise) != self.columns:
+            raise psi.PsiError(f"{len(noise)} noise values for {self.columns} value columns")
         d = psi.shuffled(psi.reblind(self.key, buyer_points, mapper))
-        order = psi.shuffled(list(self.rows))
+        pads = psi.padding_ids(padding + (noise is not None))
+        values = dict(self.rows)
+        counted = set(pads[:count])
+        for ident in pads:
+            values[ident] = [0] * self.columns
+        if noise is not None:
+            values[pads[-1]] = [int(n) for n in noise]
+            counted.add(pads[-1])
+        order = psi.shuffled(list(values))
         w = [p for part in mapper(self.key.hash_and_blind, psi.chunked(order)) for p in part]
         seed = os.urandom(32)
         masks = _masks(seed, len(order), self.columns)
-        masked = [[(v + m) % MODULUS for v, m in zip(self.rows[ident], mj)] for ident, mj in zip(order, masks)]
-        return HolderAnswer(d, masked, w, seal(seed, buyer_box, context), minimum)
+        masked = [[(v + m) % MODULUS for v, m in zip(values[ident], mj)] for ident, mj in zip(order, masks)]
+        included = tuple(j for j, ident in enumerate(order) if ident in counted)
+        return HolderAnswer(d, masked, w, seal(seed, buyer_box, context), minimum, included)
 
 
 @dataclass(frozen=True)
@@ -147,19 +207,28 @@ class SumResult:
     masked_sums: tuple[int, ...]
 
 
-def gateway_sum(d: Sequence[bytes], z: Sequence[bytes], masked: Sequence[Sequence[int]], *, minimum: int) -> SumResult:
-    """The gateway's role: J from D and Z, and the masked sums over J."""
+def gateway_sum(d: Sequence[bytes], z: Sequence[bytes], masked: Sequence[Sequence[int]], *, minimum: int,
+                offset: int = 0, counted: Sequence[int] = ()) -> SumResult:
+    """The gateway's role: J from D and Z, and the masked sums over J.
+
+    ``offset`` (the holder's noise on the size) and ``counted`` (padding rows
+    it asks to be summed with the matches) come from its stage N."""
     if len(z) != len(masked):
         raise psi.InvalidPoint(f"the buyer re-blinded {len(z)} values for {len(masked)} holder rows")
     psi.require_distinct(d, "the holder's re-blinded set (stage D)")
     psi.require_distinct(z, "the buyer's re-blinded set (stage Z)")
     d_set = set(d)
-    positions = tuple(j for j, v in enumerate(z) if v in d_set)
-    if len(positions) < minimum:
-        raise psi.BelowMinimum(f"the intersection is below the holder's minimum of {minimum}; nothing is released")
+    matched = tuple(j for j, v in enumerate(z) if v in d_set)
+    extra = set(counted)
+    if len(extra) != len(counted) or any(not 0 <= j < len(z) for j in extra):
+        raise psi.PsiError("the holder's counted padding rows repeat or lie outside W")
+    if extra.intersection(matched):
+        raise psi.PsiError("a padding row the holder counts matched the buyer's set; honest padding never does")
+    size = psi.released_size(len(matched), offset, minimum)
+    positions = tuple(sorted(extra.union(matched)))
     columns = len(masked[0]) if masked else 0
     sums = tuple(sum(masked[j][k] for j in positions) % MODULUS for k in range(columns))
-    return SumResult(positions, len(positions), sums)
+    return SumResult(positions, size, sums)
 
 
 class Buyer(psi.Buyer):

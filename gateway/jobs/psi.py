@@ -29,8 +29,10 @@ from protocols.psi_stages import (
     BUYER_READS,
     DISTINCT,
     HOLDER_STAGES,
+    OPTIONAL_STAGES,
     SECOND_ROUND,
     STAGES,
+    CountNoise,
     PsiMode,
     Role,
     Stage,
@@ -240,6 +242,14 @@ class PsiJobs:
             repeat = self._repeat(jid, spec, stage)
             if repeat:
                 raise psi.RepeatedPoint(repeat)
+        try:
+            noise = self._noise(jid)
+        except ValueError as exc:
+            raise psi.PsiError(str(exc)) from None
+        if noise.include and spec.mode is not PsiMode.SUM:
+            raise psi.PsiError("stage N counts padding rows, which only a psi-sum answer has")
+        if noise.offset and not spec.cardinality_only and spec.mode is not PsiMode.SUM:
+            raise psi.PsiError("stage N adds noise to an intersection whose positions are released")
         self._minimum[jid] = max(1, msg.min_intersection)
         if spec.mode is PsiMode.UNBALANCED:
             if self._items(jid, Stage.E) != spec.buyer_set_size:
@@ -253,7 +263,7 @@ class PsiJobs:
             self._epoch[jid] = msg.table_epoch
             return
         for stage in HOLDER_STAGES[spec.mode]:
-            if not self.spool.has(jid, stage):
+            if stage not in OPTIONAL_STAGES and not self.spool.has(jid, stage):
                 raise psi.PsiError(f"the answer lacks stage {stage}")
         if self._items(jid, Stage.D) != spec.buyer_set_size:
             raise psi.PsiError("the holder re-blinded a different number of points than the buyer sent")
@@ -289,6 +299,12 @@ class PsiJobs:
                                detail=f"stage={stage} items={size // item_bytes(stage)} chunks={chunks} bytes={size}")
 
     # ------------------------------------------------------------------ match
+    def _noise(self, job_id: str) -> CountNoise:
+        """The holder's noise on the size (stage N); none from a holder that sent no stage N."""
+        if not self.spool.has(job_id, Stage.N):
+            return CountNoise()
+        return CountNoise.unpack(self.spool.read(job_id, Stage.N))
+
     def _items(self, job_id: str, stage: Stage) -> int:
         return self.spool.size(job_id, stage) // item_bytes(stage) if self.spool.has(job_id, stage) else 0
 
@@ -310,15 +326,17 @@ class PsiJobs:
             if table is None:
                 raise psi.PsiError("the holder's table for this epoch is no longer held; submit the job again")
             m = oprf.lookup(table, self.spool.items(jid, Stage.Q, item_bytes(Stage.Q)), minimum=minimum,
-                            cardinality_only=spec.cardinality_only)
+                            cardinality_only=spec.cardinality_only, offset=self._noise(jid).offset)
             return buyer_pb2.PsiResult(size=m.size, positions=m.positions)
         d = self.spool.items(jid, Stage.D, item_bytes(Stage.D))
         z = self.spool.items(jid, Stage.Z, item_bytes(Stage.Z))
         if spec.mode is PsiMode.INTERSECTION:
-            m = psi.match(d, z, minimum=minimum, cardinality_only=spec.cardinality_only)
+            m = psi.match(d, z, minimum=minimum, cardinality_only=spec.cardinality_only,
+                          offset=self._noise(jid).offset)
             return buyer_pb2.PsiResult(size=m.size, positions=m.positions)
         masked = unpack_masked(self.spool.read(jid, Stage.M), len(spec.value_columns))
-        r = psi_sum.gateway_sum(d, z, masked, minimum=minimum)
+        noise = self._noise(jid)
+        r = psi_sum.gateway_sum(d, z, masked, minimum=minimum, offset=noise.offset, counted=noise.include)
         return buyer_pb2.PsiResult(size=r.size, positions=r.positions, holder_rows=len(z),
                                    masked_sums=pack_sums(r.masked_sums))
 

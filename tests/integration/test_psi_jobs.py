@@ -102,7 +102,7 @@ def test_unbalanced_twice_uses_the_published_table(exchange: Exchange) -> None:
     # oprf_epoch_hours, 24 by default: two jobs a second apart straddle that
     # boundary about once in 10^5 runs.)
     assert offered[1] and all(epoch in o for o in offered[1]), f"epoch {epoch}, offered {offered[1]}"
-    assert done2.table_epoch == epoch and stages[1] == {"E"}
+    assert done2.table_epoch == epoch and stages[1] == {"E", "N", "P"}  # no T: the table was not resent
 
 
 def test_errors(exchange: Exchange) -> None:
@@ -193,6 +193,6 @@ def test_nothing_raw_crosses_the_wire_and_buyer_reads_only_its_stages(exchange: 
     assert not report.found, f"raw values on the wire: {report.found[:5]}"
     assert report.bound <= 1e-6
     downloads = [r.msg.stage for r in records if r.method.endswith("/DownloadSet") and r.direction == "in"]  # type: ignore[attr-defined]
-    assert {"W", "S", "E"} <= set(downloads)
+    assert {"W", "S", "E", "P"} <= set(downloads)
     sent_to_buyer = {r.msg.stage for r in records if r.method.endswith("/DownloadSet") and r.direction == "out"}  # type: ignore[attr-defined]
-    assert sent_to_buyer <= {"W", "S", "E"}
+    assert sent_to_buyer <= {"W", "S", "E", "P"}
