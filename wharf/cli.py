@@ -981,12 +981,32 @@ def _psi_command(mode: str, ids: Path, id_column: str, dataset: str, key_column:
             "buyer_ids": len(values), "matched_rows": len(answer.matched),
             "sums": {k: exact_text(v) for k, v in answer.totals.items()},
             "output": str(output) if output is not None and answer.matched else None, "seconds": round(seconds, 3),
+            "noise": None if answer.noise is None else {
+                "rho": answer.noise.rho, "size_sd": answer.noise.size_sd, "set_size_sd": answer.noise.set_size_sd,
+                "sum_sd": answer.noise.sum_sd, "remaining": answer.noise.remaining,
+                "renews_at": answer.noise.renews_at,
+                "intervals95": {k: [iv.low, iv.high] for k, iv in answer.noise.intervals.items()}
+                | ({"size": [answer.noise.size_interval.low, answer.noise.size_interval.high]}
+                   if answer.noise.size_interval else {})},
         }))
         return
     typer.echo(f"{answer.mode} against {answer.holder}'s {dataset}.{key_column}: intersection size {answer.size}"
                f" of your {len(values)} IDs")
+    pn = answer.noise
+    if pn is not None and pn.size_interval is not None:
+        iv = pn.size_interval
+        typer.echo(f"  size 95% interval: [{iv.low:.6g}, {iv.high:.6g}]   (noise sd {iv.sd:.4g})")
     for col, total in answer.totals.items():
-        typer.echo(f"  sum of {col}: {float(total):.10g}   (exact {exact_text(total)})")
+        if pn is None:
+            typer.echo(f"  sum of {col}: {float(total):.10g}   (exact {exact_text(total)})")
+        else:
+            iv = pn.intervals[col]
+            typer.echo(f"  sum of {col}: {float(total):.10g}   95% interval [{iv.low:.6g}, {iv.high:.6g}]"
+                       f"   (noise sd {iv.sd:.4g})")
+    if pn is not None:
+        renews = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(pn.renews_at))
+        typer.echo(f"  privacy: differentially private; spent rho {pn.rho:g}, {pn.remaining:g} left until {renews}"
+                   f"; the holder's set size is hidden by noise of sd {pn.set_size_sd:.4g}")
     if answer.matched:
         where = f"; written to {output}" if output is not None else " (pass --output FILE to save them)"
         typer.echo(f"  {len(answer.matched)} of your rows matched{where}")
