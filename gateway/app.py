@@ -21,7 +21,7 @@ from datawharf.pki import Credentials, Role, RoleError, TrustStore
 from datawharf.tls import check_insecure, server_credentials
 from datawharf.v1 import buyer_pb2, buyer_pb2_grpc, party_pb2, party_pb2_grpc
 from gateway.dispatch import StreamDispatcher
-from gateway.interceptors import CallLimiter
+from gateway.interceptors import CallLimiter, MalformedGuard
 from gateway.anchor import Anchor
 from gateway.ledger import Ledger
 from gateway.metrics import ByteCounter, Metrics
@@ -124,9 +124,11 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
                         spool=Spool(settings.data_dir / "spool", max_bytes=settings.spool_max_bytes), trust=trust,
                         result_ttl_s=settings.result_ttl_s, quotas=quotas)
     tap = WireTap(settings.wire_log) if settings.wire_log else None
-    # Metrics first, so that calls the limiter refuses are counted with their status.
-    interceptors: list[grpc.aio.ServerInterceptor] = [metrics.rpc_interceptor(), CallLimiter(quotas.admit_call),
-                                                      ByteCounter(metrics)] + ([tap] if tap else [])
+    # Metrics first, so that calls refused by the others are counted with their status; the
+    # malformed-request guard before every interceptor that reads messages.
+    interceptors: list[grpc.aio.ServerInterceptor] = [metrics.rpc_interceptor(), MalformedGuard(),
+                                                      CallLimiter(quotas.admit_call), ByteCounter(metrics)]
+    interceptors += [tap] if tap else []
     server = grpc.aio.server(interceptors=interceptors, options=server_options(idle_s=settings.idle_s),
                              maximum_concurrent_rpcs=settings.max_concurrent_rpcs or None)
     buyer_pb2_grpc.add_BuyerServiceServicer_to_server(BuyerServicer(orch, gate), server)

@@ -16,7 +16,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 import grpc
 
-from datawharf.errors import WharfError
+from datawharf.errors import InvalidArgument, WharfError
 from datawharf.identity import peer_name
 
 # (method, caller, direction "in"/"out", message)
@@ -306,3 +306,95 @@ class CallLimiter(grpc.aio.ServerInterceptor):
         if handler is None or not details.method.startswith("/datawharf."):
             return handler
         return limit_calls(handler, self._admit)
+
+
+class Malformed:
+    """What the lenient deserializer returns for bytes that are not the expected message."""
+
+    def __init__(self, type_name: str, error: BaseException) -> None:
+        self.message = (f"the request is not a valid {type_name} message ({error}); send messages as the "
+                        "datawharf.v1 .proto files describe them, e.g. with the project's client")
+
+
+def _lenient(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+    cls = getattr(deserializer, "__self__", None)
+    type_name = getattr(getattr(cls, "DESCRIPTOR", None), "full_name", "request")
+    real = deserializer
+
+    def parse(data: bytes) -> Any:
+        try:
+            return real(data)
+        except Exception as exc:  # grpc would answer UNKNOWN for it, which tells the caller nothing
+            return Malformed(type_name, exc)
+
+    return parse
+
+
+def reject_malformed(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """``handler`` answering INVALID_ARGUMENT, with what was expected, to a request that does not
+    parse; in a request stream, the handler meets it as an InvalidArgument it translates."""
+
+    async def checked(it: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        async for m in it:
+            if isinstance(m, Malformed):
+                raise InvalidArgument(m.message)
+            yield m
+
+    async def first(request: Any, context: Any) -> None:
+        if isinstance(request, Malformed):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+
+    kw = dict(request_deserializer=_lenient(handler.request_deserializer),
+              response_serializer=handler.response_serializer)
+    if handler.unary_unary:
+        inner_uu = handler.unary_unary
+
+        async def uu(request: Any, context: Any) -> Any:
+            await first(request, context)
+            result = inner_uu(request, context)
+            return await result if inspect.isawaitable(result) else result
+
+        return grpc.unary_unary_rpc_method_handler(uu, **kw)
+    if handler.unary_stream and not inspect.iscoroutinefunction(handler.unary_stream):
+        inner_us = handler.unary_stream
+
+        async def us(request: Any, context: Any) -> AsyncIterator[Any]:
+            await first(request, context)
+            async for m in inner_us(request, context):
+                yield m
+
+        return grpc.unary_stream_rpc_method_handler(us, **kw)
+    if handler.stream_unary:
+        inner_su = handler.stream_unary
+
+        async def su(it: Any, context: Any) -> Any:
+            result = inner_su(checked(it), context)
+            return await result if inspect.isawaitable(result) else result
+
+        return grpc.stream_unary_rpc_method_handler(su, **kw)
+    if handler.stream_stream and not inspect.iscoroutinefunction(handler.stream_stream):
+        inner_ss = handler.stream_stream
+
+        async def ss(it: Any, context: Any) -> AsyncIterator[Any]:
+            async for m in inner_ss(checked(it), context):
+                yield m
+
+        return grpc.stream_stream_rpc_method_handler(ss, **kw)
+    return handler
+
+
+class MalformedGuard(grpc.aio.ServerInterceptor):
+    """Requests to the project's services that do not parse get INVALID_ARGUMENT, not UNKNOWN.
+    Put it outside every interceptor that reads messages: they only ever see parsed ones."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None or not details.method.startswith("/datawharf."):
+            return handler
+        return reject_malformed(handler)
