@@ -286,9 +286,9 @@ def released_size(matches: int, offset: int, minimum: int) -> int:
     Under noise the minimum is applied to the noisy size, so whether anything
     is released is itself covered by the holder's privacy guarantee."""
     size = matches + offset
-    if size < minimum:
+    if size < max(minimum, 0):
         raise BelowMinimum(f"the intersection is below the holder's minimum of {minimum}; nothing is released")
-    return max(0, size)
+    return size
 
 
 def match(d: Sequence[bytes], z: Sequence[bytes], *, minimum: int, cardinality_only: bool,

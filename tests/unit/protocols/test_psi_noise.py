@@ -1,0 +1,99 @@
+"""PSI under differential privacy, in one process: where the holder's noise goes and what the gateway does with it."""
+
+from __future__ import annotations
+
+import pytest
+
+from protocols import psi, psi_sum
+from protocols.psi_stages import CountNoise, NoiseDeclaration
+
+
+def run_sum(holder_rows, buyer_ids, *, padding=0, noise=None, count=0, offset=0, minimum=1, bounds=None):  # type: ignore[no-untyped-def]
+    b = psi_sum.Buyer(buyer_ids)
+    h = psi_sum.Holder(holder_rows, bounds=bounds)
+    ans = h.answer(b.blinded(), b.box.public, b"job", minimum=minimum, padding=padding, noise=noise, count=count)
+    z = b.reblind(ans.for_buyer_w)
+    r = psi_sum.gateway_sum(ans.for_gateway_d, z, ans.for_gateway_masked, minimum=minimum, offset=offset,
+                            counted=ans.counted)
+    return ans, r, b.totals(r, ans.for_buyer_sealed_seed, b"job", len(z))
+
+
+ROWS = [(f"id-{i}", [100 * i, i]) for i in range(40)]
+BUYER = [f"id-{i}" for i in range(0, 60, 2)]  # 20 of the holder's 40
+TRUTH = (sum(100 * i for i in range(0, 40, 2)), sum(range(0, 40, 2)))
+
+
+def test_noise_row_lands_in_the_buyers_total_and_padding_adds_nothing() -> None:
+    ans, r, totals = run_sum(ROWS, BUYER, padding=30, noise=[-12345, 7], count=9, offset=9 - 5)
+    assert totals == (TRUTH[0] - 12345, TRUTH[1] + 7)
+    assert len(ans.for_buyer_w) == 40 + 30 + 1 and len(ans.counted) == 10
+    assert r.size == 20 + 4 and set(ans.counted) <= set(r.positions) and len(r.positions) == 20 + 10
+
+
+def test_without_noise_the_answer_is_exact() -> None:
+    ans, r, totals = run_sum(ROWS, BUYER)
+    assert totals == TRUTH and r.size == 20 and ans.counted == () and len(ans.for_buyer_w) == 40
+
+
+def test_each_ids_sums_are_clipped_after_merging_its_rows() -> None:
+    rows = [("a", [70]), ("a", [70]), ("b", [-300]), ("c", [5])]
+    h = psi_sum.Holder(rows, bounds=[(-100, 100)])
+    assert h.rows == {b"a": [100], b"b": [-100], b"c": [5]}
+    with pytest.raises(psi.PsiError, match="2 bounds for 1"):
+        psi_sum.Holder(rows, bounds=[(0, 1), (0, 1)])
+
+
+def test_the_minimum_applies_to_the_noisy_size() -> None:
+    with pytest.raises(psi.BelowMinimum):
+        run_sum(ROWS, BUYER, padding=10, count=0, offset=-2, minimum=19)
+    _, r, _ = run_sum(ROWS, BUYER[:3], padding=10, count=10, offset=7, minimum=10)
+    assert r.size == 10  # 3 matches + 7 of noise: released, and the exact 3 is not
+
+
+def test_holder_refuses_impossible_padding() -> None:
+    b = psi_sum.Buyer(["x"])
+    with pytest.raises(psi.PsiError, match="cannot count 3 of 2"):
+        psi_sum.Holder(ROWS).answer(b.blinded(), b.box.public, b"j", minimum=1, padding=2, count=3)
+    with pytest.raises(psi.PsiError, match="1 noise values for 2"):
+        psi_sum.Holder(ROWS).answer(b.blinded(), b.box.public, b"j", minimum=1, noise=[1])
+
+
+def test_gateway_refuses_counted_rows_that_repeat_lie_outside_or_matched() -> None:
+    b = psi_sum.Buyer(BUYER)
+    ans = psi_sum.Holder(ROWS).answer(b.blinded(), b.box.public, b"j", minimum=1)
+    z = b.reblind(ans.for_buyer_w)
+    d, m = ans.for_gateway_d, ans.for_gateway_masked
+    with pytest.raises(psi.PsiError, match="repeat or lie outside"):
+        psi_sum.gateway_sum(d, z, m, minimum=1, counted=[1, 1])
+    with pytest.raises(psi.PsiError, match="repeat or lie outside"):
+        psi_sum.gateway_sum(d, z, m, minimum=1, counted=[len(z)])
+    matched = psi_sum.gateway_sum(d, z, m, minimum=1).positions
+    with pytest.raises(psi.PsiError, match="matched the buyer's set"):
+        psi_sum.gateway_sum(d, z, m, minimum=1, counted=[matched[0]])
+
+
+def test_cardinality_noise_and_padding_in_dh_psi() -> None:
+    b = psi.Buyer([f"id-{i}" for i in range(30)])
+    h = psi.Holder([f"id-{i}" for i in range(20)])
+    d, w = h.answer(b.blinded(), cardinality_only=True, padding=25)
+    assert len(w) == 45
+    m = psi.match(d, b.reblind(w), minimum=10, cardinality_only=True, offset=-3)
+    assert m.size == 17 and m.positions == ()
+    with pytest.raises(psi.PsiError, match="hides nothing"):
+        psi.match(d, b.reblind(w), minimum=1, cardinality_only=False, offset=1)
+    assert psi.released_size(12, -5, 7) == 7
+    with pytest.raises(psi.BelowMinimum):
+        psi.released_size(2, -5, 0)  # a negative size is never released, whatever the minimum
+
+
+def test_stage_n_and_p_round_trip_and_refuse_garbage() -> None:
+    n = CountNoise(-7, (3, 9, 1))
+    assert CountNoise.unpack(n.pack()) == n and CountNoise.unpack(CountNoise().pack()) == CountNoise()
+    for bad in (b"", b"\x00" * 9, CountNoise(0, (1, 1)).pack()):
+        with pytest.raises(ValueError):
+            CountNoise.unpack(bad)
+    p = NoiseDeclaration(False, 0.05, 5.5, 5.5, (("cost", 27386.1),), 0.95, 1.7e9)
+    assert NoiseDeclaration.unpack(p.pack()) == p and NoiseDeclaration.unpack(NoiseDeclaration().pack()).exact
+    for bad in (b"{}", b"not json", NoiseDeclaration(False, 0.05, -1.0).pack()):
+        with pytest.raises(ValueError, match="stage P"):
+            NoiseDeclaration.unpack(bad)
