@@ -9,8 +9,11 @@
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
+from decimal import Decimal
+from fractions import Fraction
 from typing import Callable, Sequence
 
 import pytest
@@ -27,6 +30,8 @@ from tests.exchange import Exchange, StartExchange
 from wharf.demo import generate_visits, party_config, read_rows
 
 QUOTA_JOBS = 3
+DP = "budget = 1.0\nmax_per_job = 0.05\ndefault_per_job = 0.05"
+COST_PEAK = 5000  # max(|lower|, |upper|) of cost's bounds in wharf.demo
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +41,11 @@ def exchange(start_exchange: StartExchange) -> Exchange:
     generate_visits(src, "QH", 200, seed=77)
     ex.sources["quota-hosp"] = src
     ex.start_party("quota-hosp", quota_toml(ex, src))
-    ex.wait_online(("quota-hosp",))
+    dp_src = ex.root / "dp-hosp.csv"
+    generate_visits(dp_src, "DP", 200, seed=78)
+    ex.sources["dp-hosp"] = dp_src
+    ex.start_party("dp-hosp", party_config("dp-hosp", ex.address, dp_src, statistics=["sum"], dp=DP))
+    ex.wait_online(("quota-hosp", "dp-hosp"))
     return ex
 
 
@@ -180,3 +189,44 @@ def test_quota_spent_is_refused_and_survives_a_restart(exchange: Exchange) -> No
             c.psi("visits", "patient_id", ids, party="quota-hosp", mode="unbalanced", cardinality_only=True)
 
 
+
+
+# --------------------------------------------------------- 3. differencing
+def per_id_cost(ex: Exchange, party: str) -> dict[str, Fraction]:
+    """Each patient's cost summed over its visits, then clipped to the declared bounds, as the holder does."""
+    out: dict[str, Fraction] = {}
+    for r in read_rows(ex.sources[party]):
+        out[r["patient_id"]] = out.get(r["patient_id"], Fraction(0)) + Fraction(Decimal(r["cost"]))
+    return {k: min(max(v, Fraction(-500)), Fraction(COST_PEAK)) for k, v in out.items()}
+
+
+def test_psi_sum_differencing_no_longer_reveals_the_added_persons_value(exchange: Exchange) -> None:
+    """The probe: sum 30 IDs, add one, subtract. Now each total carries noise whose spread is
+    several times the largest value any one person can have (the clipped bound), so the
+    difference says nothing dependable about the person; tests/unit/parties/test_psi_noise.py
+    draws the same noise 300 times to show the spread."""
+    costs = per_id_cost(exchange, "dp-hosp")
+    ids = sorted(costs)[:30]
+    target = min(sorted(costs)[30:], key=lambda k: abs(costs[k]))
+    with exchange.client() as c:
+        before = c.psi("visits", "patient_id", ids, party="dp-hosp", mode="sum", value_columns=["cost"])
+        after = c.psi("visits", "patient_id", ids + [target], party="dp-hosp", mode="sum", value_columns=["cost"])
+    truth = sum(costs[i] for i in ids)
+    for ans, exact in ((before, truth), (after, truth + costs[target])):
+        assert ans.noise is not None and ans.noise.rho == 0.05
+        sd = ans.noise.sum_sd["cost"]
+        iv = ans.noise.intervals["cost"]
+        assert iv.sd == sd and iv.high - iv.low == pytest.approx(2 * 1.959963984540054 * sd)
+        assert ans.totals["cost"] != exact  # equal only with probability under 10^-6 at this σ
+        assert ans.noise.size_sd > 0 and ans.noise.size_interval is not None and ans.noise.set_size_sd > 0
+    spread = math.sqrt(2) * before.noise.sum_sd["cost"]  # type: ignore[union-attr]
+    assert spread > 5 * COST_PEAK and spread > 100 * abs(costs[target])
+    assert after.noise is not None and after.noise.remaining == pytest.approx(1.0 - 0.1)
+
+
+def test_cardinality_under_dp_is_noisy_and_declared(exchange: Exchange) -> None:
+    ids = members(exchange, "dp-hosp")[:40]
+    with exchange.client() as c:
+        ans = c.psi("visits", "patient_id", ids, party="dp-hosp", cardinality_only=True, parallel=False)
+    assert ans.matched == () and ans.noise is not None and ans.noise.sum_sd == {}
+    assert ans.noise.size_interval is not None and ans.noise.size_sd > 1
