@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from datawharf.errors import WharfError
 from datawharf.pki import Role, TrustStore, load_certificate, sign, verify_signature
-from datawharf.signing import JOB_DOMAIN, RECEIPT_DOMAIN
+from datawharf.signing import JOB_DOMAIN, RECEIPT_DOMAIN, receipt_message
 
 ZERO = "0" * 64
 BINDING_DOMAIN = b"datawharf.v1.LedgerKey"
@@ -225,8 +225,8 @@ def _check_inner(e: Entry, trust: TrustStore) -> int:
             who = trust.verify(cert, roles=(Role.PARTY,), at=e.at, what="the holder's certificate")
             if who.name != f.get("party"):
                 raise LedgerError(f"entry {e.seq}: receipt of {who.name}, recorded as {f.get('party')}", e.seq)
-            message = (bytes.fromhex(f["body_digest"]) + who.name.encode() + b"\0"
-                       + bytes.fromhex(f["content_digest"]))
+            message = receipt_message(bytes.fromhex(f["body_digest"]), who.name, bytes.fromhex(f["content_digest"]),
+                                      bytes.fromhex(str(f.get("noise_digest", ""))))
             verify_signature(cert, RECEIPT_DOMAIN, message, bytes.fromhex(f["receipt_signature"]),
                              what="the holder's receipt")
             checked += 1

@@ -111,13 +111,22 @@ def _open(signed: common_pb2.SignedJob, trust: TrustStore) -> OpenedJob:
     return OpenedJob(buyer, body, digest(signed.body))
 
 
+def noise_digest(noise: common_pb2.NoiseDeclaration) -> bytes:
+    return hashlib.sha256(noise.SerializeToString(deterministic=True)).digest()
+
+
+def receipt_message(body_digest: bytes, party: str, content_digest: bytes, noise: bytes = b"") -> bytes:
+    """What a holder's receipt signs; ``noise`` is the ``noise_digest`` of its noise declaration, if any."""
+    msg = body_digest + party.encode() + b"\0" + content_digest
+    if noise:
+        # The holder's statement of the noise it added travels under the same signature.
+        msg += b"\0noise" + noise
+    return msg
+
+
 def _receipt_message(body_digest: bytes, party: str, content_digest: bytes,
                      noise: common_pb2.NoiseDeclaration | None = None) -> bytes:
-    msg = body_digest + party.encode() + b"\0" + content_digest
-    if noise is not None:
-        # The holder's statement of the noise it added travels under the same signature.
-        msg += b"\0noise" + hashlib.sha256(noise.SerializeToString(deterministic=True)).digest()
-    return msg
+    return receipt_message(body_digest, party, content_digest, noise_digest(noise) if noise is not None else b"")
 
 
 def items_digest(items: Iterable[bytes]) -> bytes:

@@ -21,7 +21,7 @@ from google.protobuf.message import DecodeError
 from datawharf.errors import InvalidArgument, NotFound, WharfError
 from datawharf.messages import CancelTask, Notice, TaskOffer
 from datawharf.pki import TrustStore, digest
-from datawharf.signing import MAX_RELAYED_CRL_BYTES, verify_receipt
+from datawharf.signing import MAX_RELAYED_CRL_BYTES, noise_digest, verify_receipt
 from datawharf.v1 import buyer_pb2, common_pb2
 from datawharf.model import AggregateJob, Listing, PsiJob
 from datawharf.serde import listings_from_bytes, listings_to_bytes
@@ -363,8 +363,12 @@ class JobBook:
         if not receipt or not job.signed:
             return {}
         r = common_pb2.ContributionReceipt.FromString(receipt)
-        return {"body_digest": self.body_digest(job).hex(), "content_digest": r.content_digest.hex(),
-                "receipt_signature": r.signature.hex(), "holder_certificate": r.certificate.decode()}
+        out: dict[str, object] = {"body_digest": self.body_digest(job).hex(), "content_digest": r.content_digest.hex(),
+                                  "receipt_signature": r.signature.hex(), "holder_certificate": r.certificate.decode()}
+        if r.HasField("noise"):
+            # What the use cost the buyer's privacy budget, as the holder signed it.
+            out.update(noise_digest=noise_digest(r.noise).hex(), rho=r.noise.rho, exact=r.noise.exact)
+        return out
 
     def _destroyed(self, job: JobRow) -> None:
         # A destruction receipt: what was destroyed for which job, and how.
