@@ -61,6 +61,7 @@ class QuotaSettings:
 
 
 _WINDOW_S = 60.0
+_MAX_TRACKED = 10_000  # buyers whose submissions of the last minute are kept
 
 
 class Quotas:
@@ -90,6 +91,8 @@ class Quotas:
                 f"{buyer} already has {s.max_open_jobs} jobs running, the most this gateway runs for one buyer; "
                 "wait for one to finish or cancel one", reason="open_jobs", retry_after_s=5)
         if s.jobs_per_minute:
+            if len(self._submitted) > _MAX_TRACKED:
+                self._forget_quiet(now)
             window = self._submitted.setdefault(buyer, deque())
             while window and window[0] <= now - _WINDOW_S:
                 window.popleft()
@@ -98,6 +101,12 @@ class Quotas:
                     f"{buyer} submitted {s.jobs_per_minute} jobs in the last minute, the most this gateway "
                     "accepts from one buyer", reason="job_rate", retry_after_s=window[0] + _WINDOW_S - now)
             window.append(now)
+
+    def _forget_quiet(self, now: float) -> None:
+        # Names are certificates' (or, --insecure, whatever callers assert): forget those that
+        # submitted nothing in the window, so that many names cannot grow this without end.
+        for name in [n for n, w in self._submitted.items() if not w or w[-1] <= now - _WINDOW_S]:
+            del self._submitted[name]
 
     def opened(self, buyer: str, job_id: str) -> None:
         self._open.setdefault(buyer, set()).add(job_id)

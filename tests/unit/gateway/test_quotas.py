@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import AsyncIterator, Iterator
 
 import grpc
 import pytest
 from prometheus_client import CollectorRegistry
 
+from datawharf.messages import StagePiece
+from datawharf.states import JobState
 from gateway.quotas import RETRY_AFTER_KEY, QuotaExceeded, Quotas, QuotaSettings, refusal_counter
 from gateway.spool import Spool, SpoolError, SpoolFull
+from protocols.psi_stages import Stage, item_bytes
 from protocols.schemes.paillier import generate_keypair
 from tests.unit.gateway.test_orchestrator import World
+from tests.unit.gateway.test_psi_jobs import World as PsiWorld
 
 
 class Clock:
@@ -159,3 +164,67 @@ def test_the_spool_counts_what_an_earlier_run_left(tmp_path: Path) -> None:
         sp.append("j2", "A", 0, b"b" * 32, True, item=32, max_items=10)
     sp.reset("j1", "A")
     assert sp.used == 0
+
+
+# ------------------------------------------------------- uploads refused for room, then retried
+def _pieces(items: list[bytes], per: int) -> Iterator[StagePiece]:
+    data = b"".join(items)
+    step = per * item_bytes(Stage.A)
+    count = -(-len(data) // step)
+    for seq in range(count):
+        yield StagePiece(Stage.A, seq, data[seq * step:(seq + 1) * step], seq == count - 1)
+
+
+async def _upload(world: PsiWorld, job_id: str, items: list[bytes]) -> None:
+    async def pieces() -> AsyncIterator[StagePiece]:
+        for p in _pieces(items, per=10):
+            yield p
+
+    await world.orch.upload_set("buyer", job_id, pieces())
+
+
+def test_an_upload_past_the_buyers_bytes_is_refused_and_can_be_sent_again(tmp_path: Path) -> None:
+    async def go() -> None:
+        w = PsiWorld(tmp_path)
+        refused: list[str] = []
+        w.orch.quotas = Quotas(QuotaSettings(max_upload_bytes=1000), on_refusal=refused.append)
+        job_id = await w.submit()
+        a = w.buyer.blinded()  # 50 points in pieces of 10: the fourth would pass 1000 bytes
+        with pytest.raises(QuotaExceeded, match="unfinished uploads would hold more than 1000 bytes"):
+            await _upload(w, job_id, a)
+        assert w.orch.view(job_id).state == JobState.AWAITING_BUYER and refused == ["upload_bytes"]
+        assert w.orch.quotas._uploading == {}  # the refused upload's bytes no longer count
+        w.orch.quotas = Quotas(QuotaSettings(max_upload_bytes=1 << 20))
+        await _upload(w, job_id, a)  # again from chunk 0: the half-sent stage was forgotten
+        assert w.relayed_set() == a
+
+    asyncio.run(go())
+
+
+def test_an_upload_into_a_full_spool_is_refused_and_the_job_waits(tmp_path: Path) -> None:
+    async def go() -> None:
+        w = PsiWorld(tmp_path)
+        w.orch.psi.spool.max_bytes = 1000
+        refused: list[str] = []
+        w.orch.quotas = Quotas(on_refusal=refused.append)
+        job_id = await w.submit()
+        a = w.buyer.blinded()
+        with pytest.raises(SpoolFull) as err:
+            await _upload(w, job_id, a)
+        assert err.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and refused == ["spool_full"]
+        assert w.orch.view(job_id).state == JobState.AWAITING_BUYER and w.orch.psi.spool.used == 0
+        w.orch.psi.spool.max_bytes = 1 << 20
+        await _upload(w, job_id, a)
+        assert w.relayed_set() == a
+
+    asyncio.run(go())
+
+
+def test_buyers_quiet_for_a_minute_are_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("gateway.quotas._MAX_TRACKED", 10)
+    q, clock, _ = quotas(jobs_per_minute=5)
+    for i in range(11):
+        q.admit_job(f"buyer-{i}")
+    clock.now += 61
+    q.admit_job("late")
+    assert list(q._submitted) == ["late"]
