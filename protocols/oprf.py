@@ -24,7 +24,17 @@ refuses a query whose points repeat, before or after its key. That alone
 would not do: a buyer can blind one ID under ten different r and get ten
 distinct points, all giving the same tag. So the gateway refuses repeated
 tags (stage Q) and the match counts distinct tags; the holder's minimum is
-then a number of distinct IDs.
+then a number of distinct IDs. Still possible: a buyer may put into Q tags it
+derived in an earlier query of the same epoch (the gateway cannot tell a tag
+from this query's evaluations from another), so once it knows the tags of
+``minimum`` members it can pad later queries with them. That is the same as
+sending those IDs again, which it may; the holder's quotas (jobs and IDs per
+epoch) bound how much any of this yields, and a new epoch makes old tags
+useless.
+
+Noise: with cardinality only, a holder under differential privacy sends the
+gateway an offset for the size (stage N), as in ``protocols.psi``. The table
+T shows the gateway |Y|; the buyer sees only evaluations of its own points.
 """
 
 from __future__ import annotations

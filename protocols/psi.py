@@ -29,6 +29,17 @@ threat notes in ``protocols.psi_sum``): a buyer re-blinding W with several
 scalars over a subset of W can make one ID match several times with
 probability |subset|/|W| per job; nothing short of a proof that Z uses one
 scalar stops that, so per-buyer quotas and noise bound what it yields.
+
+Under the holder's differential-privacy policy (see ``protocols.psi_sum``
+for the shared mechanics): the holder pads W with a noisy number of dummy
+IDs, so |W| shows its set size only up to noise, and for cardinality-only
+jobs sends the gateway alone (stage N) a discrete Gaussian offset that the
+gateway adds to the number of matches before applying the minimum. Against
+the buyer alone the size and |W| are then ρ-zCDP for the holder's IDs (for
+a buyer that re-blinds with one scalar); against the buyer with the gateway,
+which knows the exact size and the offset, the size is not protected. An
+intersection whose positions are released is exact by nature: the holder's
+policy (``exact_intersection = false``) decides whether to answer it at all.
 Clamped X25519 scalars are multiples of the cofactor, so low-order inputs
 collapse to the all-zero output, which libsodium refuses; hashing
 retries with a counter until it lands on a usable point, and a received
