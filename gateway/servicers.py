@@ -277,11 +277,15 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
                 elif kind == "contribution":
                     await self._piece(party, inbox, msg.contribution)
                 elif kind == "refusal":
-                    await self.orch.refusal(party, msg.refusal.task_id, msg.refusal.reason, code=msg.refusal.code)
+                    if self._expected(party, inbox, msg.refusal.task_id):
+                        await self.orch.refusal(party, msg.refusal.task_id, msg.refusal.reason,
+                                                code=msg.refusal.code)
                 elif kind == "failure":
-                    await self.orch.refusal(party, msg.failure.task_id, msg.failure.reason, failed=True)
+                    if self._expected(party, inbox, msg.failure.task_id):
+                        await self.orch.refusal(party, msg.failure.task_id, msg.failure.reason, failed=True)
                 elif kind == "psi":
-                    await self.orch.holder_upload(party, holder_upload_from_proto(msg.psi))
+                    if self._expected(party, inbox, msg.psi.task_id):
+                        await self.orch.holder_upload(party, holder_upload_from_proto(msg.psi))
                 else:
                     log.warning("party %s sent an unexpected %s message; ignored", party, kind)
         except (asyncio.CancelledError, grpc.aio.AioRpcError):
@@ -293,6 +297,18 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
             log.warning("party %s stream closed: %s", party, exc)  # a stream torn down mid-read
         except Exception:
             log.exception("party %s stream failed", party)
+
+    def _expected(self, party: str, inbox: _Inbox, task_id: str) -> bool:
+        """Whether ``task_id`` is an open task of this party's. Each answer to one that is not costs
+        the gateway a record and a notice, so a stream gets only so many before it is closed."""
+        if self.orch.expects_answer(party, task_id):
+            return True
+        inbox.rejected += 1
+        if inbox.rejected > MAX_REJECTED_ANSWERS:
+            raise ResourceExhausted(
+                f"{party} sent answers to {inbox.rejected} tasks it was not given or had already answered; "
+                "the gateway closed the stream. Answer only the tasks offered on the current stream, once each")
+        return False
 
     async def _fail_piece(self, party: str, inbox: _Inbox, task_id: str, reason: str, limit: str = "") -> None:
         inbox.drop(task_id)
@@ -308,14 +324,8 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
                 return
             # Checked on the first chunk, before a byte is kept: an answer to a task this holder
             # was not given, or has answered, is refused at once (the holder gets a notice).
-            if not self.orch.expects_answer(party, task_id):
+            if not self._expected(party, inbox, task_id):
                 inbox.drop(task_id)
-                inbox.rejected += 1
-                if inbox.rejected > MAX_REJECTED_ANSWERS:
-                    raise ResourceExhausted(
-                        f"{party} sent answers to {inbox.rejected} tasks it was not given or had already "
-                        "answered; the gateway closed the stream. Answer only the tasks offered on the "
-                        "current stream, once each")
                 return
             if len(inbox.pending) >= MAX_PARTIAL_CONTRIBUTIONS:
                 await self._fail_piece(party, inbox, task_id, f"more than {MAX_PARTIAL_CONTRIBUTIONS} "

@@ -96,3 +96,14 @@ def test_chunks_out_of_order_fail_the_answer_once() -> None:
     read(orch, [chunk("t1", b"a", 0, False), chunk("t1", b"a", 5, False), chunk("t1", b"a", 6, True)])
     assert "piece 5 arrived where piece 1 was expected" in orch.failed["t1"]
     assert orch.asked == ["t1"] and not orch.contributed
+
+
+def test_refusals_and_psi_answers_for_tasks_not_given_count_too() -> None:
+    orch = StubOrchestrator({"t1"})
+    refusal = party_pb2.PartyMessage(refusal=party_pb2.TaskRefusal(task_id="invented", reason="no"))
+    psi = party_pb2.PartyMessage(psi=party_pb2.PsiUpload(task_id="invented-psi"))
+    failure = party_pb2.PartyMessage(failure=party_pb2.TaskFailure(task_id="t1", reason="broke"))
+    session = read(orch, [failure] + [refusal, psi] * MAX_REJECTED_ANSWERS)
+    assert orch.failed == {"t1": "broke"}  # the one for a task it was given went through
+    assert len(orch.asked) == MAX_REJECTED_ANSWERS + 2
+    assert session.error is not None and session.error.code == grpc.StatusCode.RESOURCE_EXHAUSTED
