@@ -102,12 +102,14 @@ name = "{name}"
 source = "{name}-{i}.parquet"
 columns = [
   {{ name = "id", type = "string" }},
-  {{ name = "ints", type = "vector", length = {size}, decimals = 0 }},
-  {{ name = "reals", type = "vector", length = {size}, decimals = 2 }},
+  {{ name = "ints", type = "vector", length = {size}, decimals = 0, aggregate = true }},
+  {{ name = "reals", type = "vector", length = {size}, decimals = 2, aggregate = true }},
 ]
 [datasets.policy]
 allowed_buyers = ["*"]
 min_rows = 1
+[datasets.policy.dp]
+enabled = false   # this benchmark measures the encrypted path; benchmarks/dp.py measures the noise
 """)
         return f'name = "holder-{i:02d}"\ngateway = "{gateway}"\n' + "".join(blocks)
     return write

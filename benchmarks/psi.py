@@ -72,6 +72,10 @@ columns = [
 allowed_buyers = ["*"]
 allowed_psi = ["intersection", "cardinality", "sum", "unbalanced"]
 min_intersection = 1
+psi_jobs_per_period = 100000        # a benchmark runs many jobs; quotas are tested elsewhere
+psi_ids_per_period = 1000000000000
+[datasets.policy.dp]
+enabled = false
 """)
         return f'name = "holder-{i:02d}"\ngateway = "{gateway}"\n' + "".join(blocks)
     return write
