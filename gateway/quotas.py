@@ -83,8 +83,8 @@ class Quotas:
 
     # ------------------------------------------------------------------ jobs
     def admit_job(self, buyer: str) -> None:
-        """Count a new submission of ``buyer``'s, or raise QuotaExceeded. Resubmitting a job
-        under its request id is not new and must not come here."""
+        """Raise QuotaExceeded unless ``buyer`` may open a new job now. Resubmitting a job under
+        its request id is not new and must not come here; a job that was opened is ``submitted``."""
         s, now = self.settings, self.clock()
         if s.max_open_jobs and len(self._open.get(buyer, ())) >= s.max_open_jobs:
             raise self.refuse(
@@ -100,7 +100,12 @@ class Quotas:
                 raise self.refuse(
                     f"{buyer} submitted {s.jobs_per_minute} jobs in the last minute, the most this gateway "
                     "accepts from one buyer", reason="job_rate", retry_after_s=window[0] + _WINDOW_S - now)
-            window.append(now)
+
+    def submitted(self, buyer: str) -> None:
+        """``buyer`` opened a job: it counts in the minute's window. Refused submissions do not, so
+        the refusal's count is the buyer's jobs."""
+        if self.settings.jobs_per_minute:
+            self._submitted.setdefault(buyer, deque()).append(self.clock())
 
     def _forget_quiet(self, now: float) -> None:
         # Names are certificates' (or, --insecure, whatever callers assert): forget those that
@@ -109,6 +114,7 @@ class Quotas:
             del self._submitted[name]
 
     def opened(self, buyer: str, job_id: str) -> None:
+        """``job_id`` of ``buyer``'s is running (just submitted, or found running at a restart)."""
         self._open.setdefault(buyer, set()).add(job_id)
 
     def ended(self, buyer: str, job_id: str) -> None:

@@ -75,7 +75,8 @@ class Orchestrator:
         """Open a job for ``spec`` (an aggregation or a PSI job); idempotent per ``request_id``.
         ``signed`` is the buyer's SignedJob, relayed to holders as it came. A new job counts against
         the buyer's quotas (QuotaExceeded past them); a resubmission does not."""
-        if self.store.find_job_by_request(buyer, request_id) is None:
+        new = self.store.find_job_by_request(buyer, request_id) is None
+        if new:
             self.quotas.admit_job(buyer)
         if isinstance(spec, AggregateJob):
             job = await self.aggregate.submit(buyer, request_id, spec, parties=parties, min_parties=min_parties,
@@ -86,6 +87,8 @@ class Orchestrator:
         else:
             raise InvalidArgument("the request carries no job spec: send an aggregate or a psi spec")
         view = self.view(job.job_id, buyer)
+        if new:
+            self.quotas.submitted(buyer)
         if not view.final:
             self.quotas.opened(buyer, job.job_id)
         return view

@@ -10,6 +10,7 @@ import grpc
 import pytest
 from prometheus_client import CollectorRegistry
 
+from datawharf.errors import NotFound
 from datawharf.messages import StagePiece
 from datawharf.states import JobState
 from gateway.quotas import RETRY_AFTER_KEY, QuotaExceeded, Quotas, QuotaSettings, refusal_counter
@@ -37,6 +38,7 @@ def test_open_jobs_are_capped_per_buyer_and_freed_when_they_end() -> None:
     q, _, refused = quotas(max_open_jobs=2, jobs_per_minute=0)
     for i in range(2):
         q.admit_job("acme")
+        q.submitted("acme")
         q.opened("acme", f"j{i}")
     with pytest.raises(QuotaExceeded, match="acme already has 2 jobs running") as err:
         q.admit_job("acme")
@@ -53,6 +55,7 @@ def test_jobs_per_minute_is_a_sliding_window_with_an_exact_retry_hint() -> None:
     for dt in (0, 10, 20):
         clock.now = 100.0 + dt
         q.admit_job("acme")
+        q.submitted("acme")
     clock.now = 145.0
     with pytest.raises(QuotaExceeded, match="3 jobs in the last minute, .*; retry in 15 s") as err:
         q.admit_job("acme")
@@ -87,6 +90,7 @@ def test_zero_means_no_limit_and_negative_is_refused() -> None:
     q, _, _ = quotas(max_open_jobs=0, jobs_per_minute=0, max_upload_bytes=0, max_calls_per_caller=0)
     for i in range(500):
         q.admit_job("acme")
+        q.submitted("acme")
         q.opened("acme", str(i))
         q.upload("acme", 1 << 30)
         q.admit_call("acme")
@@ -108,6 +112,22 @@ def test_refusals_are_counted_under_fixed_reasons() -> None:
 @pytest.fixture(scope="module")
 def keypair():  # type: ignore[no-untyped-def]
     return generate_keypair(2048)
+
+
+def test_refused_and_invalid_submissions_do_not_count_in_the_minute(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
+    async def go() -> None:
+        w = World(tmp_path / "s.db", keypair)
+        w.orch.quotas = Quotas(QuotaSettings(max_open_jobs=0, jobs_per_minute=2))
+        for i in range(5):
+            with pytest.raises(NotFound):
+                await w.submit(f"bad-{i}", dataset="no-such-dataset")
+        await w.submit("r1")
+        await w.submit("r1")  # a resubmission: not a second job
+        await w.submit("r2")
+        with pytest.raises(QuotaExceeded, match="submitted 2 jobs in the last minute"):
+            await w.submit("r3")
+
+    asyncio.run(go())
 
 
 def test_submissions_past_the_quota_are_refused_resubmissions_are_not(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
@@ -224,7 +244,8 @@ def test_buyers_quiet_for_a_minute_are_forgotten(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr("gateway.quotas._MAX_TRACKED", 10)
     q, clock, _ = quotas(jobs_per_minute=5)
     for i in range(11):
-        q.admit_job(f"buyer-{i}")
+        q.submitted(f"buyer-{i}")
     clock.now += 61
     q.admit_job("late")
+    q.submitted("late")
     assert list(q._submitted) == ["late"]
