@@ -57,3 +57,16 @@ def test_ledger_quick(tmp_path: Path) -> None:
     record = json.loads((tmp_path / "l.json").read_text())
     assert {r["case"] for r in record["results"]} == {"jobs@ledger", "jobs@no-ledger"}
     assert [c["name"] for c in record["checks"]] == ["ledger_over_no_ledger_jobs_per_s"]
+
+
+def test_dp_quick(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "dp", "--quick", "--json", str(tmp_path / "d.json"),
+         "--results-dir", str(tmp_path / "results")],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    record = json.loads((tmp_path / "d.json").read_text())
+    assert {(r["case"], r["metric"]) for r in record["results"]} == {
+        ("sum@exact", "seconds"), ("sum@dp", "seconds"), ("sum@dp", "relative_error")}
+    assert [c["name"] for c in record["checks"]] == ["dp_over_exact_seconds", "relative_error_over_declared_sd"]
