@@ -153,6 +153,9 @@ class PolicyConfig(_Strict):
     # A group or bin with fewer than min_rows rows is zeroed and reported
     # ("suppress") or makes the holder refuse the whole task ("refuse").
     small_groups: Literal["suppress", "refuse"] = "suppress"
+    # Figures one job may ask of this holder (groups × statistic parts × vector length): each is
+    # encrypted, and under differential privacy noised, so the buyer sets the holder's CPU bill.
+    max_figures: int = Field(default=1 << 20, ge=1, le=1 << 22)
     # PSI: which kinds of private set intersection this dataset answers (none unless listed)
     allowed_psi: list[Literal["intersection", "cardinality", "sum", "unbalanced"]] = Field(default_factory=list)
     min_intersection: int = Field(default=10, ge=1)   # below this, nothing is released

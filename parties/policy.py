@@ -29,6 +29,9 @@ def check_task(dataset: DatasetConfig, buyer: str, job: AggregateJob, min_partie
             False, f"statistic {job.statistic.value!r} is not allowed on {dataset.name!r} (allowed: {allowed})",
             "statistic_not_allowed",
         )
+    if job.layout.length > policy.max_figures:
+        return Decision(False, f"the job asks for {job.layout.length} figures; this holder computes at most "
+                               f"{policy.max_figures} per job (fewer groups or a shorter vector)", "max_figures")
     if min_parties < policy.min_parties:
         return Decision(
             False,

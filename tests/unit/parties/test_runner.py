@@ -315,3 +315,10 @@ def test_noise_hides_one_row_across_repeated_draws(tmp_path: Path, keypair) -> N
     assert spread == pytest.approx(2 ** 0.5 * sigma, rel=0.4)
     assert spread > 2 * 80  # the difference no longer reads as the 80 it is without noise
     assert sum(abs(d - 80) < 8 for d in diffs) < 10  # within 10 % of the truth: about 3 % of draws
+
+
+def test_a_job_asking_more_figures_than_the_holder_computes_is_refused(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
+    r = runner(tmp_path)
+    r.config.datasets[0].policy.__dict__["max_figures"] = 2  # frozen config: a test-only override
+    refused = ask(r, keypair, "mean", group_by=GroupBy("department", ("cardiology", "oncology", "pediatrics")))
+    assert refused.code == "max_figures" and "6 figures" in refused.refusal
