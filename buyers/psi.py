@@ -28,9 +28,8 @@ from datawharf.v1 import buyer_pb2
 from protocols import dp, oprf, psi, psi_sum
 from protocols.psi_stages import (
     MAX_NOISE_BYTES,
-    MAX_PADDING,
     MAX_SEALED_BYTES,
-    MAX_SET,
+    MAX_W,
     NoiseDeclaration,
     PsiMode,
     Stage,
@@ -182,7 +181,10 @@ def run_psi(
     if not role.unique:
         raise InvalidArgument("the ID list is empty", argument="ids")
     box_key = role.box.public if isinstance(role, psi_sum.Buyer) else b""
-    spec = PsiJob(dataset, key_column, psi_mode, cardinality_only, tuple(value_columns), box_key, len(role.unique))
+    # Balanced modes: A ends with the buyer's commitment to its scalar, counted in the set's size.
+    extra = 0 if psi_mode is PsiMode.UNBALANCED else psi.COMMITMENT_POINTS
+    spec = PsiJob(dataset, key_column, psi_mode, cardinality_only, tuple(value_columns), box_key,
+                  len(role.unique) + extra)
     pool: ProcessPoolExecutor | None = None
     mapper: psi.Mapper = psi._serial_map
     if parallel and psi_mode is not PsiMode.UNBALANCED:
@@ -196,7 +198,7 @@ def run_psi(
         if isinstance(role, oprf.Buyer):
             a = role.blinded()
         else:
-            a = role.blinded(_progress_mapper(mapper, "blinding", total, progress))
+            a = role.blinded(_progress_mapper(mapper, "blinding", total, progress)) + role.commitment()
         submitted, body_digest = conn.submit_job(
             request_id or uuid.uuid4().hex, parties=[party] if party else [], min_parties=1, timeout_s=timeout_s,
             psi=psi_to_proto(spec), set_digest=items_digest(a))
@@ -215,7 +217,7 @@ def run_psi(
             seen[Stage.E] = items_digest(evaluated)
             _upload(conn, job_id, Stage.Q, role.tags(evaluated), progress)
         else:
-            w = _download(conn, job_id, Stage.W, MAX_SET + MAX_PADDING)
+            w = _download(conn, job_id, Stage.W, MAX_W)
             seen[Stage.W] = items_digest(w)
             z = role.reblind(w, _progress_mapper(mapper, "re-blinding", len(w), progress))
             if isinstance(role, psi_sum.Buyer):

@@ -33,7 +33,7 @@ from datawharf.model import PsiJob
 from parties.sources import CachedSource, SourceError, public_reason
 from protocols import dp, oprf, psi, psi_sum
 from protocols.fixed_point import scale_column
-from protocols.psi_stages import MAX_PADDING, CountNoise, NoiseDeclaration, PsiMode, Stage, pack_masked
+from protocols.psi_stages import MAX_PADDING, GatewayNotes, NoiseDeclaration, PsiMode, Stage, pack_masked
 
 log = logging.getLogger("datawharf.party")
 
@@ -218,6 +218,12 @@ class PsiRunner:
                 return PsiAnswer(refusal=f"differential privacy on {dataset.name!r}: {exc}", code="dp")
             if plan is not None and self.budget.balance(buyer, dataset.name, rho).remaining + 1e-9 < plan.rho:
                 return self._rho_refusal(dataset, buyer, rho, plan.rho)
+        commitment: list[bytes] = []
+        if job.mode is not PsiMode.UNBALANCED:
+            try:  # A ends with the buyer's commitment to its scalar, which the canaries check
+                points, commitment = psi.split_commitment(points)
+            except psi.PsiError as exc:
+                return PsiAnswer(failure=str(exc))
         spent = self._charge(dataset, buyer, job, len(points), job_id)
         if spent is not None:
             return spent
@@ -242,10 +248,12 @@ class PsiRunner:
         declared = {Stage.P: declaration.pack()}
         try:
             if job.mode is PsiMode.INTERSECTION:
-                d, w = psi.Holder(ids).answer(points, cardinality_only=job.cardinality_only, mapper=mapper,
-                                              padding=draw.padding)
-                return PsiAnswer({Stage.D: b"".join(d), Stage.W: b"".join(w),
-                                  Stage.N: CountNoise(draw.offset).pack(), **declared}, min_intersection=minimum)
+                holder = psi.Holder(ids)
+                d, w = holder.answer(points, cardinality_only=job.cardinality_only, mapper=mapper,
+                                     padding=draw.padding, commitment=commitment)
+                notes = GatewayNotes(draw.offset, (), tuple(holder.canaries))
+                return PsiAnswer({Stage.D: b"".join(d), Stage.W: b"".join(w), Stage.N: notes.pack(), **declared},
+                                 min_intersection=minimum)
             if job.mode is PsiMode.SUM:
                 cols = [c for c in dataset.columns if c.name in job.value_columns]
                 order = {c.name: i for i, c in enumerate(cols)}
@@ -260,14 +268,14 @@ class PsiRunner:
                 rows = [(ident, [int(s[i]) for s in scaled]) for i, ident in enumerate(ids)]
                 ans = psi_sum.Holder(rows, bounds=bounds).answer(
                     points, job.buyer_box_key, job_id.encode(), minimum=minimum, mapper=mapper,
-                    padding=draw.padding, noise=draw.sums, count=draw.count)
+                    padding=draw.padding, noise=draw.sums, count=draw.count, commitment=commitment)
                 masked = pack_masked(ans.for_gateway_masked)
                 return PsiAnswer({Stage.D: b"".join(ans.for_gateway_d), Stage.W: b"".join(ans.for_buyer_w),
                                   Stage.M: masked, Stage.S: ans.for_buyer_sealed_seed,
-                                  Stage.N: CountNoise(draw.offset, ans.counted).pack(), **declared},
+                                  Stage.N: GatewayNotes(draw.offset, ans.counted, ans.canaries).pack(), **declared},
                                  min_intersection=minimum)
             key, epoch, tags = self._epoch(dataset, job, ids)
-            stages = {Stage.E: b"".join(key.evaluate(points)), Stage.N: CountNoise(draw.offset).pack(), **declared}
+            stages = {Stage.E: b"".join(key.evaluate(points)), Stage.N: GatewayNotes(draw.offset).pack(), **declared}
             if epoch not in cached_tables:
                 stages[Stage.T] = tags
             return PsiAnswer(stages, min_intersection=minimum, table_epoch=epoch)

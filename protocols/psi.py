@@ -24,11 +24,22 @@ points repeat *after* its blinding (``reblind``), which also catches a
 second encoding of one point (the ignored top bit of a u-coordinate, u + p,
 or P plus a low-order point, which clamped scalars erase); the gateway
 refuses repeats in A (compared as canonical u-coordinates), D, W and Z; and
-the match counts distinct values. What remains (see ``tests`` and the
-threat notes in ``protocols.psi_sum``): a buyer re-blinding W with several
-scalars over a subset of W can make one ID match several times with
-probability |subset|/|W| per job; nothing short of a proof that Z uses one
-scalar stops that, so per-buyer quotas and noise bound what it yields.
+the match counts distinct values.
+
+One scalar, checked by canaries. Distinct values alone would not stop a
+buyer from blinding one ID under ten scalars a₁..a₁₀ in A and re-blinding a
+tenth of W under each: if the ID's row falls in that tenth it matches ten
+times. So A ends with the buyer's commitment to its scalar, C = (a·G, a·G′)
+(G the curve's base point, G′ a point of the twist, since W's points fall
+on either), inside the set its signed job names. The holder hides
+``CANARIES`` points r·G or r·G′ at random places in W, indistinguishable from
+its blinded IDs, and tells the gateway alone (stage N) where they are and
+that Z must hold r·C there. Every Z position rewritten under another
+scalar is a canary with probability k/|W|; to make one ID count c times
+with probability s a buyer must rewrite about (c−1)·s·|W| positions, so it
+goes unnoticed with probability below e^(−k·(c−1)·s), and the job fails
+naming what was wrong when it is noticed. Revealing a·G to the holder and
+gateway is one more DH value of the buyer's scalar, like the points of A.
 
 Under the holder's differential-privacy policy (see ``protocols.psi_sum``
 for the shared mechanics): the holder pads W with a noisy number of dummy
@@ -54,7 +65,7 @@ import hashlib
 import secrets
 import unicodedata
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Sequence, TypeVar
 
 from nacl.bindings import crypto_scalarmult
 from nacl.exceptions import RuntimeError as SodiumError
@@ -63,6 +74,7 @@ DOMAIN = b"datawharf/psi/x25519/v1"
 MAX_ID_BYTES = 1024
 POINT_BYTES = 32
 
+T = TypeVar("T")
 Mapper = Callable[[Callable[[list[bytes]], list[bytes]], list[list[bytes]]], Iterable[list[bytes]]]
 
 
@@ -84,6 +96,37 @@ class RepeatedPoint(InvalidPoint):
 
 # The field prime of Curve25519: u-coordinates are taken modulo it, top bit ignored (RFC 7748).
 FIELD_P = (1 << 255) - 19
+_A = 486662
+# Canaries the holder hides in W: each rewritten position of Z is caught with probability k/|W|.
+CANARIES = 64
+# Points of A after the buyer's blinded IDs: its commitment (a·G, a·G′).
+COMMITMENT_POINTS = 2
+
+
+class ForgedReblinding(PsiError):
+    """The buyer's Z is not W re-blinded under the scalar it committed to."""
+
+
+def _on_twist(u: int) -> bool:
+    f = (u * u * u + _A * u * u + u) % FIELD_P
+    return f != 0 and pow(f, (FIELD_P - 1) // 2, FIELD_P) == FIELD_P - 1
+
+
+def _twist_base() -> bytes:
+    """The smallest u ≥ 2 on the twist whose multiples by a clamped scalar are not the identity."""
+    u = 2
+    while True:
+        point = u.to_bytes(32, "little")
+        if _on_twist(u):
+            try:
+                crypto_scalarmult(b"\x07" * 32, point)
+                return point
+            except SodiumError:
+                pass
+        u += 1
+
+
+BASES = ((9).to_bytes(32, "little"), _twist_base())  # G on the curve, G′ on the twist
 
 
 def first_repeat(items: Sequence[bytes]) -> int | None:
@@ -241,6 +284,10 @@ class Buyer:
         ids = [self.unique[i] for i in self._order]
         return [p for part in mapper(self.key.hash_and_blind, chunked(ids)) for p in part]
 
+    def commitment(self) -> list[bytes]:
+        """C = (a·G, a·G′): appended to A so the holder's canaries can check Z (see the module docstring)."""
+        return self.key.blind(list(BASES))
+
     def reblind(self, holder_points: Sequence[bytes], mapper: Mapper = _serial_map) -> list[bytes]:
         """Round 3: Z = [a·w] for the holder's blinded IDs."""
         return [p for part in mapper(self.key.blind, chunked(holder_points)) for p in part]
@@ -260,6 +307,66 @@ def padding_ids(n: int) -> list[bytes]:
     return [b"\x00pad" + secrets.token_bytes(32) for _ in range(n)]
 
 
+@dataclass(frozen=True)
+class Canary:
+    """A point the holder hid in W, and what Z must hold at its position."""
+
+    position: int
+    expected: bytes
+
+
+def split_commitment(points: Sequence[bytes]) -> tuple[list[bytes], list[bytes]]:
+    """A as received: (the buyer's blinded IDs, its commitment C)."""
+    if len(points) <= COMMITMENT_POINTS:
+        raise PsiError(f"the buyer's set holds {len(points)} points; it must end with its "
+                       f"{COMMITMENT_POINTS}-point commitment after at least one ID")
+    return list(points[:-COMMITMENT_POINTS]), list(points[-COMMITMENT_POINTS:])
+
+
+def hide_canaries(w: list[bytes], commitment: Sequence[bytes], count: int = CANARIES
+                  ) -> tuple[list[int], list[bytes], list[Canary]]:
+    """Where ``count`` canaries go in W once they join it, their points, and the gateway's checks.
+
+    The positions are uniform among the |W| + count of the result (sorted)."""
+    if len(commitment) != COMMITMENT_POINTS:
+        raise PsiError(f"the buyer's commitment is {COMMITMENT_POINTS} points, not {len(commitment)}")
+    total = len(w) + count
+    at = sorted(secrets.SystemRandom().sample(range(total), count))
+    points, checks = [], []
+    for pos in at:
+        which = secrets.randbelow(2)  # curve or twist, as a hashed ID's point is about equally
+        r = Key()
+        (points_r,) = r.blind([BASES[which]])
+        try:
+            (expected,) = r.blind([commitment[which]])
+        except InvalidPoint:
+            raise InvalidPoint("the buyer's commitment is a low-order point") from None
+        points.append(points_r)
+        checks.append(Canary(pos, expected))
+    return at, points, checks
+
+
+def splice(items: Sequence[T], at: Sequence[int], extra: Sequence[T]) -> list[T]:
+    """``items`` with ``extra[i]`` placed at final position ``at[i]`` (``at`` sorted)."""
+    out: list[T] = []
+    it = iter(items)
+    for pos, item in zip(at, extra):
+        while len(out) < pos:
+            out.append(next(it))
+        out.append(item)
+    out.extend(it)
+    return out
+
+
+def check_canaries(z: Sequence[bytes], canaries: Sequence[Canary]) -> None:
+    """The gateway's check that Z is W re-blinded under the committed scalar; ForgedReblinding if not."""
+    # How many checks failed is not said: it would tell the buyer where the canaries are not.
+    if any(not (0 <= c.position < len(z) and z[c.position] == c.expected) for c in canaries):
+        raise ForgedReblinding(
+            "the buyer's re-blinded set (stage Z) is not the holder's set re-blinded with the scalar the buyer "
+            "committed to; an unmodified client never does this")
+
+
 class Holder:
     """The holder's side: its IDs and its scalar."""
 
@@ -268,16 +375,22 @@ class Holder:
         self.key = key or Key()
 
     def answer(self, buyer_points: Sequence[bytes], *, cardinality_only: bool,
-               mapper: Mapper = _serial_map, padding: int = 0) -> tuple[list[bytes], list[bytes]]:
-        """Round 2: (D for the gateway, W for the buyer).
+               mapper: Mapper = _serial_map, padding: int = 0, commitment: Sequence[bytes] = ()
+               ) -> tuple[list[bytes], list[bytes]]:
+        """Round 2: (D for the gateway, W for the buyer); ``self.canaries`` for the gateway too.
 
         ``padding`` dummy IDs join the holder's own in W, so |W| tells the
-        buyer |Y| + padding; a random ``padding`` hides the set's exact size."""
+        buyer |Y| + padding; a random ``padding`` hides the set's exact size.
+        With the buyer's ``commitment``, CANARIES canaries are hidden in W."""
         d = reblind(self.key, buyer_points, mapper)
         if cardinality_only:
             d = shuffled(d)
         own = shuffled(self.unique + padding_ids(padding))
         w = [p for part in mapper(self.key.hash_and_blind, chunked(own)) for p in part]
+        self.canaries: list[Canary] = []
+        if commitment:
+            at, points, self.canaries = hide_canaries(w, commitment)
+            w = splice(w, at, points)
         return d, w
 
 
@@ -303,7 +416,7 @@ def released_size(matches: int, offset: int, minimum: int) -> int:
 
 
 def match(d: Sequence[bytes], z: Sequence[bytes], *, minimum: int, cardinality_only: bool,
-          offset: int = 0) -> Match:
+          offset: int = 0, canaries: Sequence[Canary] = ()) -> Match:
     """The gateway's role: which of the buyer's positions matched, if enough did.
 
     Both sets must be duplicate-free, so ``size`` counts distinct matches.
@@ -313,6 +426,7 @@ def match(d: Sequence[bytes], z: Sequence[bytes], *, minimum: int, cardinality_o
     require_distinct(z, "the buyer's re-blinded set (stage Z)")
     if offset and not cardinality_only:
         raise PsiError("noise on the size of an intersection whose positions are released hides nothing")
+    check_canaries(z, canaries)
     z_set = set(z)
     positions = tuple(i for i, v in enumerate(d) if v in z_set)
     size = released_size(len(positions), offset, minimum)

@@ -29,6 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from protocols.oprf import TAG_BYTES
+from protocols.psi import CANARIES, Canary
 from protocols.psi_sum import MASK_BYTES
 
 POINT_BYTES = 32
@@ -37,6 +38,7 @@ MAX_TABLE = 1 << 24  # entries of a holder's OPRF table
 MAX_SEALED_BYTES = 1 << 16
 MAX_PADDING = 1 << 16  # dummy rows a holder may add to W to hide its set's size
 MAX_NOISE_BYTES = 1 << 20
+MAX_W = MAX_SET + MAX_PADDING + CANARIES  # the holder's set with its padding and canaries
 
 
 class PsiMode(enum.StrEnum):
@@ -122,9 +124,9 @@ def max_items(stage: Stage, *, buyer_set_size: int, value_columns: int, holder_r
     if stage is Stage.Z:
         return holder_rows
     if stage is Stage.W:
-        return MAX_SET + MAX_PADDING
+        return MAX_W
     if stage is Stage.M:
-        return (MAX_SET + MAX_PADDING) * max(1, value_columns)
+        return MAX_W * max(1, value_columns)
     if stage is Stage.S:
         return MAX_SEALED_BYTES
     if stage in (Stage.N, Stage.P):
@@ -183,30 +185,43 @@ def canonical_u(data: bytes) -> bytes:
 
 
 @dataclass(frozen=True)
-class CountNoise:
-    """Stage N: what the gateway adds to the count it releases, and which padding rows it counts.
+class GatewayNotes:
+    """Stage N, for the gateway alone: the holder's noise on the count, rows to count, canaries.
 
     ``offset`` is added to the number of matches (the holder's noise on the
     intersection size); ``include`` are positions of W (psi-sum: padding rows
     whose masked values carry the sums' noise, or zeros) that the gateway
-    joins to the matched positions, so the buyer unmasks them with the rest."""
+    joins to the matched positions, so the buyer unmasks them with the rest;
+    ``canaries`` are the positions of W where Z must hold the given values
+    (``protocols.psi``: the check that the buyer re-blinded with one scalar)."""
 
     offset: int = 0
     include: tuple[int, ...] = ()
+    canaries: tuple[Canary, ...] = ()
 
     def pack(self) -> bytes:
-        return self.offset.to_bytes(8, "little", signed=True) + b"".join(
-            i.to_bytes(4, "little") for i in self.include)
+        return b"".join([
+            self.offset.to_bytes(8, "little", signed=True), len(self.include).to_bytes(4, "little"),
+            *(i.to_bytes(4, "little") for i in self.include),
+            *(c.position.to_bytes(4, "little") + c.expected for c in self.canaries)])
 
     @classmethod
-    def unpack(cls, data: bytes) -> "CountNoise":
-        if len(data) < 8 or (len(data) - 8) % 4:
-            raise ValueError(f"stage N is 8 bytes and whole 4-byte positions, not {len(data)} bytes")
+    def unpack(cls, data: bytes) -> "GatewayNotes":
+        if len(data) < 12:
+            raise ValueError(f"stage N is at least 12 bytes, not {len(data)}")
         offset = int.from_bytes(data[:8], "little", signed=True)
-        include = tuple(int.from_bytes(data[i:i + 4], "little") for i in range(8, len(data), 4))
+        n = int.from_bytes(data[8:12], "little")
+        end = 12 + 4 * n
+        rest = len(data) - end
+        if rest < 0 or rest % (4 + POINT_BYTES):
+            raise ValueError(f"stage N does not hold {n} positions and whole canaries ({len(data)} bytes)")
+        include = tuple(int.from_bytes(data[i:i + 4], "little") for i in range(12, end, 4))
         if len(set(include)) != len(include):
             raise ValueError("stage N counts a padding row twice")
-        return cls(offset, include)
+        step = 4 + POINT_BYTES
+        canaries = tuple(Canary(int.from_bytes(data[i:i + 4], "little"), data[i + 4:i + step])
+                         for i in range(end, len(data), step))
+        return cls(offset, include, canaries)
 
 
 @dataclass(frozen=True)
@@ -268,7 +283,7 @@ def unpack_sums(raw: Sequence[bytes]) -> list[int]:
     return [int.from_bytes(x, "little") for x in raw]
 
 
-__all__ = ["BUYER_READS", "CountNoise", "DISTINCT", "HOLDER_STAGES", "MAX_NOISE_BYTES", "MAX_PADDING",
+__all__ = ["BUYER_READS", "GatewayNotes", "DISTINCT", "HOLDER_STAGES", "MAX_NOISE_BYTES", "MAX_PADDING", "MAX_W",
            "NoiseDeclaration", "OPTIONAL_STAGES", "canonical_u", "first_repeat", "MAX_SET", "MAX_TABLE", "POINT_BYTES", "PsiMode", "Role", "SECOND_ROUND",
            "STAGES", "Stage", "StageSpec", "item_bytes", "max_items", "pack_masked", "pack_sums", "split_items",
            "unpack_masked", "unpack_sums"]

@@ -142,6 +142,7 @@ class HolderAnswer:
     for_buyer_sealed_seed: bytes
     minimum: int
     counted: tuple[int, ...] = ()     # padding rows of W the gateway counts with the matches
+    canaries: tuple[psi.Canary, ...] = ()  # the gateway's checks on Z (see protocols.psi)
 
 
 class Holder:
@@ -172,12 +173,13 @@ class Holder:
 
     def answer(self, buyer_points: Sequence[bytes], buyer_box: bytes, context: bytes, *, minimum: int,
                mapper: psi.Mapper = psi._serial_map, padding: int = 0, noise: Sequence[int] | None = None,
-               count: int = 0) -> HolderAnswer:
+               count: int = 0, commitment: Sequence[bytes] = ()) -> HolderAnswer:
         """Round 2 with optional padding (see the module docstring).
 
         ``padding``: rows of value 0 added to the holder's own; ``count``: how
         many of them the gateway counts as matches; ``noise``: values (one per
-        column) of one more padding row that the gateway always counts."""
+        column) of one more padding row that the gateway always counts;
+        ``commitment``: the buyer's, to hide canary rows (value 0) in W."""
         if not 0 <= count <= padding:
             raise psi.PsiError(f"cannot count {count} of {padding} padding rows")
         if noise is not None and len(noise) != self.columns:
@@ -193,11 +195,25 @@ class Holder:
             counted.add(pads[-1])
         order = psi.shuffled(list(values))
         w = [p for part in mapper(self.key.hash_and_blind, psi.chunked(order)) for p in part]
+        rows = [values[ident] for ident in order]
+        included = [j for j, ident in enumerate(order) if ident in counted]
+        canaries: list[psi.Canary] = []
+        if commitment:
+            at, points, canaries = psi.hide_canaries(w, commitment)
+            w = psi.splice(w, at, points)
+            rows = psi.splice(rows, at, [[0] * self.columns] * len(at))
+            shift = 0
+            moved = []
+            for j in included:  # a row's position once the canaries before it are in place
+                while shift < len(at) and at[shift] <= j + shift:
+                    shift += 1
+                moved.append(j + shift)
+            included = moved
         seed = os.urandom(32)
-        masks = _masks(seed, len(order), self.columns)
-        masked = [[(v + m) % MODULUS for v, m in zip(values[ident], mj)] for ident, mj in zip(order, masks)]
-        included = tuple(j for j, ident in enumerate(order) if ident in counted)
-        return HolderAnswer(d, masked, w, seal(seed, buyer_box, context), minimum, included)
+        masks = _masks(seed, len(rows), self.columns)
+        masked = [[(v + m) % MODULUS for v, m in zip(row, mj)] for row, mj in zip(rows, masks)]
+        return HolderAnswer(d, masked, w, seal(seed, buyer_box, context), minimum, tuple(included),
+                            tuple(canaries))
 
 
 @dataclass(frozen=True)
@@ -208,7 +224,7 @@ class SumResult:
 
 
 def gateway_sum(d: Sequence[bytes], z: Sequence[bytes], masked: Sequence[Sequence[int]], *, minimum: int,
-                offset: int = 0, counted: Sequence[int] = ()) -> SumResult:
+                offset: int = 0, counted: Sequence[int] = (), canaries: Sequence[psi.Canary] = ()) -> SumResult:
     """The gateway's role: J from D and Z, and the masked sums over J.
 
     ``offset`` (the holder's noise on the size) and ``counted`` (padding rows
@@ -217,6 +233,7 @@ def gateway_sum(d: Sequence[bytes], z: Sequence[bytes], masked: Sequence[Sequenc
         raise psi.InvalidPoint(f"the buyer re-blinded {len(z)} values for {len(masked)} holder rows")
     psi.require_distinct(d, "the holder's re-blinded set (stage D)")
     psi.require_distinct(z, "the buyer's re-blinded set (stage Z)")
+    psi.check_canaries(z, canaries)
     d_set = set(d)
     matched = tuple(j for j, v in enumerate(z) if v in d_set)
     extra = set(counted)

@@ -32,7 +32,7 @@ from protocols.psi_stages import (
     OPTIONAL_STAGES,
     SECOND_ROUND,
     STAGES,
-    CountNoise,
+    GatewayNotes,
     PsiMode,
     Role,
     Stage,
@@ -246,6 +246,8 @@ class PsiJobs:
             noise = self._noise(jid)
         except ValueError as exc:
             raise psi.PsiError(str(exc)) from None
+        if noise.canaries and spec.mode is PsiMode.UNBALANCED:
+            raise psi.PsiError("stage N hides canaries in W, which an unbalanced answer has not")
         if noise.include and spec.mode is not PsiMode.SUM:
             raise psi.PsiError("stage N counts padding rows, which only a psi-sum answer has")
         if noise.offset and not spec.cardinality_only and spec.mode is not PsiMode.SUM:
@@ -265,8 +267,12 @@ class PsiJobs:
         for stage in HOLDER_STAGES[spec.mode]:
             if stage not in OPTIONAL_STAGES and not self.spool.has(jid, stage):
                 raise psi.PsiError(f"the answer lacks stage {stage}")
-        if self._items(jid, Stage.D) != spec.buyer_set_size:
+        # With canaries the holder re-blinds A less the buyer's commitment, which ends it.
+        sent = spec.buyer_set_size - (psi.COMMITMENT_POINTS if noise.canaries else 0)
+        if self._items(jid, Stage.D) != sent:
             raise psi.PsiError("the holder re-blinded a different number of points than the buyer sent")
+        if any(not 0 <= c.position < self._items(jid, Stage.W) for c in noise.canaries):
+            raise psi.PsiError("a canary lies outside the holder's set W")
         if spec.mode is PsiMode.SUM and \
                 self._items(jid, Stage.M) != self._items(jid, Stage.W) * len(spec.value_columns):
             raise psi.PsiError("masked values do not match the holder's rows and value columns")
@@ -299,11 +305,11 @@ class PsiJobs:
                                detail=f"stage={stage} items={size // item_bytes(stage)} chunks={chunks} bytes={size}")
 
     # ------------------------------------------------------------------ match
-    def _noise(self, job_id: str) -> CountNoise:
+    def _noise(self, job_id: str) -> GatewayNotes:
         """The holder's noise on the size (stage N); none from a holder that sent no stage N."""
         if not self.spool.has(job_id, Stage.N):
-            return CountNoise()
-        return CountNoise.unpack(self.spool.read(job_id, Stage.N))
+            return GatewayNotes()
+        return GatewayNotes.unpack(self.spool.read(job_id, Stage.N))
 
     def _items(self, job_id: str, stage: Stage) -> int:
         return self.spool.size(job_id, stage) // item_bytes(stage) if self.spool.has(job_id, stage) else 0
@@ -331,12 +337,14 @@ class PsiJobs:
         d = self.spool.items(jid, Stage.D, item_bytes(Stage.D))
         z = self.spool.items(jid, Stage.Z, item_bytes(Stage.Z))
         if spec.mode is PsiMode.INTERSECTION:
-            m = psi.match(d, z, minimum=minimum, cardinality_only=spec.cardinality_only,
-                          offset=self._noise(jid).offset)
+            notes = self._noise(jid)
+            m = psi.match(d, z, minimum=minimum, cardinality_only=spec.cardinality_only, offset=notes.offset,
+                          canaries=notes.canaries)
             return buyer_pb2.PsiResult(size=m.size, positions=m.positions)
         masked = unpack_masked(self.spool.read(jid, Stage.M), len(spec.value_columns))
         noise = self._noise(jid)
-        r = psi_sum.gateway_sum(d, z, masked, minimum=minimum, offset=noise.offset, counted=noise.include)
+        r = psi_sum.gateway_sum(d, z, masked, minimum=minimum, offset=noise.offset, counted=noise.include,
+                                canaries=noise.canaries)
         return buyer_pb2.PsiResult(size=r.size, positions=r.positions, holder_rows=len(z),
                                    masked_sums=pack_sums(r.masked_sums))
 

@@ -25,7 +25,7 @@ from datawharf.model import PsiJob, PsiMode
 from datawharf.serde import psi_to_proto
 from datawharf.signing import items_digest
 from protocols import oprf, psi, psi_sum
-from protocols.psi_stages import MAX_SET, Stage
+from protocols.psi_stages import MAX_W, Stage
 from tests.exchange import Exchange, StartExchange
 from wharf.demo import generate_visits, party_config, read_rows
 
@@ -86,7 +86,7 @@ def attack(c: Client, mode: PsiMode, a: list[bytes], second: SecondRound | None,
 
 def dh_second_round(role: psi.Buyer) -> SecondRound:
     def run(c: Client, jid: str) -> list[bytes]:
-        return role.reblind(_download(c, jid, Stage.W, MAX_SET))
+        return role.reblind(_download(c, jid, Stage.W, MAX_W))
     return run
 
 
@@ -108,8 +108,9 @@ def test_ten_copies_of_one_point_learn_nothing(exchange: Exchange, mode: PsiMode
         for target in (member, outsider):
             role = psi_sum.Buyer([target]) if mode is PsiMode.SUM else psi.Buyer([target])
             box = role.box.public if isinstance(role, psi_sum.Buyer) else b""
-            outcomes.append(attack(c, mode, role.blinded() * 10, dh_second_round(role),
-                                   cardinality_only=cardinality_only, box=box, values=("cost",) if box else ()))
+            a = role.blinded() * 10 + role.commitment()
+            outcomes.append(attack(c, mode, a, dh_second_round(role), cardinality_only=cardinality_only, box=box,
+                                   values=("cost",) if box else ()))
     assert outcomes[0] == outcomes[1], outcomes
     assert outcomes[0].startswith("InvalidArgument") and "stage A" in outcomes[0] and "repeats" in outcomes[0]
 
@@ -126,10 +127,38 @@ def test_a_second_encoding_of_a_point_is_refused_by_the_holder(exchange: Exchang
             a = role.blinded()
             twin = torsion_twin(a[0])
             box = role.box.public if isinstance(role, psi_sum.Buyer) else b""
-            outcomes.append(attack(c, mode, a + [twin], dh_second_round(role), box=box,
+            outcomes.append(attack(c, mode, a + [twin] + role.commitment(), dh_second_round(role), box=box,
                                    values=("cost",) if box else ()))
     assert outcomes[0] == outcomes[1], outcomes
     assert outcomes[0].startswith("FAILED") and "st-mary" in outcomes[0] and "repeats a point" in outcomes[0]
+
+
+@pytest.mark.parametrize("mode", [PsiMode.INTERSECTION, PsiMode.SUM])
+def test_ten_scalars_over_a_tenth_of_w_are_caught_by_the_canaries(exchange: Exchange, mode: PsiMode) -> None:
+    """A = the target under ten scalars (ten distinct points, so no repeat), Z = a tenth of W
+    re-blinded under each: a member whose row is in that tenth would match ten times. The
+    holder's canaries in W, checked by the gateway, catch the other nine tenths of Z."""
+    member, outsider = members(exchange)[13], "ZZ-not-a-patient"
+    outcomes = []
+    with exchange.client() as c:
+        for target in (member, outsider):
+            keys = [psi.Key() for _ in range(10)]
+            a = [k.hash_and_blind([psi.normalise(target)])[0] for k in keys]
+            committed = psi.Buyer([target], key=keys[0])
+            box = psi_sum.BoxKey().public if mode is PsiMode.SUM else b""
+
+            def second(c: Client, jid: str, keys: list[psi.Key] = keys) -> list[bytes]:
+                w = _download(c, jid, Stage.W, MAX_W)
+                tenth = len(w) // 10
+                z = keys[0].blind(w[:tenth])  # honest where it can be
+                for k in keys[1:]:
+                    z += k.blind(w[:tenth])  # the same tenth under each other scalar
+                return z + keys[0].blind(w[10 * tenth:])
+
+            outcomes.append(attack(c, mode, a + committed.commitment(), second, cardinality_only=not box, box=box,
+                                   values=("cost",) if box else ()))
+    assert outcomes[0] == outcomes[1], outcomes
+    assert outcomes[0].startswith("FAILED") and "not the holder's set re-blinded with the scalar" in outcomes[0]
 
 
 def test_unbalanced_ten_copies_or_ten_blindings_learn_nothing(exchange: Exchange) -> None:

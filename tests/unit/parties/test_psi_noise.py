@@ -21,7 +21,7 @@ from parties.config import load_party_config
 from parties.psi_runner import SHIFT_SD, PsiRunner, plan_noise
 from parties.sources import CachedSource
 from protocols import dp, oprf, psi, psi_sum
-from protocols.psi_stages import CountNoise, NoiseDeclaration, Stage, split_items, unpack_masked
+from protocols.psi_stages import GatewayNotes, NoiseDeclaration, Stage, split_items, unpack_masked
 
 TARGET = "+44 7700 900123"
 COSTS = {f"P{i}": Decimal(100 + 7 * i) + Decimal("0.25") for i in range(40)} | {TARGET: Decimal("49.21")}
@@ -61,16 +61,16 @@ def make(tmp_path: Path, budget: float = 10.0) -> PsiRunner:
 def sum_job(r: PsiRunner, ids: list[str], job_id: str) -> tuple[int, int, NoiseDeclaration, int]:
     """The whole psi-sum job in-process: holder (runner), gateway, buyer. (size, total in cents, declaration, |W|)."""
     b = psi_sum.Buyer(ids)
-    a = b.blinded()
+    a = b.blinded() + b.commitment()
     job = PsiJob("visits", "patient_id", PsiMode.SUM, False, ("cost",), b.box.public, len(a))
     ans = r.run("acme", job, a, job_id=job_id, cached_tables=[])
     assert ans.refusal is None and ans.failure is None, (ans.refusal, ans.failure)
     w = split_items(ans.stages[Stage.W], Stage.W)
     z = b.reblind(w)
-    noise = CountNoise.unpack(ans.stages[Stage.N])
+    noise = GatewayNotes.unpack(ans.stages[Stage.N])
     res = psi_sum.gateway_sum(split_items(ans.stages[Stage.D], Stage.D), z,
                               unpack_masked(ans.stages[Stage.M], 1), minimum=ans.min_intersection,
-                              offset=noise.offset, counted=noise.include)
+                              offset=noise.offset, counted=noise.include, canaries=noise.canaries)
     (total,) = b.totals(res, ans.stages[Stage.S], job_id.encode(), len(z))
     return res.size, total, NoiseDeclaration.unpack(ans.stages[Stage.P]), len(w)
 
@@ -123,7 +123,8 @@ def test_whole_jobs_carry_the_declared_noise_and_charge_rho(tmp_path: Path) -> N
         assert total != truth + (4921 if n == 31 else 0)  # exact with probability under 10^-6
         assert abs(total - truth - (4921 if n == 31 else 0)) < 40 * dict(decl.sum_sd)["cost"] * 100
         shift = math.ceil(SHIFT_SD * decl.size_sd)
-        assert 41 + 2 * shift + 1 <= w <= 41 + 2 * shift + 1 + 2 * math.ceil(SHIFT_SD * decl.set_size_sd)
+        fixed = 41 + 2 * shift + 1 + psi.CANARIES  # own IDs, size padding, the noise row, canaries
+        assert fixed <= w <= fixed + 2 * math.ceil(SHIFT_SD * decl.set_size_sd)
     assert outs[1][2].remaining == pytest.approx(10 - 0.1)
     rho = [c for c in r.budget.charges() if c[2] == "rho"]
     assert [(c[3], c[4]) for c in rho] == [("j1", 0.05), ("j2", 0.05)]
@@ -134,8 +135,8 @@ def test_spent_privacy_budget_is_refused_before_any_quota_is_charged(tmp_path: P
     sum_job(r, LIST, "j1")
     sum_job(r, LIST, "j2")
     b = psi.Buyer(LIST)
-    ans = r.run("acme", PsiJob("visits", "patient_id", PsiMode.INTERSECTION, True, (), b"", 30), b.blinded(),
-                job_id="j3", cached_tables=[])
+    ans = r.run("acme", PsiJob("visits", "patient_id", PsiMode.INTERSECTION, True, (), b"", 32),
+                b.blinded() + b.commitment(), job_id="j3", cached_tables=[])
     assert ans.code == "dp_budget" and "privacy budget for 'visits'" in (ans.refusal or "")
     assert "needs rho = 0.05" in (ans.refusal or "") and not ans.stages
     assert [c[3] for c in r.budget.charges()].count("j3") == 0
@@ -146,5 +147,5 @@ def test_exact_unbalanced_answers_declare_no_noise_and_cost_no_rho(tmp_path: Pat
     b = oprf.Buyer(LIST)
     ans = r.run("acme", PsiJob("visits", "patient_id", PsiMode.UNBALANCED, False, (), b"", 30), b.blinded(),
                 job_id="u", cached_tables=[])
-    assert NoiseDeclaration.unpack(ans.stages[Stage.P]).exact and CountNoise.unpack(ans.stages[Stage.N]) == CountNoise()
+    assert NoiseDeclaration.unpack(ans.stages[Stage.P]).exact and GatewayNotes.unpack(ans.stages[Stage.N]) == GatewayNotes()
     assert all(c[2] != "rho" for c in r.budget.charges())

@@ -57,10 +57,11 @@ def make(tmp_path: Path, clock: Clock, extra: str = "") -> PsiRunner:
 
 def ask(r: PsiRunner, ids: list[str], mode: PsiMode = PsiMode.INTERSECTION, cardinality_only: bool = True,
         buyer: str = "acme", points: list[bytes] | None = None):  # type: ignore[no-untyped-def]
-    if points is not None:
-        a = points
-    else:
-        a = oprf.Buyer(ids).blinded() if mode is PsiMode.UNBALANCED else psi.Buyer(ids).blinded()
+    if mode is PsiMode.UNBALANCED:
+        a = points if points is not None else oprf.Buyer(ids).blinded()
+    else:  # balanced modes: A ends with the buyer's commitment to its scalar
+        b = psi.Buyer(ids)
+        a = (points if points is not None else b.blinded()) + b.commitment()
     job = PsiJob("visits", "patient_id", mode, cardinality_only, (), b"", len(a))
     return r.run(buyer, job, a, job_id=f"job-{len(r.budget.charges())}", cached_tables=[])
 
@@ -102,8 +103,9 @@ def test_quota_survives_a_new_book_over_the_same_state(tmp_path: Path) -> None:
     ask(r, ["P1", "P2"])
     r.budget.close()
     again = make(tmp_path, clock)
-    assert again.run("acme", PsiJob("visits", "patient_id", PsiMode.INTERSECTION, True, (), b"", 1),
-                     psi.Buyer(["P1"]).blinded(), job_id="j", cached_tables=[]).code == "psi_quota"
+    b = psi.Buyer(["P1"])
+    assert again.run("acme", PsiJob("visits", "patient_id", PsiMode.INTERSECTION, True, (), b"", 3),
+                     b.blinded() + b.commitment(), job_id="j", cached_tables=[]).code == "psi_quota"
 
 
 def test_unbalanced_quota_renews_with_the_key_epoch(tmp_path: Path) -> None:
@@ -133,5 +135,14 @@ def test_exact_intersection_false_answers_sizes_and_sums_only(tmp_path: Path) ->
 def test_repeated_points_are_refused_with_their_reason(tmp_path: Path, mode: PsiMode) -> None:
     r = make(tmp_path, Clock(T0))
     a = oprf.Buyer(["P1"]).blinded() if mode is PsiMode.UNBALANCED else psi.Buyer(["P1"]).blinded()
-    ans = ask(r, [], mode=mode, points=a * 3)
+    ans = ask(r, ["P1"], mode=mode, points=a * 3)
     assert ans.code == "psi_repeated_point" and "repeats" in (ans.refusal or "") and not ans.stages
+
+
+def test_a_set_without_room_for_the_commitment_fails(tmp_path: Path) -> None:
+    r = make(tmp_path, Clock(T0))
+    (point,) = psi.Buyer(["P1"]).blinded()
+    ans = r.run("acme", PsiJob("visits", "patient_id", PsiMode.INTERSECTION, True, (), b"", 1), [point],
+                job_id="j", cached_tables=[])
+    assert ans.failure is not None and "must end with its 2-point commitment" in ans.failure
+    assert r.budget.charges() == []
