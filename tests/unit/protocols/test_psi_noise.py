@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from protocols import psi, psi_sum
-from protocols.psi_stages import CountNoise, NoiseDeclaration
+from protocols.psi_stages import GatewayNotes, NoiseDeclaration
 
 
 def run_sum(holder_rows, buyer_ids, *, padding=0, noise=None, count=0, offset=0, minimum=1, bounds=None):  # type: ignore[no-untyped-def]
@@ -87,11 +87,11 @@ def test_cardinality_noise_and_padding_in_dh_psi() -> None:
 
 
 def test_stage_n_and_p_round_trip_and_refuse_garbage() -> None:
-    n = CountNoise(-7, (3, 9, 1))
-    assert CountNoise.unpack(n.pack()) == n and CountNoise.unpack(CountNoise().pack()) == CountNoise()
-    for bad in (b"", b"\x00" * 9, CountNoise(0, (1, 1)).pack()):
+    n = GatewayNotes(-7, (3, 9, 1))
+    assert GatewayNotes.unpack(n.pack()) == n and GatewayNotes.unpack(GatewayNotes().pack()) == GatewayNotes()
+    for bad in (b"", b"\x00" * 9, GatewayNotes(0, (1, 1)).pack()):
         with pytest.raises(ValueError):
-            CountNoise.unpack(bad)
+            GatewayNotes.unpack(bad)
     p = NoiseDeclaration(False, 0.05, 5.5, 5.5, (("cost", 27386.1),), 0.95, 1.7e9)
     assert NoiseDeclaration.unpack(p.pack()) == p and NoiseDeclaration.unpack(NoiseDeclaration().pack()).exact
     for bad in (b"{}", b"not json", NoiseDeclaration(False, 0.05, -1.0).pack()):
