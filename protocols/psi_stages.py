@@ -1,7 +1,8 @@
 """The sets a PSI job moves, named once: who writes each, who may read it, its item size and limit.
 
     stage  written by  read by          item bytes       what it holds
-    A      buyer       holder           32 (point)       the buyer's blinded IDs a·H(x)
+    A      buyer       holder           32 (point)       the buyer's blinded IDs a·H(x), then (balanced modes) its
+                                                         commitment a·G, a·G′ (counted in buyer_set_size)
     D      holder      gateway          32               the buyer's points re-blinded, b·a·H(x), in the buyer's order
     W      holder      buyer            32               the holder's blinded IDs b·H(y), shuffled
     Z      buyer       gateway          32               W re-blinded by the buyer, a·b·H(y)
@@ -10,7 +11,8 @@
     E      holder      buyer            32 (point)       the buyer's OPRF points evaluated under the epoch key
     Q      buyer       gateway          16 (tag)         the buyer's OPRF tags (unbalanced)
     T      holder      gateway          16 (tag)         the holder's OPRF table for its epoch (unbalanced)
-    N      holder      gateway          1 (opaque)       the holder's noise on the count and padding rows to count (DP)
+    N      holder      gateway          1 (opaque)       the holder's noise on the count, padding rows to count (DP)
+                                                         and its canaries: where Z must hold what (GatewayNotes)
     P      holder      buyer            1 (opaque)       the holder's noise declaration: ρ, σ per figure (DP)
 
 A job's rounds: the buyer uploads A (or, unbalanced, also A: its blinded
