@@ -2,9 +2,13 @@
 
     QuotaExceeded (ResourceExhausted)   refused; ``retry_after_s`` says when trying again can help
 
-A buyer may keep at most ``max_open_jobs`` jobs running and submit at most
+A buyer may keep at most ``max_open_jobs`` jobs running and open at most
 ``jobs_per_minute`` new ones in any sliding minute; its unfinished set uploads
-may hold at most ``max_upload_bytes``. Every refusal is counted under a fixed
+may hold at most ``max_upload_bytes``. Any caller, buyer or holder, may have at
+most ``max_calls_per_caller`` calls running at once (``interceptors.CallLimiter``),
+so that no one caller takes all of the server's. The party streams' own limits
+(half-sent contributions, answers to tasks not given) live with the servicer
+and are counted here too. Every refusal is counted under a fixed
 reason (``REASONS``) and carries its retry hint in the message and in the
 trailing metadata ``retry-after-s``, so clients can back off without parsing
 prose. The limits live in memory: after a restart the open jobs are counted
@@ -89,6 +93,7 @@ class Quotas:
         if s.max_open_jobs and len(self._open.get(buyer, ())) >= s.max_open_jobs:
             raise self.refuse(
                 f"{buyer} already has {s.max_open_jobs} jobs running, the most this gateway runs for one buyer; "
+                # When a job ends cannot be known here: the hint is a polite polling interval.
                 "wait for one to finish or cancel one", reason="open_jobs", retry_after_s=5)
         if s.jobs_per_minute:
             if len(self._submitted) > _MAX_TRACKED:
