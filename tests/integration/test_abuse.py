@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -298,3 +299,25 @@ def test_a_holder_that_overflows_a_packed_slot_fails_the_buyers_decryption(
         with pytest.raises(WharfError, match=r"does not decrypt: packed slot 0 of plaintext 0 \(figure 0\) holds "
                                              r"\d+, above \d+.*overflowed its slot"):
             c.result(job, timeout_s=60)
+
+
+def test_an_idle_connection_is_closed_and_the_client_comes_back(tmp_path_factory: pytest.TempPathFactory) -> None:
+    ex = Exchange(tmp_path_factory.mktemp("idle"), parties=())
+    try:
+        ex.start_gateway("--idle-timeout", "1")
+        states: list[grpc.ChannelConnectivity] = []
+        went_idle = threading.Event()
+
+        def seen(state: grpc.ChannelConnectivity) -> None:
+            states.append(state)
+            if grpc.ChannelConnectivity.READY in states and state == grpc.ChannelConnectivity.IDLE:
+                went_idle.set()
+
+        with ex.client() as c:
+            c._channel.subscribe(seen)
+            c.catalog()  # the connection is up, then carries no call
+            assert went_idle.wait(timeout=30), f"the gateway kept an idle connection open: {states}"
+            assert c.catalog() == []  # the next call reconnects by itself
+            c._channel.unsubscribe(seen)
+    finally:
+        ex.stop()
