@@ -119,3 +119,10 @@ def test_sorted_table_answers_like_a_set() -> None:
     assert oprf.SortedTags(b"").members(mine[:2]) == [False, False]
     with pytest.raises(psi.PsiError, match="16-byte"):
         oprf.SortedTags(b"\x00" * 17)
+
+
+def test_items_sharing_a_prefix_are_compared_whole() -> None:
+    same = [b"P" * 8 + bytes([i]) * 24 for i in range(5)]
+    assert first_repeat(b"".join(same), 32) is None
+    assert first_repeat(b"".join(same + [b"Q" * 32, same[2]]), 32) == 6
+    assert first_repeat(b"ab" + b"cd" + b"ab", 2) == 2  # widths that are not a multiple of 8
