@@ -27,6 +27,8 @@ from datawharf.filters import Condition, Op
 from wharf.local import LocalExchange
 
 HOSPITALS = ("st-mary", "riverside", "northgate")
+# visits_private's declared range of cost: wide enough that clipping almost never bites.
+PRIVATE_BOUNDS = (Decimal(-200), Decimal(20000))
 DEPARTMENTS = ("cardiology", "oncology", "pediatrics", "emergency", "orthopedics")
 BUYER = "acme-insurance"
 
@@ -74,6 +76,7 @@ def party_config(
     min_rows: int = 10,
     ward_source: Path | None = None,
     dp: str | None = None,
+    private_copy: bool = False,
 ) -> str:
     """A hospital's TOML. ``dp`` is the body of its [datasets.policy.dp] table; None writes the explicit
     opt-out (exact answers, for checking against the truth)."""
@@ -101,7 +104,23 @@ min_rows = {min_rows}
 allowed_psi = ["intersection", "cardinality", "sum", "unbalanced"]
 min_intersection = 10
 {dp_table}
-""" + ("" if ward_source is None else f"""
+""" + ("" if not private_copy else f"""
+[[datasets]]
+name = "visits_private"
+source = "{source}"
+description = "The same visits under differential privacy"
+columns = [
+  {{ name = "patient_id", type = "string", join_key = true }},
+  {{ name = "age", type = "int", aggregate = true, bounds = [0, 120], filter = ["<", "<=", ">", ">="] }},
+  {{ name = "cost", type = "decimal", decimals = 2, aggregate = true, bounds = [{PRIVATE_BOUNDS[0]}, {PRIVATE_BOUNDS[1]}] }},
+]
+[datasets.policy]
+allowed_buyers = [{allowed}]
+min_rows = {min_rows}
+[datasets.policy.dp]
+budget = 1.0
+max_per_job = 0.25
+""") + ("" if ward_source is None else f"""
 [[datasets]]
 name = "ward_load"
 source = "{ward_source}"
@@ -323,6 +342,40 @@ def run_psi_jobs(address: str, work: Path, visits: list[dict[str, str]], identit
     return failures
 
 
+def run_private_jobs(address: str, visits: list[dict[str, str]], identity: Path) -> int:
+    """The same sum under differential privacy, beside the truth; then the differencing attack, refused."""
+    truth_sum = float(truth(visits, "cost", "sum", ""))
+    lo, hi = PRIVATE_BOUNDS
+    # What the holders' noisy sum estimates: each value clipped to the declared bounds.
+    clipped = float(sum(min(max(Decimal(r["cost"]), lo), hi) for r in visits))
+    base = [sys.executable, "-m", "wharf", "job", "aggregate", "--gateway", address, "--identity", str(identity),
+            "--dataset", "visits_private", "--column", "cost", "--stat", "sum", "--json", "--timeout", "60"]
+    failures = 0
+    proc = subprocess.run([*base, "--rho", "0.1"], capture_output=True, text=True, timeout=180)
+    if proc.returncode != 0:
+        print(f"{'sum(cost) with --rho 0.1':<66} FAILED: {proc.stderr.strip() or proc.stdout.strip()}")
+        return 1
+    out = json.loads(proc.stdout)
+    low, high = out["interval95"]
+    inside = low <= clipped <= high
+    # The noise is real: pass while the truth is within 4 sd (a 1-in-16,000 miss), say whether the 95 % interval holds it.
+    ok = abs(out["value"] - clipped) <= 4 * out["noise_sd"]
+    print(f"{'sum(cost) with --rho 0.1 (each holder adds its own noise)':<66} {out['value']:>16.2f} "
+          f"{truth_sum:>16.2f}  {'✓' if ok else '✗ MISMATCH'}")
+    print(f"    noise sd {out['noise_sd']:.2f}, 95% interval [{low:.2f}, {high:.2f}] "
+          f"{'holds' if inside else 'misses'} the truth"
+          + (f" (clipped to [{lo}, {hi}]: {clipped:.2f})" if clipped != truth_sum else "") + "; budget left: "
+          + ", ".join(f"{h} {r:g}" for h, r in sorted(out["privacy"]["remaining_rho"].items())))
+    failures += not ok
+    victim = visits[7]["patient_id"]
+    proc = subprocess.run([*base, "--where", f"patient_id != '{victim}'"], capture_output=True, text=True, timeout=180)
+    refused = proc.returncode != 0 and "does not allow filtering on 'patient_id'" in proc.stderr
+    print(f"{'sum(cost) where patient_id != ' + repr(victim) + ' (differencing)':<66} {'refused':>16} "
+          f"{'':>16}  {'✓' if refused else '✗ NOT REFUSED'}")
+    print(f"    {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.stdout.strip()[:200]}")
+    return failures + (not refused)
+
+
 def audit(exchange: LocalExchange, work: Path) -> int:
     """Export the gateway's ledger and verify it with the exchange's CA, as an auditor would."""
     assert exchange.ca is not None
@@ -370,7 +423,7 @@ def run_demo(*, workdir: Path | None = None, rows: int = 3000) -> int:
             if name != "northgate":
                 stats.append("variance")
             exchange.start_party(name, party_config(name, address, sources[name], statistics=stats,
-                                                    ward_source=wards[name]))
+                                                    ward_source=wards[name], private_copy=True))
         exchange.wait_online("visits", HOSPITALS, caller=BUYER)
         print(f"  party nodes online: {', '.join(HOSPITALS)}")
         print()
@@ -383,6 +436,9 @@ def run_demo(*, workdir: Path | None = None, rows: int = 3000) -> int:
             failures += not run_job(job, address, tables[job.dataset], buyer)
         print()
         failures += run_psi_jobs(address, work, tables["visits"][PSI_HOLDER], buyer)
+        print()
+        print("differential privacy (the same visits, listed again with [datasets.policy.dp]):")
+        failures += run_private_jobs(address, [r for t in tables["visits"].values() for r in t], buyer)
         print()
         print("the ledger of every use (`wharf audit export`, then `wharf audit verify --ca`):")
         failures += audit(exchange, work)

@@ -14,7 +14,9 @@ def test_demo_runs_and_every_result_matches(tmp_path: Path) -> None:
     assert "all results match the plaintext truth" in out.stdout, out.stdout + out.stderr
     from wharf.demo import JOBS
 
-    assert out.stdout.count("✓") == len(JOBS) + 4 and "✗" not in out.stdout, out.stdout  # + four PSI jobs
+    # + four PSI jobs, a noisy sum and a refused differencing attack
+    assert out.stdout.count("✓") == len(JOBS) + 6 and "✗" not in out.stdout, out.stdout
+    assert "does not allow filtering on 'patient_id'" in out.stdout
     assert "psi-sum cost" in out.stdout
     for backend in ("paillier-packed", "bfv", "ckks"):
         assert backend in out.stdout
