@@ -54,7 +54,7 @@ def run(*, quick: bool) -> Record:
     h, rows, reps = (3, 10_000, 2) if quick else (10, 100_000, 7)
     rec = Record("dp", quick, {"holders": h, "rows_per_holder": rows, "repetitions": reps,
                                "rho_per_job": 0.05, "bounds": [0, BOUND], "noise": "full"})
-    with Cluster(h, write_holder(rows)) as cluster, cluster.client("bench") as client:
+    with Cluster(h, write_holder(rows), gateway_args=("--jobs-per-minute", "0")) as cluster, cluster.client("bench") as client:
         client.result(client.submit("visits_exact", "cost", "sum", timeout_s=600))  # warm: connections, keys
         exact_s, dp_s, errors, sds = [], [], [], []
         truth = None

@@ -11,6 +11,8 @@
     wharf_refusals_total{reason}                the holder's policy rule that refused (REFUSAL_REASONS,
                                                 else other; unspecified when the holder gave none)
     wharf_invalid_contributions_total
+    wharf_quota_refusals_total{reason}          calls refused RESOURCE_EXHAUSTED by a per-caller quota
+                                                (gateway/quotas.py; a fixed set of reasons)
     wharf_auth_refusals_total{reason}           calls refused for their certificate: no_certificate, expired,
                                                 revoked, foreign_ca, wrong_role, bad_certificate, bad_signature,
                                                 no_identity, else other
