@@ -275,6 +275,7 @@ class Client(Connection):
         request_id: str | None = None,
         progress: Progress | None = None,
         parallel: bool = True,
+        rho: float | None = None,
     ) -> PsiAnswer:
         """Run a private set intersection of ``ids`` with a holder's ``key_column``; blocks until done.
 
@@ -289,9 +290,12 @@ class Client(Connection):
             progress: called as ``progress(stage, done, total)`` while blinding and sending.
             parallel: blind on every core with worker processes (guard a script's entry point with
                 ``if __name__ == "__main__":``).
+            rho: the privacy loss (zCDP ρ) to spend at a holder that applies differential privacy
+                to PSI; None spends its default per job.
 
         Returns:
-            A ``PsiAnswer``: the size, the buyer's own matching IDs (in input order) or the sums.
+            A ``PsiAnswer``: the size, the buyer's own matching IDs (in input order) or the sums,
+            and ``noise`` (σ and 95 % intervals) when the holder applied differential privacy.
 
         Raises:
             InvalidArgument, NotFound: a malformed argument or an unknown dataset or column.
@@ -299,7 +303,7 @@ class Client(Connection):
         """
         return run_psi(self, dataset, key_column, ids, mode=mode, cardinality_only=cardinality_only,
                        value_columns=value_columns, party=party, timeout_s=timeout_s, request_id=request_id,
-                       progress=progress, parallel=parallel)
+                       progress=progress, parallel=parallel, rho=rho)
 
 
 def _noise(spec: AggregateJob, result: buyer_pb2.JobResult) -> Noise | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -29,6 +30,7 @@ from protocols import dp, oprf, psi, psi_sum
 from protocols.psi_stages import (
     MAX_NOISE_BYTES,
     MAX_SEALED_BYTES,
+    MAX_SET,
     MAX_W,
     NoiseDeclaration,
     PsiMode,
@@ -152,8 +154,12 @@ def run_psi(
     request_id: str | None = None,
     progress: Progress | None = None,
     parallel: bool = True,
+    rho: float | None = None,
 ) -> PsiAnswer:
-    """The buyer's rounds of one PSI job (see ``Client.psi`` for the arguments)."""
+    """The buyer's rounds of one PSI job (see ``Client.psi`` for the arguments; ``rho`` is the privacy
+    spend at a holder under differential privacy, None for its default)."""
+    if rho is not None and not (0 < rho <= 100 and math.isfinite(rho)):
+        raise InvalidArgument(f"rho must be a positive privacy spend (at most 100), got {rho}", argument="rho")
     try:
         psi_mode = PsiMode(mode)
     except ValueError:
@@ -183,8 +189,11 @@ def run_psi(
     box_key = role.box.public if isinstance(role, psi_sum.Buyer) else b""
     # Balanced modes: A ends with the buyer's commitment to its scalar, counted in the set's size.
     extra = 0 if psi_mode is PsiMode.UNBALANCED else psi.COMMITMENT_POINTS
+    if len(role.unique) + extra > MAX_SET:
+        raise InvalidArgument(f"{len(role.unique)} distinct IDs; a PSI job takes at most {MAX_SET - extra} "
+                              "(the set also carries the buyer's commitment)", argument="ids")
     spec = PsiJob(dataset, key_column, psi_mode, cardinality_only, tuple(value_columns), box_key,
-                  len(role.unique) + extra)
+                  len(role.unique) + extra, rho or 0.0)
     pool: ProcessPoolExecutor | None = None
     mapper: psi.Mapper = psi._serial_map
     if parallel and psi_mode is not PsiMode.UNBALANCED:

@@ -149,6 +149,7 @@ class PsiJob:
     value_columns: tuple[str, ...] = ()
     buyer_box_key: bytes = b""
     buyer_set_size: int = 0
+    rho: float = 0.0  # the buyer's privacy spend at a holder under DP; 0: the holder's default
 
     @property
     def kind(self) -> str:

@@ -338,7 +338,7 @@ def psi_to_proto(job: PsiJob) -> common_pb2.PsiSpec:
     return common_pb2.PsiSpec(
         dataset=job.dataset, key_column=job.key_column, mode=_PSI_TO[job.mode],
         cardinality_only=job.cardinality_only, value_columns=job.value_columns,
-        buyer_box_key=job.buyer_box_key, buyer_set_size=job.buyer_set_size,
+        buyer_box_key=job.buyer_box_key, buyer_set_size=job.buyer_set_size, rho=job.rho,
     )
 
 
@@ -362,8 +362,10 @@ def psi_from_proto(msg: common_pb2.PsiSpec) -> PsiJob:
         raise ResourceExhausted("at most 64 value columns")
     if msg.buyer_set_size > MAX_PSI_SET:
         raise ResourceExhausted(f"the buyer's set of {msg.buyer_set_size} IDs exceeds the gateway's limit of {MAX_PSI_SET}")
+    if not (math.isfinite(msg.rho) and 0 <= msg.rho <= MAX_RHO):
+        raise InvalidArgument(f"the privacy spend rho must be between 0 and {MAX_RHO}, got {msg.rho}", argument="rho")
     return PsiJob(msg.dataset, msg.key_column, mode, msg.cardinality_only, tuple(msg.value_columns),
-                  msg.buyer_box_key, msg.buyer_set_size)
+                  msg.buyer_box_key, msg.buyer_set_size, msg.rho)
 
 
 def job_to_proto(view: JobView) -> buyer_pb2.Job:

@@ -212,8 +212,11 @@ class PsiRunner:
         plan: PsiNoise | None = None
         rho = Limit("rho", dpc.budget, dpc.period_days * 86400)  # shared with aggregate jobs on this dataset
         if dpc.enabled:
+            if job.rho > dpc.max_per_job:
+                return PsiAnswer(refusal=f"the job asks to spend rho = {job.rho:g} on {dataset.name!r}; this holder "
+                                 f"allows at most {dpc.max_per_job:g} per job", code="dp_max_per_job")
             try:
-                plan = plan_noise(dataset, job, dpc.default_per_job)
+                plan = plan_noise(dataset, job, job.rho or dpc.default_per_job)
             except dp.PrivacyError as exc:
                 return PsiAnswer(refusal=f"differential privacy on {dataset.name!r}: {exc}", code="dp")
             if plan is not None and self.budget.balance(buyer, dataset.name, rho).remaining + 1e-9 < plan.rho:

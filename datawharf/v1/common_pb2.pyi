@@ -229,7 +229,7 @@ class Chunk(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., data: _Optional[bytes] = ..., last: _Optional[bool] = ...) -> None: ...
 
 class PsiSpec(_message.Message):
-    __slots__ = ("dataset", "key_column", "mode", "cardinality_only", "value_columns", "buyer_box_key", "buyer_set_size")
+    __slots__ = ("dataset", "key_column", "mode", "cardinality_only", "value_columns", "buyer_box_key", "buyer_set_size", "rho")
     DATASET_FIELD_NUMBER: _ClassVar[int]
     KEY_COLUMN_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
@@ -237,6 +237,7 @@ class PsiSpec(_message.Message):
     VALUE_COLUMNS_FIELD_NUMBER: _ClassVar[int]
     BUYER_BOX_KEY_FIELD_NUMBER: _ClassVar[int]
     BUYER_SET_SIZE_FIELD_NUMBER: _ClassVar[int]
+    RHO_FIELD_NUMBER: _ClassVar[int]
     dataset: str
     key_column: str
     mode: PsiMode
@@ -244,7 +245,8 @@ class PsiSpec(_message.Message):
     value_columns: _containers.RepeatedScalarFieldContainer[str]
     buyer_box_key: bytes
     buyer_set_size: int
-    def __init__(self, dataset: _Optional[str] = ..., key_column: _Optional[str] = ..., mode: _Optional[_Union[PsiMode, str]] = ..., cardinality_only: _Optional[bool] = ..., value_columns: _Optional[_Iterable[str]] = ..., buyer_box_key: _Optional[bytes] = ..., buyer_set_size: _Optional[int] = ...) -> None: ...
+    rho: float
+    def __init__(self, dataset: _Optional[str] = ..., key_column: _Optional[str] = ..., mode: _Optional[_Union[PsiMode, str]] = ..., cardinality_only: _Optional[bool] = ..., value_columns: _Optional[_Iterable[str]] = ..., buyer_box_key: _Optional[bytes] = ..., buyer_set_size: _Optional[int] = ..., rho: _Optional[float] = ...) -> None: ...
 
 class SetChunk(_message.Message):
     __slots__ = ("stage", "seq", "data", "last")

@@ -243,7 +243,7 @@ class PsiJobs:
             if repeat:
                 raise psi.RepeatedPoint(repeat)
         try:
-            noise = self._noise(jid)
+            noise = self._notes(jid)
         except ValueError as exc:
             raise psi.PsiError(str(exc)) from None
         if noise.canaries and spec.mode is PsiMode.UNBALANCED:
@@ -305,8 +305,8 @@ class PsiJobs:
                                detail=f"stage={stage} items={size // item_bytes(stage)} chunks={chunks} bytes={size}")
 
     # ------------------------------------------------------------------ match
-    def _noise(self, job_id: str) -> GatewayNotes:
-        """The holder's noise on the size (stage N); none from a holder that sent no stage N."""
+    def _notes(self, job_id: str) -> GatewayNotes:
+        """The holder's notes for the gateway (stage N): noise on the size, rows to count, canaries; none if absent."""
         if not self.spool.has(job_id, Stage.N):
             return GatewayNotes()
         return GatewayNotes.unpack(self.spool.read(job_id, Stage.N))
@@ -332,17 +332,17 @@ class PsiJobs:
             if table is None:
                 raise psi.PsiError("the holder's table for this epoch is no longer held; submit the job again")
             m = oprf.lookup(table, self.spool.items(jid, Stage.Q, item_bytes(Stage.Q)), minimum=minimum,
-                            cardinality_only=spec.cardinality_only, offset=self._noise(jid).offset)
+                            cardinality_only=spec.cardinality_only, offset=self._notes(jid).offset)
             return buyer_pb2.PsiResult(size=m.size, positions=m.positions)
         d = self.spool.items(jid, Stage.D, item_bytes(Stage.D))
         z = self.spool.items(jid, Stage.Z, item_bytes(Stage.Z))
         if spec.mode is PsiMode.INTERSECTION:
-            notes = self._noise(jid)
+            notes = self._notes(jid)
             m = psi.match(d, z, minimum=minimum, cardinality_only=spec.cardinality_only, offset=notes.offset,
                           canaries=notes.canaries)
             return buyer_pb2.PsiResult(size=m.size, positions=m.positions)
         masked = unpack_masked(self.spool.read(jid, Stage.M), len(spec.value_columns))
-        noise = self._noise(jid)
+        noise = self._notes(jid)
         r = psi_sum.gateway_sum(d, z, masked, minimum=minimum, offset=noise.offset, counted=noise.include,
                                 canaries=noise.canaries)
         return buyer_pb2.PsiResult(size=r.size, positions=r.positions, holder_rows=len(z),

@@ -256,6 +256,6 @@ def test_psi_sum_differencing_no_longer_reveals_the_added_persons_value(exchange
 def test_cardinality_under_dp_is_noisy_and_declared(exchange: Exchange) -> None:
     ids = members(exchange, "dp-hosp")[:40]
     with exchange.client() as c:
-        ans = c.psi("visits", "patient_id", ids, party="dp-hosp", cardinality_only=True, parallel=False)
-    assert ans.matched == () and ans.noise is not None and ans.noise.sum_sd == {}
+        ans = c.psi("visits", "patient_id", ids, party="dp-hosp", cardinality_only=True, parallel=False, rho=0.02)
+    assert ans.matched == () and ans.noise is not None and ans.noise.sum_sd == {} and ans.noise.rho == 0.02
     assert ans.noise.size_interval is not None and ans.noise.size_sd > 1

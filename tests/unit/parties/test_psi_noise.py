@@ -149,3 +149,17 @@ def test_exact_unbalanced_answers_declare_no_noise_and_cost_no_rho(tmp_path: Pat
                 job_id="u", cached_tables=[])
     assert NoiseDeclaration.unpack(ans.stages[Stage.P]).exact and GatewayNotes.unpack(ans.stages[Stage.N]) == GatewayNotes()
     assert all(c[2] != "rho" for c in r.budget.charges())
+
+
+def test_the_buyers_own_spend_is_used_and_capped_by_max_per_job(tmp_path: Path) -> None:
+    r = make(tmp_path)
+    b = psi.Buyer(LIST)
+    a = b.blinded() + b.commitment()
+    job = PsiJob("visits", "patient_id", PsiMode.INTERSECTION, True, (), b"", len(a), rho=0.02)
+    ans = r.run("acme", job, a, job_id="own", cached_tables=[])
+    decl = NoiseDeclaration.unpack(ans.stages[Stage.P])
+    assert decl.rho == 0.02 and decl.size_sd == pytest.approx(dp.scale_for(0.01, 1.0))
+    assert [(c[3], c[4]) for c in r.budget.charges() if c[2] == "rho"] == [("own", 0.02)]
+    over = PsiJob("visits", "patient_id", PsiMode.INTERSECTION, True, (), b"", len(a), rho=0.06)
+    refused = r.run("acme", over, a, job_id="over", cached_tables=[])
+    assert refused.code == "dp_max_per_job" and "at most 0.05 per job" in (refused.refusal or "")
