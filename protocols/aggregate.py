@@ -19,7 +19,11 @@ Threat model (semi-honest roles):
   buyer: even a one-holder total is re-randomised.
 - The buyer learns the totals over all contributing holders, nothing per
   holder. What a total over few rows reveals is for the holders' policies
-  (minimum rows per figure, minimum holders) to limit, before encrypting.
+  to limit before encrypting: column roles (``datawharf.roles``), minimum
+  rows per figure, minimum holders, and differential privacy — clipped
+  values and discrete Gaussian noise added to each figure, charged to the
+  buyer's budget (``protocols.dp`` states the guarantee against the buyer
+  alone and against the buyer with the gateway).
 - Holders learn nothing of each other. Weak or malformed parameters from a
   buyer (short Paillier moduli, contexts off the parameter table, contexts
   carrying a secret key) are refused before anything is encrypted.
