@@ -15,6 +15,8 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from fractions import Fraction
+
+from google.protobuf.message import DecodeError
 from typing import Callable, Iterator, Sequence
 
 from buyers.connection import Connection
@@ -23,9 +25,10 @@ from datawharf.errors import FailedPrecondition, InvalidArgument, JobFailed, Wha
 from datawharf.messages import StagePiece
 from datawharf.model import JobView, PsiJob
 from datawharf.serde import job_from_proto, piece_to_proto, psi_to_proto
-from datawharf.signing import check_stages, items_digest
+from datawharf.pki import SignatureError
+from datawharf.signing import check_stages, items_digest, verify_receipt
 from datawharf.states import JobState
-from datawharf.v1 import buyer_pb2
+from datawharf.v1 import buyer_pb2, common_pb2
 from protocols import dp, oprf, psi, psi_sum
 from protocols.psi_stages import (
     MAX_NOISE_BYTES,
@@ -216,6 +219,7 @@ def run_psi(
         view = _await_stage(conn, job_id, timeout_s + 30)
         if view.final:
             raise WharfError(f"job {job_id} ended before the buyer's second round")
+        receipt = _early_receipt(conn, job_id, body_digest, view)
         try:
             declared = b"".join(_download(conn, job_id, Stage.P, MAX_NOISE_BYTES))
             seen[Stage.P] = items_digest([declared])
@@ -224,14 +228,18 @@ def run_psi(
         if isinstance(role, oprf.Buyer):
             evaluated = _download(conn, job_id, Stage.E, total)
             seen[Stage.E] = items_digest(evaluated)
+            if receipt is not None:
+                check_stages(receipt, {str(k): v for k, v in seen.items()})
             _upload(conn, job_id, Stage.Q, role.tags(evaluated), progress)
         else:
             w = _download(conn, job_id, Stage.W, MAX_W)
             seen[Stage.W] = items_digest(w)
-            z = role.reblind(w, _progress_mapper(mapper, "re-blinding", len(w), progress))
             if isinstance(role, psi_sum.Buyer):
                 sealed = b"".join(_download(conn, job_id, Stage.S, MAX_SEALED_BYTES))
                 seen[Stage.S] = items_digest([sealed])
+            if receipt is not None:  # before re-blinding: never multiply points the holder did not sign
+                check_stages(receipt, {str(k): v for k, v in seen.items()})
+            z = role.reblind(w, _progress_mapper(mapper, "re-blinding", len(w), progress))
             _upload(conn, job_id, Stage.Z, z, progress)
     finally:
         if pool is not None:
@@ -260,6 +268,25 @@ def run_psi(
         matched = tuple(ids_list[row] for row in hits)  # in the order of the buyer's input
     return PsiAnswer(job_id, psi_mode.value, r.size, matched, totals, result.contributors[0], view,
                      _noise(declared, r.size, totals) if declared else None)
+
+
+def _early_receipt(conn: Connection, job_id: str, body_digest: bytes, view: JobView
+                   ) -> common_pb2.ContributionReceipt | None:
+    """The holder's signed receipt for its answer, checked, before the buyer's second round (None when
+    the connection has no trust store, as on an insecure loopback)."""
+    if conn.trust is None or not body_digest:
+        return None
+    raw = b"".join(_download(conn, job_id, Stage.R, MAX_NOISE_BYTES))
+    try:
+        receipt = common_pb2.ContributionReceipt.FromString(raw)
+    except DecodeError:
+        raise SignatureError(f"the holder's receipt for job {job_id} as relayed is unreadable") from None
+    holder = verify_receipt(receipt, conn.trust, body_digest)
+    expected = {t.party for t in view.tasks}
+    if holder.name not in expected:
+        raise SignatureError(f"the receipt for job {job_id} is signed by {holder.name}, not by the job's holder "
+                             f"({', '.join(sorted(expected))})")
+    return receipt
 
 
 def _noise(declared: bytes, size: int, totals: dict[str, Fraction]) -> PsiNoise | None:

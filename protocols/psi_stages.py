@@ -14,6 +14,8 @@
     N      holder      gateway          1 (opaque)       the holder's noise on the count, padding rows to count (DP)
                                                          and its canaries: where Z must hold what (GatewayNotes)
     P      holder      buyer            1 (opaque)       the holder's noise declaration: ρ, σ per figure (DP)
+    R      holder      buyer            1 (opaque)       the holder's signed receipt over its stages, which the
+                                                         gateway relays from the answer's last message
 
 A job's rounds: the buyer uploads A (or, unbalanced, also A: its blinded
 points); the holder answers with its stages for the mode; the buyer reads
@@ -67,6 +69,7 @@ class Stage(enum.StrEnum):
     T = "T"
     N = "N"
     P = "P"
+    R = "R"
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,7 @@ STAGES: dict[Stage, StageSpec] = {
         StageSpec(Stage.T, TAG_BYTES, Role.HOLDER, Role.GATEWAY),
         StageSpec(Stage.N, 1, Role.HOLDER, Role.GATEWAY),
         StageSpec(Stage.P, 1, Role.HOLDER, Role.BUYER),
+        StageSpec(Stage.R, 1, Role.HOLDER, Role.BUYER),
     )
 }
 
@@ -131,7 +135,7 @@ def max_items(stage: Stage, *, buyer_set_size: int, value_columns: int, holder_r
         return MAX_W * max(1, value_columns)
     if stage is Stage.S:
         return MAX_SEALED_BYTES
-    if stage in (Stage.N, Stage.P):
+    if stage in (Stage.N, Stage.P, Stage.R):
         return MAX_NOISE_BYTES
     return MAX_TABLE  # T
 

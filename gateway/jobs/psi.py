@@ -186,6 +186,15 @@ class PsiJobs:
         if stage not in BUYER_READS:
             readable = ", ".join(sorted(BUYER_READS))
             raise PermissionDenied(f"stage {stage!r} is not the buyer's to read; buyers read {readable}")
+        if stage == Stage.R:
+            # The holder's signed receipt, so the buyer checks what it downloads before it
+            # re-blinds anything: re-blinding points the gateway chose would answer the gateway's
+            # guesses about the buyer's set.
+            receipts = [self.book.store.receipt(t.task_id) for t in self.book.store.tasks(job_id)
+                        if t.state == TaskState.CONTRIBUTED]
+            if not receipts or not receipts[0]:
+                raise FailedPrecondition(f"job {job_id} has no holder's receipt yet (it is {job.state})")
+            return [StagePiece(stage, 0, receipts[0], True)]
         if not self.spool.has(job_id, stage):
             raise FailedPrecondition(f"job {job_id} has no stage {stage} yet (it is {job.state})")
         return [StagePiece(stage, seq, data, last)

@@ -193,6 +193,6 @@ def test_nothing_raw_crosses_the_wire_and_buyer_reads_only_its_stages(exchange: 
     assert not report.found, f"raw values on the wire: {report.found[:5]}"
     assert report.bound <= 1e-6
     downloads = [r.msg.stage for r in records if r.method.endswith("/DownloadSet") and r.direction == "in"]  # type: ignore[attr-defined]
-    assert {"W", "S", "E", "P"} <= set(downloads)
+    assert {"W", "S", "E", "P", "R"} <= set(downloads)
     sent_to_buyer = {r.msg.stage for r in records if r.method.endswith("/DownloadSet") and r.direction == "out"}  # type: ignore[attr-defined]
-    assert sent_to_buyer <= {"W", "S", "E", "P"}
+    assert sent_to_buyer <= {"W", "S", "E", "P", "R"}

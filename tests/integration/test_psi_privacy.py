@@ -14,13 +14,13 @@ import re
 import uuid
 from decimal import Decimal
 from fractions import Fraction
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import pytest
 
 from buyers.client import Client
 from buyers.psi import _await_stage, _download, _upload
-from datawharf.errors import InvalidArgument, JobFailed, WharfError
+from datawharf.errors import JobFailed, PermissionDenied, WharfError
 from datawharf.model import PsiJob, PsiMode
 from datawharf.serde import psi_to_proto
 from datawharf.signing import items_digest
@@ -259,3 +259,45 @@ def test_cardinality_under_dp_is_noisy_and_declared(exchange: Exchange) -> None:
         ans = c.psi("visits", "patient_id", ids, party="dp-hosp", cardinality_only=True, parallel=False, rho=0.02)
     assert ans.matched == () and ans.noise is not None and ans.noise.sum_sd == {} and ans.noise.rho == 0.02
     assert ans.noise.size_interval is not None and ans.noise.size_sd > 1
+
+
+# ------------------------------------------------- a gateway fishing for the buyer's IDs
+@pytest.fixture(scope="module")
+def rogue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exchange]:
+    from tests.integration.test_malicious_gateway import RogueExchange
+
+    ex = RogueExchange(tmp_path_factory.mktemp("psi-rogue"), parties=("st-mary",), rows=100)
+    try:
+        yield ex.start()
+    finally:
+        ex.stop()
+
+
+def test_a_gateway_that_swaps_w_for_its_guesses_gets_nothing_reblinded(rogue: Exchange,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Were the buyer to re-blind W' = [H(guess)], Z would hold a·H(guess), which the gateway could
+    compare with A = a·H(x) to test guesses about the buyer's list. The buyer checks the holder's
+    signed receipt before re-blinding anything, so no Z is ever uploaded."""
+    from gateway.jobs.psi import PsiJobs
+    from datawharf.messages import StagePiece
+
+    honest_download, honest_upload = PsiJobs.download, PsiJobs.upload
+    guesses = [psi.hash_to_u(psi.normalise(g)) for g in ("ZZ-1", "ZZ-2", "alice")]
+    uploads: list[str] = []
+
+    def download(self: PsiJobs, buyer: str, job_id: str, stage: str) -> list[StagePiece]:
+        pieces = honest_download(self, buyer, job_id, stage)
+        if stage == "W":
+            return [StagePiece("W", 0, b"".join(guesses), True)]
+        return pieces
+
+    async def upload(self: PsiJobs, buyer: str, job_id: str, pieces: Any) -> None:
+        uploads.append(self.next_stage(job_id))
+        await honest_upload(self, buyer, job_id, pieces)
+
+    monkeypatch.setattr(PsiJobs, "download", download)
+    monkeypatch.setattr(PsiJobs, "upload", upload)
+    ids = [r["patient_id"] for r in read_rows(rogue.sources["st-mary"])][:20] + ["ZZ-1", "alice"]
+    with rogue.client() as c, pytest.raises(PermissionDenied, match="stage W as relayed is not what st-mary"):
+        c.psi("visits", "patient_id", ids, party="st-mary", timeout_s=20, parallel=False)
+    assert uploads == ["A"]  # the buyer's blinded set, and no second round
