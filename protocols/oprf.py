@@ -141,11 +141,13 @@ class SortedTags:
     def __len__(self) -> int:
         return int(self._tags.size)
 
-    def members(self, tags: Sequence[bytes]) -> list[bool]:
-        """For each tag, whether the table holds it."""
-        if not tags or not self._tags.size:
-            return [False] * len(tags)
-        q = np.frombuffer(b"".join(tags), dtype=f"S{TAG_BYTES}")
+    def members(self, tags: psi.Points) -> list[bool]:
+        """For each tag (a list, or packed 16-byte tags), whether the table holds it."""
+        data = psi.packed(tags)
+        n = len(data) // TAG_BYTES
+        if not n or not self._tags.size:
+            return [False] * n
+        q = np.frombuffer(data, dtype=f"S{TAG_BYTES}")
         at = np.minimum(np.searchsorted(self._tags, q), self._tags.size - 1)
         return (self._tags[at] == q).tolist()  # type: ignore[no-any-return]
 
@@ -153,17 +155,19 @@ class SortedTags:
         return isinstance(tag, bytes) and len(tag) == TAG_BYTES and self.members([tag])[0]
 
 
-def lookup(table: Table, tags: Sequence[bytes], *, minimum: int, cardinality_only: bool,
+def lookup(table: Table, tags: psi.Points, *, minimum: int, cardinality_only: bool,
            offset: int = 0) -> psi.Match:
-    """The gateway's role, holding the epoch's published table.
+    """The gateway's role, holding the epoch's published table; ``tags`` as a list or packed.
 
     Tags must be distinct (RepeatedPoint otherwise): ten copies of one tag
     would otherwise count one ID ten times against the holder's minimum."""
-    psi.require_distinct(tags, "the buyer's tags (stage Q)")
+    data = psi.packed(tags)
+    psi.require_distinct_packed(data, "the buyer's tags (stage Q)", TAG_BYTES)
     if isinstance(table, SortedTags):
-        positions = tuple(i for i, hit in enumerate(table.members(tags)) if hit)
+        positions = tuple(i for i, hit in enumerate(table.members(data)) if hit)
     else:
-        positions = tuple(i for i, t in enumerate(tags) if t in table)
+        positions = tuple(i for i in range(len(data) // TAG_BYTES)
+                          if data[i * TAG_BYTES:(i + 1) * TAG_BYTES] in table)
     if offset and not cardinality_only:
         raise psi.PsiError("noise on the size of an intersection whose positions are released hides nothing")
     return psi.Match(() if cardinality_only else positions, psi.released_size(len(positions), offset, minimum))

@@ -33,7 +33,7 @@ from typing import Sequence
 import numpy as np
 
 from protocols.oprf import TAG_BYTES
-from protocols.psi import CANARIES, Canary
+from protocols.psi import CANARIES, Canary, first_repeat_packed
 from protocols.psi_sum import MASK_BYTES
 
 POINT_BYTES = 32
@@ -161,34 +161,9 @@ DISTINCT: dict[Stage, str] = {
 
 
 def first_repeat(data: bytes, item: int) -> int | None:
-    """The position of the first item of ``data`` equal to an earlier one, or None.
-
-    Items are sorted by their first 8 bytes as integers in numpy (no Python
-    object per item, a fraction of a second for millions); only items whose
-    prefixes collide are compared whole. A buyer can make prefixes collide on
-    purpose, which costs it nothing but makes this as slow as a set."""
-    if len(data) % item:
-        raise ValueError(f"{len(data)} bytes are not a whole number of {item}-byte items")
-    n = len(data) // item
-    if n < 2:
-        return None
-    if item % 8:
-        prefix = np.frombuffer(data, dtype=f"S{item}")
-    else:
-        prefix = np.frombuffer(data, dtype="<u8")[:: item // 8]
-    order = np.argsort(prefix, kind="stable")
-    ranked = prefix[order]
-    pairs = np.nonzero(ranked[1:] == ranked[:-1])[0]
-    if not pairs.size:
-        return None
-    suspects = np.unique(np.concatenate([order[pairs], order[pairs + 1]]))
-    seen: set[bytes] = set()
-    for i in suspects.tolist():  # ascending: the first one seen before is the first repeat
-        value = data[i * item:(i + 1) * item]
-        if value in seen:
-            return int(i)
-        seen.add(value)
-    return None
+    """The position of the first item of packed ``data`` equal to an earlier one, or None
+    (``protocols.psi.first_repeat_packed``: numpy, no Python object per item)."""
+    return first_repeat_packed(data, item)
 
 
 def canonical_u(data: bytes) -> bytes:

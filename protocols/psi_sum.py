@@ -223,21 +223,22 @@ class SumResult:
     masked_sums: tuple[int, ...]
 
 
-def gateway_sum(d: Sequence[bytes], z: Sequence[bytes], masked: Sequence[Sequence[int]], *, minimum: int,
+def gateway_sum(d: psi.Points, z: psi.Points, masked: Sequence[Sequence[int]], *, minimum: int,
                 offset: int = 0, counted: Sequence[int] = (), canaries: Sequence[psi.Canary] = ()) -> SumResult:
-    """The gateway's role: J from D and Z, and the masked sums over J.
+    """The gateway's role: J from D and Z (points or packed), and the masked sums over J.
 
     ``offset`` (the holder's noise on the size) and ``counted`` (padding rows
     it asks to be summed with the matches) come from its stage N."""
-    if len(z) != len(masked):
-        raise psi.InvalidPoint(f"the buyer re-blinded {len(z)} values for {len(masked)} holder rows")
-    psi.require_distinct(d, "the holder's re-blinded set (stage D)")
-    psi.require_distinct(z, "the buyer's re-blinded set (stage Z)")
-    psi.check_canaries(z, canaries)
-    d_set = set(d)
-    matched = tuple(j for j, v in enumerate(z) if v in d_set)
+    dp_, zp = psi.packed(d), psi.packed(z)
+    rows = len(zp) // psi.POINT_BYTES
+    if rows != len(masked):
+        raise psi.InvalidPoint(f"the buyer re-blinded {rows} values for {len(masked)} holder rows")
+    psi.require_distinct_packed(dp_, "the holder's re-blinded set (stage D)")
+    psi.require_distinct_packed(zp, "the buyer's re-blinded set (stage Z)")
+    psi.check_canaries(zp, canaries)
+    matched = tuple(psi.positions_in(zp, dp_))
     extra = set(counted)
-    if len(extra) != len(counted) or any(not 0 <= j < len(z) for j in extra):
+    if len(extra) != len(counted) or any(not 0 <= j < rows for j in extra):
         raise psi.PsiError("the holder's counted padding rows repeat or lie outside W")
     if extra.intersection(matched):
         raise psi.PsiError("a padding row the holder counts matched the buyer's set; honest padding never does")

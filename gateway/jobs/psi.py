@@ -340,11 +340,12 @@ class PsiJobs:
             table = self._tables.get((task.party, spec.dataset, spec.key_column, self._epoch.get(jid, "")))
             if table is None:
                 raise psi.PsiError("the holder's table for this epoch is no longer held; submit the job again")
-            m = oprf.lookup(table, self.spool.items(jid, Stage.Q, item_bytes(Stage.Q)), minimum=minimum,
+            m = oprf.lookup(table, self.spool.read(jid, Stage.Q), minimum=minimum,
                             cardinality_only=spec.cardinality_only, offset=self._notes(jid).offset)
             return buyer_pb2.PsiResult(size=m.size, positions=m.positions)
-        d = self.spool.items(jid, Stage.D, item_bytes(Stage.D))
-        z = self.spool.items(jid, Stage.Z, item_bytes(Stage.Z))
+        # Packed, not as a Python object per point: millions of points stay a few hundred MiB.
+        d = self.spool.read(jid, Stage.D)
+        z = self.spool.read(jid, Stage.Z)
         if spec.mode is PsiMode.INTERSECTION:
             notes = self._notes(jid)
             m = psi.match(d, z, minimum=minimum, cardinality_only=spec.cardinality_only, offset=notes.offset,
@@ -354,7 +355,7 @@ class PsiJobs:
         noise = self._notes(jid)
         r = psi_sum.gateway_sum(d, z, masked, minimum=minimum, offset=noise.offset, counted=noise.include,
                                 canaries=noise.canaries)
-        return buyer_pb2.PsiResult(size=r.size, positions=r.positions, holder_rows=len(z),
+        return buyer_pb2.PsiResult(size=r.size, positions=r.positions, holder_rows=len(z) // item_bytes(Stage.Z),
                                    masked_sums=pack_sums(r.masked_sums))
 
     # -------------------------------------------------------------- lifecycle

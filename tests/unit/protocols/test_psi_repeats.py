@@ -126,3 +126,23 @@ def test_items_sharing_a_prefix_are_compared_whole() -> None:
     assert first_repeat(b"".join(same), 32) is None
     assert first_repeat(b"".join(same + [b"Q" * 32, same[2]]), 32) == 6
     assert first_repeat(b"ab" + b"cd" + b"ab", 2) == 2  # widths that are not a multiple of 8
+
+
+def test_positions_in_finds_whole_items_even_under_shared_prefixes() -> None:
+    hay = [b"P" * 8 + bytes([i]) * 24 for i in range(6)] + [bytes([9]) * 32]
+    needles = [hay[3], b"P" * 8 + b"\xff" * 24, bytes([9]) * 32, b"Q" * 32, hay[0]]
+    assert psi.positions_in(b"".join(needles), b"".join(hay)) == [0, 2, 4]
+    assert psi.positions_in(b"", b"".join(hay)) == [] and psi.positions_in(b"".join(hay), b"") == []
+    unique = [bytes([i]) * 32 for i in range(50)]
+    assert psi.positions_in(b"".join(unique[::2]), b"".join(unique[::3])) == [j for j in range(25) if (2 * j) % 3 == 0]
+    with pytest.raises(ValueError, match="whole"):
+        psi.positions_in(b"\x00" * 31, b"\x00" * 32)
+
+
+def test_match_takes_packed_sets_like_lists() -> None:
+    b = psi.Buyer([f"id-{i}" for i in range(30)])
+    h = psi.Holder([f"id-{i}" for i in range(10, 50)])
+    d, w = h.answer(b.blinded(), cardinality_only=False)
+    z = b.reblind(w)
+    listed = psi.match(d, z, minimum=1, cardinality_only=False)
+    assert psi.match(b"".join(d), b"".join(z), minimum=1, cardinality_only=False) == listed and listed.size == 20
