@@ -223,12 +223,30 @@ class SumResult:
     masked_sums: tuple[int, ...]
 
 
-def gateway_sum(d: psi.Points, z: psi.Points, masked: Sequence[Sequence[int]], *, minimum: int,
+class PackedMasked:
+    """Stage M as received: row-major little-endian masked values, read only where summed."""
+
+    def __init__(self, data: bytes, columns: int) -> None:
+        if columns <= 0 or len(data) % (columns * MASK_BYTES):
+            raise psi.PsiError(f"{len(data)} bytes of masked values do not fill rows of {columns} column(s)")
+        self.data, self.columns = data, columns
+
+    def __len__(self) -> int:
+        return len(self.data) // (self.columns * MASK_BYTES)
+
+    def value(self, row: int, column: int) -> int:
+        at = (row * self.columns + column) * MASK_BYTES
+        return int.from_bytes(self.data[at:at + MASK_BYTES], "little")
+
+
+def gateway_sum(d: psi.Points, z: psi.Points, masked: Sequence[Sequence[int]] | PackedMasked, *, minimum: int,
                 offset: int = 0, counted: Sequence[int] = (), canaries: Sequence[psi.Canary] = ()) -> SumResult:
     """The gateway's role: J from D and Z (points or packed), and the masked sums over J.
 
-    ``offset`` (the holder's noise on the size) and ``counted`` (padding rows
-    it asks to be summed with the matches) come from its stage N."""
+    ``masked`` is per-row lists, or stage M packed (read only at J's rows, so a
+    large answer is not turned into a Python int per value). ``offset`` (the
+    holder's noise on the size) and ``counted`` (padding rows it asks to be
+    summed with the matches) come from its stage N."""
     dp_, zp = psi.packed(d), psi.packed(z)
     rows = len(zp) // psi.POINT_BYTES
     if rows != len(masked):
@@ -244,8 +262,11 @@ def gateway_sum(d: psi.Points, z: psi.Points, masked: Sequence[Sequence[int]], *
         raise psi.PsiError("a padding row the holder counts matched the buyer's set; honest padding never does")
     size = psi.released_size(len(matched), offset, minimum)
     positions = tuple(sorted(extra.union(matched)))
-    columns = len(masked[0]) if masked else 0
-    sums = tuple(sum(masked[j][k] for j in positions) % MODULUS for k in range(columns))
+    if isinstance(masked, PackedMasked):
+        sums = tuple(sum(masked.value(j, k) for j in positions) % MODULUS for k in range(masked.columns))
+    else:
+        columns = len(masked[0]) if masked else 0
+        sums = tuple(sum(masked[j][k] for j in positions) % MODULUS for k in range(columns))
     return SumResult(positions, size, sums)
 
 

@@ -41,7 +41,6 @@ from protocols.psi_stages import (
     item_bytes,
     max_items,
     pack_sums,
-    unpack_masked,
 )
 
 log = logging.getLogger("datawharf.gateway")
@@ -351,7 +350,7 @@ class PsiJobs:
             m = psi.match(d, z, minimum=minimum, cardinality_only=spec.cardinality_only, offset=notes.offset,
                           canaries=notes.canaries)
             return buyer_pb2.PsiResult(size=m.size, positions=m.positions)
-        masked = unpack_masked(self.spool.read(jid, Stage.M), len(spec.value_columns))
+        masked = psi_sum.PackedMasked(self.spool.read(jid, Stage.M), len(spec.value_columns))
         noise = self._notes(jid)
         r = psi_sum.gateway_sum(d, z, masked, minimum=minimum, offset=noise.offset, counted=noise.include,
                                 canaries=noise.canaries)

@@ -97,3 +97,17 @@ def test_stage_n_and_p_round_trip_and_refuse_garbage() -> None:
     for bad in (b"{}", b"not json", NoiseDeclaration(False, 0.05, -1.0).pack()):
         with pytest.raises(ValueError, match="stage P"):
             NoiseDeclaration.unpack(bad)
+
+
+def test_gateway_sums_packed_stage_m_like_rows() -> None:
+    from protocols.psi_stages import pack_masked
+
+    b = psi_sum.Buyer(BUYER)
+    ans = psi_sum.Holder(ROWS).answer(b.blinded(), b.box.public, b"j", minimum=1, padding=5, noise=[3, -4], count=2)
+    z = b.reblind(ans.for_buyer_w)
+    rows = psi_sum.gateway_sum(ans.for_gateway_d, z, ans.for_gateway_masked, minimum=1, counted=ans.counted)
+    packed = psi_sum.PackedMasked(pack_masked(ans.for_gateway_masked), 2)
+    assert psi_sum.gateway_sum(b"".join(ans.for_gateway_d), b"".join(z), packed, minimum=1,
+                               counted=ans.counted) == rows
+    with pytest.raises(psi.PsiError, match="do not fill rows"):
+        psi_sum.PackedMasked(b"\x00" * 48, 2)
