@@ -21,7 +21,10 @@ the totals, never a masked value, so no single row; the gateway sees masked
 values (uniform without the seed), |J| and positions in the holder's secret
 order; the holder learns |X|. The gateway must not collude with the buyer
 (together they unmask every row) nor with the holder (together they learn
-which of the holder's IDs matched).
+which of the holder's IDs matched). The rounds, stages and checks are
+those of ``protocols.psi``: A ends with the buyer's commitment, W hides the
+holder's canaries, and the buyer checks the holder's signed receipt before
+it re-blinds W.
 
 A misbehaving buyer cannot add rows it does not hold: it would need b·a·H(y)
 for IDs it lacks, which only the holder can make, and the gateway refuses a
@@ -53,13 +56,14 @@ key, with all its rows summed and then clipped to the column's bounds):
   set size by 1 and each clipped sum by at most max(|lower|, |upper|).
 
 What the guarantee covers. Against the buyer alone: every figure it sees
-(size, |W|, each total) is ρ-zCDP for the holder's IDs, provided the buyer
-re-blinds W with one scalar as the protocol says. A buyer that re-blinds
-parts of W under k different scalars (undetectable without a proof of one
-scalar, not part of this protocol) can make one ID count up to k times,
-which scales the loss to k²·ρ; the holder's quotas bound how often it can
-try. Against the buyer with the gateway: none, as above they unmask every
-row; the gateway alone sees J, |J| and η_c, never a value.
+(size, |W|, each total) is ρ-zCDP for the holder's IDs when each ID counts
+at most once. Repeats are refused (``protocols.psi``), and a buyer that
+re-blinds parts of W under other scalars than the one it committed to, to
+make one ID count k times, is caught by the holder's canaries unless none
+of them falls in what it rewrote (below e^(−64·(k−1)·s) for a success
+chance s); were it to slip through, the loss for that ID would be k²·ρ.
+Against the buyer with the gateway: none, as above they unmask every row;
+the gateway alone sees J, |J|, η_c and the canaries, never a value.
 """
 
 from __future__ import annotations

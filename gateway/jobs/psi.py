@@ -5,8 +5,16 @@
 
 Which stage is written and read by whom is the table in
 ``protocols.psi_stages``; the buyer may download only the stages that table
-gives it. Sets live in the spool, never whole in a message. PSI jobs do not
-survive a gateway restart: they fail with a reason and are resubmitted.
+gives it (and R, the holder's signed receipt, once the holder has answered).
+Sets live in the spool, never whole in a message. PSI jobs do not survive a
+gateway restart: they fail with a reason and are resubmitted.
+
+Output controls the gateway applies for the holder: every point and tag set
+must be duplicate-free (a buyer's repeat refuses its upload with
+INVALID_ARGUMENT naming the stage; a holder's fails the job); the holder's
+notes (stage N) give the noise it adds to the size, the padding rows to
+count and the canaries Z must pass; the match works on packed sets in
+numpy and an OPRF table is kept as one sorted array (16 bytes a tag).
 """
 
 from __future__ import annotations
