@@ -60,7 +60,7 @@ What the guarantee covers. Against the buyer alone: every figure it sees
 at most once. Repeats are refused (``protocols.psi``), and a buyer that
 re-blinds parts of W under other scalars than the one it committed to, to
 make one ID count k times, is caught by the holder's canaries unless none
-of them falls in what it rewrote (below e^(−64·(k−1)·s) for a success
+of them falls in what it rewrote (below e^(−256·(k−1)·s) for a success
 chance s); were it to slip through, the loss for that ID would be k²·ρ.
 Against the buyer with the gateway: none, as above they unmask every row;
 the gateway alone sees J, |J|, η_c and the canaries, never a value.
