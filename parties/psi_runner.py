@@ -187,8 +187,9 @@ class PsiRunner:
             return PsiAnswer(refusal=f"dataset {dataset.name!r} answers only intersection sizes and sums, never "
                              "which IDs matched (exact_intersection = false); ask for the size only "
                              "(cardinality_only)", code="exact_intersection")
-        if job.buyer_set_size > pol.max_buyer_set:
-            return PsiAnswer(refusal=f"the buyer's set of {job.buyer_set_size} IDs exceeds this holder's limit of "
+        ids = job.buyer_set_size - (0 if job.mode is PsiMode.UNBALANCED else psi.COMMITMENT_POINTS)
+        if ids > pol.max_buyer_set:
+            return PsiAnswer(refusal=f"the buyer's set of {ids} IDs exceeds this holder's limit of "
                              f"{pol.max_buyer_set}", code="max_buyer_set")
         cols = {c.name: c for c in dataset.columns}
         key = cols.get(job.key_column)

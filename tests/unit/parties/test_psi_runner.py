@@ -146,3 +146,10 @@ def test_a_set_without_room_for_the_commitment_fails(tmp_path: Path) -> None:
                 job_id="j", cached_tables=[])
     assert ans.failure is not None and "must end with its 2-point commitment" in ans.failure
     assert r.budget.charges() == []
+
+
+def test_max_buyer_set_counts_ids_not_the_commitment(tmp_path: Path) -> None:
+    r = make(tmp_path, Clock(T0), extra="max_buyer_set = 3")
+    assert ask(r, ["P1", "P2", "P3"]).refusal is None  # three IDs and the two points of the commitment
+    refused = ask(r, ["P1", "P2", "P3", "P4"])
+    assert refused.code == "max_buyer_set" and "set of 4 IDs" in (refused.refusal or "")
