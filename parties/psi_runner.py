@@ -215,7 +215,7 @@ class PsiRunner:
         if dpc.enabled:
             if job.rho > dpc.max_per_job:
                 return PsiAnswer(refusal=f"the job asks to spend rho = {job.rho:g} on {dataset.name!r}; this holder "
-                                 f"allows at most {dpc.max_per_job:g} per job", code="dp_max_per_job")
+                                 f"allows at most {dpc.max_per_job:g} per job", code="dp_per_job")
             try:
                 plan = plan_noise(dataset, job, job.rho or dpc.default_per_job)
             except dp.PrivacyError as exc:

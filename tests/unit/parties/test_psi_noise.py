@@ -162,4 +162,4 @@ def test_the_buyers_own_spend_is_used_and_capped_by_max_per_job(tmp_path: Path) 
     assert [(c[3], c[4]) for c in r.budget.charges() if c[2] == "rho"] == [("own", 0.02)]
     over = PsiJob("visits", "patient_id", PsiMode.INTERSECTION, True, (), b"", len(a), rho=0.06)
     refused = r.run("acme", over, a, job_id="over", cached_tables=[])
-    assert refused.code == "dp_max_per_job" and "at most 0.05 per job" in (refused.refusal or "")
+    assert refused.code == "dp_per_job" and "at most 0.05 per job" in (refused.refusal or "")
