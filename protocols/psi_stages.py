@@ -27,7 +27,8 @@ from __future__ import annotations
 import enum
 import json
 import math
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -43,6 +44,7 @@ MAX_SEALED_BYTES = 1 << 16
 MAX_PADDING = 1 << 16  # dummy rows a holder may add to W to hide its set's size
 MAX_NOISE_BYTES = 1 << 20
 MAX_W = MAX_SET + MAX_PADDING + CANARIES  # the holder's set with its padding and canaries
+SALT_BYTES = 32
 
 
 class PsiMode(enum.StrEnum):
@@ -194,30 +196,37 @@ class GatewayNotes:
     offset: int = 0
     include: tuple[int, ...] = ()
     canaries: tuple[Canary, ...] = ()
+    # Stage N's digest is in the holder's receipt, which the buyer and the ledger's readers see:
+    # without a secret salt a small offset could be found from it by trying every value.
+    salt: bytes = field(default_factory=lambda: secrets.token_bytes(SALT_BYTES))
 
     def pack(self) -> bytes:
+        if len(self.salt) != SALT_BYTES:
+            raise ValueError(f"stage N's salt is {SALT_BYTES} bytes")
         return b"".join([
-            self.offset.to_bytes(8, "little", signed=True), len(self.include).to_bytes(4, "little"),
+            self.salt, self.offset.to_bytes(8, "little", signed=True), len(self.include).to_bytes(4, "little"),
             *(i.to_bytes(4, "little") for i in self.include),
             *(c.position.to_bytes(4, "little") + c.expected for c in self.canaries)])
 
     @classmethod
     def unpack(cls, data: bytes) -> "GatewayNotes":
-        if len(data) < 12:
-            raise ValueError(f"stage N is at least 12 bytes, not {len(data)}")
-        offset = int.from_bytes(data[:8], "little", signed=True)
-        n = int.from_bytes(data[8:12], "little")
-        end = 12 + 4 * n
+        head = SALT_BYTES + 12
+        if len(data) < head:
+            raise ValueError(f"stage N is at least {head} bytes, not {len(data)}")
+        salt = data[:SALT_BYTES]
+        offset = int.from_bytes(data[SALT_BYTES:SALT_BYTES + 8], "little", signed=True)
+        n = int.from_bytes(data[SALT_BYTES + 8:head], "little")
+        end = head + 4 * n
         rest = len(data) - end
         if rest < 0 or rest % (4 + POINT_BYTES):
             raise ValueError(f"stage N does not hold {n} positions and whole canaries ({len(data)} bytes)")
-        include = tuple(int.from_bytes(data[i:i + 4], "little") for i in range(12, end, 4))
+        include = tuple(int.from_bytes(data[i:i + 4], "little") for i in range(head, end, 4))
         if len(set(include)) != len(include):
             raise ValueError("stage N counts a padding row twice")
         step = 4 + POINT_BYTES
         canaries = tuple(Canary(int.from_bytes(data[i:i + 4], "little"), data[i + 4:i + step])
                          for i in range(end, len(data), step))
-        return cls(offset, include, canaries)
+        return cls(offset, include, canaries, salt)
 
 
 @dataclass(frozen=True)

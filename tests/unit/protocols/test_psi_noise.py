@@ -88,8 +88,10 @@ def test_cardinality_noise_and_padding_in_dh_psi() -> None:
 
 def test_stage_n_and_p_round_trip_and_refuse_garbage() -> None:
     n = GatewayNotes(-7, (3, 9, 1))
-    assert GatewayNotes.unpack(n.pack()) == n and GatewayNotes.unpack(GatewayNotes().pack()) == GatewayNotes()
-    for bad in (b"", b"\x00" * 9, GatewayNotes(0, (1, 1)).pack()):
+    assert GatewayNotes.unpack(n.pack()) == n
+    empty = GatewayNotes.unpack(GatewayNotes().pack())
+    assert (empty.offset, empty.include, empty.canaries) == (0, (), ())
+    for bad in (b"", b"\x00" * 43, GatewayNotes(0, (1, 1)).pack()):
         with pytest.raises(ValueError):
             GatewayNotes.unpack(bad)
     p = NoiseDeclaration(False, 0.05, 5.5, 5.5, (("cost", 27386.1),), 0.95, 1.7e9)
@@ -111,3 +113,13 @@ def test_gateway_sums_packed_stage_m_like_rows() -> None:
                                counted=ans.counted) == rows
     with pytest.raises(psi.PsiError, match="do not fill rows"):
         psi_sum.PackedMasked(b"\x00" * 48, 2)
+
+
+def test_stage_n_is_salted_so_its_signed_digest_hides_the_noise() -> None:
+    """The receipt lists stage N's digest and the buyer reads the receipt: an unsalted N of an
+    unbalanced cardinality job (8 bytes of offset) would give the offset away to a search."""
+    import hashlib
+
+    a, b = GatewayNotes(3).pack(), GatewayNotes(3).pack()
+    assert hashlib.sha256(a).digest() != hashlib.sha256(b).digest()
+    assert GatewayNotes.unpack(a).offset == GatewayNotes.unpack(b).offset == 3
