@@ -276,7 +276,8 @@ class PsiRunner:
                 masked = pack_masked(ans.for_gateway_masked)
                 return PsiAnswer({Stage.D: b"".join(ans.for_gateway_d), Stage.W: b"".join(ans.for_buyer_w),
                                   Stage.M: masked, Stage.S: ans.for_buyer_sealed_seed,
-                                  Stage.N: GatewayNotes(draw.offset, ans.counted, ans.canaries).pack(), **declared},
+                                  Stage.N: GatewayNotes(draw.offset, ans.counted, ans.canaries,
+                                                        rows=len(ans.for_buyer_w)).pack(), **declared},
                                  min_intersection=minimum)
             key, epoch, tags = self._epoch(dataset, job, ids)
             stages = {Stage.E: b"".join(key.evaluate(points)), Stage.N: GatewayNotes(draw.offset).pack(), **declared}

@@ -191,21 +191,30 @@ class GatewayNotes:
     whose masked values carry the sums' noise, or zeros) that the gateway
     joins to the matched positions, so the buyer unmasks them with the rest;
     ``canaries`` are the positions of W where Z must hold the given values
-    (``protocols.psi``: the check that the buyer re-blinded with one scalar)."""
+    (``protocols.psi``: the check that the buyer re-blinded with one scalar).
+
+    The buyer can see this stage's size (the job's ledger lists every stage's)
+    and its digest (in the holder's receipt), so both must say nothing: the
+    rows to count travel as a bitmap over all ``rows`` of W, whose size the
+    buyer knows anyway, and a secret salt keeps a small offset from being
+    found by trying every value against the digest."""
 
     offset: int = 0
     include: tuple[int, ...] = ()
     canaries: tuple[Canary, ...] = ()
-    # Stage N's digest is in the holder's receipt, which the buyer and the ledger's readers see:
-    # without a secret salt a small offset could be found from it by trying every value.
+    rows: int = 0  # the rows of W the bitmap covers (psi-sum), else 0
     salt: bytes = field(default_factory=lambda: secrets.token_bytes(SALT_BYTES))
 
     def pack(self) -> bytes:
         if len(self.salt) != SALT_BYTES:
             raise ValueError(f"stage N's salt is {SALT_BYTES} bytes")
+        if any(not 0 <= i < self.rows for i in self.include) or len(set(self.include)) != len(self.include):
+            raise ValueError("stage N counts a row twice or outside W")
+        bits = np.zeros(self.rows, dtype=np.uint8)
+        bits[list(self.include)] = 1
         return b"".join([
-            self.salt, self.offset.to_bytes(8, "little", signed=True), len(self.include).to_bytes(4, "little"),
-            *(i.to_bytes(4, "little") for i in self.include),
+            self.salt, self.offset.to_bytes(8, "little", signed=True), self.rows.to_bytes(4, "little"),
+            np.packbits(bits, bitorder="little").tobytes(),
             *(c.position.to_bytes(4, "little") + c.expected for c in self.canaries)])
 
     @classmethod
@@ -215,18 +224,17 @@ class GatewayNotes:
             raise ValueError(f"stage N is at least {head} bytes, not {len(data)}")
         salt = data[:SALT_BYTES]
         offset = int.from_bytes(data[SALT_BYTES:SALT_BYTES + 8], "little", signed=True)
-        n = int.from_bytes(data[SALT_BYTES + 8:head], "little")
-        end = head + 4 * n
+        rows = int.from_bytes(data[SALT_BYTES + 8:head], "little")
+        end = head + (rows + 7) // 8
         rest = len(data) - end
         if rest < 0 or rest % (4 + POINT_BYTES):
-            raise ValueError(f"stage N does not hold {n} positions and whole canaries ({len(data)} bytes)")
-        include = tuple(int.from_bytes(data[i:i + 4], "little") for i in range(head, end, 4))
-        if len(set(include)) != len(include):
-            raise ValueError("stage N counts a padding row twice")
+            raise ValueError(f"stage N does not hold a bitmap of {rows} rows and whole canaries ({len(data)} bytes)")
+        bits = np.unpackbits(np.frombuffer(data[head:end], dtype=np.uint8), count=rows, bitorder="little")
+        include = tuple(int(i) for i in np.nonzero(bits)[0])
         step = 4 + POINT_BYTES
         canaries = tuple(Canary(int.from_bytes(data[i:i + 4], "little"), data[i + 4:i + step])
                          for i in range(end, len(data), step))
-        return cls(offset, include, canaries, salt)
+        return cls(offset, include, canaries, rows, salt)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import uuid
@@ -301,3 +302,21 @@ def test_a_gateway_that_swaps_w_for_its_guesses_gets_nothing_reblinded(rogue: Ex
     with rogue.client() as c, pytest.raises(PermissionDenied, match="stage W as relayed is not what st-mary"):
         c.psi("visits", "patient_id", ids, party="st-mary", timeout_s=20, parallel=False)
     assert uploads == ["A"]  # the buyer's blinded set, and no second round
+
+
+def test_the_buyers_ledger_shows_no_size_that_would_undo_the_noise(exchange: Exchange) -> None:
+    """The buyer reads its job's ledger, which lists every stage's size: stage N's (the holder's
+    notes to the gateway, with the padding rows it counts) must follow from |W| alone, or the
+    number of counted rows, and with it the exact intersection size, would show."""
+    ids = members(exchange, "dp-hosp")[:35]
+    with exchange.client() as c:
+        ans = c.psi("visits", "patient_id", ids, party="dp-hosp", mode="sum", value_columns=["age"])
+        entries = [json.loads(line) for line in c.job_ledger(ans.job_id)]
+    stages = {}
+    for e in entries:
+        if e["kind"] == "stage_received":
+            fields = dict(kv.split("=") for kv in e["fields"]["detail"].split())
+            stages[fields["stage"]] = int(fields["bytes"])
+    assert {"N", "W"} <= set(stages), stages
+    rows = stages["W"] // 32
+    assert stages["N"] == 32 + 12 + (rows + 7) // 8 + 36 * psi.CANARIES

@@ -73,7 +73,7 @@ def test_splice_places_extras_at_their_final_positions() -> None:
 def test_gateway_notes_carry_canaries() -> None:
     b = psi.Buyer(["x"])
     _, _, checks = psi.hide_canaries([b"\x01" * 32] * 5, b.commitment(), count=3)
-    notes = GatewayNotes(-2, (4, 1), tuple(checks))
+    notes = GatewayNotes(-2, (1, 4), tuple(checks), rows=8)
     assert GatewayNotes.unpack(notes.pack()) == notes
     with pytest.raises(ValueError, match="whole canaries"):
         GatewayNotes.unpack(notes.pack()[:-1])

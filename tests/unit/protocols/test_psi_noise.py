@@ -87,13 +87,16 @@ def test_cardinality_noise_and_padding_in_dh_psi() -> None:
 
 
 def test_stage_n_and_p_round_trip_and_refuse_garbage() -> None:
-    n = GatewayNotes(-7, (3, 9, 1))
+    n = GatewayNotes(-7, (1, 3, 9), rows=20)
     assert GatewayNotes.unpack(n.pack()) == n
     empty = GatewayNotes.unpack(GatewayNotes().pack())
     assert (empty.offset, empty.include, empty.canaries) == (0, (), ())
-    for bad in (b"", b"\x00" * 43, GatewayNotes(0, (1, 1)).pack()):
+    for bad in (b"", b"\x00" * 43, GatewayNotes(0, (), rows=20).pack()[:-1]):
         with pytest.raises(ValueError):
             GatewayNotes.unpack(bad)
+    for wrong in (GatewayNotes(0, (1, 1), rows=5), GatewayNotes(0, (5,), rows=5)):
+        with pytest.raises(ValueError, match="twice or outside"):
+            wrong.pack()
     p = NoiseDeclaration(False, 0.05, 5.5, 5.5, (("cost", 27386.1),), 0.95, 1.7e9)
     assert NoiseDeclaration.unpack(p.pack()) == p and NoiseDeclaration.unpack(NoiseDeclaration().pack()).exact
     for bad in (b"{}", b"not json", NoiseDeclaration(False, 0.05, -1.0).pack()):
@@ -123,3 +126,9 @@ def test_stage_n_is_salted_so_its_signed_digest_hides_the_noise() -> None:
     a, b = GatewayNotes(3).pack(), GatewayNotes(3).pack()
     assert hashlib.sha256(a).digest() != hashlib.sha256(b).digest()
     assert GatewayNotes.unpack(a).offset == GatewayNotes.unpack(b).offset == 3
+
+
+def test_stage_n_has_one_size_whatever_the_noise() -> None:
+    """The job's ledger shows the buyer every stage's size: the rows counted must not change it."""
+    sizes = {len(GatewayNotes(off, tuple(range(k)), rows=500).pack()) for off, k in ((0, 0), (-9, 3), (40, 121))}
+    assert sizes == {32 + 12 + 63}
