@@ -6,7 +6,7 @@ who and in which role:
 
     CN = name (as policies, grants and the ledger spell it)
     O  = organisation (min_parties counts distinct organisations)
-    OU = role: buyer | party | operator | gateway
+    OU = role: buyer | party | operator | gateway | authority
 
 ``Authority`` is the CA, a directory whose private key is needed only to
 issue and revoke (it can live offline). ``TrustStore`` is what every other
@@ -68,6 +68,8 @@ class Role(str, enum.Enum):
     PARTY = "party"
     OPERATOR = "operator"
     GATEWAY = "gateway"
+    # A second reviewer for listings of public data (`wharf listing approve` after the operator's).
+    AUTHORITY = "authority"
 
 
 class CertificateError(Unauthenticated):
@@ -126,7 +128,7 @@ def identity_of(cert: x509.Certificate) -> Identity:
     except (ValueError, WharfError):
         raise CertificateError(
             f"certificate subject {subject.rfc4514_string()!r} is not a DataWharf identity "
-            "(it needs CN=name and OU=buyer|party|operator|gateway); issue one with `wharf ca issue`"
+            "(it needs CN=name and OU=buyer|party|operator|gateway|authority); issue one with `wharf ca issue`"
         ) from None
     return Identity(
         name=name,
