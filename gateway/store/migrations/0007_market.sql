@@ -1,4 +1,4 @@
--- 0006: the market (gateway/market/): listings under review, the signed
+-- 0007: the market (gateway/market/): listings under review, the signed
 -- decisions on them, listings recognised from other exchanges, and the
 -- charges of finished jobs. Amounts are exact decimals stored as text.
 
