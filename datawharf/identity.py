@@ -23,7 +23,7 @@ log = logging.getLogger("datawharf.identity")
 CALLER_KEY = "x-wharf-caller"
 _CACHE = 1024
 
-__all__ = ["CALLER_KEY", "Gate", "caller_metadata", "check_name", "peer_name"]
+__all__ = ["CALLER_KEY", "Gate", "caller_metadata", "check_name", "peer_certificate", "peer_name"]
 
 
 def caller_metadata(name: str) -> tuple[tuple[str, str], ...]:
@@ -98,6 +98,11 @@ def _check_role(ident: Identity, roles: tuple[Role, ...]) -> Identity:
             f"{' or '.join(r.value for r in roles)} certificate"
         )
     return ident
+
+
+def peer_certificate(context: Any) -> bytes:
+    """The caller's certificate (PEM) as its TLS handshake presented it."""
+    return _peer_certificate(context)
 
 
 def _peer_certificate(context: Any) -> bytes:

@@ -19,8 +19,9 @@ from datawharf.grpc_options import MAX_CONCURRENT_RPCS, server_options
 from datawharf.identity import Gate
 from datawharf.pki import Credentials, Role, RoleError, TrustStore
 from datawharf.tls import check_insecure, server_credentials
-from datawharf.v1 import buyer_pb2, buyer_pb2_grpc, party_pb2, party_pb2_grpc
+from datawharf.v1 import buyer_pb2, buyer_pb2_grpc, grants_pb2, grants_pb2_grpc, party_pb2, party_pb2_grpc
 from gateway.dispatch import StreamDispatcher
+from gateway.grants import GrantServicer
 from gateway.interceptors import CallLimiter, MalformedGuard
 from gateway.anchor import Anchor
 from gateway.ledger import Ledger
@@ -35,7 +36,7 @@ from gateway.wiretap import WireTap
 
 log = logging.getLogger("datawharf.gateway")
 
-SERVICES = ("datawharf.v1.BuyerService", "datawharf.v1.PartyService")
+SERVICES = ("datawharf.v1.BuyerService", "datawharf.v1.PartyService", "datawharf.v1.GrantService")
 READY_FILE = "gateway.json"
 
 
@@ -133,6 +134,7 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
                              maximum_concurrent_rpcs=settings.max_concurrent_rpcs or None)
     buyer_pb2_grpc.add_BuyerServiceServicer_to_server(BuyerServicer(orch, gate), server)
     party_pb2_grpc.add_PartyServiceServicer_to_server(PartyServicer(orch, dispatcher, gate), server)
+    grants_pb2_grpc.add_GrantServiceServicer_to_server(GrantServicer(store, orch.catalog, gate), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     # Reflection lets grpcurl list and call the services without the .proto files.
@@ -140,6 +142,7 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
         (
             buyer_pb2.DESCRIPTOR.services_by_name["BuyerService"].full_name,
             party_pb2.DESCRIPTOR.services_by_name["PartyService"].full_name,
+            grants_pb2.DESCRIPTOR.services_by_name["GrantService"].full_name,
             health.SERVICE_NAME,
             reflection.SERVICE_NAME,
         ),

@@ -62,7 +62,7 @@ REFUSAL_REASONS = frozenset({
     "psi_not_allowed", "max_buyer_set",
     "unsigned_job", "unsigned_set", "bad_signature", "replayed_job", "stale_job", "not_asked", "bad_spec",
     "weak_key",
-    "column_role", "dp", "dp_budget", "dp_per_job", "max_figures", "exact_intersection", "psi_quota", "psi_repeated_point",
+    "column_role", "dp", "dp_budget", "dp_per_job", "max_figures", "grant", "grant_missing", "exact_intersection", "psi_quota", "psi_repeated_point",
 })
 # datawharf.identity._reason and the servicers' own signature check.
 AUTH_REASONS = frozenset({

@@ -166,6 +166,8 @@ class PolicyConfig(_Strict):
     psi_ids_per_period: int = Field(default=1 << 23, ge=1)
     psi_period_days: float = Field(default=1.0, gt=0)
     exact_intersection: bool = True      # false: only cardinalities and sums, never the matched IDs
+    # "required": besides allowed_buyers, a buyer needs a grant this holder signed (`wharf grant approve`)
+    grants: Literal["optional", "required"] = "optional"
     list_suppressed: bool = True         # false: say only how many groups were suppressed, not which
     dp: DpConfig = Field(default_factory=DpConfig)
 

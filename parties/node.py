@@ -26,11 +26,13 @@ from datawharf.model import AggregateJob, PsiJob
 from datawharf.identity import caller_metadata
 from datawharf.pki import digest
 from datawharf.serde import holder_upload_to_proto, listing_to_proto, to_party_from_proto
+from datawharf.grants import statistic_of
 from datawharf.signing import sign_receipt, stage_digests, stages_digest
 from datawharf.tls import aio_channel
 from datawharf.v1 import common_pb2, party_pb2, party_pb2_grpc
 from parties.budget import BudgetBook
 from parties.config import PartyConfig
+from parties.grants import GrantBook
 from parties.psi_runner import PsiRunner
 from parties.receipts import ReceiptBook
 from parties.runner import Runner
@@ -56,6 +58,7 @@ class PartyNode:
         trust = self.creds.trust(config.crl) if self.creds is not None else None
         self.verifier = JobVerifier(config.name, self.creds, trust)
         self.budget = BudgetBook(config.state_dir or Path(".wharf-state"))
+        self.grants = GrantBook(config.state_dir or Path(".wharf-state"))
         self.runner = Runner(config, budget=self.budget)
         self.initial_backoff_s = initial_backoff_s
         self.max_backoff_s = max_backoff_s
@@ -180,6 +183,11 @@ class PartyNode:
                             checked = await asyncio.to_thread(self.verifier.check, incoming)
                         except Refused as exc:
                             await self._decline(send, incoming.task_id, exc.reason, None, exc.code)
+                        if checked is not None:
+                            refusal = await asyncio.to_thread(self._grant_refusal, checked)
+                            if refusal is not None:
+                                await self._decline(send, incoming.task_id, refusal[0], None, refusal[1])
+                                checked = None
                     if checked is not None and isinstance(checked.task.spec, PsiJob):
                         limit = checked.task.spec.buyer_set_size * item_bytes(Stage.A)
                         self._psi_sets[checked.task.task_id] = (checked, Assembler(limit, item=item_bytes(Stage.A)))
@@ -251,6 +259,28 @@ class PartyNode:
                      task.task_id, job.statistic.value, job.column, job.dataset, task.buyer, elapsed)
         else:
             await self._decline(send, task.task_id, answer.refusal, answer.failure, answer.code)
+
+    def _grant_refusal(self, checked: Checked) -> tuple[str, str] | None:
+        """(reason, code) when the dataset needs a grant and none of this buyer's allows the task;
+        else None, with a job (and its privacy spend) charged to the grant that allows it."""
+        task, spec = checked.task, checked.task.spec
+        dataset = next((d for d in self.config.datasets if d.name == spec.dataset), None)
+        if dataset is None or dataset.policy.grants != "required":
+            return None
+        if isinstance(spec, AggregateJob):
+            statistic, rho = statistic_of("aggregate", spec.statistic.value), spec.rho
+        else:
+            statistic, rho = statistic_of(spec.kind, cardinality_only=spec.cardinality_only), 0.0
+        dp = dataset.policy.dp
+        rho = (rho or dp.default_per_job) if dp.enabled else 0.0
+        check = self.grants.check(task.buyer, dataset.name, statistic, rho, task.job_id, self.budget)
+        if not check.allowed:
+            return check.reason, check.code
+        assert check.grant is not None
+        # The purpose travels with every job run under the grant, in the holder's own record.
+        self.receipts.add("grant_used", job_id=task.job_id, task_id=task.task_id, grant=check.grant.id,
+                          purpose=check.grant.purpose, buyer=task.buyer, dataset=dataset.name, statistic=statistic)
+        return None
 
     def _witness(self, task: TaskOffer) -> None:
         """Keep the task and the ledger head the gateway stated for it, before anything else."""

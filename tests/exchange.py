@@ -38,10 +38,12 @@ class Exchange(LocalExchange):
     def __init__(self, root: Path, *, parties: tuple[str, ...] = HOSPITALS, rows: int = 800,
                  wire_log: bool = False, statistics: dict[str, list[str]] | None = None,
                  http: bool = False, http_token: str | None = None, bench_results: Path | None = None,
-                 insecure: bool = False, dp: str | None = None, buyers: tuple[str, ...] | None = None) -> None:
+                 insecure: bool = False, dp: str | None = None, buyers: tuple[str, ...] | None = None,
+                 grants: bool = False) -> None:
         super().__init__(root, insecure=insecure)
         self.dp = dp  # the body of every holder's [datasets.policy.dp]; None: exact answers
         self.buyers = buyers  # the holders' allowed_buyers; None: acme-insurance only
+        self.grants = grants  # visits needs a grant the holder signed
         self.http = http
         self.http_token = http_token
         self.bench_results = bench_results
@@ -65,7 +67,7 @@ class Exchange(LocalExchange):
     def config(self, name: str) -> str:
         """The TOML ``name`` was (or will be) started with."""
         return party_config(name, self.address, self.sources[name], ward_source=self.wards[name],
-                            statistics=self.statistics.get(name, ALL_STATS), dp=self.dp,
+                            statistics=self.statistics.get(name, ALL_STATS), dp=self.dp, grants=self.grants,
                             **({"buyers": self.buyers} if self.buyers else {}))
 
     def start(self) -> "Exchange":

@@ -609,6 +609,186 @@ def party_receipts(
             typer.echo(f"{when}  {r['kind']:<11} {r.get('job_id', '')}  {r.get('reason', '')}")
 
 
+grant_app = typer.Typer(help="Data-use grants: buyers request, holders approve, reject and revoke.",
+                        no_args_is_help=True)
+app.add_typer(grant_app, name="grant")
+ConfigOpt = typer.Option(None, "--config", "-c", help="A holder's TOML: act as that holder (its certificate).")
+
+
+def _grant_client(config: Optional[Path], gateway: str, identity: Optional[Path], insecure_as: Optional[str]) -> Any:
+    """A holder's connection when --config is given, else the buyer's (or operator's)."""
+    from buyers.grants import GrantClient
+    from parties.config import load_party_config
+
+    if config is None:
+        if identity is None and insecure_as is None:
+            raise _usage("give --identity (or --insecure-as), or --config to act as a holder")
+        return GrantClient(gateway, identity, caller=insecure_as or "", insecure=identity is None)
+    cfg = load_party_config(config)
+    return GrantClient(cfg.gateway, cfg.credentials(), caller=cfg.name, insecure=cfg.insecure)
+
+
+def _usage(message: str) -> WharfError:
+    from datawharf.errors import InvalidArgument
+
+    return InvalidArgument(message)
+
+
+def _grant_json(g: Any) -> dict[str, Any]:
+    from buyers.grants import STATE_NAMES
+
+    terms = json.loads(g.terms) if g.terms else {}
+    return {"id": g.id, "buyer": g.buyer, "party": g.party, "state": STATE_NAMES.get(g.state, "unknown"),
+            "reason": g.reason, "dataset": terms.get("dataset"), "purpose": terms.get("purpose"),
+            "statistics": terms.get("statistics"), "until": terms.get("until"), "max_jobs": terms.get("max_jobs"),
+            "budget": terms.get("budget"), "signed": bool(g.signature)}
+
+
+def _grant_line(g: dict[str, Any]) -> str:
+    until = datetime.fromtimestamp(g["until"], timezone.utc).strftime("%Y-%m-%d") if g["until"] else "?"
+    budget = f", rho {g['budget']:g}" if g["budget"] else ""
+    why = f" — {g['reason']}" if g["reason"] else ""
+    return (f"{g['id']}  {g['state']:<8} {g['buyer']} → {g['party']}  {g['dataset']}: "
+            f"{','.join(g['statistics'] or [])} until {until}, {g['max_jobs']} jobs{budget}; "
+            f"purpose {g['purpose']!r}{why}")
+
+
+@grant_app.command("request")
+def grant_request(
+    dataset: str = typer.Option(..., help="Dataset name from `wharf catalog`."),
+    purpose: str = typer.Option(..., help="What the data is for; recorded with every job under the grant."),
+    statistics: str = typer.Option(..., help="Comma-separated: sum, count, mean, variance, histogram, psi, "
+                                              "psi-cardinality, psi-sum, psi-unbalanced."),
+    until: str = typer.Option(..., help="Last day of the grant, YYYY-MM-DD (UTC)."),
+    max_jobs: int = typer.Option(..., min=1, help="Jobs the grant allows in all."),
+    budget: float = typer.Option(0.0, min=0.0, help="Privacy budget (zCDP rho) the grant allows in all; 0: none "
+                                                    "of its own."),
+    party: list[str] = typer.Option([], "--party", help="Ask only these holders (repeatable)."),
+    gateway: str = GatewayOpt,
+    identity: Optional[Path] = IdentityOpt,
+    insecure_as: Optional[str] = InsecureAsOpt,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Ask the holders of a dataset for a grant: one request per holder, pending until each decides."""
+    try:
+        day = datetime.strptime(until, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+    except ValueError:
+        _fail(_usage(f"--until {until!r} is not a date YYYY-MM-DD"), 2)
+        return
+    try:
+        with _grant_client(None, gateway, identity, insecure_as) as client:
+            made = client.request(dataset, purpose, statistics.split(","), day.timestamp() + 86400, max_jobs,
+                                  budget=budget, parties=party)
+    except WharfError as exc:
+        _fail(exc)
+        return
+    out = [_grant_json(g) for g in made]
+    if as_json:
+        typer.echo(json.dumps({"grants": out}))
+        return
+    for g in out:
+        typer.echo(_grant_line(g))
+
+
+@grant_app.command("list")
+def grant_list(
+    config: Optional[Path] = ConfigOpt,
+    state: str = typer.Option("", help="pending, approved, rejected or revoked (default all)."),
+    gateway: str = GatewayOpt,
+    identity: Optional[Path] = IdentityOpt,
+    insecure_as: Optional[str] = InsecureAsOpt,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Grants: a buyer's own, those addressed to a holder (--config), or all (an operator)."""
+    try:
+        with _grant_client(config, gateway, identity, insecure_as) as client:
+            found = [_grant_json(g) for g in client.list(state)]
+    except WharfError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        typer.echo(json.dumps({"grants": found}))
+        return
+    if not found:
+        typer.echo("no grants" + (f" {state}" if state else ""))
+    for g in found:
+        typer.echo(_grant_line(g))
+
+
+@grant_app.command("approve")
+def grant_approve(grant_id: str = typer.Argument(..., help="The grant's id."),
+                  config: Path = typer.Option(..., "--config", "-c", help="Your party TOML.")) -> None:
+    """Sign the grant with your certificate; your node enforces it from your own copy."""
+    from parties.config import load_party_config
+    from parties.grants import GrantBook
+
+    try:
+        cfg = load_party_config(config)
+        with _grant_client(config, "", None, None) as client:
+            grant = client.find(grant_id)
+            decided, terms, signature = client.approve(grant)
+    except WharfError as exc:
+        _fail(exc)
+        return
+    assert cfg.state_dir is not None
+    book = GrantBook(cfg.state_dir)
+    book.approve(terms, signature)
+    book.close()
+    typer.echo(_grant_line(_grant_json(decided)))
+
+
+@grant_app.command("reject")
+def grant_reject(grant_id: str = typer.Argument(...), reason: str = typer.Option(..., help="Told to the buyer."),
+                 config: Path = typer.Option(..., "--config", "-c", help="Your party TOML.")) -> None:
+    """Refuse a pending grant, with a reason the buyer sees."""
+    from datawharf.grants import GrantTerms
+    from parties.config import load_party_config
+    from parties.grants import GrantBook
+
+    try:
+        cfg = load_party_config(config)
+        with _grant_client(config, "", None, None) as client:
+            decided = client.reject(grant_id, reason)
+    except WharfError as exc:
+        _fail(exc)
+        return
+    assert cfg.state_dir is not None
+    book = GrantBook(cfg.state_dir)
+    book.reject(GrantTerms.parse(decided.terms), reason)
+    book.close()
+    typer.echo(_grant_line(_grant_json(decided)))
+
+
+@grant_app.command("revoke")
+def grant_revoke(grant_id: str = typer.Argument(...), reason: str = typer.Option(..., help="Told to the buyer."),
+                 config: Path = typer.Option(..., "--config", "-c", help="Your party TOML.")) -> None:
+    """End an approved grant: your node refuses its next task; the gateway and the buyer are told."""
+    from parties.config import load_party_config
+    from parties.grants import GrantBook
+
+    try:
+        cfg = load_party_config(config)
+    except WharfError as exc:
+        _fail(exc, 2)
+        return
+    assert cfg.state_dir is not None
+    book = GrantBook(cfg.state_dir)
+    # Locally first: the node stops honouring it even if the gateway cannot be reached.
+    known = book.revoke(grant_id, reason)
+    book.close()
+    try:
+        with _grant_client(config, "", None, None) as client:
+            decided = client.revoke(grant_id, reason)
+    except WharfError as exc:
+        if known:
+            typer.secho(f"revoked here (your node refuses its tasks); the gateway was not told: {exc.message}",
+                        fg=typer.colors.YELLOW, err=True)
+            raise typer.Exit(1)
+        _fail(exc)
+        return
+    typer.echo(_grant_line(_grant_json(decided)))
+
+
 @app.command("budget")
 def budget(
     config: Path = typer.Option(..., "--config", "-c", help="The party's TOML file."),

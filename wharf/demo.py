@@ -77,6 +77,7 @@ def party_config(
     ward_source: Path | None = None,
     dp: str | None = None,
     private_copy: bool = False,
+    grants: bool = False,
 ) -> str:
     """A hospital's TOML. ``dp`` is the body of its [datasets.policy.dp] table; None writes the explicit
     opt-out (exact answers, for checking against the truth)."""
@@ -103,6 +104,7 @@ allowed_statistics = [{stats}]
 min_rows = {min_rows}
 allowed_psi = ["intersection", "cardinality", "sum", "unbalanced"]
 min_intersection = 10
+grants = "{'required' if grants else 'optional'}"
 {dp_table}
 """ + ("" if not private_copy else f"""
 [[datasets]]
