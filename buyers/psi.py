@@ -192,9 +192,8 @@ def run_psi(
     box_key = role.box.public if isinstance(role, psi_sum.Buyer) else b""
     # Balanced modes: A ends with the buyer's commitment to its scalar, counted in the set's size.
     extra = 0 if psi_mode is PsiMode.UNBALANCED else psi.COMMITMENT_POINTS
-    if len(role.unique) + extra > MAX_SET:
-        raise InvalidArgument(f"{len(role.unique)} distinct IDs; a PSI job takes at most {MAX_SET - extra} "
-                              "(the set also carries the buyer's commitment)", argument="ids")
+    if len(role.unique) > MAX_SET:
+        raise InvalidArgument(f"{len(role.unique)} distinct IDs; a PSI job takes at most {MAX_SET}", argument="ids")
     spec = PsiJob(dataset, key_column, psi_mode, cardinality_only, tuple(value_columns), box_key,
                   len(role.unique) + extra, rho or 0.0)
     pool: ProcessPoolExecutor | None = None

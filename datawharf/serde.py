@@ -331,7 +331,7 @@ _PSI_TO = {
     PsiMode.UNBALANCED: common_pb2.PSI_MODE_UNBALANCED,
 }
 _PSI_FROM = {v: k for k, v in _PSI_TO.items()}
-MAX_PSI_SET = psi_stages.MAX_SET
+MAX_PSI_SET = psi_stages.MAX_A  # the buyer's IDs and, in balanced modes, its 2-point commitment
 
 
 def psi_to_proto(job: PsiJob) -> common_pb2.PsiSpec:
@@ -361,7 +361,8 @@ def psi_from_proto(msg: common_pb2.PsiSpec) -> PsiJob:
     if len(msg.value_columns) > 64:
         raise ResourceExhausted("at most 64 value columns")
     if msg.buyer_set_size > MAX_PSI_SET:
-        raise ResourceExhausted(f"the buyer's set of {msg.buyer_set_size} IDs exceeds the gateway's limit of {MAX_PSI_SET}")
+        raise ResourceExhausted(f"the buyer's set of {msg.buyer_set_size} points exceeds the gateway's limit of "
+                                f"{MAX_PSI_SET} ({psi_stages.MAX_SET} IDs and the buyer's commitment)")
     if not (math.isfinite(msg.rho) and 0 <= msg.rho <= MAX_RHO):
         raise InvalidArgument(f"the privacy spend rho must be between 0 and {MAX_RHO}, got {msg.rho}", argument="rho")
     return PsiJob(msg.dataset, msg.key_column, mode, msg.cardinality_only, tuple(msg.value_columns),

@@ -34,11 +34,12 @@ from typing import Sequence
 import numpy as np
 
 from protocols.oprf import TAG_BYTES
-from protocols.psi import CANARIES, Canary, first_repeat_packed
+from protocols.psi import CANARIES, COMMITMENT_POINTS, Canary, first_repeat_packed
 from protocols.psi_sum import MASK_BYTES
 
 POINT_BYTES = 32
 MAX_SET = 1 << 22  # IDs per side in one job
+MAX_A = MAX_SET + COMMITMENT_POINTS  # points in the buyer's stage A: its IDs, then its commitment
 MAX_TABLE = 1 << 24  # entries of a holder's OPRF table
 MAX_SEALED_BYTES = 1 << 16
 MAX_PADDING = 1 << 16  # dummy rows a holder may add to W to hide its set's size
@@ -296,7 +297,7 @@ def unpack_sums(raw: Sequence[bytes]) -> list[int]:
     return [int.from_bytes(x, "little") for x in raw]
 
 
-__all__ = ["BUYER_READS", "GatewayNotes", "DISTINCT", "HOLDER_STAGES", "MAX_NOISE_BYTES", "MAX_PADDING", "MAX_W",
+__all__ = ["MAX_A", "BUYER_READS", "GatewayNotes", "DISTINCT", "HOLDER_STAGES", "MAX_NOISE_BYTES", "MAX_PADDING", "MAX_W",
            "NoiseDeclaration", "OPTIONAL_STAGES", "canonical_u", "first_repeat", "MAX_SET", "MAX_TABLE", "POINT_BYTES", "PsiMode", "Role", "SECOND_ROUND",
            "STAGES", "Stage", "StageSpec", "item_bytes", "max_items", "pack_masked", "pack_sums", "split_items",
            "unpack_masked", "unpack_sums"]
