@@ -6,12 +6,17 @@ commutative on u-coordinates: X25519(a, X25519(b, u)) = X25519(b, X25519(a, u)).
 
 Rounds (the gateway relays every message and does the final matching):
 
-1. Buyer → holder: A = [a·H(x)] for its deduplicated IDs, in a secret random order.
-2. Holder → gateway only: D = [b·α for α in A] (in A's order, or shuffled for
-   cardinality-only). Holder → buyer: W = [b·H(y)] for its IDs, shuffled.
+1. Buyer → holder: A = [a·H(x)] for its deduplicated IDs, in a secret random
+   order, then its commitment C = (a·G, a·G′) (below).
+2. Holder → gateway only: D = [b·α for α in A less C] (in A's order, or
+   shuffled for cardinality-only) and its notes (stage N: canaries, noise).
+   Holder → buyer: W = [b·H(y)] for its IDs, shuffled, with canaries hidden
+   in it, and a signed receipt over all it sent, which the buyer checks
+   before it multiplies anything it received.
 3. Buyer → gateway: Z = [a·w for w in W].
-4. Gateway: the positions i with D[i] ∈ Z, released only if there are at
-   least the holder's minimum; for cardinality-only, just their number.
+4. Gateway: Z passes the canaries; the positions i with D[i] ∈ Z, released
+   only if there are at least the holder's minimum; for cardinality-only,
+   just their number.
 
 What each role learns (semi-honest): the buyer, the positions of its own
 matching IDs (or only how many); the holder, |X|; the gateway, |X|, |Y| and
@@ -40,8 +45,9 @@ with probability s a buyer must rewrite about (c−1)·s·|W| positions, so it
 goes unnoticed with probability below e^(−k·(c−1)·s), and the job fails
 naming what was wrong when it is noticed. The best trade for the buyer,
 s = 1/(k·(c−1)), wins about 1/(k·(c−1)·e) of its jobs: 0.016 % of jobs to
-count one ID ten times with k = 256, each job charged to its quota. Revealing a·G to the holder and
-gateway is one more DH value of the buyer's scalar, like the points of A.
+count one ID ten times with k = 256, each job charged to its quota.
+Revealing a·G to the holder and gateway is one more DH value of the
+buyer's scalar, like the points of A.
 
 Under the holder's differential-privacy policy (see ``protocols.psi_sum``
 for the shared mechanics): the holder pads W with a noisy number of dummy
@@ -53,6 +59,7 @@ a buyer that re-blinds with one scalar); against the buyer with the gateway,
 which knows the exact size and the offset, the size is not protected. An
 intersection whose positions are released is exact by nature: the holder's
 policy (``exact_intersection = false``) decides whether to answer it at all.
+
 Clamped X25519 scalars are multiples of the cofactor, so low-order inputs
 collapse to the all-zero output, which libsodium refuses; hashing
 retries with a counter until it lands on a usable point, and a received
