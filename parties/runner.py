@@ -153,7 +153,8 @@ class Runner:
         col_bounds = dataset.column(job.column).bounds if dataset.column(job.column) else None  # type: ignore[union-attr]
         if needs_values:
             scaled = scale_column(column[mask], job.places).reshape(rows, -1)
-            if private:
+            # A histogram releases counts only (sensitivity 1): its values are binned as they are.
+            if private and job.statistic is not Statistic.HISTOGRAM:
                 assert col_bounds is not None  # the config refuses an aggregable column without bounds under dp
                 scaled = dp.clip(scaled, dp.Bounds(*col_bounds), job.places)
         else:
