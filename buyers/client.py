@@ -216,7 +216,8 @@ class Client(Connection):
         except ValueError:
             raise InvalidArgument(f"unknown backend {backend!r}; use auto, {', '.join(b.value for b in Backend)}",
                                   argument="backend") from None
-        max_contributors = len(set(parties)) or len(item.holders)
+        # A link to another exchange answers with the sum of its holders: slots leave room for each.
+        max_contributors = item.contributors(parties)
         buyer = Buyer(layout, col.decimals, chosen, max_contributors, key_bits=key_bits, slot_bits=slot_bits)
         if rho is not None and not (0 < rho <= 100 and math.isfinite(rho)):
             raise InvalidArgument(f"rho must be a positive privacy spend (at most 100), got {rho}", argument="rho")

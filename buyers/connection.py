@@ -37,6 +37,12 @@ class CatalogItem:
     columns: tuple[ColumnSpec, ...]
     approx_rows: int
     terms: dict[str, PrivacyTerms] = field(default_factory=dict)  # each holder's privacy terms
+    # Holders whose sum each holder answers with (more than 1 for a link to another exchange).
+    behind: dict[str, int] = field(default_factory=dict)
+
+    def contributors(self, parties: Sequence[str] = ()) -> int:
+        """Holders whose figures a job asking ``parties`` (default: every holder) would sum."""
+        return sum(self.behind.get(p, 1) for p in (set(parties) or set(self.holders)))
 
     def column(self, name: str) -> ColumnSpec:
         """The column ``name``; NotFound (naming the columns there are) if the dataset lacks it."""
@@ -105,7 +111,8 @@ class Connection:
         return [
             CatalogItem(e.dataset, tuple(e.holders), tuple(e.holders_online),
                         tuple(column_from_proto(c) for c in e.columns), e.approx_rows,
-                        {t.holder: privacy_from_proto(t.privacy) for t in e.terms})
+                        {t.holder: privacy_from_proto(t.privacy) for t in e.terms},
+                        {t.holder: max(1, t.holders) for t in e.terms})
             for e in resp.datasets
         ]
 

@@ -81,6 +81,9 @@ class Listing:
     description: str = ""
     min_parties: int = 1  # the holder's own minimum, enforced by the gateway as well
     privacy: PrivacyTerms = PrivacyTerms()
+    # Holders whose sum this party's answer is: 1 for a holder, more for a link to another
+    # exchange; a buyer's packed slots need headroom for each of them.
+    holders: int = 1
 
     def column(self, name: str) -> ColumnSpec | None:
         return next((c for c in self.columns if c.name == name), None)

@@ -154,15 +154,19 @@ def listing_to_proto(listing: Listing) -> common_pb2.DatasetListing:
         description=listing.description,
         min_parties=listing.min_parties,
         privacy=privacy_to_proto(listing.privacy),
+        # 0 on the wire for an ordinary holder, so its listing's bytes are what they always were.
+        holders=listing.holders if listing.holders > 1 else 0,
     )
 
 
 def listing_from_proto(msg: common_pb2.DatasetListing) -> Listing:
     if not msg.name:
         raise InvalidArgument("a dataset listing has no name")
+    if msg.holders > MAX_CONTRIBUTORS:
+        raise InvalidArgument(f"listing {msg.name!r} claims {msg.holders} holders; at most {MAX_CONTRIBUTORS}")
     return Listing(
         msg.name, tuple(column_from_proto(c) for c in msg.columns), msg.approx_rows, msg.description,
-        max(1, msg.min_parties), privacy_from_proto(msg.privacy),
+        max(1, msg.min_parties), privacy_from_proto(msg.privacy), max(1, msg.holders),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 from datawharf.model import ColumnSpec, Listing
 
@@ -15,6 +16,11 @@ class CatalogEntry:
     columns: tuple[ColumnSpec, ...]
     approx_rows: int
     listings: dict[str, Listing]  # per holder, for validation; not sent as such
+
+    def contributors(self, parties: Iterable[str]) -> int:
+        """Holders whose figures the answers of ``parties`` sum: a link to another exchange counts
+        every holder behind it, so a packed slot must leave headroom for all of them."""
+        return sum(self.listings[p].holders if p in self.listings else 1 for p in set(parties))
 
 
 def merge(listings_by_party: dict[str, list[Listing]], online: set[str]) -> dict[str, CatalogEntry]:

@@ -109,7 +109,7 @@ class BuyerServicer(buyer_pb2_grpc.BuyerServiceServicer):
                     holders_online=e.holders_online,
                     columns=[column_to_proto(c) for c in e.columns],
                     approx_rows=e.approx_rows,
-                    terms=[buyer_pb2.HolderTerms(holder=h, privacy=privacy_to_proto(l.privacy))
+                    terms=[buyer_pb2.HolderTerms(holder=h, privacy=privacy_to_proto(l.privacy), holders=l.holders)
                            for h, l in sorted(e.listings.items())],
                 )
                 for e in self.orch.catalog().values()

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from datawharf.v1 import common_pb2 as datawharf_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x64\x61tawharf/v1/buyer.proto\x12\x0c\x64\x61tawharf.v1\x1a\x19\x64\x61tawharf/v1/common.proto\"\x1c\n\tJobLedger\x12\x0f\n\x07\x65ntries\x18\x01 \x03(\t\"\x85\x01\n\x12\x44\x65structionReceipt\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08\x61rtefact\x18\x02 \x01(\t\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x14\n\x0c\x64\x65stroyed_at\x18\x04 \x01(\x01\x12\x12\n\nledger_seq\x18\x05 \x01(\x04\x12\x13\n\x0bledger_hash\x18\x06 \x01(\t\"B\n\tSetUpload\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12%\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x16.datawharf.v1.SetChunk\"3\n\x12\x44ownloadSetRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05stage\x18\x02 \x01(\t\"\x14\n\x12ListCatalogRequest\"\xae\x01\n\x0c\x43\x61talogEntry\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x0f\n\x07holders\x18\x02 \x03(\t\x12%\n\x07\x63olumns\x18\x03 \x03(\x0b\x32\x14.datawharf.v1.Column\x12\x13\n\x0b\x61pprox_rows\x18\x04 \x01(\x04\x12\x16\n\x0eholders_online\x18\x05 \x03(\t\x12(\n\x05terms\x18\x06 \x03(\x0b\x32\x19.datawharf.v1.HolderTerms\"J\n\x0bHolderTerms\x12\x0e\n\x06holder\x18\x01 \x01(\t\x12+\n\x07privacy\x18\x02 \x01(\x0b\x32\x1a.datawharf.v1.PrivacyTerms\"C\n\x13ListCatalogResponse\x12,\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x1a.datawharf.v1.CatalogEntry\"\xee\x01\n\x10SubmitJobRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x30\n\taggregate\x18\x02 \x01(\x0b\x32\x1b.datawharf.v1.AggregateSpecH\x00\x12$\n\x03psi\x18\x06 \x01(\x0b\x32\x15.datawharf.v1.PsiSpecH\x00\x12\x0f\n\x07parties\x18\x03 \x03(\t\x12\x13\n\x0bmin_parties\x18\x04 \x01(\r\x12\x17\n\x0ftimeout_seconds\x18\x05 \x01(\r\x12\'\n\x06signed\x18\x07 \x01(\x0b\x32\x17.datawharf.v1.SignedJobB\x06\n\x04spec\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"R\n\tPartyTask\x12\r\n\x05party\x18\x01 \x01(\t\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.datawharf.v1.TaskState\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xdb\x02\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\r\n\x05\x62uyer\x18\x03 \x01(\t\x12%\n\x05state\x18\x04 \x01(\x0e\x32\x16.datawharf.v1.JobState\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x30\n\taggregate\x18\x06 \x01(\x0b\x32\x1b.datawharf.v1.AggregateSpecH\x00\x12$\n\x03psi\x18\x0c \x01(\x0b\x32\x15.datawharf.v1.PsiSpecH\x00\x12&\n\x05tasks\x18\x07 \x03(\x0b\x32\x17.datawharf.v1.PartyTask\x12\x13\n\x0bmin_parties\x18\x08 \x01(\r\x12\x12\n\ncreated_at\x18\t \x01(\x01\x12\x10\n\x08\x64\x65\x61\x64line\x18\n \x01(\x01\x12\x13\n\x0b\x66inished_at\x18\x0b \x01(\x01\x12\x12\n\nnext_stage\x18\r \x01(\tB\x06\n\x04spec\",\n\x0bSuppression\x12\r\n\x05party\x18\x01 \x01(\t\x12\x0e\n\x06groups\x18\x02 \x03(\r\"\xec\x01\n\tJobResult\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12/\n\x07\x66igures\x18\x02 \x01(\x0b\x32\x1e.datawharf.v1.EncryptedFigures\x12\x14\n\x0c\x63ontributors\x18\x03 \x03(\t\x12-\n\nsuppressed\x18\x04 \x03(\x0b\x32\x19.datawharf.v1.Suppression\x12$\n\x03psi\x18\x05 \x01(\x0b\x32\x17.datawharf.v1.PsiResult\x12\x33\n\x08receipts\x18\x06 \x03(\x0b\x32!.datawharf.v1.ContributionReceipt\"Z\n\tPsiResult\x12\x0c\n\x04size\x18\x01 \x01(\x04\x12\x15\n\tpositions\x18\x02 \x03(\rB\x02\x10\x01\x12\x13\n\x0bmasked_sums\x18\x03 \x03(\x0c\x12\x13\n\x0bholder_rows\x18\x04 \x01(\x04*\xec\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATE_PENDING\x10\x01\x12\x18\n\x14JOB_STATE_DISPATCHED\x10\x02\x12\x18\n\x14JOB_STATE_COLLECTING\x10\x03\x12\x19\n\x15JOB_STATE_AGGREGATING\x10\x04\x12\x12\n\x0eJOB_STATE_DONE\x10\x05\x12\x14\n\x10JOB_STATE_FAILED\x10\x06\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x07\x12\x1c\n\x18JOB_STATE_AWAITING_BUYER\x10\x08*\xec\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_STATE_PENDING\x10\x01\x12\x19\n\x15TASK_STATE_DISPATCHED\x10\x02\x12\x1a\n\x16TASK_STATE_CONTRIBUTED\x10\x03\x12\x16\n\x12TASK_STATE_REFUSED\x10\x04\x12\x15\n\x11TASK_STATE_FAILED\x10\x05\x12\x13\n\x0fTASK_STATE_LOST\x10\x06\x12\x16\n\x12TASK_STATE_EXPIRED\x10\x07\x12\x18\n\x14TASK_STATE_CANCELLED\x10\x08\x32\xb1\x05\n\x0c\x42uyerService\x12R\n\x0bListCatalog\x12 .datawharf.v1.ListCatalogRequest\x1a!.datawharf.v1.ListCatalogResponse\x12>\n\tSubmitJob\x12\x1e.datawharf.v1.SubmitJobRequest\x1a\x11.datawharf.v1.Job\x12\x38\n\x06GetJob\x12\x1b.datawharf.v1.GetJobRequest\x1a\x11.datawharf.v1.Job\x12<\n\x08WatchJob\x12\x1b.datawharf.v1.GetJobRequest\x1a\x11.datawharf.v1.Job0\x01\x12;\n\tCancelJob\x12\x1b.datawharf.v1.GetJobRequest\x1a\x11.datawharf.v1.Job\x12\x41\n\x0b\x46\x65tchResult\x12\x1b.datawharf.v1.GetJobRequest\x1a\x13.datawharf.v1.Chunk0\x01\x12\x39\n\tUploadSet\x12\x17.datawharf.v1.SetUpload\x1a\x11.datawharf.v1.Job(\x01\x12I\n\x0b\x44ownloadSet\x12 .datawharf.v1.DownloadSetRequest\x1a\x16.datawharf.v1.SetChunk0\x01\x12I\n\x08PurgeJob\x12\x1b.datawharf.v1.GetJobRequest\x1a .datawharf.v1.DestructionReceipt\x12\x44\n\x0cGetJobLedger\x12\x1b.datawharf.v1.GetJobRequest\x1a\x17.datawharf.v1.JobLedgerb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x64\x61tawharf/v1/buyer.proto\x12\x0c\x64\x61tawharf.v1\x1a\x19\x64\x61tawharf/v1/common.proto\"\x1c\n\tJobLedger\x12\x0f\n\x07\x65ntries\x18\x01 \x03(\t\"\x85\x01\n\x12\x44\x65structionReceipt\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08\x61rtefact\x18\x02 \x01(\t\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x14\n\x0c\x64\x65stroyed_at\x18\x04 \x01(\x01\x12\x12\n\nledger_seq\x18\x05 \x01(\x04\x12\x13\n\x0bledger_hash\x18\x06 \x01(\t\"B\n\tSetUpload\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12%\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x16.datawharf.v1.SetChunk\"3\n\x12\x44ownloadSetRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05stage\x18\x02 \x01(\t\"\x14\n\x12ListCatalogRequest\"\xae\x01\n\x0c\x43\x61talogEntry\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x0f\n\x07holders\x18\x02 \x03(\t\x12%\n\x07\x63olumns\x18\x03 \x03(\x0b\x32\x14.datawharf.v1.Column\x12\x13\n\x0b\x61pprox_rows\x18\x04 \x01(\x04\x12\x16\n\x0eholders_online\x18\x05 \x03(\t\x12(\n\x05terms\x18\x06 \x03(\x0b\x32\x19.datawharf.v1.HolderTerms\"[\n\x0bHolderTerms\x12\x0e\n\x06holder\x18\x01 \x01(\t\x12+\n\x07privacy\x18\x02 \x01(\x0b\x32\x1a.datawharf.v1.PrivacyTerms\x12\x0f\n\x07holders\x18\x03 \x01(\r\"C\n\x13ListCatalogResponse\x12,\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x1a.datawharf.v1.CatalogEntry\"\xee\x01\n\x10SubmitJobRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x30\n\taggregate\x18\x02 \x01(\x0b\x32\x1b.datawharf.v1.AggregateSpecH\x00\x12$\n\x03psi\x18\x06 \x01(\x0b\x32\x15.datawharf.v1.PsiSpecH\x00\x12\x0f\n\x07parties\x18\x03 \x03(\t\x12\x13\n\x0bmin_parties\x18\x04 \x01(\r\x12\x17\n\x0ftimeout_seconds\x18\x05 \x01(\r\x12\'\n\x06signed\x18\x07 \x01(\x0b\x32\x17.datawharf.v1.SignedJobB\x06\n\x04spec\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"R\n\tPartyTask\x12\r\n\x05party\x18\x01 \x01(\t\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.datawharf.v1.TaskState\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xdb\x02\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\r\n\x05\x62uyer\x18\x03 \x01(\t\x12%\n\x05state\x18\x04 \x01(\x0e\x32\x16.datawharf.v1.JobState\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x30\n\taggregate\x18\x06 \x01(\x0b\x32\x1b.datawharf.v1.AggregateSpecH\x00\x12$\n\x03psi\x18\x0c \x01(\x0b\x32\x15.datawharf.v1.PsiSpecH\x00\x12&\n\x05tasks\x18\x07 \x03(\x0b\x32\x17.datawharf.v1.PartyTask\x12\x13\n\x0bmin_parties\x18\x08 \x01(\r\x12\x12\n\ncreated_at\x18\t \x01(\x01\x12\x10\n\x08\x64\x65\x61\x64line\x18\n \x01(\x01\x12\x13\n\x0b\x66inished_at\x18\x0b \x01(\x01\x12\x12\n\nnext_stage\x18\r \x01(\tB\x06\n\x04spec\",\n\x0bSuppression\x12\r\n\x05party\x18\x01 \x01(\t\x12\x0e\n\x06groups\x18\x02 \x03(\r\"\xec\x01\n\tJobResult\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12/\n\x07\x66igures\x18\x02 \x01(\x0b\x32\x1e.datawharf.v1.EncryptedFigures\x12\x14\n\x0c\x63ontributors\x18\x03 \x03(\t\x12-\n\nsuppressed\x18\x04 \x03(\x0b\x32\x19.datawharf.v1.Suppression\x12$\n\x03psi\x18\x05 \x01(\x0b\x32\x17.datawharf.v1.PsiResult\x12\x33\n\x08receipts\x18\x06 \x03(\x0b\x32!.datawharf.v1.ContributionReceipt\"Z\n\tPsiResult\x12\x0c\n\x04size\x18\x01 \x01(\x04\x12\x15\n\tpositions\x18\x02 \x03(\rB\x02\x10\x01\x12\x13\n\x0bmasked_sums\x18\x03 \x03(\x0c\x12\x13\n\x0bholder_rows\x18\x04 \x01(\x04*\xec\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATE_PENDING\x10\x01\x12\x18\n\x14JOB_STATE_DISPATCHED\x10\x02\x12\x18\n\x14JOB_STATE_COLLECTING\x10\x03\x12\x19\n\x15JOB_STATE_AGGREGATING\x10\x04\x12\x12\n\x0eJOB_STATE_DONE\x10\x05\x12\x14\n\x10JOB_STATE_FAILED\x10\x06\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x07\x12\x1c\n\x18JOB_STATE_AWAITING_BUYER\x10\x08*\xec\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_STATE_PENDING\x10\x01\x12\x19\n\x15TASK_STATE_DISPATCHED\x10\x02\x12\x1a\n\x16TASK_STATE_CONTRIBUTED\x10\x03\x12\x16\n\x12TASK_STATE_REFUSED\x10\x04\x12\x15\n\x11TASK_STATE_FAILED\x10\x05\x12\x13\n\x0fTASK_STATE_LOST\x10\x06\x12\x16\n\x12TASK_STATE_EXPIRED\x10\x07\x12\x18\n\x14TASK_STATE_CANCELLED\x10\x08\x32\xb1\x05\n\x0c\x42uyerService\x12R\n\x0bListCatalog\x12 .datawharf.v1.ListCatalogRequest\x1a!.datawharf.v1.ListCatalogResponse\x12>\n\tSubmitJob\x12\x1e.datawharf.v1.SubmitJobRequest\x1a\x11.datawharf.v1.Job\x12\x38\n\x06GetJob\x12\x1b.datawharf.v1.GetJobRequest\x1a\x11.datawharf.v1.Job\x12<\n\x08WatchJob\x12\x1b.datawharf.v1.GetJobRequest\x1a\x11.datawharf.v1.Job0\x01\x12;\n\tCancelJob\x12\x1b.datawharf.v1.GetJobRequest\x1a\x11.datawharf.v1.Job\x12\x41\n\x0b\x46\x65tchResult\x12\x1b.datawharf.v1.GetJobRequest\x1a\x13.datawharf.v1.Chunk0\x01\x12\x39\n\tUploadSet\x12\x17.datawharf.v1.SetUpload\x1a\x11.datawharf.v1.Job(\x01\x12I\n\x0b\x44ownloadSet\x12 .datawharf.v1.DownloadSetRequest\x1a\x16.datawharf.v1.SetChunk0\x01\x12I\n\x08PurgeJob\x12\x1b.datawharf.v1.GetJobRequest\x1a .datawharf.v1.DestructionReceipt\x12\x44\n\x0cGetJobLedger\x12\x1b.datawharf.v1.GetJobRequest\x1a\x17.datawharf.v1.JobLedgerb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,10 +34,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PSIRESULT'].fields_by_name['positions']._loaded_options = None
   _globals['_PSIRESULT'].fields_by_name['positions']._serialized_options = b'\020\001'
-  _globals['_JOBSTATE']._serialized_start=1786
-  _globals['_JOBSTATE']._serialized_end=2022
-  _globals['_TASKSTATE']._serialized_start=2025
-  _globals['_TASKSTATE']._serialized_end=2261
+  _globals['_JOBSTATE']._serialized_start=1803
+  _globals['_JOBSTATE']._serialized_end=2039
+  _globals['_TASKSTATE']._serialized_start=2042
+  _globals['_TASKSTATE']._serialized_end=2278
   _globals['_JOBLEDGER']._serialized_start=69
   _globals['_JOBLEDGER']._serialized_end=97
   _globals['_DESTRUCTIONRECEIPT']._serialized_start=100
@@ -51,23 +51,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CATALOGENTRY']._serialized_start=379
   _globals['_CATALOGENTRY']._serialized_end=553
   _globals['_HOLDERTERMS']._serialized_start=555
-  _globals['_HOLDERTERMS']._serialized_end=629
-  _globals['_LISTCATALOGRESPONSE']._serialized_start=631
-  _globals['_LISTCATALOGRESPONSE']._serialized_end=698
-  _globals['_SUBMITJOBREQUEST']._serialized_start=701
-  _globals['_SUBMITJOBREQUEST']._serialized_end=939
-  _globals['_GETJOBREQUEST']._serialized_start=941
-  _globals['_GETJOBREQUEST']._serialized_end=972
-  _globals['_PARTYTASK']._serialized_start=974
-  _globals['_PARTYTASK']._serialized_end=1056
-  _globals['_JOB']._serialized_start=1059
-  _globals['_JOB']._serialized_end=1406
-  _globals['_SUPPRESSION']._serialized_start=1408
-  _globals['_SUPPRESSION']._serialized_end=1452
-  _globals['_JOBRESULT']._serialized_start=1455
-  _globals['_JOBRESULT']._serialized_end=1691
-  _globals['_PSIRESULT']._serialized_start=1693
-  _globals['_PSIRESULT']._serialized_end=1783
-  _globals['_BUYERSERVICE']._serialized_start=2264
-  _globals['_BUYERSERVICE']._serialized_end=2953
+  _globals['_HOLDERTERMS']._serialized_end=646
+  _globals['_LISTCATALOGRESPONSE']._serialized_start=648
+  _globals['_LISTCATALOGRESPONSE']._serialized_end=715
+  _globals['_SUBMITJOBREQUEST']._serialized_start=718
+  _globals['_SUBMITJOBREQUEST']._serialized_end=956
+  _globals['_GETJOBREQUEST']._serialized_start=958
+  _globals['_GETJOBREQUEST']._serialized_end=989
+  _globals['_PARTYTASK']._serialized_start=991
+  _globals['_PARTYTASK']._serialized_end=1073
+  _globals['_JOB']._serialized_start=1076
+  _globals['_JOB']._serialized_end=1423
+  _globals['_SUPPRESSION']._serialized_start=1425
+  _globals['_SUPPRESSION']._serialized_end=1469
+  _globals['_JOBRESULT']._serialized_start=1472
+  _globals['_JOBRESULT']._serialized_end=1708
+  _globals['_PSIRESULT']._serialized_start=1710
+  _globals['_PSIRESULT']._serialized_end=1800
+  _globals['_BUYERSERVICE']._serialized_start=2281
+  _globals['_BUYERSERVICE']._serialized_end=2970
 # @@protoc_insertion_point(module_scope)

@@ -109,12 +109,14 @@ class CatalogEntry(_message.Message):
     def __init__(self, dataset: _Optional[str] = ..., holders: _Optional[_Iterable[str]] = ..., columns: _Optional[_Iterable[_Union[_common_pb2.Column, _Mapping]]] = ..., approx_rows: _Optional[int] = ..., holders_online: _Optional[_Iterable[str]] = ..., terms: _Optional[_Iterable[_Union[HolderTerms, _Mapping]]] = ...) -> None: ...
 
 class HolderTerms(_message.Message):
-    __slots__ = ("holder", "privacy")
+    __slots__ = ("holder", "privacy", "holders")
     HOLDER_FIELD_NUMBER: _ClassVar[int]
     PRIVACY_FIELD_NUMBER: _ClassVar[int]
+    HOLDERS_FIELD_NUMBER: _ClassVar[int]
     holder: str
     privacy: _common_pb2.PrivacyTerms
-    def __init__(self, holder: _Optional[str] = ..., privacy: _Optional[_Union[_common_pb2.PrivacyTerms, _Mapping]] = ...) -> None: ...
+    holders: int
+    def __init__(self, holder: _Optional[str] = ..., privacy: _Optional[_Union[_common_pb2.PrivacyTerms, _Mapping]] = ..., holders: _Optional[int] = ...) -> None: ...
 
 class ListCatalogResponse(_message.Message):
     __slots__ = ("datasets",)

@@ -137,20 +137,22 @@ class PrivacyTerms(_message.Message):
     def __init__(self, dp: _Optional[bool] = ..., budget: _Optional[float] = ..., period_days: _Optional[float] = ..., max_per_job: _Optional[float] = ..., default_per_job: _Optional[float] = ..., noise: _Optional[str] = ..., list_suppressed: _Optional[bool] = ...) -> None: ...
 
 class DatasetListing(_message.Message):
-    __slots__ = ("name", "columns", "approx_rows", "description", "min_parties", "privacy")
+    __slots__ = ("name", "columns", "approx_rows", "description", "min_parties", "privacy", "holders")
     NAME_FIELD_NUMBER: _ClassVar[int]
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
     APPROX_ROWS_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     MIN_PARTIES_FIELD_NUMBER: _ClassVar[int]
     PRIVACY_FIELD_NUMBER: _ClassVar[int]
+    HOLDERS_FIELD_NUMBER: _ClassVar[int]
     name: str
     columns: _containers.RepeatedCompositeFieldContainer[Column]
     approx_rows: int
     description: str
     min_parties: int
     privacy: PrivacyTerms
-    def __init__(self, name: _Optional[str] = ..., columns: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., approx_rows: _Optional[int] = ..., description: _Optional[str] = ..., min_parties: _Optional[int] = ..., privacy: _Optional[_Union[PrivacyTerms, _Mapping]] = ...) -> None: ...
+    holders: int
+    def __init__(self, name: _Optional[str] = ..., columns: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., approx_rows: _Optional[int] = ..., description: _Optional[str] = ..., min_parties: _Optional[int] = ..., privacy: _Optional[_Union[PrivacyTerms, _Mapping]] = ..., holders: _Optional[int] = ...) -> None: ...
 
 class EncryptionParameters(_message.Message):
     __slots__ = ("backend", "length", "max_contributors", "paillier_n", "slot_bits", "public_context", "poly_modulus_degree", "coeff_mod_bit_sizes", "plain_modulus", "scale_bits", "paillier_modulus_proof")

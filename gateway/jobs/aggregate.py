@@ -55,10 +55,12 @@ def plan(spec: AggregateJob, entry: CatalogEntry | None, parties: list[str]) -> 
             raise FailedPrecondition(
                 f"no holder of dataset {spec.dataset!r} is online (holders: {', '.join(entry.holders)}); "
                 "retry later, or name them in parties to wait for them", argument="parties")
-    if spec.encryption.max_contributors < len(targets):
+    # A link to another exchange answers with the sum of several holders: each counts.
+    behind = entry.contributors(targets)
+    if spec.encryption.max_contributors < behind:
         raise FailedPrecondition(
             f"the job's encoding leaves headroom for {spec.encryption.max_contributors} holder(s) "
-            f"but {len(targets)} would be asked; resubmit with a larger max_contributors")
+            f"but {behind} would contribute; resubmit with a larger max_contributors")
     for party in targets:
         _check_listing(spec, entry, party)
     return targets

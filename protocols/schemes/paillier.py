@@ -382,6 +382,32 @@ def unpack(plains: Sequence[int], *, length: int, slots: int, slot_bits: int, ma
     return out
 
 
+def offset_correction(params: PublicParams, surplus: int) -> list[int]:
+    """Packed plaintexts that take ``surplus`` offsets off every used slot of a total they are added to.
+
+    A total of k holders' packed contributions carries k offsets (2^(slot_bits-1) each) per slot; a
+    party that relays such a total as its one contribution (a link to another exchange) adds the
+    encryption of these with ``surplus`` = k − 1, so the buyer, who subtracts one offset per
+    contributor, reads the right sums. Each plaintext is −surplus · Σ_j 2^(slot_bits-1) · 2^(j·w)
+    over its used slots, mod n: it needs the public key only. The slots of the corrected total stay
+    non-negative as long as the k holders' sum of each figure fits one holder's signed slot range.
+    """
+    if params.backend is not Backend.PAILLIER_PACKED:
+        raise OutOfRange(f"offsets exist only in packed Paillier, not in {params.backend.value}")
+    if surplus < 0:
+        raise OutOfRange(f"a surplus of {surplus} offsets: it must be 0 or more")
+    n = params.paillier_n
+    k = slots_per_plaintext(n, params.slot_bits, params.max_contributors)
+    w = slot_width(params.slot_bits, params.max_contributors)
+    each = surplus << (params.slot_bits - 1)
+    out = []
+    for start in range(0, params.length, k):
+        used = min(k, params.length - start)
+        constant = sum(each << (j * w) for j in range(used))
+        out.append(-constant % n)
+    return out
+
+
 def rough_slot_bits(max_abs_figure: int) -> int:
     """Bits a packed slot needs for signed figures up to ``max_abs_figure``."""
     return max(2, math.ceil(math.log2(max_abs_figure + 1)) + 1)
