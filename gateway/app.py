@@ -9,6 +9,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import grpc
@@ -19,6 +20,7 @@ from datawharf.grpc_options import MAX_CONCURRENT_RPCS, server_options
 from datawharf.identity import Gate
 from datawharf.pki import Credentials, Role, RoleError, TrustStore
 from datawharf.tls import check_insecure, server_credentials
+from datawharf.v1 import market_pb2, market_pb2_grpc
 from datawharf.v1 import buyer_pb2, buyer_pb2_grpc, grants_pb2, grants_pb2_grpc, party_pb2, party_pb2_grpc
 from gateway.dispatch import StreamDispatcher
 from gateway.grants import GrantServicer
@@ -27,6 +29,8 @@ from gateway.anchor import Anchor
 from gateway.ledger import Ledger
 from gateway.metrics import ByteCounter, Metrics
 from gateway.jobs import Orchestrator
+from gateway.market import Market
+from gateway.market.servicer import MarketServicer
 from gateway.servicers import BuyerServicer, PartyServicer
 from gateway.quotas import Quotas, QuotaSettings, refusal_counter
 from gateway.spool import DEFAULT_MAX_BYTES as DEFAULT_SPOOL_BYTES, Spool
@@ -37,6 +41,7 @@ from gateway.wiretap import WireTap
 log = logging.getLogger("datawharf.gateway")
 
 SERVICES = ("datawharf.v1.BuyerService", "datawharf.v1.PartyService", "datawharf.v1.GrantService")
+SERVICES += ("datawharf.v1.MarketService",)
 READY_FILE = "gateway.json"
 
 
@@ -64,11 +69,16 @@ class GatewaySettings:
     spool_max_bytes: int = DEFAULT_SPOOL_BYTES  # the PSI spool's disk quota
     max_concurrent_rpcs: int = MAX_CONCURRENT_RPCS  # calls of all callers at once
     idle_s: float = 300.0  # a connection without a call is closed after this long
+    listing_review: bool = True  # only listings an operator approved are in the catalog; False: every one
+    fee_percent: Decimal = Decimal(0)  # the operator's fee on each charged job, a line of its own
 
 
 def _trust(settings: GatewaySettings) -> tuple[Credentials | None, TrustStore | None]:
     if settings.insecure:
         check_insecure(settings.listen, "the gateway")
+        if settings.listing_review:
+            raise RoleError("listing review needs certificates (listings and decisions are signed): start an "
+                            "--insecure gateway with --listing-review off")
         return None, None
     if settings.identity is None:
         raise RoleError("the gateway needs its certificate: --identity DIR from "
@@ -123,7 +133,9 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
     quotas = Quotas(settings.quotas, on_refusal=refusal_counter(metrics.registry))
     orch = Orchestrator(store, dispatcher, observer=metrics,
                         spool=Spool(settings.data_dir / "spool", max_bytes=settings.spool_max_bytes), trust=trust,
-                        result_ttl_s=settings.result_ttl_s, quotas=quotas)
+                        result_ttl_s=settings.result_ttl_s, quotas=quotas,
+                        market=Market(store, trust, review_required=settings.listing_review,
+                                      fee_percent=settings.fee_percent))
     tap = WireTap(settings.wire_log) if settings.wire_log else None
     # Metrics first, so that calls refused by the others are counted with their status; the
     # malformed-request guard before every interceptor that reads messages.
@@ -134,6 +146,8 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
                              maximum_concurrent_rpcs=settings.max_concurrent_rpcs or None)
     buyer_pb2_grpc.add_BuyerServiceServicer_to_server(BuyerServicer(orch, gate), server)
     party_pb2_grpc.add_PartyServiceServicer_to_server(PartyServicer(orch, dispatcher, gate), server)
+    assert orch.market is not None
+    market_pb2_grpc.add_MarketServiceServicer_to_server(MarketServicer(orch.market, gate), server)
     grants_pb2_grpc.add_GrantServiceServicer_to_server(GrantServicer(store, orch.catalog, gate), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -142,6 +156,7 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
         (
             buyer_pb2.DESCRIPTOR.services_by_name["BuyerService"].full_name,
             party_pb2.DESCRIPTOR.services_by_name["PartyService"].full_name,
+            market_pb2.DESCRIPTOR.services_by_name["MarketService"].full_name,
             grants_pb2.DESCRIPTOR.services_by_name["GrantService"].full_name,
             health.SERVICE_NAME,
             reflection.SERVICE_NAME,

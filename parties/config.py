@@ -175,12 +175,27 @@ class PolicyConfig(_Strict):
         return "*" in self.allowed_buyers or buyer in self.allowed_buyers
 
 
+class ListingConfig(_Strict):
+    """``[datasets.listing]``: how the dataset is offered on the exchange (`wharf listing submit`).
+    Prices stay text here; the exchange parses them as exact decimals at the currency's minor unit."""
+
+    title: str = ""
+    description: str = ""
+    classification: Literal["internal", "sensitive", "public"] = "internal"
+    personal_data: bool = True  # say false only for data about no person
+    price_per_job: str = ""
+    currency: str = "CNY"
+    pricing: Literal["per-holder", "shared"] = "per-holder"
+    weight: str = "1"  # shared pricing: this holder's weight in the split
+
+
 class DatasetConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
     source: Path
     description: str = ""
     columns: list[ColumnConfig] = Field(min_length=1)
     policy: PolicyConfig
+    listing: ListingConfig | None = None
 
     @field_validator("source")
     @classmethod

@@ -39,8 +39,8 @@ class Exchange(LocalExchange):
                  wire_log: bool = False, statistics: dict[str, list[str]] | None = None,
                  http: bool = False, http_token: str | None = None, bench_results: Path | None = None,
                  insecure: bool = False, dp: str | None = None, buyers: tuple[str, ...] | None = None,
-                 grants: bool = False) -> None:
-        super().__init__(root, insecure=insecure)
+                 grants: bool = False, review: bool = False) -> None:
+        super().__init__(root, insecure=insecure, review=review)
         self.dp = dp  # the body of every holder's [datasets.policy.dp]; None: exact answers
         self.buyers = buyers  # the holders' allowed_buyers; None: acme-insurance only
         self.grants = grants  # visits needs a grant the holder signed
@@ -79,7 +79,8 @@ class Exchange(LocalExchange):
             self.wards[name] = self.root / f"{name}-wards.csv"
             generate_ward_load(self.wards[name], days=20, seed=31 + i)
             self.start_party(name, self.config(name))
-        self.wait_online(self.names)
+        if not self.review:  # under review nothing is in the catalog before an operator approves it
+            self.wait_online(self.names)
         return self
 
     def wait_online(self, names: Sequence[str], *, dataset: str = "visits", timeout_s: float = 60,  # type: ignore[override]

@@ -21,6 +21,8 @@ from datawharf.errors import WharfError
 from datawharf.states import TaskState
 
 if TYPE_CHECKING:  # the roles load on first use, so `wharf --help` stays quick
+    from decimal import Decimal
+
     from buyers.client import AggregateAnswer, Client
     from datawharf.model import JobView, PrivacyTerms
     from protocols.schemes import PublicParams
@@ -227,6 +229,12 @@ def gateway_serve(
                                         help="Disk the PSI spool may use under --data-dir, in bytes."),
     idle_timeout: float = typer.Option(300.0, min=1.0, envvar="WHARF_IDLE_TIMEOUT",
                                        help="Seconds after which a connection without calls is closed."),
+    listing_review: str = typer.Option("required", envvar="WHARF_LISTING_REVIEW",
+                                       help="required: only listings an operator approved are in the catalog "
+                                            "(`wharf listing`); off: every dataset a holder registers."),
+    fee_percent: str = typer.Option("0", envvar="WHARF_FEE_PERCENT",
+                                    help="The operator's fee on each charged job, in percent: a separate line "
+                                         "the buyer pays on top (rounded half-to-even)."),
     log_level: str = LogLevelOpt,
     log_format: LogFormat = LogFormatOpt,
 ) -> None:
@@ -252,7 +260,8 @@ def gateway_serve(
                                                     max_upload_bytes=max_upload_bytes,
                                                     max_calls_per_caller=max_calls_per_caller),
                                spool_max_bytes=spool_max_bytes, max_concurrent_rpcs=max_concurrent_rpcs,
-                               idle_s=idle_timeout)
+                               idle_s=idle_timeout, listing_review=_listing_review(listing_review),
+                               fee_percent=_fee_percent(fee_percent))
     try:
         asyncio.run(serve(settings))
     except (OSError, AccessError) as exc:
@@ -260,6 +269,24 @@ def gateway_serve(
         raise typer.Exit(1)
     except WharfError as exc:
         _fail(exc, flags={"identity": "--identity", "insecure": "--insecure"})
+
+
+def _listing_review(value: str) -> bool:
+    if value not in ("required", "off"):
+        raise typer.BadParameter(f"{value!r} is not required or off", param_hint="--listing-review")
+    return value == "required"
+
+
+def _fee_percent(value: str) -> "Decimal":
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        fee = Decimal(value)
+    except InvalidOperation:
+        fee = Decimal("NaN")
+    if not fee.is_finite() or not 0 <= fee <= 100:
+        raise typer.BadParameter(f"{value!r} is not a percentage between 0 and 100", param_hint="--fee-percent")
+    return fee
 
 
 # --------------------------------------------------------------------- ca
@@ -1341,6 +1368,13 @@ def demo(
     from wharf.demo import run_demo
 
     raise typer.Exit(run_demo(workdir=workdir, rows=rows))
+
+
+# ----------------------------------------------------------------- market
+from wharf.market_cli import billing_app, listing_app  # noqa: E402  (typer apps; their commands import lazily)
+
+app.add_typer(listing_app, name="listing")
+app.add_typer(billing_app, name="billing")
 
 
 def main() -> None:

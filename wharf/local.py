@@ -89,9 +89,12 @@ class LocalExchange:
     ``wait_online`` waits until the named holders list a dataset.
     """
 
-    def __init__(self, root: Path, *, log_level: str = "info", insecure: bool = False) -> None:
+    def __init__(self, root: Path, *, log_level: str = "info", insecure: bool = False, review: bool = False) -> None:
         self.root = root
         self.insecure = insecure
+        # Listing review off by default: every dataset a holder registers is in the catalog, as a
+        # development exchange expects; review=True runs the market's review (`wharf listing`).
+        self.review = review
         self.ca: Authority | None = None
         if not insecure:
             ca_dir = root / "ca"
@@ -135,7 +138,8 @@ class LocalExchange:
         else:
             trust = ["--identity", str(self.identity("gateway", Role.GATEWAY)), "--crl", str(self.ca.crl_path)]
         self.procs.start("gateway", "gateway", "serve", "--listen", listen, "--data-dir", str(self.gateway_dir),
-                         "--log-level", self.log_level, *trust, *extra)
+                         "--log-level", self.log_level, *trust,
+                         "--listing-review", "required" if self.review else "off", *extra)
         wait_for("the gateway", ready.exists, timeout_s, self.alive)
         info = json.loads(ready.read_text())
         self.address, self.http_address = info["address"], info.get("http", "")

@@ -65,6 +65,8 @@ class JobBook:
         self.decoders: dict[str, Callable[[bytes], Spec]] = {}
         self.cleanups: dict[str, Callable[[str], None]] = {}
         self.on_ended: list[Callable[[JobRow], None]] = []  # told of every job that reaches a final state
+        # Whether a holder's dataset may be in the catalog (the market's listing review); all by default.
+        self.admit: Callable[[str, str], bool] = lambda party, dataset: True
         self._changed: dict[str, asyncio.Event] = {}
         self._sent_at: dict[str, float] = {}
         self._specs: dict[str, Spec] = {}
@@ -82,7 +84,8 @@ class JobBook:
 
     def catalog(self) -> dict[str, CatalogEntry]:
         online = {p for p in self._listings if self.dispatcher.is_online(p)}
-        return merge(self._listings, online)
+        admitted = {p: [x for x in listings if self.admit(p, x.name)] for p, listings in self._listings.items()}
+        return merge(admitted, online)
 
     def list_party(self, party: str, listings: list[Listing], *, organisation: str = "", serial: int = 0,
                    not_after: float = float("inf")) -> None:

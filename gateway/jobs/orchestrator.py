@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import AsyncIterator, Callable
 
 from datawharf.errors import FailedPrecondition, InvalidArgument, NotFound
-from datawharf.messages import HolderUpload, StagePiece
+from datawharf.messages import CancelTask, HolderUpload, StagePiece
 from datawharf.model import AggregateJob, JobView, Listing, PsiJob, TaskView
 from datawharf.states import ACTIVE_JOB_STATES, JobState, TaskState
 from datawharf.pki import TrustStore
@@ -25,6 +25,7 @@ from gateway.dispatch import Dispatcher
 from gateway.jobs import aggregate, psi
 from gateway.jobs.book import JobBook, JobKind, Spec
 from gateway.jobs.observer import JobObserver
+from gateway.market import Market
 from gateway.quotas import QuotaExceeded, Quotas, QuotaSettings
 from gateway.spool import Spool, SpoolFull
 from gateway.store import JobRow, SqliteStore
@@ -44,6 +45,7 @@ class Orchestrator:
         trust: TrustStore | None = None,
         result_ttl_s: float | None = None,
         quotas: Quotas | None = None,
+        market: Market | None = None,
     ) -> None:
         self.result_ttl_s = result_ttl_s
         # Without quotas from the app (tests, benchmarks) nothing is limited per buyer.
@@ -61,6 +63,13 @@ class Orchestrator:
             self.book.cleanups[name] = kind.forget
         self.book.on_ended.append(lambda job: self.quotas.ended(job.buyer, job.job_id))
         self._background: set[asyncio.Task[None]] = set()
+        self.market = market
+        if market is not None:
+            # Only approved listings are in the catalog; a DONE job is charged; a delisted dataset
+            # gets no more tasks.
+            self.book.admit = market.review.admits
+            self.book.on_ended.append(lambda job: market.meter.job_ended(job, self.book.spec(job).dataset))
+            market.review.on_withdrawn.append(self.withdraw)
 
     # ----------------------------------------------------------------- catalog
     def datasets_by_party(self) -> dict[str, list[str]]:
@@ -76,6 +85,9 @@ class Orchestrator:
         ``signed`` is the buyer's SignedJob, relayed to holders as it came. A new job counts against
         the buyer's quotas (QuotaExceeded past them); a resubmission does not."""
         new = self.store.find_job_by_request(buyer, request_id) is None
+        if new and self.market is not None:
+            holders = [p for p, names in self.book.datasets_by_party().items() if spec.dataset in names]
+            self.market.review.check_job(spec.dataset, parties, holders)
         if new:
             self.quotas.admit_job(buyer)
         if isinstance(spec, AggregateJob):
@@ -215,6 +227,21 @@ class Orchestrator:
                 self.book.forget_sent(task.task_id)
                 self.store.set_task_state(task.task_id, TaskState.FAILED, "the holder's certificate was revoked")
                 touched.add(task.job_id)
+        for job_id in touched:
+            self._evaluate_soon(job_id)
+
+    def withdraw(self, party: str, dataset: str, reason: str) -> None:
+        """``party``'s ``dataset`` left the catalog (delisted): its open tasks on it end, and their jobs
+        go on without it or fail, as their minimum says."""
+        touched: set[str] = set()
+        for task in self.store.open_tasks_for_party(party):
+            job = self.store.job(task.job_id)
+            if job is None or self.book.spec(job).dataset != dataset:
+                continue
+            self.book.forget_sent(task.task_id)
+            self.store.set_task_state(task.task_id, TaskState.CANCELLED, reason[:500])
+            self.dispatcher.send(party, CancelTask(task.task_id, reason[:500]))
+            touched.add(task.job_id)
         for job_id in touched:
             self._evaluate_soon(job_id)
 

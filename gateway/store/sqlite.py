@@ -430,3 +430,61 @@ def charge_rows(db: sqlite3.Connection, *, holder: str | None = None, buyer: str
         if value is not None:
             sql, args = sql + f" AND {column} = ?", [*args, value]
     return list(db.execute(sql + " ORDER BY at, job_id, kind DESC, holder", args))
+
+    # the market ------------------------------------------------------------------
+    def record_linked(self, kind: str, rows: Callable[[int], Iterable[tuple[str, tuple[Any, ...]]]], *,
+                      job_id: str = "", party: str = "", detail: str = "",
+                      evidence: dict[str, Any] | None = None) -> int:
+        """``record``, with the statements ``rows(seq)`` gives run in the same transaction: they can
+        name the ledger entry (its seq; 0 without a ledger) that records them, and neither lands
+        without the other. Returns the seq."""
+        # The entry is appended after ``also`` runs, in the same synchronous transaction, so the
+        # ledger's next seq now is the one it will get.
+        seq = self.ledger.seq if self.ledger is not None else 0
+
+        def also(db: sqlite3.Connection) -> None:
+            for sql, params in rows(seq):
+                db.execute(sql, params)
+
+        self.record(kind, job_id=job_id, party=party, detail=detail, evidence=evidence, also=also)
+        return seq
+
+    def listing_version(self, holder: str, dataset: str) -> int:
+        """The newest version number of a holder's listing of ``dataset`` (0: none yet)."""
+        row = self._db.execute("SELECT MAX(version) AS v FROM listings WHERE holder = ? AND dataset = ?",
+                               (holder, dataset)).fetchone()
+        return int(row["v"] or 0)
+
+    def listing(self, listing_id: str) -> sqlite3.Row | None:
+        return self._db.execute("SELECT * FROM listings WHERE listing_id = ?", (listing_id,)).fetchone()
+
+    def listings(self, *, state: str = "", holder: str = "") -> list[sqlite3.Row]:
+        sql, args = "SELECT * FROM listings WHERE 1 = 1", []
+        if state:
+            sql, args = sql + " AND state = ?", [*args, state]
+        if holder:
+            sql, args = sql + " AND holder = ?", [*args, holder]
+        return list(self._db.execute(sql + " ORDER BY holder, dataset, version", args))
+
+    def listing_decisions(self, listing_id: str) -> list[sqlite3.Row]:
+        return list(self._db.execute("SELECT * FROM listing_decisions WHERE listing_id = ? ORDER BY seq",
+                                     (listing_id,)))
+
+    def foreign_listings(self) -> list[sqlite3.Row]:
+        return list(self._db.execute("SELECT * FROM foreign_listings ORDER BY home, holder, dataset"))
+
+    def charges(self, *, holder: str | None = None, buyer: str | None = None, start: float = 0.0,
+                end: float = float("inf"), job_id: str | None = None) -> list[sqlite3.Row]:
+        """Charge lines (holders' and fees) in [start, end), oldest first, filtered as asked."""
+        return charge_rows(self._db, holder=holder, buyer=buyer, start=start, end=end, job_id=job_id)
+
+
+def charge_rows(db: sqlite3.Connection, *, holder: str | None = None, buyer: str | None = None, start: float = 0.0,
+                end: float = float("inf"), job_id: str | None = None) -> list[sqlite3.Row]:
+    """``SqliteStore.charges`` over any connection: `wharf billing statement --data-dir` reads a
+    gateway's file read-only with it."""
+    sql, args = "SELECT * FROM charges WHERE at >= ? AND at < ?", [start, min(end, 1e18)]
+    for column, value in (("holder", holder), ("buyer", buyer), ("job_id", job_id)):
+        if value is not None:
+            sql, args = sql + f" AND {column} = ?", [*args, value]
+    return list(db.execute(sql + " ORDER BY at, job_id, kind DESC, holder", args))

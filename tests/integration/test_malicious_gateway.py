@@ -42,7 +42,7 @@ class RogueExchange(Exchange):
 
     def start_gateway(self, *extra: str, listen: str = "127.0.0.1:0", timeout_s: float = 30) -> str:
         assert self.ca is not None
-        settings = GatewaySettings(listen=listen, data_dir=self.gateway_dir,
+        settings = GatewaySettings(listen=listen, data_dir=self.gateway_dir, listing_review=False,
                                    identity=self.identity("gateway", Role.GATEWAY), crl=self.ca.crl_path)
         ready = self.gateway_dir / "gateway.json"
         ready.unlink(missing_ok=True)

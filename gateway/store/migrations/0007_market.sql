@@ -12,6 +12,7 @@ CREATE TABLE listings (
     submission   BLOB NOT NULL,              -- the holder's SignedListing, serialized
     submitted_at REAL NOT NULL,
     decided_at   REAL NOT NULL DEFAULT 0,
+    ledger_seq   INTEGER NOT NULL DEFAULT 0,  -- the listing_submitted entry (0 with --no-ledger)
     UNIQUE (holder, dataset, version)
 );
 CREATE INDEX listings_state ON listings (state, submitted_at);
