@@ -41,8 +41,8 @@ CURRENCIES: dict[str, int] = {
     "BHD": 3, "KWD": 3, "OMR": 3, "JOD": 3, "TND": 3,
 }
 MAX_PRICE = Decimal(10) ** 12  # per job; anything near it is a typo
-_PRICE = re.compile(r"(\d{1,13})(?:\.(\d{1,3}))?")
-_WEIGHT = re.compile(r"(\d{1,6})(?:\.(\d{1,6}))?")
+_PRICE = re.compile(r"([0-9]{1,13})(?:\.([0-9]{1,3}))?")  # ASCII digits only: \d also takes "２０"
+_WEIGHT = re.compile(r"([0-9]{1,6})(?:\.([0-9]{1,6}))?")
 
 
 class ListingState(enum.StrEnum):

@@ -186,8 +186,8 @@ class Review:
     def _next(self, action: Action, state: ListingState, role: Role, row: sqlite3.Row) -> ListingState:
         if state not in _FROM[action]:
             allowed = " or ".join(s.value for s in _FROM[action])
-            raise FailedPrecondition(f"listing {row['listing_id']} is {state}; only a {allowed} listing can be "
-                                     f"{_DONE[action]}")
+            raise FailedPrecondition(f"listing {row['listing_id']} is {state}; only a listing that is {allowed} "
+                                     f"can be {_DONE[action]}")
         if action is not Action.APPROVE:
             return ListingState.REJECTED if action is Action.REJECT else ListingState.DELISTED
         public = check_terms(_body(row)).classification == Classification.PUBLIC
