@@ -18,6 +18,7 @@ from gateway.jobs import Orchestrator
 from gateway.web.auth import Access
 from gateway.web.benchdata import load_records
 from gateway.web.jobview import job_detail, valid_job_id
+from gateway.web.market import market_overview
 
 STATIC = Path(__file__).resolve().parent / "static"
 WINDOW_S = 3600
@@ -117,6 +118,9 @@ def create_app(
     async def api_overview(_: web.Request) -> web.StreamResponse:
         return web.json_response(overview(orch, dispatcher, time.time()))
 
+    async def api_market(_: web.Request) -> web.StreamResponse:
+        return web.json_response(market_overview(orch.market, time.time()))
+
     async def job_page(_: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC / "job.html")
 
@@ -145,6 +149,7 @@ def create_app(
     app.router.add_get("/", index)
     app.router.add_get("/api/overview", api_overview)
     app.router.add_get("/api/benchmarks", api_benchmarks)
+    app.router.add_get("/api/market", api_market)
     app.router.add_get("/jobs/{job_id}", job_page)
     app.router.add_get("/api/jobs/{job_id}", api_job)
     app.router.add_get("/metrics", prometheus)

@@ -73,7 +73,30 @@
     charts.throughput.update(); charts.latency.update();
   }
 
+  function renderMarket(m, now) {
+    document.getElementById("pending-count").textContent = m.review === "off" ? "review off" : String(m.pending.length);
+    var pb = document.querySelector("#pending tbody"); pb.textContent = "";
+    m.pending.forEach(function (x) {
+      var tr = document.createElement("tr"); tr.setAttribute("data-listing", x.listing_id);
+      cell(tr, x.listing_id); cell(tr, x.holder); cell(tr, x.dataset + " v" + x.version); cell(tr, x.title);
+      cell(tr, x.classification); cell(tr, x.price_per_job + " " + x.currency + " (" + x.pricing + ")", "num");
+      cell(tr, x.state, "state state-" + x.state); cell(tr, ago(x.submitted_at, now));
+      pb.appendChild(tr);
+    });
+    document.getElementById("pending-none").hidden = m.pending.length > 0;
+    var rb = document.querySelector("#revenue tbody"); rb.textContent = "";
+    m.revenue.forEach(function (x) {
+      var tr = document.createElement("tr"); tr.setAttribute("data-revenue", x.day + "/" + (x.holder || "fee"));
+      // Amounts arrive as exact decimal text and are shown as they are, never through a float.
+      cell(tr, x.day); cell(tr, x.holder || "operator's fee"); cell(tr, String(x.jobs));
+      cell(tr, x.amount + " " + x.currency, "num");
+      rb.appendChild(tr);
+    });
+    document.getElementById("revenue-none").hidden = m.revenue.length > 0;
+  }
+
   function refresh() {
+    api("api/market").then(function (m) { renderMarket(m, Date.now() / 1000); }).catch(function () {});
     api("api/overview").then(function (d) {
       renderLive(d);
       document.getElementById("status").textContent = "updated " + new Date().toLocaleTimeString();

@@ -1,0 +1,87 @@
+"""The dashboard's market panels in a real browser: pending reviews, then revenue per holder per day."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from datawharf.pki import Role
+from tests.e2e.browser import ARTIFACTS, TOKEN, launch, needs_chromium
+from tests.exchange import Exchange
+
+pytestmark = needs_chromium
+
+
+def ok(*args: str | Path) -> Any:
+    out = subprocess.run([sys.executable, "-m", "wharf", *map(str, args), "--json"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+@pytest.fixture(scope="module")
+def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exchange]:
+    ex = Exchange(tmp_path_factory.mktemp("market-browser"), parties=("st-mary", "riverside"), rows=300,
+                  http=True, http_token=TOKEN, review=True)
+    try:
+        yield ex.start()
+    finally:
+        ex.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    yield from launch()
+
+
+def test_pending_reviews_then_revenue(exchange: Exchange, browser) -> None:  # type: ignore[no-untyped-def]
+    ex = exchange
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"http://{ex.http_address}/login")
+    page.fill("#token", TOKEN)
+    page.click("#sign-in")
+    page.wait_for_url(f"http://{ex.http_address}/", timeout=10_000)
+    page.wait_for_function("() => document.getElementById('pending-count').textContent === '0'", timeout=10_000)
+    assert page.is_visible("#pending-none") and page.is_visible("#revenue-none")
+
+    listed = {}
+    for party, price in (("st-mary", "20.00"), ("riverside", "12.50")):
+        listed[party] = ok("listing", "submit", "--config", ex.root / f"{party}.toml", "--dataset", "visits",
+                           "--title", f"{party} visits", "--classification", "sensitive", "--personal-data", "yes",
+                           "--price-per-job", price, "--currency", "CNY")["listing_id"]
+    for party, listing_id in listed.items():
+        page.wait_for_selector(f'#pending tr[data-listing="{listing_id}"]', timeout=10_000)
+    assert page.inner_text("#pending-count") == "2"
+    row = page.inner_text(f'#pending tr[data-listing="{listed["riverside"]}"]')
+    assert "riverside" in row and "12.50 CNY (per-holder)" in row and "PENDING" in row
+    page.screenshot(path=str(ARTIFACTS / "dashboard-market-pending.png"), full_page=True)
+
+    operator = ex.identity("ops", Role.OPERATOR)
+    for listing_id in listed.values():
+        ok("listing", "approve", listing_id, "--note", "ok", "-g", ex.address, "-i", operator)
+    page.wait_for_function("() => document.getElementById('pending-count').textContent === '0'", timeout=10_000)
+    assert page.locator("#pending tbody tr").count() == 0
+
+    ex.wait_online(["st-mary", "riverside"])
+    with ex.client() as c:
+        for _ in range(2):
+            c.result(c.submit("visits", "cost", "sum", min_parties=2, timeout_s=60))
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    for party, amount in (("st-mary", "40.00 CNY"), ("riverside", "25.00 CNY")):
+        selector = f'#revenue tr[data-revenue="{day}/{party}"]'
+        page.wait_for_selector(selector, timeout=10_000)
+        cells = page.locator(f"{selector} td")
+        assert [cells.nth(i).inner_text() for i in range(4)] == [day, party, "2", amount]
+    assert not page.is_visible("#revenue-none")
+    page.screenshot(path=str(ARTIFACTS / "dashboard-market-revenue.png"), full_page=True)
+    assert not errors, errors
+    page.close()
