@@ -636,6 +636,51 @@ def party_receipts(
             typer.echo(f"{when}  {r['kind']:<11} {r.get('job_id', '')}  {r.get('reason', '')}")
 
 
+# ------------------------------------------------------------------- link
+link_app = typer.Typer(help="Link exchanges: a buyer here computes on another exchange's holders.",
+                       no_args_is_help=True)
+app.add_typer(link_app, name="link")
+
+
+@link_app.command("serve")
+def link_serve(
+    config: Path = typer.Option(..., "--config", "-c", envvar="WHARF_LINK_CONFIG",
+                                help="The link's TOML file (see links/config.py and the README)."),
+    log_level: str = LogLevelOpt,
+    log_format: LogFormat = LogFormatOpt,
+) -> None:
+    """Be a party of exchange B whose answers are jobs at exchange A, run as one of A's buyers.
+
+    Needs a party certificate of B's CA and a buyer certificate of A's CA. Every option can also
+    be set by the environment variable shown beside it.
+    """
+    from links.config import load_link_config
+    from links.node import LinkNode
+
+    os.umask(0o077)  # its receipts are its operator's alone
+    configure_logging(log_level, log_format)
+    try:
+        cfg = load_link_config(config)
+        node = LinkNode(cfg)
+    except WharfError as exc:
+        _fail(exc)
+        return
+
+    async def main() -> None:
+        import signal
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await node.run(stop)
+
+    try:
+        asyncio.run(main())
+    except WharfError as exc:
+        _fail(exc)
+
+
 grant_app = typer.Typer(help="Data-use grants: buyers request, holders approve, reject and revoke.",
                         no_args_is_help=True)
 app.add_typer(grant_app, name="grant")

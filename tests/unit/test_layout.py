@@ -1,6 +1,7 @@
 """The import structure: arrows point down, roles side by side, no cycles.
 
     wharf (the command, the demo)      may import every package below
+    links                              a party of one exchange and a buyer of another: parties, buyers
     gateway · parties · buyers         roles: each imports only itself, the kernel and protocols
     datawharf (kernel)                 imports only itself and protocols
     protocols (pure crypto)            imports only itself
@@ -19,13 +20,15 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("protocols", "datawharf", "gateway", "parties", "buyers", "wharf")
+PACKAGES = ("protocols", "datawharf", "gateway", "parties", "buyers", "links", "wharf")
 ALLOWED: dict[str, set[str]] = {
     "protocols": {"protocols"},
     "datawharf": {"datawharf", "protocols"},
     "gateway": {"gateway", "datawharf", "protocols"},
     "parties": {"parties", "datawharf", "protocols"},
     "buyers": {"buyers", "datawharf", "protocols"},
+    # A link between exchanges is a party of one and a buyer of the other.
+    "links": {"links", "buyers", "parties", "datawharf", "protocols"},
     "wharf": set(PACKAGES),
 }
 GENERATED = "datawharf/v1/"
