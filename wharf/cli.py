@@ -1179,7 +1179,8 @@ def read_ids(path: Path, column: str) -> list[str]:
 
 def _psi_command(mode: str, ids: Path, id_column: str, dataset: str, key_column: str, value_column: list[str],
                  cardinality_only: bool, output: Optional[Path], party: Optional[str], timeout: int,
-                 gateway: str, identity: Optional[Path], insecure_as: Optional[str], as_json: bool) -> None:
+                 gateway: str, identity: Optional[Path], insecure_as: Optional[str], as_json: bool,
+                 rho: Optional[float] = None) -> None:
     from buyers.client import JobFailed
 
     started = time.monotonic()
@@ -1203,7 +1204,8 @@ def _psi_command(mode: str, ids: Path, id_column: str, dataset: str, key_column:
         values = read_ids(ids, id_column)
         with _client(gateway, identity, insecure_as) as client:
             answer = client.psi(dataset, key_column, values, mode=mode, cardinality_only=cardinality_only,
-                                value_columns=value_column, party=party, timeout_s=timeout, progress=progress)
+                                value_columns=value_column, party=party, timeout_s=timeout, progress=progress,
+                                rho=rho or None)
     except JobFailed as exc:
         if bar_ctx:
             bar_ctx.stop()
@@ -1276,6 +1278,9 @@ def job_psi(
     output: Optional[Path] = typer.Option(None, help="Write your matched IDs here (CSV)."),
     party: Optional[str] = typer.Option(None, help="The holder, when several list the dataset."),
     timeout: int = typer.Option(600, min=1, help="Seconds before the job fails."),
+    rho: Optional[float] = typer.Option(None, min=0.0, help="Privacy budget (zCDP rho) to spend if the holder "
+                                        "applies differential privacy; default its own per job."),
+
     gateway: str = GatewayOpt,
     identity: Optional[Path] = IdentityOpt,
     insecure_as: Optional[str] = InsecureAsOpt,
@@ -1283,7 +1288,7 @@ def job_psi(
 ) -> None:
     """Which of your IDs a holder also has (or only how many). IDs are trimmed, case-folded and NFKC-normalised."""
     _psi_command("unbalanced" if unbalanced else "intersection", ids, id_column, dataset, column, [],
-                 cardinality_only, output, party, timeout, gateway, identity, insecure_as, as_json)
+                 cardinality_only, output, party, timeout, gateway, identity, insecure_as, as_json, rho)
 
 
 @job_app.command("psi-sum")
@@ -1295,6 +1300,9 @@ def job_psi_sum(
     value_column: list[str] = typer.Option(..., "--value-column", help="A holder column to sum over the join (repeatable)."),
     party: Optional[str] = typer.Option(None, help="The holder, when several list the dataset."),
     timeout: int = typer.Option(600, min=1, help="Seconds before the job fails."),
+    rho: Optional[float] = typer.Option(None, min=0.0, help="Privacy budget (zCDP rho) to spend if the holder "
+                                        "applies differential privacy; default its own per job."),
+
     gateway: str = GatewayOpt,
     identity: Optional[Path] = IdentityOpt,
     insecure_as: Optional[str] = InsecureAsOpt,
@@ -1302,7 +1310,7 @@ def job_psi_sum(
 ) -> None:
     """The size of the join and the sums of the holder's values over it; never a single row's value."""
     _psi_command("sum", ids, id_column, dataset, key_column, value_column, False, None, party, timeout,
-                 gateway, identity, insecure_as, as_json)
+                 gateway, identity, insecure_as, as_json, rho)
 
 
 @job_app.command("status")
