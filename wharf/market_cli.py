@@ -94,6 +94,7 @@ def listing_json(x: "market_pb2.MarketListing") -> dict[str, Any]:
         "price_per_job": body.price_per_job, "currency": body.currency, "pricing": body.pricing,
         "weight": body.weight, "columns": [c.name for c in body.dataset.columns],
         "submitted_at": x.submitted_at, "ledger_seq": x.ledger_seq, "home_exchange": x.home_exchange,
+        **({"runnable_here": x.runnable_here, "availability": x.availability} if x.home_exchange else {}),
         "decisions": [{"action": d.action, "reviewer": d.reviewer, "role": d.role, "text": d.text, "at": d.at,
                        "ledger_seq": d.ledger_seq} for d in x.decisions],
     }
@@ -107,6 +108,8 @@ def _print_listing(x: "market_pb2.MarketListing") -> None:
                f"{j['price_per_job']} {j['currency']} per job, {j['pricing']}"
                + (f" weight {j['weight']}" if j["pricing"] == "shared" else ""))
     typer.echo(f"    columns: {', '.join(j['columns'])}; submitted {_when(j['submitted_at'])}")
+    if j["home_exchange"]:
+        typer.echo(f"    {j['availability']}")
     for d in j["decisions"]:
         typer.echo(f"    {d['action']} by {d['role']} {d['reviewer']} {_when(d['at'])}"
                    + (f": {d['text']}" if d["text"] else "") + (f" (ledger #{d['ledger_seq']})" if d["ledger_seq"]

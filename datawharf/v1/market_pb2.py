@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from datawharf.v1 import common_pb2 as datawharf_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x64\x61tawharf/v1/market.proto\x12\x0c\x64\x61tawharf.v1\x1a\x19\x64\x61tawharf/v1/common.proto\">\n\x06Signed\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x13\n\x0b\x63\x65rtificate\x18\x03 \x01(\x0c\"\xfc\x01\n\x0bListingBody\x12\x0e\n\x06holder\x18\x01 \x01(\t\x12-\n\x07\x64\x61taset\x18\x02 \x01(\x0b\x32\x1c.datawharf.v1.DatasetListing\x12\r\n\x05title\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x16\n\x0e\x63lassification\x18\x05 \x01(\t\x12\x15\n\rpersonal_data\x18\x06 \x01(\x08\x12\x15\n\rprice_per_job\x18\x07 \x01(\t\x12\x10\n\x08\x63urrency\x18\x08 \x01(\t\x12\x0f\n\x07pricing\x18\t \x01(\t\x12\x0e\n\x06weight\x18\n \x01(\t\x12\x11\n\tsigned_at\x18\x0b \x01(\x01\"}\n\x0c\x44\x65\x63isionBody\x12\x12\n\nlisting_id\x18\x01 \x01(\t\x12\x16\n\x0elisting_digest\x18\x02 \x01(\x0c\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x10\n\x08reviewer\x18\x05 \x01(\t\x12\x11\n\tsigned_at\x18\x06 \x01(\x01\"\x8e\x01\n\x08\x44\x65\x63ision\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\x10\n\x08reviewer\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\n\n\x02\x61t\x18\x05 \x01(\x01\x12\x12\n\nledger_seq\x18\x06 \x01(\x04\x12$\n\x06signed\x18\x07 \x01(\x0b\x32\x14.datawharf.v1.Signed\"\xfa\x01\n\rMarketListing\x12\x12\n\nlisting_id\x18\x01 \x01(\t\x12\x0e\n\x06holder\x18\x02 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\r\x12\r\n\x05state\x18\x05 \x01(\t\x12(\n\nsubmission\x18\x06 \x01(\x0b\x32\x14.datawharf.v1.Signed\x12)\n\tdecisions\x18\x07 \x03(\x0b\x32\x16.datawharf.v1.Decision\x12\x14\n\x0csubmitted_at\x18\x08 \x01(\x01\x12\x15\n\rhome_exchange\x18\t \x01(\t\x12\x12\n\nledger_seq\x18\n \x01(\x04\"5\n\x13ListListingsRequest\x12\r\n\x05state\x18\x01 \x01(\t\x12\x0f\n\x07\x66oreign\x18\x02 \x01(\x08\"E\n\x14ListListingsResponse\x12-\n\x08listings\x18\x01 \x03(\x0b\x32\x1b.datawharf.v1.MarketListing\"1\n\x13ImportBundleRequest\x12\x0e\n\x06\x62undle\x18\x01 \x01(\x0c\x12\n\n\x02\x63\x61\x18\x02 \x01(\x0c\"\\\n\x14ImportBundleResponse\x12\x15\n\rhome_exchange\x18\x01 \x01(\t\x12-\n\x08listings\x18\x02 \x03(\x0b\x32\x1b.datawharf.v1.MarketListing\"?\n\x10StatementRequest\x12\r\n\x05party\x18\x01 \x01(\t\x12\r\n\x05\x62uyer\x18\x02 \x01(\t\x12\r\n\x05month\x18\x03 \x01(\t\"\x9c\x01\n\nChargeLine\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\n\n\x02\x61t\x18\x02 \x01(\x01\x12\x0f\n\x07\x64\x61taset\x18\x03 \x01(\t\x12\r\n\x05\x62uyer\x18\x04 \x01(\t\x12\x0e\n\x06holder\x18\x05 \x01(\t\x12\x0c\n\x04kind\x18\x06 \x01(\t\x12\x0e\n\x06\x61mount\x18\x07 \x01(\t\x12\x10\n\x08\x63urrency\x18\x08 \x01(\t\x12\x12\n\nledger_seq\x18\t \x01(\x04\"*\n\x06\x41mount\x12\x10\n\x08\x63urrency\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\t\"\xaf\x01\n\tStatement\x12\r\n\x05party\x18\x01 \x01(\t\x12\r\n\x05\x62uyer\x18\x02 \x01(\t\x12\r\n\x05month\x18\x03 \x01(\t\x12\'\n\x05lines\x18\x04 \x03(\x0b\x32\x18.datawharf.v1.ChargeLine\x12&\n\x04\x66\x65\x65s\x18\x05 \x03(\x0b\x32\x18.datawharf.v1.ChargeLine\x12$\n\x06totals\x18\x06 \x03(\x0b\x32\x14.datawharf.v1.Amount2\x8e\x03\n\rMarketService\x12\x42\n\rSubmitListing\x12\x14.datawharf.v1.Signed\x1a\x1b.datawharf.v1.MarketListing\x12U\n\x0cListListings\x12!.datawharf.v1.ListListingsRequest\x1a\".datawharf.v1.ListListingsResponse\x12\x42\n\rDecideListing\x12\x14.datawharf.v1.Signed\x1a\x1b.datawharf.v1.MarketListing\x12U\n\x0cImportBundle\x12!.datawharf.v1.ImportBundleRequest\x1a\".datawharf.v1.ImportBundleResponse\x12G\n\x0cGetStatement\x12\x1e.datawharf.v1.StatementRequest\x1a\x17.datawharf.v1.Statementb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x64\x61tawharf/v1/market.proto\x12\x0c\x64\x61tawharf.v1\x1a\x19\x64\x61tawharf/v1/common.proto\">\n\x06Signed\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x13\n\x0b\x63\x65rtificate\x18\x03 \x01(\x0c\"\xfc\x01\n\x0bListingBody\x12\x0e\n\x06holder\x18\x01 \x01(\t\x12-\n\x07\x64\x61taset\x18\x02 \x01(\x0b\x32\x1c.datawharf.v1.DatasetListing\x12\r\n\x05title\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x16\n\x0e\x63lassification\x18\x05 \x01(\t\x12\x15\n\rpersonal_data\x18\x06 \x01(\x08\x12\x15\n\rprice_per_job\x18\x07 \x01(\t\x12\x10\n\x08\x63urrency\x18\x08 \x01(\t\x12\x0f\n\x07pricing\x18\t \x01(\t\x12\x0e\n\x06weight\x18\n \x01(\t\x12\x11\n\tsigned_at\x18\x0b \x01(\x01\"}\n\x0c\x44\x65\x63isionBody\x12\x12\n\nlisting_id\x18\x01 \x01(\t\x12\x16\n\x0elisting_digest\x18\x02 \x01(\x0c\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x10\n\x08reviewer\x18\x05 \x01(\t\x12\x11\n\tsigned_at\x18\x06 \x01(\x01\"\x8e\x01\n\x08\x44\x65\x63ision\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\x10\n\x08reviewer\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\n\n\x02\x61t\x18\x05 \x01(\x01\x12\x12\n\nledger_seq\x18\x06 \x01(\x04\x12$\n\x06signed\x18\x07 \x01(\x0b\x32\x14.datawharf.v1.Signed\"\xa7\x02\n\rMarketListing\x12\x12\n\nlisting_id\x18\x01 \x01(\t\x12\x0e\n\x06holder\x18\x02 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\r\x12\r\n\x05state\x18\x05 \x01(\t\x12(\n\nsubmission\x18\x06 \x01(\x0b\x32\x14.datawharf.v1.Signed\x12)\n\tdecisions\x18\x07 \x03(\x0b\x32\x16.datawharf.v1.Decision\x12\x14\n\x0csubmitted_at\x18\x08 \x01(\x01\x12\x15\n\rhome_exchange\x18\t \x01(\t\x12\x12\n\nledger_seq\x18\n \x01(\x04\x12\x15\n\rrunnable_here\x18\x0b \x01(\x08\x12\x14\n\x0c\x61vailability\x18\x0c \x01(\t\"5\n\x13ListListingsRequest\x12\r\n\x05state\x18\x01 \x01(\t\x12\x0f\n\x07\x66oreign\x18\x02 \x01(\x08\"E\n\x14ListListingsResponse\x12-\n\x08listings\x18\x01 \x03(\x0b\x32\x1b.datawharf.v1.MarketListing\"1\n\x13ImportBundleRequest\x12\x0e\n\x06\x62undle\x18\x01 \x01(\x0c\x12\n\n\x02\x63\x61\x18\x02 \x01(\x0c\"\\\n\x14ImportBundleResponse\x12\x15\n\rhome_exchange\x18\x01 \x01(\t\x12-\n\x08listings\x18\x02 \x03(\x0b\x32\x1b.datawharf.v1.MarketListing\"?\n\x10StatementRequest\x12\r\n\x05party\x18\x01 \x01(\t\x12\r\n\x05\x62uyer\x18\x02 \x01(\t\x12\r\n\x05month\x18\x03 \x01(\t\"\x9c\x01\n\nChargeLine\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\n\n\x02\x61t\x18\x02 \x01(\x01\x12\x0f\n\x07\x64\x61taset\x18\x03 \x01(\t\x12\r\n\x05\x62uyer\x18\x04 \x01(\t\x12\x0e\n\x06holder\x18\x05 \x01(\t\x12\x0c\n\x04kind\x18\x06 \x01(\t\x12\x0e\n\x06\x61mount\x18\x07 \x01(\t\x12\x10\n\x08\x63urrency\x18\x08 \x01(\t\x12\x12\n\nledger_seq\x18\t \x01(\x04\"*\n\x06\x41mount\x12\x10\n\x08\x63urrency\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\t\"\xaf\x01\n\tStatement\x12\r\n\x05party\x18\x01 \x01(\t\x12\r\n\x05\x62uyer\x18\x02 \x01(\t\x12\r\n\x05month\x18\x03 \x01(\t\x12\'\n\x05lines\x18\x04 \x03(\x0b\x32\x18.datawharf.v1.ChargeLine\x12&\n\x04\x66\x65\x65s\x18\x05 \x03(\x0b\x32\x18.datawharf.v1.ChargeLine\x12$\n\x06totals\x18\x06 \x03(\x0b\x32\x14.datawharf.v1.Amount2\x8e\x03\n\rMarketService\x12\x42\n\rSubmitListing\x12\x14.datawharf.v1.Signed\x1a\x1b.datawharf.v1.MarketListing\x12U\n\x0cListListings\x12!.datawharf.v1.ListListingsRequest\x1a\".datawharf.v1.ListListingsResponse\x12\x42\n\rDecideListing\x12\x14.datawharf.v1.Signed\x1a\x1b.datawharf.v1.MarketListing\x12U\n\x0cImportBundle\x12!.datawharf.v1.ImportBundleRequest\x1a\".datawharf.v1.ImportBundleResponse\x12G\n\x0cGetStatement\x12\x1e.datawharf.v1.StatementRequest\x1a\x17.datawharf.v1.Statementb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,23 +41,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DECISION']._serialized_start=517
   _globals['_DECISION']._serialized_end=659
   _globals['_MARKETLISTING']._serialized_start=662
-  _globals['_MARKETLISTING']._serialized_end=912
-  _globals['_LISTLISTINGSREQUEST']._serialized_start=914
-  _globals['_LISTLISTINGSREQUEST']._serialized_end=967
-  _globals['_LISTLISTINGSRESPONSE']._serialized_start=969
-  _globals['_LISTLISTINGSRESPONSE']._serialized_end=1038
-  _globals['_IMPORTBUNDLEREQUEST']._serialized_start=1040
-  _globals['_IMPORTBUNDLEREQUEST']._serialized_end=1089
-  _globals['_IMPORTBUNDLERESPONSE']._serialized_start=1091
-  _globals['_IMPORTBUNDLERESPONSE']._serialized_end=1183
-  _globals['_STATEMENTREQUEST']._serialized_start=1185
-  _globals['_STATEMENTREQUEST']._serialized_end=1248
-  _globals['_CHARGELINE']._serialized_start=1251
-  _globals['_CHARGELINE']._serialized_end=1407
-  _globals['_AMOUNT']._serialized_start=1409
-  _globals['_AMOUNT']._serialized_end=1451
-  _globals['_STATEMENT']._serialized_start=1454
-  _globals['_STATEMENT']._serialized_end=1629
-  _globals['_MARKETSERVICE']._serialized_start=1632
-  _globals['_MARKETSERVICE']._serialized_end=2030
+  _globals['_MARKETLISTING']._serialized_end=957
+  _globals['_LISTLISTINGSREQUEST']._serialized_start=959
+  _globals['_LISTLISTINGSREQUEST']._serialized_end=1012
+  _globals['_LISTLISTINGSRESPONSE']._serialized_start=1014
+  _globals['_LISTLISTINGSRESPONSE']._serialized_end=1083
+  _globals['_IMPORTBUNDLEREQUEST']._serialized_start=1085
+  _globals['_IMPORTBUNDLEREQUEST']._serialized_end=1134
+  _globals['_IMPORTBUNDLERESPONSE']._serialized_start=1136
+  _globals['_IMPORTBUNDLERESPONSE']._serialized_end=1228
+  _globals['_STATEMENTREQUEST']._serialized_start=1230
+  _globals['_STATEMENTREQUEST']._serialized_end=1293
+  _globals['_CHARGELINE']._serialized_start=1296
+  _globals['_CHARGELINE']._serialized_end=1452
+  _globals['_AMOUNT']._serialized_start=1454
+  _globals['_AMOUNT']._serialized_end=1496
+  _globals['_STATEMENT']._serialized_start=1499
+  _globals['_STATEMENT']._serialized_end=1674
+  _globals['_MARKETSERVICE']._serialized_start=1677
+  _globals['_MARKETSERVICE']._serialized_end=2075
 # @@protoc_insertion_point(module_scope)

@@ -78,7 +78,7 @@ class Decision(_message.Message):
     def __init__(self, action: _Optional[str] = ..., reviewer: _Optional[str] = ..., role: _Optional[str] = ..., text: _Optional[str] = ..., at: _Optional[float] = ..., ledger_seq: _Optional[int] = ..., signed: _Optional[_Union[Signed, _Mapping]] = ...) -> None: ...
 
 class MarketListing(_message.Message):
-    __slots__ = ("listing_id", "holder", "dataset", "version", "state", "submission", "decisions", "submitted_at", "home_exchange", "ledger_seq")
+    __slots__ = ("listing_id", "holder", "dataset", "version", "state", "submission", "decisions", "submitted_at", "home_exchange", "ledger_seq", "runnable_here", "availability")
     LISTING_ID_FIELD_NUMBER: _ClassVar[int]
     HOLDER_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +89,8 @@ class MarketListing(_message.Message):
     SUBMITTED_AT_FIELD_NUMBER: _ClassVar[int]
     HOME_EXCHANGE_FIELD_NUMBER: _ClassVar[int]
     LEDGER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    RUNNABLE_HERE_FIELD_NUMBER: _ClassVar[int]
+    AVAILABILITY_FIELD_NUMBER: _ClassVar[int]
     listing_id: str
     holder: str
     dataset: str
@@ -99,7 +101,9 @@ class MarketListing(_message.Message):
     submitted_at: float
     home_exchange: str
     ledger_seq: int
-    def __init__(self, listing_id: _Optional[str] = ..., holder: _Optional[str] = ..., dataset: _Optional[str] = ..., version: _Optional[int] = ..., state: _Optional[str] = ..., submission: _Optional[_Union[Signed, _Mapping]] = ..., decisions: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ..., submitted_at: _Optional[float] = ..., home_exchange: _Optional[str] = ..., ledger_seq: _Optional[int] = ...) -> None: ...
+    runnable_here: bool
+    availability: str
+    def __init__(self, listing_id: _Optional[str] = ..., holder: _Optional[str] = ..., dataset: _Optional[str] = ..., version: _Optional[int] = ..., state: _Optional[str] = ..., submission: _Optional[_Union[Signed, _Mapping]] = ..., decisions: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ..., submitted_at: _Optional[float] = ..., home_exchange: _Optional[str] = ..., ledger_seq: _Optional[int] = ..., runnable_here: _Optional[bool] = ..., availability: _Optional[str] = ...) -> None: ...
 
 class ListListingsRequest(_message.Message):
     __slots__ = ("state", "foreign")

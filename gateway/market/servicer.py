@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
+from typing import Any, Callable
 
 from datawharf.errors import InvalidArgument, PermissionDenied
 from datawharf.identity import Gate
@@ -41,9 +41,17 @@ def listing_to_proto(store: Any, row: sqlite3.Row) -> market_pb2.MarketListing:
                    for d in store.listing_decisions(row["listing_id"])])
 
 
-def foreign_to_proto(row: sqlite3.Row) -> market_pb2.MarketListing:
+def foreign_to_proto(row: sqlite3.Row, local: Callable[[str], bool] = lambda dataset: False
+                     ) -> market_pb2.MarketListing:
+    """A listing imported from ``row["home"]``; ``local(dataset)`` says whether this catalog lists the
+    dataset (through a holder here, or a link to that exchange), i.e. whether a job can reach it."""
     entry = json.loads(row["entry"])
+    runnable = local(row["dataset"])
+    availability = (f"runnable here: {row['dataset']!r} is in this exchange's catalog" if runnable else
+                    f"not runnable here: no holder or link in this exchange's catalog lists {row['dataset']!r}; "
+                    f"it runs at its home exchange ({row['home']}) until the exchanges are linked")
     return market_pb2.MarketListing(
+        runnable_here=runnable, availability=availability,
         listing_id=row["listing_id"], holder=row["holder"], dataset=row["dataset"],
         version=int(entry.get("version") or 0), state=ListingState.APPROVED, home_exchange=row["home"],
         submission=signed_from(entry["submission"]), submitted_at=row["imported_at"],
@@ -51,9 +59,14 @@ def foreign_to_proto(row: sqlite3.Row) -> market_pb2.MarketListing:
 
 
 class MarketServicer(market_pb2_grpc.MarketServiceServicer):
-    def __init__(self, market: Market, gate: Gate) -> None:
+    def __init__(self, market: Market, gate: Gate, *, catalog: Callable[[], dict[str, Any]] = dict) -> None:
         self.market = market
         self.gate = gate
+        self.catalog = catalog  # this exchange's catalog by dataset name: what a job here can reach
+
+    def _local(self) -> Callable[[str], bool]:
+        names = set(self.catalog())
+        return lambda dataset: dataset in names
 
     @translate_errors
     async def SubmitListing(self, request: market_pb2.Signed, context: Any) -> market_pb2.MarketListing:
@@ -69,7 +82,7 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
         if request.foreign:
             # Another exchange's approved offers are public: buyers browse them beside the catalog.
             return market_pb2.ListListingsResponse(
-                listings=[foreign_to_proto(r) for r in self.market.store.foreign_listings()])
+                listings=[foreign_to_proto(r, self._local()) for r in self.market.store.foreign_listings()])
         if caller.role is Role.BUYER:
             raise PermissionDenied("listings under review are between holders and the exchange; buyers see "
                                    "approved ones in the catalog (`wharf catalog`) and foreign ones with --foreign")
@@ -87,7 +100,8 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
                            ) -> market_pb2.ImportBundleResponse:
         caller = self.gate.caller(context, Role.OPERATOR)
         home, rows = self.market.import_bundle(request.bundle, request.ca, by=caller.name)
-        return market_pb2.ImportBundleResponse(home_exchange=home, listings=[foreign_to_proto(r) for r in rows])
+        local = self._local()
+        return market_pb2.ImportBundleResponse(home_exchange=home, listings=[foreign_to_proto(r, local) for r in rows])
 
     @translate_errors
     async def GetStatement(self, request: market_pb2.StatementRequest, context: Any) -> market_pb2.Statement:

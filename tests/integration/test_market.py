@@ -383,5 +383,36 @@ def test_bundles_between_exchanges(exchange: Exchange, tmp_path: Path) -> None:
         # B's buyers see them, marked with their home exchange.
         foreign = ok("listing", "list", "--foreign", "-g", b.address, "-i", b.identity("acme-insurance", Role.BUYER))
         assert {x["home_exchange"] for x in foreign["listings"]} == {imported["home_exchange"]}
+        # B has no holder or link for them: the listing says it cannot run here.
+        assert {(x["runnable_here"], x["availability"].split(":")[0]) for x in foreign["listings"]} == \
+            {(False, "not runnable here")}
+        text = wharf("listing", "list", "--foreign", "-g", b.address, "-i", b.identity("acme-insurance", Role.BUYER))
+        assert "not runnable here: no holder or link" in text.stdout and imported["home_exchange"] in text.stdout
     finally:
         b.stop()
+
+
+def test_the_listing_can_sit_in_the_holders_toml_and_flags_win(exchange: Exchange, tmp_path: Path) -> None:
+    ex = exchange
+    # The TOML's last [[datasets]] is ward_load: its [datasets.listing] table follows it.
+    toml = tmp_path / "riverside.toml"
+    toml.write_text(cfg(ex, "riverside").read_text() + '''
+[datasets.listing]
+title = "Ward load by hour"
+description = "Patients and energy per ward and hour"
+classification = "internal"
+personal_data = false
+price_per_job = "3.50"
+currency = "EUR"
+pricing = "shared"
+weight = "2"
+''')
+    listed = ok("listing", "submit", "--config", toml, "--dataset", "ward_load", "--title", "Ward load (2026)")
+    assert (listed["title"], listed["price_per_job"], listed["currency"], listed["pricing"], listed["weight"],
+            listed["personal_data"], listed["classification"]) == \
+        ("Ward load (2026)", "3.50", "EUR", "shared", "2", False, "internal")
+    assert listed["description"] == "Patients and energy per ward and hour" and "hourly_kwh" in listed["columns"]
+    # A price the TOML gets wrong is refused before anything is sent.
+    toml.write_text(toml.read_text().replace('price_per_job = "3.50"', 'price_per_job = "3.505"'))
+    out = wharf("listing", "submit", "--config", toml, "--dataset", "ward_load")
+    assert out.returncode == 1 and "more decimals than EUR has (2)" in out.stderr
