@@ -147,8 +147,6 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
     buyer_pb2_grpc.add_BuyerServiceServicer_to_server(BuyerServicer(orch, gate), server)
     party_pb2_grpc.add_PartyServiceServicer_to_server(PartyServicer(orch, dispatcher, gate), server)
     assert orch.market is not None
-    market_pb2_grpc.add_MarketServiceServicer_to_server(MarketServicer(orch.market, gate), server)
-    assert orch.market is not None
     market_pb2_grpc.add_MarketServiceServicer_to_server(MarketServicer(orch.market, gate, catalog=orch.catalog),
                                                         server)
     grants_pb2_grpc.add_GrantServiceServicer_to_server(GrantServicer(store, orch.catalog, gate), server)
