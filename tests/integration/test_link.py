@@ -37,7 +37,7 @@ from datawharf.tls import server_credentials
 from datawharf.v1 import common_pb2, party_pb2, party_pb2_grpc
 from tests.exchange import Exchange, StartExchange
 from tests.leaks import find_any, find_figures, find_values, read_wire_log, wire_traffic
-from wharf.demo import HOSPITALS, PRIVATE_BOUNDS, party_config, truth, truth_groups
+from wharf.demo import HOSPITALS, PRIVATE_BOUNDS, generate_visits, party_config, read_rows, truth, truth_groups
 from wharf.local import wait_for
 
 ROWS = 200
@@ -206,6 +206,26 @@ def test_each_ledger_shows_its_side_of_the_relay(link: Path, a: Exchange, b: Exc
     receipts = (b.root / "link-state" / "receipts.jsonl").read_text().splitlines()
     relayed = [json.loads(x) for x in receipts if json.loads(x)["kind"] == "contributed"]
     assert len(relayed) == 6 and all(set(r["remote_contributors"]) == set(HOSPITALS) for r in relayed)
+
+
+def test_a_holder_of_b_beside_the_link(link: Path, a: Exchange, b: Exchange) -> None:
+    """B's own clinic and the link in one job: the buyer leaves headroom for four holders and counts
+    two contributors; the link's corrected total and the clinic's add up to the truth over both."""
+    src = b.root / "b-clinic.csv"
+    generate_visits(src, "BC", 150, seed=7)
+    b.start_party("b-clinic", party_config("b-clinic", b.address, src, statistics=["sum", "mean", "count"]))
+    try:
+        b.wait_online(["b-clinic", LINK])
+        rows = _rows(a) + read_rows(src)
+        with b.client() as c:
+            for stat in ("sum", "mean"):
+                job = c.submit("visits", "cost", stat, parties=[LINK, "b-clinic"])
+                assert job.buyer.request.params.max_contributors == 4
+                answer = c.result(job)
+                assert sorted(answer.contributors) == ["b-clinic", LINK]
+                assert answer.exact == truth(rows, "cost", stat, "")
+    finally:
+        b.stop_party("b-clinic")
 
 
 class RogueB(party_pb2_grpc.PartyServiceServicer):
