@@ -66,7 +66,7 @@ class JobBook:
         self.cleanups: dict[str, Callable[[str], None]] = {}
         self.on_ended: list[Callable[[JobRow], None]] = []  # told of every job that reaches a final state
         # Whether a holder's dataset may be in the catalog (the market's listing review); all by default.
-        self.admit: Callable[[str, str], bool] = lambda party, dataset: True
+        self.admit: Callable[[str, Listing], bool] = lambda party, listing: True
         self._changed: dict[str, asyncio.Event] = {}
         self._sent_at: dict[str, float] = {}
         self._specs: dict[str, Spec] = {}
@@ -82,9 +82,13 @@ class JobBook:
         """Dataset names each known party last listed."""
         return {party: [x.name for x in listings] for party, listings in self._listings.items()}
 
+    def registered(self, dataset: str) -> dict[str, Listing]:
+        """Each known party's last listing of ``dataset``, whether or not the catalog admits it."""
+        return {p: x for p, listings in self._listings.items() for x in listings if x.name == dataset}
+
     def catalog(self) -> dict[str, CatalogEntry]:
         online = {p for p in self._listings if self.dispatcher.is_online(p)}
-        admitted = {p: [x for x in listings if self.admit(p, x.name)] for p, listings in self._listings.items()}
+        admitted = {p: [x for x in listings if self.admit(p, x)] for p, listings in self._listings.items()}
         return merge(admitted, online)
 
     def list_party(self, party: str, listings: list[Listing], *, organisation: str = "", serial: int = 0,

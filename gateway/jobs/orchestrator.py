@@ -67,7 +67,7 @@ class Orchestrator:
         if market is not None:
             # Only approved listings are in the catalog; a DONE job is charged; a delisted dataset
             # gets no more tasks.
-            self.book.admit = market.review.admits
+            self.book.admit = lambda party, listing: market.review.admits(party, listing.name, listing)
             self.book.on_ended.append(lambda job: market.meter.job_ended(job, self.book.spec(job).dataset))
             market.review.on_withdrawn.append(self.withdraw)
 
@@ -86,8 +86,7 @@ class Orchestrator:
         the buyer's quotas (QuotaExceeded past them); a resubmission does not."""
         new = self.store.find_job_by_request(buyer, request_id) is None
         if new and self.market is not None:
-            holders = [p for p, names in self.book.datasets_by_party().items() if spec.dataset in names]
-            self.market.review.check_job(spec.dataset, parties, holders)
+            self.market.review.check_job(spec.dataset, parties, self.book.registered(spec.dataset))
         if new:
             self.quotas.admit_job(buyer)
         if isinstance(spec, AggregateJob):

@@ -24,7 +24,9 @@ from typing import Any, Callable
 from datawharf.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from datawharf.market import Action, Classification, ListingState, Terms, check_terms, open_decision, open_listing
 from datawharf.pki import Identity, Role, TrustStore, check_name, digest
-from datawharf.v1 import market_pb2
+from datawharf.model import Listing
+from datawharf.serde import listing_to_proto
+from datawharf.v1 import common_pb2, market_pb2
 from gateway.store import SqliteStore
 
 log = logging.getLogger("datawharf.gateway")
@@ -55,9 +57,14 @@ class Review:
         self._approved = {(r["holder"], r["dataset"]): r for r in self.store.listings(state=ListingState.APPROVED)}
 
     # ------------------------------------------------------------- the catalog
-    def admits(self, holder: str, dataset: str) -> bool:
-        """Whether ``holder``'s ``dataset`` may be in the catalog and receive tasks."""
-        return not self.required or (holder, dataset) in self._approved
+    def admits(self, holder: str, dataset: str, registered: Listing | None = None) -> bool:
+        """Whether ``holder``'s ``dataset`` may be in the catalog and receive tasks: its listing is
+        approved and, given what the holder's node ``registered``, describes the same columns (an
+        approval is of the schema and roles reviewed, not of whatever the node lists later)."""
+        if not self.required:
+            return True
+        row = self._approved.get((holder, dataset))
+        return row is not None and (registered is None or _same_columns(registered, _body(row).dataset))
 
     def approved(self, holder: str, dataset: str) -> tuple[str, Terms] | None:
         """(listing id, terms) of the holder's approved listing of ``dataset``, if any (review on or off)."""
@@ -66,26 +73,30 @@ class Review:
             return None
         return row["listing_id"], check_terms(_body(row))
 
-    def standing(self, holder: str, dataset: str) -> str:
+    def standing(self, holder: str, dataset: str, registered: Listing | None = None) -> str:
         """Why a holder's dataset is not in the catalog, in words: its newest listing's state and reason."""
         rows = [r for r in self.store.listings(holder=holder) if r["dataset"] == dataset]
         if not rows:
             return f"{holder} has submitted no listing of {dataset!r}"
+        approved = self._approved.get((holder, dataset))
+        if approved is not None and not self.admits(holder, dataset, registered):
+            return (f"{holder}'s node lists {dataset!r} with other columns or roles than its approved listing "
+                    f"{approved['listing_id']}; the holder resubmits the listing for review or restores them")
         newest = rows[-1]
         decisions = self.store.listing_decisions(newest["listing_id"])
         why = f" ({decisions[-1]['action']}: {decisions[-1]['text']})" if decisions and decisions[-1]["text"] else ""
         return f"{holder}'s listing {newest['listing_id']} of {dataset!r} is {newest['state']}{why}"
 
-    def check_job(self, dataset: str, named: list[str], registered: list[str]) -> None:
+    def check_job(self, dataset: str, named: list[str], registered: dict[str, Listing]) -> None:
         """Refuse a job on a dataset none of whose holders (or not every named one) is approved,
-        naming each listing's state."""
+        naming each listing's state. ``registered``: what each holder's node lists as ``dataset``."""
         if not self.required:
             return
-        blocked = [h for h in (named or registered) if not self.admits(h, dataset)]
+        blocked = [h for h in (named or list(registered)) if not self.admits(h, dataset, registered.get(h))]
         if named and blocked or not named and registered and len(blocked) == len(registered):
             raise FailedPrecondition(
                 f"dataset {dataset!r} is not approved for sale: "
-                + "; ".join(self.standing(h, dataset) for h in sorted(blocked))
+                + "; ".join(self.standing(h, dataset, registered.get(h)) for h in sorted(blocked))
                 + ". Only listings the exchange approved can be computed on", argument="dataset")
 
     # ---------------------------------------------------------------- holders
@@ -206,6 +217,11 @@ class Review:
             raise FailedPrecondition("the market needs certificates: listings and decisions are signed, and this "
                                      "gateway runs --insecure")
         return self.trust
+
+
+def _same_columns(registered: Listing, reviewed: common_pb2.DatasetListing) -> bool:
+    mine = [c.SerializeToString(deterministic=True) for c in listing_to_proto(registered).columns]
+    return mine == [c.SerializeToString(deterministic=True) for c in reviewed.columns]
 
 
 def _signed(row: sqlite3.Row) -> market_pb2.Signed:

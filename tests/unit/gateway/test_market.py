@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from decimal import Decimal
@@ -154,6 +155,13 @@ def test_review_states_and_the_catalog_filter(ca: Authority, tmp_path: Path) -> 
         review.decide(ident(op), decision(op, row, "delist", "x"))
     assert review.decide(ident(auth), decision(auth, row, "approve"))["state"] == "APPROVED"
     assert review.admits("h1", "visits") and review.approved("h1", "visits")[1].price == D("20.00")  # type: ignore[index]
+    # What was approved is this schema with these roles: a node listing other columns is not admitted.
+    assert review.admits("h1", "visits", VISITS)
+    loose = dataclasses.replace(VISITS, columns=tuple(dataclasses.replace(c, aggregate=True) for c in VISITS.columns))
+    assert not review.admits("h1", "visits", loose)
+    with pytest.raises(FailedPrecondition, match="other columns or roles than its approved listing"):
+        review.check_job("visits", [], {"h1": loose})
+    review.check_job("visits", [], {"h1": VISITS})
     # A new version waits for review while the approved one stays on sale; approving it supersedes the old.
     v2 = review.submit(ident(holder), sign_listing(holder, body("h1", price_per_job="25.00")))
     assert review.admits("h1", "visits")
@@ -163,7 +171,7 @@ def test_review_states_and_the_catalog_filter(ca: Authority, tmp_path: Path) -> 
     review.decide(ident(op), decision(op, v2, "delist", "audit"))
     assert not review.admits("h1", "visits")
     with pytest.raises(FailedPrecondition, match="is DELISTED \\(delist: audit\\)"):
-        review.check_job("visits", [], ["h1"])
+        review.check_job("visits", [], {"h1": VISITS})
     # A holder's key cannot decide; nor can anyone send another's signature.
     with pytest.raises(PermissionDenied):
         review.decide(ident(holder), decision(holder, v2, "approve"))
