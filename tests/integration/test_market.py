@@ -416,3 +416,11 @@ weight = "2"
     toml.write_text(toml.read_text().replace('price_per_job = "3.50"', 'price_per_job = "3.505"'))
     out = wharf("listing", "submit", "--config", toml, "--dataset", "ward_load")
     assert out.returncode == 1 and "more decimals than EUR has (2)" in out.stderr
+
+
+def test_an_insecure_gateway_must_turn_review_off(tmp_path: Path) -> None:
+    out = wharf("gateway", "serve", "--insecure", "--listen", "127.0.0.1:0", "--data-dir", tmp_path)
+    assert out.returncode == 1 and "--listing-review off" in out.stderr
+    bad_fee = wharf("gateway", "serve", "--insecure", "--listing-review", "off", "--fee-percent", "NaN",
+                    "--listen", "127.0.0.1:0", "--data-dir", tmp_path)
+    assert bad_fee.returncode == 2 and "--fee-percent" in bad_fee.stderr
