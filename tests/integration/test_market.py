@@ -424,3 +424,23 @@ def test_an_insecure_gateway_must_turn_review_off(tmp_path: Path) -> None:
     bad_fee = wharf("gateway", "serve", "--insecure", "--listing-review", "off", "--fee-percent", "NaN",
                     "--listen", "127.0.0.1:0", "--data-dir", tmp_path)
     assert bad_fee.returncode == 2 and "--fee-percent" in bad_fee.stderr
+
+
+def test_a_shared_price_is_split_by_weight_and_adds_up(exchange: Exchange) -> None:
+    ex = exchange
+    listed = {}
+    for party, price, weight in (("st-mary", "9.00", "1"), ("riverside", "3.50", "2")):
+        listed[party] = ok("listing", "submit", "--config", cfg(ex, party), "--dataset", "ward_load", "--title",
+                           "Ward load", "--classification", "internal", "--personal-data", "no", "--price-per-job",
+                           price, "--currency", "EUR", "--pricing", "shared", "--weight", weight)["listing_id"]
+        assert decide(ex, "approve", listed[party], "ok")["state"] == "APPROVED"
+    ex.wait_online(["st-mary", "riverside"], dataset="ward_load")
+    with ex.client() as c:
+        job = c.submit("ward_load", "hourly_patients", "sum", min_parties=2, timeout_s=60)
+        c.result(job)
+    st = ok("billing", "statement", "--buyer", "acme-insurance", "--month", month(), "-g", ex.address, "-i", ops(ex))
+    mine = {x["holder"]: x for x in [*st["lines"], *st["fees"]] if x["job_id"] == job.job_id}
+    # One job price, the higher of the two (9.00), split 1 : 2; the 2.5 % fee is 0.225, half-even 0.22.
+    assert {h: (x["amount"], x["currency"]) for h, x in mine.items()} == \
+        {"st-mary": ("3.00", "EUR"), "riverside": ("6.00", "EUR"), "": ("0.22", "EUR")}
+    assert len({x["ledger_seq"] for x in mine.values()}) == 1
