@@ -41,7 +41,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
-from datawharf.v1 import buyer_pb2, common_pb2, party_pb2
+from datawharf.v1 import buyer_pb2, common_pb2, grants_pb2, market_pb2, party_pb2
 
 # --------------------------------------------------------------------- fast multi-pattern search
 
@@ -354,7 +354,7 @@ def find_values(traffic: Traffic, values: Iterable[str], *, budget: float = 1e-6
 
 MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.DESCRIPTOR.full_name: cls
-    for mod in (buyer_pb2, common_pb2, party_pb2)
+    for mod in (buyer_pb2, common_pb2, party_pb2, grants_pb2, market_pb2)
     for cls in vars(mod).values()
     if isinstance(cls, type) and issubclass(cls, Message)
 }

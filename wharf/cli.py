@@ -681,6 +681,40 @@ def link_serve(
         _fail(exc)
 
 
+@link_app.command("submit")
+def link_submit(
+    config: Path = typer.Option(..., "--config", "-c", envvar="WHARF_LINK_CONFIG", help="The link's TOML file."),
+    dataset: str = typer.Option(..., help="One of A's datasets the link offers."),
+    title: str = typer.Option(..., help="What B's buyers see first."),
+    description: str = typer.Option("", help="Default: the dataset, A's name and the holders behind the link."),
+    classification: str = typer.Option("internal", help="internal, sensitive or public (needs an authority)."),
+    personal_data: str = typer.Option("yes", "--personal-data", help="yes or no."),
+    price_per_job: str = typer.Option("", help="Exact decimal B's buyers pay per job, e.g. 45.00."),
+    currency: str = typer.Option("CNY", help="ISO 4217 code."),
+    pricing: str = typer.Option("per-holder", help="per-holder or shared."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Submit the link's listing of one of A's datasets for review at B (signed with its B certificate)."""
+    from links.config import load_link_config
+    from links.market import submit_listing
+
+    if personal_data not in ("yes", "no"):
+        _fail(WharfError(f"--personal-data {personal_data!r}: say yes or no"))
+        return
+    try:
+        out = submit_listing(load_link_config(config), dataset, title=title, description=description,
+                             classification=classification, personal_data=personal_data == "yes",
+                             price_per_job=price_per_job, currency=currency, pricing=pricing)
+    except WharfError as exc:
+        _fail(exc, flags={"price_per_job": "--price-per-job", "title": "--title", "currency": "--currency"})
+        return
+    if as_json:
+        typer.echo(json.dumps({"listing_id": out.listing_id, "holder": out.holder, "dataset": out.dataset,
+                               "state": out.state, "version": out.version}))
+        return
+    typer.echo(f"submitted {out.listing_id}: {out.holder}/{out.dataset} v{out.version} is {out.state}")
+
+
 grant_app = typer.Typer(help="Data-use grants: buyers request, holders approve, reject and revoke.",
                         no_args_is_help=True)
 app.add_typer(grant_app, name="grant")

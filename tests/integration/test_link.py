@@ -26,6 +26,7 @@ from typing import Any, Iterator
 
 import grpc
 import pytest
+from typer.testing import CliRunner
 
 from buyers.client import JobFailed
 from datawharf.errors import FailedPrecondition
@@ -36,8 +37,9 @@ from datawharf.states import JobState, TaskState
 from datawharf.tls import server_credentials
 from datawharf.v1 import common_pb2, party_pb2, party_pb2_grpc
 from tests.exchange import Exchange, StartExchange
-from tests.leaks import find_any, find_figures, find_values, read_wire_log, wire_traffic
+from tests.leaks import WireRecord, find_any, find_figures, find_values, read_wire_log, wire_traffic
 from wharf.demo import HOSPITALS, PRIVATE_BOUNDS, generate_visits, party_config, read_rows, truth, truth_groups
+from wharf.cli import app
 from wharf.local import wait_for
 
 ROWS = 200
@@ -45,6 +47,8 @@ LINK = "harbour-a"     # the link's party name at B
 LINK_BUYER = "link-b"  # the link's buyer name at A
 BUYER = "acme-insurance"
 FALSE_ALARM = 1e-6
+A_PRICE = "10.00"  # each of A's hospitals, per job, paid by the link at A
+B_PRICE = "45.00"  # the link's price per job at B, paid by B's buyers
 
 
 class HomeExchange(Exchange):
@@ -56,18 +60,35 @@ class HomeExchange(Exchange):
                             private_copy=True)
 
 
+def wharf(*args: str) -> Any:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output) if "--json" in args else result.output
+
+
+def approve(ex: Exchange, listing_id: str) -> None:
+    wharf("listing", "approve", listing_id, "-g", ex.address, "-i", str(ex.identity("ops", Role.OPERATOR)), "--json")
+
+
 @pytest.fixture(scope="module")
 def a(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HomeExchange]:
+    """A reviews nothing (its default) but meters: each hospital's visits are priced 10.00 per job."""
     ex = HomeExchange(tmp_path_factory.mktemp("exchange-a"), rows=ROWS, wire_log=True)
     try:
-        yield ex.start()
+        ex.start()
+        for h in HOSPITALS:
+            out = wharf("listing", "submit", "--config", str(ex.root / f"{h}.toml"), "--dataset", "visits",
+                        "--title", f"{h} visits", "--price-per-job", A_PRICE, "--currency", "CNY", "--json")
+            approve(ex, out["listing_id"])
+        yield ex
     finally:
         ex.stop()
 
 
 @pytest.fixture(scope="module")
 def b(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exchange]:
-    ex = Exchange(tmp_path_factory.mktemp("exchange-b"), parties=(), wire_log=True)
+    """B reviews every listing: the link's are in its catalog only once B's operator approves them."""
+    ex = Exchange(tmp_path_factory.mktemp("exchange-b"), parties=(), wire_log=True, review=True)
     try:
         ex.start_gateway()
         yield ex
@@ -101,6 +122,10 @@ def link(a: HomeExchange, b: Exchange) -> Path:
     path.write_text(link_toml(LINK, b.address, b, a, b.root / "link-state"))
     b.procs.start("link", "link", "serve", "--config", str(path), "--log-level", "debug")
     for dataset in ("visits", "visits_private", "ward_load"):
+        out = wharf("link", "submit", "--config", str(path), "--dataset", dataset, "--title", f"A's {dataset}",
+                    "--price-per-job", B_PRICE, "--json")
+        assert out["state"] == "PENDING" and out["holder"] == LINK
+        approve(b, out["listing_id"])
         b.wait_online([LINK], dataset=dataset)
     return path
 
@@ -208,13 +233,31 @@ def test_each_ledger_shows_its_side_of_the_relay(link: Path, a: Exchange, b: Exc
     assert len(relayed) == 6 and all(set(r["remote_contributors"]) == set(HOSPITALS) for r in relayed)
 
 
+def test_each_exchange_meters_its_side_of_the_relay(link: Path, a: Exchange, b: Exchange) -> None:
+    """B charges its buyer the link's price for each job the link answered; A charges the link its
+    hospitals' prices for each of those jobs on priced data (visits: four so far)."""
+    at_b = wharf("billing", "statement", "--party", LINK, "-g", b.address,
+                 "-i", str(b.identity("ops", Role.OPERATOR)), "--json")
+    at_a = wharf("billing", "statement", "--buyer", LINK_BUYER, "-g", a.address,
+                 "-i", str(a.identity("ops", Role.OPERATOR)), "--json")
+    b_jobs = {x["job_id"] for x in at_b["lines"]}
+    assert len(b_jobs) == 6 and all(x["amount"] == B_PRICE and x["buyer"] == BUYER for x in at_b["lines"])
+    assert at_b["totals"] == {"CNY": "270.00"}
+    visits = [x for x in at_a["lines"] if x["dataset"] == "visits"]
+    assert {x["holder"] for x in visits} == set(HOSPITALS) and len({x["job_id"] for x in visits}) == 4
+    assert at_a["totals"] == {"CNY": "120.00"}
+
+
 def test_a_holder_of_b_beside_the_link(link: Path, a: Exchange, b: Exchange) -> None:
     """B's own clinic and the link in one job: the buyer leaves headroom for four holders and counts
     two contributors; the link's corrected total and the clinic's add up to the truth over both."""
     src = b.root / "b-clinic.csv"
     generate_visits(src, "BC", 150, seed=7)
-    b.start_party("b-clinic", party_config("b-clinic", b.address, src, statistics=["sum", "mean", "count"]))
+    config = b.start_party("b-clinic", party_config("b-clinic", b.address, src, statistics=["sum", "mean", "count"]))
     try:
+        out = wharf("listing", "submit", "--config", str(config), "--dataset", "visits", "--title", "clinic",
+                    "--price-per-job", "1.00", "--json")
+        approve(b, out["listing_id"])
         b.wait_online(["b-clinic", LINK])
         rows = _rows(a) + read_rows(src)
         with b.client() as c:
@@ -323,14 +366,20 @@ def _jobs_of(ex: Exchange, buyer: str) -> int:
         db.close()
 
 
-def test_the_link_sees_no_plaintext_and_holds_no_secret(link: Path, a: Exchange, b: Exchange) -> None:
+def _wire_of(log: Path, caller: str, tmp: Path) -> list[WireRecord]:
+    """The records of one caller's calls (the other roles' market calls are not the link's)."""
+    mine = [line for line in log.read_text().splitlines() if json.loads(line)["caller"] == caller]
+    path = tmp / f"{caller}.jsonl"
+    path.write_text("\n".join(mine) + "\n")
+    return read_wire_log(path)
+
+
+def test_the_link_sees_no_plaintext_and_holds_no_secret(link: Path, a: Exchange, b: Exchange, tmp_path: Path) -> None:
     with b.client() as c:
         job = c.submit("visits", "cost", "sum")
         assert c.result(job).exact == truth(_rows(a), "cost", "sum", "")
     assert a.wire_log is not None and b.wire_log is not None
-    at_a, at_b = read_wire_log(a.wire_log), read_wire_log(b.wire_log)
-    link_a = [r for r in at_a if r.caller == LINK_BUYER]
-    link_b = [r for r in at_b if r.caller == LINK]
+    link_a, link_b = _wire_of(a.wire_log, LINK_BUYER, tmp_path), _wire_of(b.wire_log, LINK, tmp_path)
     assert link_a and link_b
     blob = b"\x00".join(r.raw for r in [*link_a, *link_b])
     logs = (b.logs / "link.log").read_bytes()
