@@ -21,7 +21,7 @@ import time
 import uuid
 from typing import Any, Callable
 
-from datawharf.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from datawharf.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, ResourceExhausted
 from datawharf.market import Action, Classification, ListingState, Terms, check_terms, open_decision, open_listing
 from datawharf.pki import Identity, Role, TrustStore, check_name, digest
 from datawharf.model import Listing
@@ -37,6 +37,8 @@ _FROM: dict[Action, tuple[ListingState, ...]] = {
     Action.REJECT: (ListingState.PENDING, ListingState.AWAITING_AUTHORITY),
     Action.DELIST: (ListingState.APPROVED,),
 }
+MAX_SUBMISSIONS_PER_HOUR = 30
+
 _DONE = {Action.APPROVE: "approved", Action.REJECT: "rejected", Action.DELIST: "delisted"}
 
 
@@ -111,9 +113,14 @@ class Review:
             raise InvalidArgument("the listing describes no columns; submit it from the holder's TOML "
                                   "(`wharf listing submit --config party.toml`)", argument="dataset")
         holder = who.name
+        now = self.clock()
+        recent = sum(1 for r in self.store.listings(holder=holder) if r["submitted_at"] > now - 3600)
+        if recent >= MAX_SUBMISSIONS_PER_HOUR:
+            # Each submission is a row and a ledger entry kept for good: a holder gets a bounded share.
+            raise ResourceExhausted(f"{holder} submitted {recent} listings in the last hour, the most allowed; "
+                                    "wait, or fix the listing before submitting again")
         version = self.store.listing_version(holder, dataset) + 1
         listing_id = f"lst-{uuid.uuid4().hex[:12]}"
-        now = self.clock()
         older = [r["listing_id"] for r in self.store.listings(holder=holder, state=ListingState.PENDING)
                  if r["dataset"] == dataset]
         older += [r["listing_id"] for r in self.store.listings(holder=holder, state=ListingState.AWAITING_AUTHORITY)

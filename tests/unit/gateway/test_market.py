@@ -214,3 +214,23 @@ def test_terms_name_the_field_at_fault() -> None:
     with pytest.raises(InvalidArgument) as err:
         check_terms(body("h", title=" "))
     assert err.value.argument == "title"
+
+
+def test_a_holder_gets_a_bounded_number_of_submissions(ca: Authority, tmp_path: Path) -> None:
+    from datawharf.errors import ResourceExhausted
+    from gateway.market.review import MAX_SUBMISSIONS_PER_HOUR
+
+    now = [1_795_000_000.0]
+    store = SqliteStore(tmp_path / "g.sqlite3")
+    market = Market(store, ca.issue("gw", Role.GATEWAY).trust(), clock=lambda: now[0])
+    holder = ca.issue("h3", Role.PARTY)
+    for _ in range(MAX_SUBMISSIONS_PER_HOUR):
+        market.review.submit(ident(holder), sign_listing(holder, body("h3")))
+    with pytest.raises(ResourceExhausted, match="in the last hour"):
+        market.review.submit(ident(holder), sign_listing(holder, body("h3")))
+    now[0] += 3601
+    assert market.review.submit(ident(holder), sign_listing(holder, body("h3")))["version"] == \
+        MAX_SUBMISSIONS_PER_HOUR + 1
+    # Superseded, not piled up: one version of the dataset is pending.
+    assert len(store.listings(holder="h3", state="PENDING")) == 1
+    store.close()
