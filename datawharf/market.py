@@ -19,7 +19,8 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import TypeVar
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 
 from google.protobuf.message import DecodeError
 
@@ -214,7 +215,10 @@ def _open(signed: market_pb2.Signed, trust: TrustStore, domain: bytes, roles: tu
     return who
 
 
-def _parse(kind: type, raw: bytes, what: str):  # type: ignore[no-untyped-def]
+M = TypeVar("M", market_pb2.ListingBody, market_pb2.DecisionBody)
+
+
+def _parse(kind: type[M], raw: bytes, what: str) -> M:
     try:
         return kind.FromString(raw)
     except DecodeError:

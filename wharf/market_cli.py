@@ -329,7 +329,8 @@ def listing_import(
         _fail(exc)
         return
     if as_json:
-        typer.echo(json.dumps({"home_exchange": res.home_exchange, "listings": [listing_json(x) for x in res.listings]}))
+        typer.echo(json.dumps({"home_exchange": res.home_exchange,
+                               "listings": [listing_json(x) for x in res.listings]}))
         return
     typer.echo(f"imported {len(res.listings)} listing(s) of {res.home_exchange}; the catalog shows them as foreign")
 

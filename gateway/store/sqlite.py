@@ -401,7 +401,7 @@ class SqliteStore:
         return self._db.execute("SELECT * FROM listings WHERE listing_id = ?", (listing_id,)).fetchone()
 
     def listings(self, *, state: str = "", holder: str = "") -> list[sqlite3.Row]:
-        sql, args = "SELECT * FROM listings WHERE 1 = 1", []
+        sql, args = "SELECT * FROM listings WHERE 1 = 1", list[Any]()
         if state:
             sql, args = sql + " AND state = ?", [*args, state]
         if holder:
@@ -425,7 +425,7 @@ def charge_rows(db: sqlite3.Connection, *, holder: str | None = None, buyer: str
                 end: float = float("inf"), job_id: str | None = None) -> list[sqlite3.Row]:
     """``SqliteStore.charges`` over any connection: `wharf billing statement --data-dir` reads a
     gateway's file read-only with it."""
-    sql, args = "SELECT * FROM charges WHERE at >= ? AND at < ?", [start, min(end, 1e18)]
+    sql, args = "SELECT * FROM charges WHERE at >= ? AND at < ?", list[Any]([start, min(end, 1e18)])
     for column, value in (("holder", holder), ("buyer", buyer), ("job_id", job_id)):
         if value is not None:
             sql, args = sql + f" AND {column} = ?", [*args, value]

@@ -19,7 +19,7 @@ import grpc
 import pytest
 
 from datawharf.market import sign_decision, sign_listing
-from datawharf.pki import Authority, Credentials, Role, digest
+from datawharf.pki import Authority, Role, digest
 from datawharf.serde import aggregate_to_proto
 from datawharf.tls import channel
 from datawharf.v1 import buyer_pb2, buyer_pb2_grpc, market_pb2, market_pb2_grpc
