@@ -30,7 +30,13 @@ from datawharf.tls import aio_channel
 from datawharf.v1 import common_pb2, party_pb2, party_pb2_grpc
 from links import relay
 from links.config import LinkConfig
-from links.upstream import GrpcUpstream, RemoteCancelled, RemoteError, RemoteRefused, Upstream
+from links.upstream import (
+    GrpcUpstream,
+    RemoteCancelled,
+    RemoteError,
+    RemoteRefused,
+    Upstream,
+)
 from parties.receipts import ReceiptBook
 from parties.verify import Checked, JobVerifier, Refused
 from protocols.aggregate import Contribution
@@ -100,7 +106,7 @@ class LinkNode:
             try:
                 await asyncio.wait_for(stop.wait(), timeout=backoff * (0.5 + random.random()))
                 return []
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 backoff = min(backoff * 2, self.max_backoff_s)
 
     # ------------------------------------------------------------- sessions
@@ -133,7 +139,7 @@ class LinkNode:
             log.info("reconnecting to %s in %.1f s", self.config.party_at.gateway, delay)
             try:
                 await asyncio.wait_for(stop.wait(), timeout=delay)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             backoff = min(backoff * 2, self.max_backoff_s)
         close = getattr(self.upstream, "close", None)
@@ -207,12 +213,14 @@ class LinkNode:
         """The coroutine answering ``message``, if it needs one; refusals are sent here, in order."""
         try:
             incoming = to_party_from_proto(message)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a task this link cannot read fails that task, not the stream
             reason = exc.message if isinstance(exc, WharfError) else str(exc)
             if message.WhichOneof("body") == "task":
                 await self._decline(send, message.task.task_id, None, f"cannot read the task: {reason}", "")
             else:
                 log.warning("unreadable message from the gateway ignored: %s", reason)
+            return None
+        if incoming is None:  # the stream's own bookkeeping
             return None
         if isinstance(incoming, CancelTask):
             self._cancel(incoming)

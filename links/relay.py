@@ -15,8 +15,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
 
 from datawharf.model import AggregateJob, ColumnSpec, Listing, PrivacyTerms, round_rows
 from datawharf.v1 import common_pb2
@@ -76,8 +76,9 @@ def refusal(spec: AggregateJob, *, behind: int, asked: Sequence[str], me: str) -
     if spec.encryption.backend is Backend.CKKS and behind > 1:
         # The buyer's CKKS error bound counts each contributor once; this answer carries the noise
         # of `behind` fresh encryptions, so the bound it would print is too small.
-        return (f"{me} relays {behind} holders' sum and a CKKS result's error bound counts it as one "
-                "contributor, so it would be understated; use the bfv or paillier-packed backend", "bad_spec")
+        why = (f"{me} relays {behind} holders' sum and a CKKS result's error bound counts it as one "
+               "contributor, so it would be understated; use the bfv or paillier-packed backend")
+        return why, "bad_spec"
     others = max(0, len(set(asked) - {me}))
     need = behind + others
     if spec.encryption.max_contributors < need:

@@ -15,11 +15,18 @@ exceptions, each with a reason that names exchange A:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 from buyers.connection import CatalogItem, Connection
-from datawharf.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable, WharfError
+from datawharf.errors import (
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+    WharfError,
+)
 from datawharf.model import AggregateJob
 from datawharf.pki import Credentials
 from datawharf.serde import aggregate_to_proto

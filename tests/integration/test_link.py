@@ -18,11 +18,11 @@ import json
 import math
 import threading
 import time
+from collections.abc import Iterator
 from concurrent import futures
 from decimal import Decimal
-from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -30,16 +30,31 @@ from typer.testing import CliRunner
 
 from buyers.client import JobFailed
 from datawharf.errors import FailedPrecondition
-from datawharf.serde import aggregate_to_proto
 from datawharf.pki import Credentials, Role
+from datawharf.serde import aggregate_to_proto
 from datawharf.signing import new_body, sign_job
 from datawharf.states import JobState, TaskState
 from datawharf.tls import server_credentials
 from datawharf.v1 import common_pb2, party_pb2, party_pb2_grpc
-from tests.exchange import Exchange, StartExchange
-from tests.leaks import WireRecord, find_any, find_figures, find_values, read_wire_log, wire_traffic
-from wharf.demo import HOSPITALS, PRIVATE_BOUNDS, generate_visits, party_config, read_rows, truth, truth_groups
+from tests.exchange import Exchange
+from tests.leaks import (
+    WireRecord,
+    find_any,
+    find_figures,
+    find_values,
+    read_wire_log,
+    wire_traffic,
+)
 from wharf.cli import app
+from wharf.demo import (
+    HOSPITALS,
+    PRIVATE_BOUNDS,
+    generate_visits,
+    party_config,
+    read_rows,
+    truth,
+    truth_groups,
+)
 from wharf.local import wait_for
 
 ROWS = 200
@@ -411,9 +426,8 @@ def test_the_link_sees_no_plaintext_and_holds_no_secret(link: Path, a: Exchange,
 
 def test_a_unreachable_fails_b_job_naming_a(link: Path, a: HomeExchange, b: Exchange) -> None:
     a.stop_gateway()  # last in this module: A's holders are left dialling a gateway that is gone
-    with b.client() as c:
-        with pytest.raises(JobFailed) as failed:
-            c.result(c.submit("visits", "cost", "sum"), timeout_s=120)
+    with b.client() as c, pytest.raises(JobFailed) as failed:
+        c.result(c.submit("visits", "cost", "sum"), timeout_s=120)
     (task,) = failed.value.view.tasks
     assert task.state is TaskState.FAILED and task.reason.startswith(f"exchange A ({a.address}) cannot be reached")
     assert failed.value.view.state is JobState.FAILED

@@ -11,7 +11,7 @@ from datawharf import serde
 from datawharf.model import AggregateJob, ColumnKind, ColumnSpec, Listing, PrivacyTerms
 from datawharf.v1 import common_pb2
 from links import relay
-from protocols.aggregate import Buyer, Holder, combine, AggregateResult
+from protocols.aggregate import AggregateResult, Buyer, Holder, combine
 from protocols.figures import Layout, Statistic
 from protocols.schemes import Backend, PublicParams
 
