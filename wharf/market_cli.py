@@ -347,17 +347,28 @@ def billing_statement(
     identity: Optional[Path] = IdentityOpt,
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Operators: read the gateway's data directory "
                                                                      "offline instead of calling it."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Holders: your TOML (its identity and "
+                                                                       "gateway; --party defaults to its name)."),
 ) -> None:
     """Per-job lines (job, date, dataset, buyer, holder, amount, currency, ledger seq) and totals that add up."""
     from datawharf.v1 import market_pb2
     from gateway.market.statements import check_request, to_csv
 
     try:
+        creds = None
+        if config is not None:
+            from datawharf.pki import Credentials
+            from parties.config import load_party_config
+
+            cfg = load_party_config(config)
+            if cfg.identity is None:
+                raise WharfError(f"{config} names no identity")
+            party, gateway, creds = party or cfg.name, cfg.gateway, Credentials.load(cfg.identity)
         check_request(party, buyer)
         if data_dir is not None:
             statement = _offline(data_dir, party, buyer, month)
         else:
-            ch, stub = _stub(gateway, _creds(identity, "party, buyer or operator"))
+            ch, stub = _stub(gateway, creds or _creds(identity, "party, buyer or operator"))
             with ch:
                 statement = _call(lambda: stub.GetStatement(market_pb2.StatementRequest(party=party, buyer=buyer,
                                                                                          month=month)))

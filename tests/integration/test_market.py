@@ -145,8 +145,7 @@ def test_review_metering_and_statements(exchange: Exchange) -> None:
     # 2.5 % of 32.50 is 0.8125: 0.81 (half-even); of 20.00, 0.50.
     fees = sorted([Decimal("0.50"), Decimal("0.81"), Decimal("0.81")])
     for holder in price:
-        st = ok("billing", "statement", "--party", holder, "--month", month(), "-g", ex.address, "-i",
-                ex.identity(holder, Role.PARTY))
+        st = ok("billing", "statement", "--config", cfg(ex, holder), "--month", month())
         assert sorted((x["job_id"], Decimal(x["amount"])) for x in st["lines"]) == \
             sorted((j, price[holder]) for j in jobs[holder])
         assert st["fees"] == [] and Decimal(st["totals"]["CNY"]) == len(jobs[holder]) * price[holder]
