@@ -109,6 +109,16 @@ def open_bundle(raw: bytes, ca_pem: bytes) -> tuple[str, list[ForeignListing]]:
         raise InvalidArgument("--from-ca is not a PEM CA certificate; pass the other exchange's ca.pem") from None
     home = exchange_name(trust)
     exporter = load_certificate(exporter_pem)
+    named = outer["chain"][1] if len(outer["chain"]) > 1 else ""
+    if isinstance(named, str) and named.strip() and named.strip().encode() != ca_pem.strip():
+        # The chain's CA is the exporter's claim; only the CA the operator named is trusted. Saying
+        # which CA the bundle names helps an operator who picked the wrong file.
+        try:
+            claimed = exchange_name(TrustStore(named.encode()))
+        except (CertificateError, ValueError):
+            claimed = "an unreadable certificate"
+        raise SignatureError(f"the bundle names its CA as {claimed}, not the CA given with --from-ca ({home}); "
+                             "nothing was imported")
     try:
         trust.verify(exporter, roles=(Role.OPERATOR,), what="the bundle's signer")
     except CertificateError as exc:

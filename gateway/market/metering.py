@@ -11,6 +11,11 @@ The operator's fee (``--fee-percent``) is a separate line on top of the holders'
 paid by the buyer, rounded half-to-even. Refused, failed and cancelled jobs,
 and holders that did not contribute, cost nothing. A job's lines are written
 with one ``job_charged`` ledger entry, in its transaction, and name its seq.
+
+A gateway that dies between a job's ``job_done`` entry and its ``job_charged``
+entry leaves that job uncharged: the listings in force when it ended are not
+reconstructed at restart (charging it later from today's prices would be
+wrong). The ledger shows such a job as done without a charge.
 """
 
 from __future__ import annotations

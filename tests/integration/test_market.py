@@ -8,6 +8,7 @@ authority, a buyer), every channel mutual TLS, every step through the
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import subprocess
 import sys
 import time
@@ -342,6 +343,18 @@ def test_the_command_refuses_a_bad_price_before_sending(exchange: Exchange) -> N
 
 def test_bundles_between_exchanges(exchange: Exchange, tmp_path: Path) -> None:
     ex = exchange
+    # At A: one listing approved and one pending, of datasets no node lists (the catalog is left alone).
+    from datawharf.serde import listing_to_proto
+    from tests.exchange import VISITS
+
+    riverside, operator = ex.creds("riverside", Role.PARTY), ex.creds("ops", Role.OPERATOR)
+    for name in ("archive", "archive-draft"):
+        body = _body(ex, "riverside", dataset=listing_to_proto(replace(VISITS, name=name)))
+        made = stub(ex, "riverside", Role.PARTY).SubmitListing(sign_listing(riverside, body), timeout=10)
+        if name == "archive":
+            decision = market_pb2.DecisionBody(listing_id=made.listing_id, listing_digest=digest(made.submission.body),
+                                               action="approve", reviewer="ops", signed_at=time.time())
+            stub(ex, "ops", Role.OPERATOR).DecideListing(sign_decision(operator, decision), timeout=10)
     # Exchange B: its own CA, gateway and operator, no holders needed to recognise A's listings.
     b = Exchange(tmp_path / "b", parties=(), review=True)
     try:
@@ -368,7 +381,7 @@ def test_bundles_between_exchanges(exchange: Exchange, tmp_path: Path) -> None:
         with channel(ex.address, ex.creds("ops", Role.OPERATOR)) as ch:
             every = market_pb2_grpc.MarketServiceStub(ch).ListListings(market_pb2.ListListingsRequest(), timeout=10)
         approved = [x for x in every.listings if x.state == "APPROVED"]
-        unreviewed = next(x for x in every.listings if x.state == "PENDING")
+        unreviewed = next(x for x in every.listings if x.dataset == "archive-draft" and x.state == "PENDING")
         (tmp_path / "mixed.json").write_bytes(make_bundle(ex.creds("ops", Role.OPERATOR), [*approved, unreviewed]))
         refused = wharf("listing", "import", tmp_path / "mixed.json", "--from-ca", a_ca, "-g", b.address, "-i",
                         ops(b))
