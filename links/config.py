@@ -2,6 +2,8 @@
 
     name = "harbour-a"                  # the link's party name at exchange B (its B certificate's)
     refresh_seconds = 60                # how often A's catalog is re-read (listings follow it)
+    allowed_buyers = ["*"]              # B's buyers the link answers
+    grants = "optional"                 # "required": each B buyer also needs a grant the link signed
     # state_dir = ".wharf-link-harbour-a"   # receipts of every relayed task (default beside this file)
 
     [party_at]                          # exchange B: the link is one of its parties
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import (
     BaseModel,
@@ -93,6 +96,10 @@ class LinkConfig(_Strict):
     name: str
     party_at: PartySide
     buyer_at: BuyerSide
+    # B's buyers the link answers ("*": any); with grants = "required" each also needs a grant the
+    # link signed (`wharf link grant approve`), as for a holder's dataset.
+    allowed_buyers: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    grants: Literal["optional", "required"] = "optional"
     refresh_seconds: float = Field(default=60.0, ge=1.0, le=86400.0)
     state_dir: Path | None = None
 

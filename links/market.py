@@ -23,8 +23,8 @@ from links.upstream import RemoteError
 __all__ = ["submit_listing"]
 
 
-def submit_listing(cfg: LinkConfig, dataset: str, *, title: str, description: str = "",
-                   classification: str = "internal", personal_data: bool = True, price_per_job: str = "",
+def submit_listing(cfg: LinkConfig, dataset: str, *, title: str, price_per_job: str, description: str = "",
+                   classification: str = "internal", personal_data: bool = True,
                    currency: str = "CNY", pricing: str = "per-holder", weight: str = "1") -> market_pb2.MarketListing:
     """Submit (or resubmit) the link's listing of A's ``dataset`` to B's market; PENDING until reviewed.
 

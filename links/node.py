@@ -21,6 +21,7 @@ import grpc
 import datawharf
 from datawharf.chunking import split
 from datawharf.errors import WharfError
+from datawharf.grants import statistic_of
 from datawharf.messages import CancelTask, Notice, TaskOffer
 from datawharf.model import AggregateJob, Listing
 from datawharf.pki import digest
@@ -37,6 +38,8 @@ from links.upstream import (
     RemoteRefused,
     Upstream,
 )
+from parties.budget import BudgetBook
+from parties.grants import GrantBook
 from parties.receipts import ReceiptBook
 from parties.verify import Checked, JobVerifier, Refused
 from protocols.aggregate import Contribution
@@ -65,7 +68,11 @@ class LinkNode:
         # B's buyers are checked exactly as a holder of B checks them, against B's CA.
         self.verifier = JobVerifier(config.name, self.creds, self.trust)
         self.upstream: Upstream = upstream or GrpcUpstream(config.buyer_at, config.buyer_credentials())
-        self.receipts = ReceiptBook(config.state_dir or Path(f".wharf-link-{config.name}"))
+        state = config.state_dir or Path(f".wharf-link-{config.name}")
+        self.receipts = ReceiptBook(state)
+        # B's grants to its buyers for what the link offers: the link's own signed copies.
+        self.grants = GrantBook(state)
+        self.budget = BudgetBook(state)
         self.initial_backoff_s = initial_backoff_s
         self.max_backoff_s = max_backoff_s
         self.connected = asyncio.Event()
@@ -251,10 +258,29 @@ class LinkNode:
                                 None, "bad_spec", incoming.job_id)
             return None
         why = relay.refusal(spec, behind=behind, asked=_asked(checked), me=self.config.name)
+        if why is None:  # only a task the link can relay uses up a grant's job
+            why = await asyncio.to_thread(self._policy_refusal, checked, spec)
         if why is not None:
             await self._decline(send, incoming.task_id, why[0], None, why[1], incoming.job_id)
             return None
         return self._answer(send, checked, spec)
+
+    def _policy_refusal(self, checked: Checked, spec: AggregateJob) -> tuple[str, str] | None:
+        """(reason, code) unless B's buyer may use the link for this task; a grant it needs is charged."""
+        buyer, cfg = checked.task.buyer, self.config
+        if "*" not in cfg.allowed_buyers and buyer not in cfg.allowed_buyers:
+            return f"buyer {buyer!r} is not granted access to {cfg.name}", "buyer_not_granted"
+        if cfg.grants != "required":
+            return None
+        statistic = statistic_of("aggregate", spec.statistic.value)
+        check = self.grants.check(buyer, spec.dataset, statistic, spec.rho, checked.task.job_id, self.budget)
+        if not check.allowed:
+            return check.reason, check.code
+        assert check.grant is not None
+        self.receipts.add("grant_used", job_id=checked.task.job_id, task_id=checked.task.task_id,
+                          grant=check.grant.id, purpose=check.grant.purpose, buyer=buyer, dataset=spec.dataset,
+                          statistic=statistic)
+        return None
 
     def _cancel(self, msg: CancelTask) -> None:
         self._cancelled.add(msg.task_id)

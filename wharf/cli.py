@@ -689,7 +689,7 @@ def link_submit(
     description: str = typer.Option("", help="Default: the dataset, A's name and the holders behind the link."),
     classification: str = typer.Option("internal", help="internal, sensitive or public (needs an authority)."),
     personal_data: str = typer.Option("yes", "--personal-data", help="yes or no."),
-    price_per_job: str = typer.Option("", help="Exact decimal B's buyers pay per job, e.g. 45.00."),
+    price_per_job: str = typer.Option(..., help="Exact decimal B's buyers pay per job, e.g. 45.00."),
     currency: str = typer.Option("CNY", help="ISO 4217 code."),
     pricing: str = typer.Option("per-holder", help="per-holder or shared."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
@@ -713,6 +713,66 @@ def link_submit(
                                "state": out.state, "version": out.version}))
         return
     typer.echo(f"submitted {out.listing_id}: {out.holder}/{out.dataset} v{out.version} is {out.state}")
+
+
+link_grant_app = typer.Typer(help="Grants B's buyers ask of the link (with grants = \"required\" in link.toml).",
+                             no_args_is_help=True)
+link_app.add_typer(link_grant_app, name="grant")
+LinkConfigOpt = typer.Option(..., "--config", "-c", envvar="WHARF_LINK_CONFIG", help="The link's TOML file.")
+
+
+def _link_grant(action: str, config: Path, grant_id: str = "", reason: str = "", state: str = "",
+                as_json: bool = False) -> None:
+    from links import grants
+    from links.config import load_link_config
+
+    try:
+        cfg = load_link_config(config)
+        if action == "list":
+            with grants.client(cfg) as client:
+                found = [_grant_json(g) for g in client.list(state)]
+        else:
+            decided = (grants.approve(cfg, grant_id) if action == "approve" else
+                       getattr(grants, action)(cfg, grant_id, reason))
+            found = [_grant_json(decided)]
+    except WharfError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        typer.echo(json.dumps({"grants": found}))
+        return
+    for g in found:
+        typer.echo(_grant_line(g))
+    if not found:
+        typer.echo("no grants")
+
+
+@link_grant_app.command("list")
+def link_grant_list(config: Path = LinkConfigOpt, state: str = typer.Option("", help="pending, approved, ..."),
+                    as_json: bool = typer.Option(False, "--json")) -> None:
+    """Grants B's buyers asked of the link."""
+    _link_grant("list", config, state=state, as_json=as_json)
+
+
+@link_grant_app.command("approve")
+def link_grant_approve(grant_id: str = typer.Argument(...), config: Path = LinkConfigOpt,
+                       as_json: bool = typer.Option(False, "--json")) -> None:
+    """Sign the grant with the link's B certificate; the link enforces it from its own copy."""
+    _link_grant("approve", config, grant_id, as_json=as_json)
+
+
+@link_grant_app.command("reject")
+def link_grant_reject(grant_id: str = typer.Argument(...), reason: str = typer.Option(..., help="Told to the buyer."),
+                      config: Path = LinkConfigOpt, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Refuse a pending grant, with a reason the buyer sees."""
+    _link_grant("reject", config, grant_id, reason, as_json=as_json)
+
+
+@link_grant_app.command("revoke")
+def link_grant_revoke(grant_id: str = typer.Argument(...), reason: str = typer.Option(..., help="Told to the buyer."),
+                      config: Path = LinkConfigOpt, as_json: bool = typer.Option(False, "--json")) -> None:
+    """End a grant: the link refuses its next task; B's gateway and the buyer are told."""
+    _link_grant("revoke", config, grant_id, reason, as_json=as_json)
 
 
 grant_app = typer.Typer(help="Data-use grants: buyers request, holders approve, reject and revoke.",

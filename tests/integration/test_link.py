@@ -424,6 +424,39 @@ def test_the_link_sees_no_plaintext_and_holds_no_secret(link: Path, a: Exchange,
     assert sent_by_a and not find_any(to_b, sent_by_a)
 
 
+def test_b_buyers_need_a_grant_the_link_signed_when_it_requires_one(link: Path, a: HomeExchange,
+                                                                   b: Exchange) -> None:
+    """A second link, with grants = "required": B's buyer asks it for a grant at B, the link's operator
+    approves it (`wharf link grant approve`), one job runs under it, and the next is refused."""
+    name = "harbour-a-granted"
+    path = b.root / "link2.toml"
+    path.write_text(link_toml(name, b.address, b, a, b.root / "link2-state").replace(
+        "refresh_seconds = 5", 'refresh_seconds = 5\ngrants = "required"'))
+    b.procs.start("link2", "link", "serve", "--config", str(path))
+    try:
+        out = wharf("link", "submit", "--config", str(path), "--dataset", "visits", "--title", "A's visits, granted",
+                    "--price-per-job", B_PRICE, "--json")
+        approve(b, out["listing_id"])
+        b.wait_online([name])
+        with b.client() as c:
+            with pytest.raises(JobFailed) as refused:
+                c.result(c.submit("visits", "cost", "sum", parties=[name]))
+            (task,) = refused.value.view.tasks
+            assert task.state is TaskState.REFUSED and "needs a grant" in task.reason
+            (grant,) = wharf("grant", "request", "--dataset", "visits", "--purpose", "reinsurance 2027",
+                             "--statistics", "sum", "--until", "2027-12-31", "--max-jobs", "1", "--party", name,
+                             "-g", b.address, "-i", str(b.identity(BUYER)), "--json")["grants"]
+            (approved,) = wharf("link", "grant", "approve", grant["id"], "--config", str(path), "--json")["grants"]
+            assert approved["state"] == "approved"
+            assert c.result(c.submit("visits", "cost", "sum", parties=[name])).exact == truth(_rows(a), "cost",
+                                                                                              "sum", "")
+            with pytest.raises(JobFailed) as spent:
+                c.result(c.submit("visits", "cost", "sum", parties=[name]))
+            assert "used all 1 of its jobs" in spent.value.view.tasks[0].reason
+    finally:
+        b.procs.stop(["link2"])
+
+
 def test_a_unreachable_fails_b_job_naming_a(link: Path, a: HomeExchange, b: Exchange) -> None:
     a.stop_gateway()  # last in this module: A's holders are left dialling a gateway that is gone
     with b.client() as c, pytest.raises(JobFailed) as failed:

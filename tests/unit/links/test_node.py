@@ -207,3 +207,29 @@ def test_the_config_wants_a_party_certificate_of_b_named_as_the_link(world: dict
     wrong.write_text(text + "colour = 1\n")
     with pytest.raises(ConfigError, match="colour: unknown key"):
         load_link_config(wrong)
+
+
+def test_a_buyer_the_link_does_not_serve_is_refused_before_a_is_asked(world: dict[str, object]) -> None:
+    root: Path = world["root"]  # type: ignore[assignment]
+    narrow = root / "narrow.toml"
+    narrow.write_text((root / "link.toml").read_text().replace(
+        f'name = "{LINK}"\n', f'name = "{LINK}"\nallowed_buyers = ["someone-else"]\nstate_dir = "narrow-state"\n'))
+
+    def outcome(spec: AggregateJob) -> RemoteAnswer:
+        raise AssertionError("A was asked for a buyer the link does not serve")
+
+    node = LinkNode(load_link_config(narrow), upstream=FakeA(outcome))  # type: ignore[arg-type]
+    node.listings()
+    (m,) = asyncio.run(_drive(node, _task(world)))
+    assert m.refusal.code == "buyer_not_granted" and "'acme' is not granted access to harbour-a" in m.refusal.reason
+
+
+def test_with_grants_required_a_buyer_without_one_is_refused(world: dict[str, object]) -> None:
+    root: Path = world["root"]  # type: ignore[assignment]
+    strict = root / "strict.toml"
+    strict.write_text((root / "link.toml").read_text().replace(
+        f'name = "{LINK}"\n', f'name = "{LINK}"\ngrants = "required"\nstate_dir = "strict-state"\n'))
+    node = LinkNode(load_link_config(strict), upstream=FakeA(_answer_of_three(world, [1, 2, 3])))  # type: ignore[arg-type]
+    node.listings()
+    (m,) = asyncio.run(_drive(node, _task(world)))
+    assert m.refusal.code == "grant_missing" and "needs a grant" in m.refusal.reason
