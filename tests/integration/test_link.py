@@ -403,6 +403,9 @@ def test_the_link_sees_no_plaintext_and_holds_no_secret(link: Path, a: Exchange,
     for secret in (private.p, private.q):
         raw = secret.to_bytes((secret.bit_length() + 7) // 8, "big")
         assert raw not in blob and str(secret).encode() not in logs
+    # Nor does its log (at debug level) name a patient or a hospital's total.
+    assert not any(r["patient_id"].encode() in logs for r in _rows(a))
+    assert not any(str(truth(a.rows_of([h]), "cost", "sum", "")).encode() in logs for h in HOSPITALS)
     # No raw value of A's rows, and no hospital's own figures, cross either of the link's wires.
     traffic, _ = wire_traffic([*link_a, *link_b])
     assert traffic.unknown == []

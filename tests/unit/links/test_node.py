@@ -233,3 +233,31 @@ def test_with_grants_required_a_buyer_without_one_is_refused(world: dict[str, ob
     node.listings()
     (m,) = asyncio.run(_drive(node, _task(world)))
     assert m.refusal.code == "grant_missing" and "needs a grant" in m.refusal.reason
+
+
+def test_a_change_in_a_catalog_makes_the_link_register_anew(world: dict[str, object]) -> None:
+    """The refresher re-reads A's catalog; once what the link would list differs from what it
+    registered (a fourth holder at A here), it asks the session to register again."""
+    root: Path = world["root"]  # type: ignore[assignment]
+    quick = root / "quick.toml"
+    quick.write_text((root / "link.toml").read_text().replace(
+        f'name = "{LINK}"\n', f'name = "{LINK}"\nrefresh_seconds = 1\nstate_dir = "quick-state"\n'))
+    upstream = FakeA(_answer_of_three(world, [1, 1, 1]))
+    node = LinkNode(load_link_config(quick), upstream=upstream)  # type: ignore[arg-type]
+    registered = node.listings()
+    assert [x.holders for x in registered] == [3]
+    grown = upstream.catalog()[0]
+    upstream.catalog = lambda: [CatalogItem(grown.dataset, (*grown.holders, "a3"), grown.holders_online,  # type: ignore[method-assign]
+                                            grown.columns, grown.approx_rows, grown.terms)]
+
+    async def refresh() -> bool:
+        again = asyncio.Event()
+        task = asyncio.create_task(node._refresh(registered, again))
+        try:
+            await asyncio.wait_for(again.wait(), 30)
+        finally:
+            task.cancel()
+        return again.is_set()
+
+    assert asyncio.run(refresh())
+    assert node._behind == {"visits": 4}
