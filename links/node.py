@@ -322,6 +322,11 @@ class LinkNode:
                 await self._decline(send, task.task_id, None,
                                     f"{self.upstream.label}'s result does not fit the job: {exc}", "", task.job_id)
                 return
+            except Exception as exc:  # B's buyer hears of it now, not at the deadline
+                log.exception("task %s: relaying to %s failed", task.task_id, self.upstream.label)
+                await self._decline(send, task.task_id, None, f"the link {self.config.name} failed: {exc}", "",
+                                    task.job_id)
+                return
             if task.task_id in self._cancelled:
                 return
             payload = contribution_to_proto(Contribution(tuple(ciphertexts), answer.suppressed)).SerializeToString()

@@ -261,3 +261,11 @@ def test_a_change_in_a_catalog_makes_the_link_register_anew(world: dict[str, obj
 
     assert asyncio.run(refresh())
     assert node._behind == {"visits": 4}
+
+
+def test_an_unexpected_error_fails_the_task_at_once(world: dict[str, object]) -> None:
+    def outcome(spec: AggregateJob) -> RemoteAnswer:
+        raise RuntimeError("disk full")
+
+    (m,) = asyncio.run(_drive(_node(world, FakeA(outcome)), _task(world)))
+    assert m.failure.reason == f"the link {LINK} failed: disk full"
