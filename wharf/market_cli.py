@@ -79,6 +79,18 @@ def _stub(gateway: str, creds: "Credentials") -> tuple["grpc.Channel", "market_p
     return ch, market_pb2_grpc.MarketServiceStub(ch)
 
 
+def _every(stub: "market_pb2_grpc.MarketServiceStub", **filters: Any) -> list["market_pb2.MarketListing"]:
+    """Every listing matching ``filters``, page by page."""
+    from datawharf.v1 import market_pb2
+
+    out: list[market_pb2.MarketListing] = []
+    while True:
+        page = _call(lambda: stub.ListListings(market_pb2.ListListingsRequest(offset=len(out), **filters)))
+        out += page.listings
+        if not page.listings or len(out) >= page.total:
+            return out
+
+
 def _when(at: float) -> str:
     return datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if at else "-"
 
@@ -190,7 +202,6 @@ def listing_submit(
 def listing_status(config: Path = ConfigOpt, as_json: bool = JsonOpt) -> None:
     """Your listings, their states and every reviewer's decision and reason."""
     from datawharf.pki import Credentials
-    from datawharf.v1 import market_pb2
     from parties.config import load_party_config
 
     try:
@@ -199,11 +210,11 @@ def listing_status(config: Path = ConfigOpt, as_json: bool = JsonOpt) -> None:
             raise WharfError(f"{config} names no identity")
         ch, stub = _stub(cfg.gateway, Credentials.load(cfg.identity))
         with ch:
-            out = _call(lambda: stub.ListListings(market_pb2.ListListingsRequest()))
+            listings = _every(stub)
     except WharfError as exc:
         _fail(exc)
         return
-    _print_listings(list(out.listings), as_json, "no listings submitted yet (`wharf listing submit`)")
+    _print_listings(listings, as_json, "no listings submitted yet (`wharf listing submit`)")
 
 
 # ------------------------------------------------------------------ reviewers
@@ -212,6 +223,8 @@ def listing_list(
     state: str = typer.Option("", help="Only this state: pending, awaiting_authority, approved, rejected, "
                                        "delisted, superseded."),
     foreign: bool = typer.Option(False, "--foreign", help="Listings imported from other exchanges."),
+    limit: int = typer.Option(200, min=1, max=500, help="At most this many."),
+    offset: int = typer.Option(0, min=0, help="After skipping this many."),
     gateway: str = GatewayOpt,
     identity: Optional[Path] = IdentityOpt,
     as_json: bool = JsonOpt,
@@ -222,12 +235,14 @@ def listing_list(
     try:
         ch, stub = _stub(gateway, _creds(identity, "operator"))
         with ch:
-            out = _call(lambda: stub.ListListings(market_pb2.ListListingsRequest(state=state.upper(),
-                                                                                  foreign=foreign)))
+            out = _call(lambda: stub.ListListings(market_pb2.ListListingsRequest(
+                state=state.upper(), foreign=foreign, limit=limit, offset=offset)))
     except WharfError as exc:
         _fail(exc)
         return
     _print_listings(list(out.listings), as_json, f"no {state.lower() + ' ' if state else ''}listings")
+    if not as_json and out.total > offset + len(out.listings):
+        typer.echo(f"... {out.total - offset - len(out.listings)} more: --offset {offset + len(out.listings)}")
 
 
 def _decide(listing_id: str, action: str, text: str, gateway: str, identity: Optional[Path], as_json: bool) -> None:
@@ -239,8 +254,8 @@ def _decide(listing_id: str, action: str, text: str, gateway: str, identity: Opt
         creds = _creds(identity, "operator")
         ch, stub = _stub(gateway, creds)
         with ch:
-            listings = _call(lambda: stub.ListListings(market_pb2.ListListingsRequest())).listings
-            target = next((x for x in listings if x.listing_id == listing_id), None)
+            found = _call(lambda: stub.ListListings(market_pb2.ListListingsRequest(listing_id=listing_id))).listings
+            target = found[0] if found else None
             if target is None:
                 raise WharfError(f"no listing {listing_id!r}; `wharf listing list` shows them")
             # What is signed is the listing as this reviewer saw it: its digest is in the decision.
@@ -287,7 +302,6 @@ def listing_export(
     identity: Optional[Path] = IdentityOpt,
 ) -> None:
     """Write this exchange's approved listings as a bundle signed by you, for other exchanges to import."""
-    from datawharf.v1 import market_pb2
     from gateway.market.bundles import make_bundle
 
     try:
@@ -297,8 +311,8 @@ def listing_export(
         creds = _creds(identity, "operator")
         ch, stub = _stub(gateway, creds)
         with ch:
-            listings = _call(lambda: stub.ListListings(market_pb2.ListListingsRequest(state="APPROVED"))).listings
-        out.write_bytes(make_bundle(creds, list(listings)))
+            listings = _every(stub, state="APPROVED")
+        out.write_bytes(make_bundle(creds, listings))
     except WharfError as exc:
         _fail(exc)
         return

@@ -106,18 +106,26 @@ class MarketListing(_message.Message):
     def __init__(self, listing_id: _Optional[str] = ..., holder: _Optional[str] = ..., dataset: _Optional[str] = ..., version: _Optional[int] = ..., state: _Optional[str] = ..., submission: _Optional[_Union[Signed, _Mapping]] = ..., decisions: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ..., submitted_at: _Optional[float] = ..., home_exchange: _Optional[str] = ..., ledger_seq: _Optional[int] = ..., runnable_here: _Optional[bool] = ..., availability: _Optional[str] = ...) -> None: ...
 
 class ListListingsRequest(_message.Message):
-    __slots__ = ("state", "foreign")
+    __slots__ = ("state", "foreign", "listing_id", "limit", "offset")
     STATE_FIELD_NUMBER: _ClassVar[int]
     FOREIGN_FIELD_NUMBER: _ClassVar[int]
+    LISTING_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
     state: str
     foreign: bool
-    def __init__(self, state: _Optional[str] = ..., foreign: _Optional[bool] = ...) -> None: ...
+    listing_id: str
+    limit: int
+    offset: int
+    def __init__(self, state: _Optional[str] = ..., foreign: _Optional[bool] = ..., listing_id: _Optional[str] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
 
 class ListListingsResponse(_message.Message):
-    __slots__ = ("listings",)
+    __slots__ = ("listings", "total")
     LISTINGS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
     listings: _containers.RepeatedCompositeFieldContainer[MarketListing]
-    def __init__(self, listings: _Optional[_Iterable[_Union[MarketListing, _Mapping]]] = ...) -> None: ...
+    total: int
+    def __init__(self, listings: _Optional[_Iterable[_Union[MarketListing, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
 
 class ImportBundleRequest(_message.Message):
     __slots__ = ("bundle", "ca")

@@ -28,6 +28,8 @@ from gateway.market.bundles import signed_from
 from gateway.servicers import translate_errors
 
 REVIEWERS = (Role.OPERATOR, Role.AUTHORITY)
+# A listing with its decisions is a few KiB (schema, certificates): 500 stay under 2 MiB.
+DEFAULT_PAGE, MAX_PAGE = 200, 500
 
 
 def listing_to_proto(store: Any, row: sqlite3.Row) -> market_pb2.MarketListing:
@@ -81,14 +83,20 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
             raise InvalidArgument(f"state {request.state!r} is not one of {', '.join(ListingState)}", argument="state")
         if request.foreign:
             # Another exchange's approved offers are public: buyers browse them beside the catalog.
+            foreign = self.market.store.foreign_listings()
             return market_pb2.ListListingsResponse(
-                listings=[foreign_to_proto(r, self._local()) for r in self.market.store.foreign_listings()])
+                listings=[foreign_to_proto(r, self._local()) for r in foreign], total=len(foreign))
         if caller.role is Role.BUYER:
             raise PermissionDenied("listings under review are between holders and the exchange; buyers see "
                                    "approved ones in the catalog (`wharf catalog`) and foreign ones with --foreign")
         holder = caller.name if caller.role is Role.PARTY else ""
-        rows = self.market.store.listings(state=request.state, holder=holder)
-        return market_pb2.ListListingsResponse(listings=[listing_to_proto(self.market.store, r) for r in rows])
+        limit = min(request.limit or DEFAULT_PAGE, MAX_PAGE)  # a page stays far below the message limit
+        store = self.market.store
+        rows = store.listings(state=request.state, holder=holder, listing_id=request.listing_id, limit=limit,
+                              offset=request.offset)
+        return market_pb2.ListListingsResponse(
+            listings=[listing_to_proto(store, r) for r in rows],
+            total=store.count_listings(state=request.state, holder=holder, listing_id=request.listing_id))
 
     @translate_errors
     async def DecideListing(self, request: market_pb2.Signed, context: Any) -> market_pb2.MarketListing:

@@ -400,13 +400,23 @@ class SqliteStore:
     def listing(self, listing_id: str) -> sqlite3.Row | None:
         return self._db.execute("SELECT * FROM listings WHERE listing_id = ?", (listing_id,)).fetchone()
 
-    def listings(self, *, state: str = "", holder: str = "") -> list[sqlite3.Row]:
-        sql, args = "SELECT * FROM listings WHERE 1 = 1", list[Any]()
-        if state:
-            sql, args = sql + " AND state = ?", [*args, state]
-        if holder:
-            sql, args = sql + " AND holder = ?", [*args, holder]
-        return list(self._db.execute(sql + " ORDER BY holder, dataset, version", args))
+    def listings(self, *, state: str = "", holder: str = "", listing_id: str = "", limit: int = -1,
+                 offset: int = 0) -> list[sqlite3.Row]:
+        sql, args = self._listings_where(state, holder, listing_id)
+        return list(self._db.execute(f"SELECT * FROM listings {sql} ORDER BY holder, dataset, version "
+                                     "LIMIT ? OFFSET ?", [*args, limit, offset]))
+
+    def count_listings(self, *, state: str = "", holder: str = "", listing_id: str = "") -> int:
+        sql, args = self._listings_where(state, holder, listing_id)
+        return int(self._db.execute(f"SELECT COUNT(*) FROM listings {sql}", args).fetchone()[0])
+
+    @staticmethod
+    def _listings_where(state: str, holder: str, listing_id: str) -> tuple[str, list[Any]]:
+        sql, args = "WHERE 1 = 1", list[Any]()
+        for column, value in (("state", state), ("holder", holder), ("listing_id", listing_id)):
+            if value:
+                sql, args = sql + f" AND {column} = ?", [*args, value]
+        return sql, args
 
     def listing_decisions(self, listing_id: str) -> list[sqlite3.Row]:
         return list(self._db.execute("SELECT * FROM listing_decisions WHERE listing_id = ? ORDER BY seq",

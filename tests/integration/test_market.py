@@ -456,3 +456,23 @@ def test_a_shared_price_is_split_by_weight_and_adds_up(exchange: Exchange) -> No
     assert {h: (x["amount"], x["currency"]) for h, x in mine.items()} == \
         {"st-mary": ("3.00", "EUR"), "riverside": ("6.00", "EUR"), "": ("0.22", "EUR")}
     assert len({x["ledger_seq"] for x in mine.values()}) == 1
+
+
+def test_listings_come_in_pages(exchange: Exchange) -> None:
+    ex = exchange
+    for party in ("st-mary", "riverside"):
+        _pending(ex, party)
+    operator = stub(ex, "ops", Role.OPERATOR)
+    every = operator.ListListings(market_pb2.ListListingsRequest(limit=500), timeout=10)
+    assert every.total == len(every.listings) >= 2
+    pages = [operator.ListListings(market_pb2.ListListingsRequest(limit=1, offset=i), timeout=10)
+             for i in range(every.total + 1)]
+    assert [x.listing_id for p in pages for x in p.listings] == [x.listing_id for x in every.listings]
+    assert {p.total for p in pages} == {every.total} and not pages[-1].listings
+    one = operator.ListListings(market_pb2.ListListingsRequest(listing_id=every.listings[-1].listing_id), timeout=10)
+    assert [x.listing_id for x in one.listings] == [every.listings[-1].listing_id] and one.total == 1
+    # A holder pages through its own only.
+    own = stub(ex, "riverside", Role.PARTY).ListListings(market_pb2.ListListingsRequest(limit=1), timeout=10)
+    assert own.total == sum(x.holder == "riverside" for x in every.listings) and own.listings[0].holder == "riverside"
+    out = wharf("listing", "list", "--limit", "1", "-g", ex.address, "-i", ops(ex))
+    assert out.returncode == 0 and f"{every.total - 1} more: --offset 1" in out.stdout
