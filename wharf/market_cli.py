@@ -366,7 +366,7 @@ def billing_statement(
 ) -> None:
     """Per-job lines (job, date, dataset, buyer, holder, amount, currency, ledger seq) and totals that add up."""
     from datawharf.v1 import market_pb2
-    from gateway.market.statements import check_request, to_csv
+    from gateway.market.statements import check_request, join, to_csv
 
     try:
         creds = None
@@ -384,8 +384,8 @@ def billing_statement(
         else:
             ch, stub = _stub(gateway, creds or _creds(identity, "party, buyer or operator"))
             with ch:
-                statement = _call(lambda: stub.GetStatement(market_pb2.StatementRequest(party=party, buyer=buyer,
-                                                                                         month=month)))
+                statement = _call(lambda: join(stub.GetStatement(market_pb2.StatementRequest(
+                    party=party, buyer=buyer, month=month))))
     except WharfError as exc:
         _fail(exc)
         return

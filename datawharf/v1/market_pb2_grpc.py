@@ -59,7 +59,7 @@ class MarketServiceStub:
                 request_serializer=datawharf_dot_v1_dot_market__pb2.ImportBundleRequest.SerializeToString,
                 response_deserializer=datawharf_dot_v1_dot_market__pb2.ImportBundleResponse.FromString,
                 _registered_method=True)
-        self.GetStatement = channel.unary_unary(
+        self.GetStatement = channel.unary_stream(
                 '/datawharf.v1.MarketService/GetStatement',
                 request_serializer=datawharf_dot_v1_dot_market__pb2.StatementRequest.SerializeToString,
                 response_deserializer=datawharf_dot_v1_dot_market__pb2.Statement.FromString,
@@ -107,7 +107,8 @@ class MarketServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetStatement(self, request, context):
-        """A holder its own, a buyer its own, an operator anyone's.
+        """A holder its own, a buyer its own, an operator anyone's. In parts of at
+        most 2,000 lines and fees each; the last part carries the totals.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -136,7 +137,7 @@ def add_MarketServiceServicer_to_server(servicer, server):
                     request_deserializer=datawharf_dot_v1_dot_market__pb2.ImportBundleRequest.FromString,
                     response_serializer=datawharf_dot_v1_dot_market__pb2.ImportBundleResponse.SerializeToString,
             ),
-            'GetStatement': grpc.unary_unary_rpc_method_handler(
+            'GetStatement': grpc.unary_stream_rpc_method_handler(
                     servicer.GetStatement,
                     request_deserializer=datawharf_dot_v1_dot_market__pb2.StatementRequest.FromString,
                     response_serializer=datawharf_dot_v1_dot_market__pb2.Statement.SerializeToString,
@@ -276,7 +277,7 @@ class MarketService:
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.unary_unary(
+        return grpc.experimental.unary_stream(
             request,
             target,
             '/datawharf.v1.MarketService/GetStatement',

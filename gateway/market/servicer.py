@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Callable
 
 from datawharf.errors import InvalidArgument, PermissionDenied
 from datawharf.identity import Gate
@@ -25,6 +25,7 @@ from datawharf.pki import Role
 from datawharf.v1 import market_pb2, market_pb2_grpc
 from gateway.market import Market
 from gateway.market.bundles import signed_from
+from gateway.market.statements import parts
 from gateway.servicers import translate_errors
 
 REVIEWERS = (Role.OPERATOR, Role.AUTHORITY)
@@ -112,13 +113,15 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
         return market_pb2.ImportBundleResponse(home_exchange=home, listings=[foreign_to_proto(r, local) for r in rows])
 
     @translate_errors
-    async def GetStatement(self, request: market_pb2.StatementRequest, context: Any) -> market_pb2.Statement:
+    async def GetStatement(self, request: market_pb2.StatementRequest, context: Any
+                           ) -> AsyncIterator[market_pb2.Statement]:
         caller = self.gate.caller(context, Role.PARTY, Role.BUYER, Role.OPERATOR)
         if caller.role is Role.PARTY and (request.buyer or request.party != caller.name) or \
                 caller.role is Role.BUYER and (request.party or request.buyer != caller.name):
             raise PermissionDenied(f"{caller.name} may read only its own statement "
                                    f"(--{'party' if caller.role is Role.PARTY else 'buyer'} {caller.name})")
-        return self.market.statement(party=request.party, buyer=request.buyer, month=request.month)
+        for part in parts(self.market.statement(party=request.party, buyer=request.buyer, month=request.month)):
+            yield part
 
 
 __all__ = ["MarketServicer", "foreign_to_proto", "listing_to_proto"]

@@ -12,6 +12,7 @@ import re
 import sqlite3
 from datetime import datetime, timezone
 from decimal import Decimal
+from typing import Iterable, Iterator
 
 from datawharf.errors import InvalidArgument
 from datawharf.v1 import market_pb2
@@ -52,6 +53,32 @@ def build(rows: list[sqlite3.Row], *, party: str = "", buyer: str = "", month: s
     return out
 
 
+PART_LINES = 2000  # ~100 bytes a line: a part stays far below the message limit
+
+
+def parts(statement: market_pb2.Statement, size: int = PART_LINES) -> Iterator[market_pb2.Statement]:
+    """``statement`` in parts of at most ``size`` lines and fees; the totals ride on the last."""
+    items = [(False, x) for x in statement.lines] + [(True, x) for x in statement.fees]
+    for start in range(0, max(len(items), 1), size):
+        part = market_pb2.Statement(party=statement.party, buyer=statement.buyer, month=statement.month)
+        for is_fee, x in items[start:start + size]:
+            (part.fees if is_fee else part.lines).append(x)
+        if start + size >= len(items):
+            part.totals.extend(statement.totals)
+        yield part
+
+
+def join(pieces: Iterable[market_pb2.Statement]) -> market_pb2.Statement:
+    """The parts of a statement, whole again."""
+    out = market_pb2.Statement()
+    for piece in pieces:
+        out.party, out.buyer, out.month = piece.party, piece.buyer, piece.month
+        out.lines.extend(piece.lines)
+        out.fees.extend(piece.fees)
+        out.totals.extend(piece.totals)
+    return out
+
+
 def check_request(party: str, buyer: str) -> None:
     if bool(party) == bool(buyer):
         raise InvalidArgument("a statement is a holder's (--party) or a buyer's (--buyer): name exactly one")
@@ -71,4 +98,4 @@ def to_csv(statement: market_pb2.Statement) -> str:
     return "\n".join(rows) + "\n"
 
 
-__all__ = ["CSV_HEADER", "build", "check_request", "date_of", "month_range", "to_csv"]
+__all__ = ["CSV_HEADER", "PART_LINES", "build", "check_request", "date_of", "join", "month_range", "parts", "to_csv"]

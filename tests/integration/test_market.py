@@ -240,7 +240,7 @@ def test_callers_without_the_role_are_refused(exchange: Exchange) -> None:
             ("riverside", Role.PARTY, market_pb2.StatementRequest(party="st-mary")),
             ("riverside", Role.PARTY, market_pb2.StatementRequest(buyer="acme-insurance"))):
         with pytest.raises(grpc.RpcError) as err:
-            stub(ex, name, role).GetStatement(request, timeout=10)
+            list(stub(ex, name, role).GetStatement(request, timeout=10))
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED, (name, request)
     # A holder's listings are its own: riverside sees none of st-mary's.
     mine = stub(ex, "riverside", Role.PARTY).ListListings(market_pb2.ListListingsRequest(), timeout=10)

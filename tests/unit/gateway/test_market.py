@@ -234,3 +234,16 @@ def test_a_holder_gets_a_bounded_number_of_submissions(ca: Authority, tmp_path: 
     # Superseded, not piled up: one version of the dataset is pending.
     assert len(store.listings(holder="h3", state="PENDING")) == 1
     store.close()
+
+
+def test_a_statement_travels_in_parts_and_joins_whole() -> None:
+    from gateway.market.statements import join, parts
+
+    rows = [_row(job_id=f"j{i}") for i in range(5)] + [_row(job_id="j0", holder="", kind="fee", amount="0.50")]
+    whole = build(rows, buyer="acme")  # type: ignore[arg-type]
+    pieces = list(parts(whole, size=2))
+    assert [len(p.lines) + len(p.fees) for p in pieces] == [2, 2, 2]
+    assert [len(p.totals) for p in pieces] == [0, 0, 1]
+    assert join(pieces) == whole
+    empty = list(parts(build([], party="nobody")))
+    assert len(empty) == 1 and join(empty).party == "nobody" and not empty[0].totals
