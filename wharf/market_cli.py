@@ -336,6 +336,12 @@ def listing_import(
             raw, ca = bundle.read_bytes(), from_ca.read_bytes()
         except OSError as exc:
             raise WharfError(f"cannot read {exc.filename}: {exc.strerror}") from None
+        from datawharf.grpc_options import MAX_MESSAGE_BYTES
+
+        if len(raw) + len(ca) > MAX_MESSAGE_BYTES - 4096:
+            # One message carries the bundle (it is verified whole): about 500 listings fit.
+            raise WharfError(f"{bundle} is {len(raw)} bytes, more than one call to the gateway carries "
+                             f"({MAX_MESSAGE_BYTES - 4096}); ask the other exchange for a smaller bundle")
         ch, stub = _stub(gateway, _creds(identity, "operator"))
         with ch:
             res = _call(lambda: stub.ImportBundle(market_pb2.ImportBundleRequest(bundle=raw, ca=ca)))
