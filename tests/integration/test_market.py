@@ -7,6 +7,7 @@ authority, a buyer), every channel mutual TLS, every step through the
 
 from __future__ import annotations
 
+import collections
 import json
 from dataclasses import replace
 import subprocess
@@ -19,8 +20,8 @@ from typing import Any
 import grpc
 import pytest
 
-from datawharf.market import sign_decision, sign_listing
-from datawharf.pki import Authority, Role, digest
+from datawharf.market import DECISION_DOMAIN, LISTING_DOMAIN, sign_decision, sign_listing
+from datawharf.pki import Authority, Role, TrustStore, digest, load_certificate, verify_signature
 from datawharf.serde import aggregate_to_proto
 from datawharf.tls import channel
 from datawharf.v1 import buyer_pb2, buyer_pb2_grpc, market_pb2, market_pb2_grpc
@@ -171,6 +172,25 @@ def test_review_metering_and_statements(exchange: Exchange) -> None:
             next(e for e in entry["fields"]["lines"] if e["holder"] == x["holder"]).items()
     verify = wharf("audit", "verify", exported, "--ca", ex.root / "ca" / "ca.pem")
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    # Every submission and decision in the ledger carries its author's signature over the digest it
+    # names: anyone with the CA checks them from the ledger alone.
+    trust = TrustStore(ex.ca.ca_pem)
+    checked = collections.Counter()
+    for e in entries:
+        f = e["fields"]
+        if e["kind"] == "listing_submitted":
+            cert, domain, data, sig = f["holder_certificate"], LISTING_DOMAIN, f["listing_digest"], \
+                f["holder_signature"]
+        elif e["kind"] in ("listing_approved", "listing_rejected", "listing_delisted"):
+            cert, domain, data, sig = f["reviewer_certificate"], DECISION_DOMAIN, f["decision_digest"], \
+                f["reviewer_signature"]
+        else:
+            continue
+        trust.verify(cert.encode())
+        verify_signature(load_certificate(cert.encode()), domain, bytes.fromhex(data), bytes.fromhex(sig),
+                         what=e["kind"])
+        checked[e["kind"]] += 1
+    assert checked["listing_submitted"] >= 3 and checked["listing_rejected"] == 1 and checked["listing_approved"] >= 2
 
     # The CSV adds up, and the operator reads the same statement offline from the data directory.
     csv = wharf("billing", "statement", "--buyer", "acme-insurance", "--month", month(), "--csv", "-g", ex.address,
