@@ -17,7 +17,8 @@ class Cluster(LocalExchange):
         self._tmp = tempfile.TemporaryDirectory(prefix="wharf-bench-") if workdir is None else None
         root = Path(self._tmp.name) if self._tmp else workdir
         assert root is not None
-        super().__init__(root, log_level="warning", insecure=insecure)
+        # Listing review off (LocalExchange's default): benchmarks measure jobs, not the market's review.
+        super().__init__(root, log_level="warning", insecure=insecure, review=False)
         self.with_http = http
         self.gateway_args = gateway_args
         self.http = ""
