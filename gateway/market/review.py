@@ -5,6 +5,7 @@
     approve (authority)        AWAITING_AUTHORITY → APPROVED
     reject (operator|authority) PENDING | AWAITING_AUTHORITY → REJECTED   (the holder may resubmit)
     delist (operator|authority) APPROVED → DELISTED
+    (an authority decides on public data only)
     APPROVED of a new version  → the previously APPROVED one is SUPERSEDED
 
 Every submission and decision arrives signed by its author (datawharf.market)
@@ -167,6 +168,9 @@ class Review:
             raise InvalidArgument(f"a {action.value} needs a reason the holder can act on (--reason)",
                                   argument="reason")
         state = ListingState(row["state"])
+        if who.role is Role.AUTHORITY and check_terms(_body(row)).classification != Classification.PUBLIC:
+            raise PermissionDenied(f"listing {row['listing_id']} is not public data: the exchange's operators "
+                                   "review it, an authority reviews public data only")
         new = self._next(action, state, who.role, row)
         now = self.clock()
         holder, dataset = row["holder"], row["dataset"]

@@ -165,6 +165,8 @@ def test_review_states_and_the_catalog_filter(ca: Authority, tmp_path: Path) -> 
     # A new version waits for review while the approved one stays on sale; approving it supersedes the old.
     v2 = review.submit(ident(holder), sign_listing(holder, body("h1", price_per_job="25.00")))
     assert review.admits("h1", "visits")
+    with pytest.raises(PermissionDenied, match="an authority reviews public data only"):
+        review.decide(ident(auth), decision(auth, v2, "reject", "no"))
     review.decide(ident(op), decision(op, v2, "approve"))
     assert store.listing(row["listing_id"])["state"] == "SUPERSEDED"
     assert review.approved("h1", "visits")[1].price == D("25.00")  # type: ignore[index]
