@@ -210,6 +210,11 @@ def test_review_metering_and_statements(exchange: Exchange) -> None:
     assert "is DELISTED (delist: consent records under audit)" in err.details()
     status = ok("listing", "status", "--config", cfg(ex, "st-mary"))["listings"]
     assert [x["state"] for x in status] == ["REJECTED", "DELISTED"]
+    text = wharf("listing", "status", "--config", cfg(ex, "st-mary")).stdout
+    assert f"{second['listing_id']}  st-mary/visits v2  DELISTED" in text
+    assert "delist by operator ops" in text and ": consent records under audit (ledger #" in text
+    text = wharf("billing", "statement", "--config", cfg(ex, "riverside"), "--month", month()).stdout
+    assert f"statement of holder riverside, {month()}" in text and "total 25.00 CNY" in text
 
     # An unknown party, or a month without jobs, has an empty statement.
     for who, when in (("nobody", month()), ("st-mary", "1999-01")):
