@@ -49,8 +49,8 @@ def test_pending_reviews_then_revenue(exchange: Exchange, browser) -> None:  # t
     page.goto(f"http://{ex.http_address}/login")
     page.fill("#token", TOKEN)
     page.click("#sign-in")
-    page.wait_for_url(f"http://{ex.http_address}/", timeout=10_000)
-    page.wait_for_function("() => document.getElementById('pending-count').textContent === '0'", timeout=10_000)
+    page.wait_for_url(f"http://{ex.http_address}/", timeout=20_000)
+    page.wait_for_function("() => document.getElementById('pending-count').textContent === '0'", timeout=20_000)
     assert page.is_visible("#pending-none") and page.is_visible("#revenue-none")
 
     listed = {}
@@ -59,7 +59,7 @@ def test_pending_reviews_then_revenue(exchange: Exchange, browser) -> None:  # t
                            "--title", f"{party} visits", "--classification", "sensitive", "--personal-data", "yes",
                            "--price-per-job", price, "--currency", "CNY")["listing_id"]
     for party, listing_id in listed.items():
-        page.wait_for_selector(f'#pending tr[data-listing="{listing_id}"]', timeout=10_000)
+        page.wait_for_selector(f'#pending tr[data-listing="{listing_id}"]', timeout=20_000)
     assert page.inner_text("#pending-count") == "2"
     row = page.inner_text(f'#pending tr[data-listing="{listed["riverside"]}"]')
     assert "riverside" in row and "12.50 CNY (per-holder)" in row and "PENDING" in row
@@ -68,7 +68,7 @@ def test_pending_reviews_then_revenue(exchange: Exchange, browser) -> None:  # t
     operator = ex.identity("ops", Role.OPERATOR)
     for listing_id in listed.values():
         ok("listing", "approve", listing_id, "--note", "ok", "-g", ex.address, "-i", operator)
-    page.wait_for_function("() => document.getElementById('pending-count').textContent === '0'", timeout=10_000)
+    page.wait_for_function("() => document.getElementById('pending-count').textContent === '0'", timeout=20_000)
     assert page.locator("#pending tbody tr").count() == 0
 
     ex.wait_online(["st-mary", "riverside"])
@@ -78,7 +78,7 @@ def test_pending_reviews_then_revenue(exchange: Exchange, browser) -> None:  # t
     day = time.strftime("%Y-%m-%d", time.gmtime())
     for party, amount in (("st-mary", "40.00 CNY"), ("riverside", "25.00 CNY")):
         selector = f'#revenue tr[data-revenue="{day}/{party}"]'
-        page.wait_for_selector(selector, timeout=10_000)
+        page.wait_for_selector(selector, timeout=20_000)
         cells = page.locator(f"{selector} td")
         assert [cells.nth(i).inner_text() for i in range(4)] == [day, party, "2", amount]
     assert not page.is_visible("#revenue-none")
