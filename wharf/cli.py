@@ -330,7 +330,7 @@ def ca_request(
 @ca_app.command("issue")
 def ca_issue(
     name: str = typer.Argument(..., help="The holder's, buyer's, operator's or gateway's name."),
-    role: str = typer.Option(..., help="buyer, party, operator or gateway."),
+    role: str = typer.Option(..., help="buyer, party, operator, gateway or authority (second approval of public listings)."),
     csr: Optional[Path] = typer.Option(None, help="Certify the key of this request (from `wharf ca request`), "
                                                   "so the key never leaves its owner. Without it a key is made here."),
     out: Optional[Path] = typer.Option(None, help="Where to write cert.pem and ca.pem (and key.pem without --csr); "
@@ -1028,8 +1028,9 @@ def catalog(
     except WharfError as exc:
         _fail(exc)
         return
+    foreign = _foreign_listings(gateway, identity)
     if as_json:
-        typer.echo(json.dumps({"datasets": [
+        typer.echo(json.dumps({"foreign": foreign, "datasets": [
             {
                 "dataset": i.dataset,
                 "holders": list(i.holders),
@@ -1053,6 +1054,30 @@ def catalog(
             typer.echo(f"    {c.name:<20} {kind:<12} {c.roles}{bounds}")
         for holder, t in sorted(i.terms.items()):
             typer.echo(f"    {holder}: {_terms_text(t)}")
+    if foreign:
+        typer.echo("from other exchanges (imported listings; `wharf listing list --foreign` for more):")
+    for f in foreign:
+        reach = "runnable here through a link" if f.get("runnable_here") else "not reachable from here"
+        typer.echo(f"  {f['dataset']}  at {f['holder']} of {f['home_exchange']}: {f['title']}; "
+                   f"{f['price_per_job']} {f['currency']} per job; {reach}")
+
+
+def _foreign_listings(gateway: str, identity: Optional[Path]) -> list[dict[str, Any]]:
+    """Listings imported from other exchanges, as the market service shows them; none on an insecure
+    exchange or where the caller may not read them."""
+    if identity is None:
+        return []
+    from datawharf.pki import Credentials
+    from datawharf.v1 import market_pb2
+    from wharf.market_cli import _call, _stub, listing_json
+
+    try:
+        ch, stub = _stub(gateway, Credentials.load(identity))
+        with ch:
+            out = _call(lambda: stub.ListListings(market_pb2.ListListingsRequest(foreign=True, limit=200)))
+    except WharfError:
+        return []
+    return [listing_json(x) for x in out.listings]
 
 
 def _terms_json(t: "PrivacyTerms") -> dict[str, Any]:

@@ -425,6 +425,10 @@ def test_bundles_between_exchanges(exchange: Exchange, tmp_path: Path) -> None:
             {(False, "not runnable here")}
         text = wharf("listing", "list", "--foreign", "-g", b.address, "-i", b.identity("acme-insurance", Role.BUYER))
         assert "not runnable here: no holder or link" in text.stdout and imported["home_exchange"] in text.stdout
+        # And `wharf catalog` lists them after B's own datasets.
+        cat = wharf("catalog", "-g", b.address, "-i", b.identity("acme-insurance", Role.BUYER))
+        assert "from other exchanges" in cat.stdout and f"of {imported['home_exchange']}" in cat.stdout
+        assert "not reachable from here" in cat.stdout
     finally:
         b.stop()
 
