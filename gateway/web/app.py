@@ -119,7 +119,7 @@ def create_app(
         return web.json_response(overview(orch, dispatcher, time.time()))
 
     async def api_market(_: web.Request) -> web.StreamResponse:
-        return web.json_response(market_overview(orch.market, time.time()))
+        return web.json_response(market_overview(orch.market, time.time(), orch.store._db))
 
     async def job_page(_: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC / "job.html")

@@ -1,4 +1,4 @@
-"""The dashboard's market panels in a real browser: pending reviews, then revenue per holder per day."""
+"""The dashboard's market panels in a real browser: pending reviews, revenue per holder per day, grants by state."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+from typer.testing import CliRunner
 
+from buyers.grants import GrantClient
 from datawharf.pki import Role
 from tests.e2e.browser import ARTIFACTS, TOKEN, launch, needs_chromium
 from tests.exchange import Exchange
+from wharf.cli import app as cli_app
 
 pytestmark = needs_chromium
 
@@ -83,5 +86,20 @@ def test_pending_reviews_then_revenue(exchange: Exchange, browser) -> None:  # t
         assert [cells.nth(i).inner_text() for i in range(4)] == [day, party, "2", amount]
     assert not page.is_visible("#revenue-none")
     page.screenshot(path=str(ARTIFACTS / "dashboard-market-revenue.png"), full_page=True)
+
+    # Grants by state: a request to both holders, one approved (signed by the holder), one rejected.
+    page.wait_for_function("() => document.querySelector('#grants [data-grant=PENDING]').textContent === '0'",
+                           timeout=20_000)
+    with GrantClient(ex.address, ex.identity("acme-insurance")) as b:
+        made = {g.party: g.id for g in b.request("visits", "pricing", ["sum"], time.time() + 86400, 5)}
+    page.wait_for_function("() => document.querySelector('#grants [data-grant=PENDING]').textContent === '2'",
+                           timeout=20_000)
+    CliRunner().invoke(cli_app, ["grant", "approve", made["st-mary"], "--config", str(ex.root / "st-mary.toml")])
+    CliRunner().invoke(cli_app, ["grant", "reject", made["riverside"], "--reason", "no",
+                                 "--config", str(ex.root / "riverside.toml")])
+    page.wait_for_function("() => document.querySelector('#grants [data-grant=APPROVED]').textContent === '1'"
+                           " && document.querySelector('#grants [data-grant=REJECTED]').textContent === '1'"
+                           " && document.querySelector('#grants [data-grant=PENDING]').textContent === '0'",
+                           timeout=20_000)
     assert not errors, errors
     page.close()

@@ -93,6 +93,9 @@
       rb.appendChild(tr);
     });
     document.getElementById("revenue-none").hidden = m.revenue.length > 0;
+    document.querySelectorAll("#grants [data-grant]").forEach(function (el) {
+      el.textContent = String((m.grants || {})[el.getAttribute("data-grant")] || 0);
+    });
   }
 
   function refresh() {
