@@ -24,6 +24,7 @@ import numpy as np
 
 from datawharf import filters
 from datawharf.filters import Condition, Op
+from datawharf.pki import Role
 from wharf.local import LocalExchange
 
 HOSPITALS = ("st-mary", "riverside", "northgate")
@@ -119,6 +120,7 @@ columns = [
 [datasets.policy]
 allowed_buyers = [{allowed}]
 min_rows = {min_rows}
+grants = "required"
 [datasets.policy.dp]
 budget = 1.0
 max_per_job = 0.25
@@ -378,6 +380,65 @@ def run_private_jobs(address: str, visits: list[dict[str, str]], identity: Path)
     return failures + (not refused)
 
 
+PRICES = {"st-mary": "20.00", "riverside": "15.00", "northgate": "12.50"}  # CNY per job, per holder
+
+
+def _wharf(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "-m", "wharf", *map(str, args)], capture_output=True, text=True,
+                          timeout=120)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"wharf {' '.join(map(str, args[:3]))} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    return proc
+
+
+def open_market(exchange: LocalExchange, address: str, operator: Path) -> None:
+    """Each hospital lists its datasets (schema, roles and price; never rows); the operator approves."""
+    for name in HOSPITALS:
+        config = exchange.root / f"{name}.toml"
+        for dataset, title in (("visits", "Outpatient visits"), ("visits_private", "Visits, differentially private"),
+                               ("ward_load", "Ward load by hour")):
+            _wharf("listing", "submit", "--config", config, "--dataset", dataset, "--title", f"{name}: {title}",
+                   "--classification", "sensitive", "--personal-data", "yes" if dataset != "ward_load" else "no",
+                   "--price-per-job", PRICES[name], "--currency", "CNY")
+    pending = json.loads(_wharf("listing", "list", "--state", "pending", "-g", address, "-i", operator,
+                                "--json").stdout)["listings"]
+    for x in pending:
+        _wharf("listing", "approve", x["listing_id"], "--note", "schema and roles reviewed", "-g", address,
+               "-i", operator)
+    print(f"  the market: {len(pending)} listings submitted by the hospitals (price per job "
+          + ", ".join(f"{n} {p} CNY" for n, p in PRICES.items()) + "), each approved by the operator")
+
+
+def grant_private(exchange: LocalExchange, address: str, buyer: Path) -> None:
+    """visits_private needs a grant: the buyer asks, every hospital signs its approval."""
+    until = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 30 * 86400))
+    made = json.loads(_wharf("grant", "request", "--dataset", "visits_private", "--purpose", "demo: cost of care",
+                             "--statistics", "sum,mean", "--until", until, "--max-jobs", "5", "-g", address,
+                             "-i", buyer, "--json").stdout)["grants"]
+    for g in made:
+        _wharf("grant", "approve", g["id"], "--config", exchange.root / f"{g['party']}.toml")
+    print(f"  {BUYER} asked for a grant on visits_private (sum, mean; 5 jobs until {until}); "
+          f"{', '.join(sorted(g['party'] for g in made))} signed it")
+
+
+def statements(exchange: LocalExchange, address: str, operator: Path) -> int:
+    """Each hospital's statement, and the buyer's: lines that add up to the same total."""
+    paid = Decimal(0)
+    for name in HOSPITALS:
+        out = json.loads(_wharf("billing", "statement", "--config", exchange.root / f"{name}.toml",
+                                "--json").stdout)
+        total = sum((Decimal(line["amount"]) for line in out["lines"]), Decimal(0))
+        paid += total
+        print(f"  {name:<10} {len(out['lines']):>3} paid jobs  {total:>9} CNY")
+    bill = json.loads(_wharf("billing", "statement", "--buyer", BUYER, "-g", address, "-i", operator,
+                             "--json").stdout)
+    billed = sum((Decimal(line["amount"]) for line in bill["lines"]), Decimal(0))
+    ok = billed == paid
+    print(f"  {BUYER} billed {billed} CNY over {len(bill['lines'])} lines: "
+          f"{'equal to what the hospitals are paid ✓' if ok else '✗ MISMATCH with ' + str(paid)}")
+    return 0 if ok else 1
+
+
 def audit(exchange: LocalExchange, work: Path) -> int:
     """Export the gateway's ledger and verify it with the exchange's CA, as an auditor would."""
     assert exchange.ca is not None
@@ -412,10 +473,11 @@ def run_demo(*, workdir: Path | None = None, rows: int = 3000) -> int:
         generate_ward_load(wards[name], days=60, seed=11 + i)
     print(f"  generated {rows} visits and 60 days of ward load at each of {', '.join(HOSPITALS)}")
 
-    exchange = LocalExchange(work)
+    exchange = LocalExchange(work, review=True)
     failures = 0
     try:
         buyer = exchange.identity(BUYER)
+        operator = exchange.identity("exchange-ops", Role.OPERATOR)
         print(f"  exchange CA in {work / 'ca'}: certificates for the gateway, each hospital and {BUYER}")
         address = exchange.start_gateway()
         print(f"  gateway on {address} (mutual TLS; every job signed by its buyer and checked by each holder)")
@@ -426,8 +488,10 @@ def run_demo(*, workdir: Path | None = None, rows: int = 3000) -> int:
                 stats.append("variance")
             exchange.start_party(name, party_config(name, address, sources[name], statistics=stats,
                                                     ward_source=wards[name], private_copy=True))
+        open_market(exchange, address, operator)
         exchange.wait_online("visits", HOSPITALS, caller=BUYER)
         print(f"  party nodes online: {', '.join(HOSPITALS)}")
+        grant_private(exchange, address, buyer)
         print()
         tables = {"visits": {n: read_rows(src) for n, src in sources.items()},
                   "ward_load": {n: read_rows(src) for n, src in wards.items()}}
@@ -441,6 +505,9 @@ def run_demo(*, workdir: Path | None = None, rows: int = 3000) -> int:
         print()
         print("differential privacy (the same visits, listed again with [datasets.policy.dp]):")
         failures += run_private_jobs(address, [r for t in tables["visits"].values() for r in t], buyer)
+        print()
+        print("statements (`wharf billing statement`): every DONE job charged, refused and failed ones free")
+        failures += statements(exchange, address, operator)
         print()
         print("the ledger of every use (`wharf audit export`, then `wharf audit verify --ca`):")
         failures += audit(exchange, work)

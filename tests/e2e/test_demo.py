@@ -14,8 +14,10 @@ def test_demo_runs_and_every_result_matches(tmp_path: Path) -> None:
     assert "all results match the plaintext truth" in out.stdout, out.stdout + out.stderr
     from wharf.demo import JOBS
 
-    # + four PSI jobs, a noisy sum and a refused differencing attack
-    assert out.stdout.count("✓") == len(JOBS) + 6 and "✗" not in out.stdout, out.stdout
+    # + four PSI jobs, a noisy sum, a refused differencing attack and the statements that agree
+    assert out.stdout.count("✓") == len(JOBS) + 7 and "✗" not in out.stdout, out.stdout
+    assert "each approved by the operator" in out.stdout and "signed it" in out.stdout
+    assert "equal to what the hospitals are paid" in out.stdout
     assert "does not allow filtering on 'patient_id'" in out.stdout
     assert "psi-sum cost" in out.stdout
     for backend in ("paillier-packed", "bfv", "ckks"):
