@@ -157,16 +157,24 @@ class LinkNode:
         while True:
             await asyncio.sleep(self.config.refresh_seconds)
             if self._running:
-                continue  # re-registering would drop the tasks in flight; try at the next refresh
+                # Re-registering would drop the tasks in flight; try at the next refresh.
+                log.debug("catalog refresh deferred: %d task(s) in flight", self._running)
+                continue
             try:
                 now = await asyncio.to_thread(self.listings)
             except RemoteError as exc:
                 log.warning("cannot refresh the catalog: %s; keeping the current listings", exc.reason)
                 continue
+            except Exception:  # the refresher must outlive a bad answer, or the listings go stale for good
+                log.exception("cannot refresh the catalog; keeping the current listings")
+                continue
             if now != registered:
-                log.info("%s's catalog changed; registering anew", self.upstream.label)
+                changed = sorted({x.name for x in now} ^ {x.name for x in registered}
+                                 | {x.name for x in now for y in registered if x.name == y.name and x != y})
+                log.info("%s's catalog changed (%s); registering anew", self.upstream.label, ", ".join(changed))
                 again.set()
                 return
+            log.debug("catalog unchanged")
 
     async def _session(self, listings: list[Listing], stop: asyncio.Event, again: asyncio.Event) -> None:
         self.trust.refresh()

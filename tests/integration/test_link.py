@@ -36,7 +36,7 @@ from datawharf.signing import new_body, sign_job
 from datawharf.states import JobState, TaskState
 from datawharf.tls import server_credentials
 from datawharf.v1 import common_pb2, party_pb2, party_pb2_grpc
-from tests.exchange import Exchange
+from tests.exchange import VISITS, Exchange, FakeParty
 from tests.leaks import (
     WireRecord,
     find_any,
@@ -48,7 +48,6 @@ from tests.leaks import (
 from wharf.cli import app
 from wharf.demo import (
     HOSPITALS,
-    PRIVATE_BOUNDS,
     generate_visits,
     party_config,
     read_rows,
@@ -66,13 +65,28 @@ A_PRICE = "10.00"  # each of A's hospitals, per job, paid by the link at A
 B_PRICE = "45.00"  # the link's price per job at B, paid by B's buyers
 
 
+DP_BOUNDS = (Decimal(-200), Decimal(20000))
+
+
 class HomeExchange(Exchange):
-    """Exchange A: the hospitals also list visits_private, under differential privacy."""
+    """Exchange A: the hospitals also list their visits as visits_private, under differential privacy."""
 
     def config(self, name: str) -> str:
         return party_config(name, self.address, self.sources[name], ward_source=self.wards[name],
-                            statistics=["sum", "count", "mean", "variance"], buyers=(BUYER, LINK_BUYER),
-                            private_copy=True)
+                            statistics=["sum", "count", "mean", "variance"], buyers=(BUYER, LINK_BUYER)) + f"""
+[[datasets]]
+name = "visits_private"
+source = "{self.sources[name]}"
+columns = [
+  {{ name = "patient_id", type = "string", join_key = true }},
+  {{ name = "cost", type = "decimal", decimals = 2, aggregate = true, bounds = [{DP_BOUNDS[0]}, {DP_BOUNDS[1]}] }},
+]
+[datasets.policy]
+allowed_buyers = ["{BUYER}", "{LINK_BUYER}"]
+[datasets.policy.dp]
+budget = 1.0
+max_per_job = 0.25
+"""
 
 
 def wharf(*args: str) -> Any:
@@ -194,12 +208,12 @@ def test_under_differential_privacy_the_link_declares_the_combined_noise(link: P
         answer = c.result(c.submit("visits_private", "cost", "sum", rho=0.1), timeout_s=120)
     assert item.terms[LINK].dp is True and item.terms[LINK].max_per_job == 0.25
     # Each hospital adds σ = bound / sqrt(2ρ) to its sum; the link's total carries three of them.
-    bound = float(max(abs(x) for x in PRIVATE_BOUNDS))
+    bound = float(max(abs(x) for x in DP_BOUNDS))
     sd = bound / math.sqrt(0.2) * math.sqrt(3)
     assert answer.noise is not None and answer.noise.sd["sum"] == pytest.approx(sd, rel=1e-9)
     assert answer.noise.spent == {LINK: pytest.approx(0.1)}
     assert answer.noise.remaining == {LINK: pytest.approx(0.9)}  # every hospital charged the link 0.1 of 1.0
-    clipped = float(sum(min(max(Decimal(r["cost"]), PRIVATE_BOUNDS[0]), PRIVATE_BOUNDS[1]) for r in _rows(a)))
+    clipped = float(sum(min(max(Decimal(r["cost"]), DP_BOUNDS[0]), DP_BOUNDS[1]) for r in _rows(a)))
     (interval,) = answer.groups[0].intervals
     assert interval is not None and interval.low < answer.value < interval.high
     assert abs(answer.value - clipped) < 6 * sd  # fails by chance with probability 2e-9
@@ -458,6 +472,27 @@ def test_b_buyers_need_a_grant_the_link_signed_when_it_requires_one(link: Path, 
             assert "used all 1 of its jobs" in spent.value.view.tasks[0].reason
     finally:
         b.procs.stop(["link2"])
+
+
+def test_cancelling_at_b_cancels_the_job_at_a(link: Path, a: HomeExchange, b: Exchange) -> None:
+    """A fourth holder at A that takes its task and never answers keeps the link's job at A open;
+    B's buyer cancels, and that holder is told its task at A is cancelled."""
+    slow = a.fake_party("slow-clinic", VISITS)
+    try:
+        with b.client() as c:
+            # (B's catalog still names the holders that left earlier tests; only the link is online.)
+            wait_for("B's catalog to count four holders behind the link",
+                     lambda: c.item("visits").behind.get(LINK) == 4, 60, b.alive)
+            job = c.submit("visits", "cost", "sum")
+            task = slow.next("task", timeout_s=60).task
+            assert FakeParty.body(task).buyer == LINK_BUYER  # A's job is the link's
+            c.cancel(job)
+            assert slow.next("cancel", timeout_s=60).cancel.task_id == task.task_id
+            assert c.wait(job).state is JobState.CANCELLED
+        with a.client(LINK_BUYER) as c:  # the job at A is the link's: its A certificate may read it
+            assert c.wait(task.job_id, timeout_s=60).state is JobState.CANCELLED
+    finally:
+        slow.close()
 
 
 def test_a_unreachable_fails_b_job_naming_a(link: Path, a: HomeExchange, b: Exchange) -> None:
