@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from datawharf.model import AggregateJob, ColumnSpec, Listing, PrivacyTerms, round_rows
 from datawharf.v1 import common_pb2
@@ -62,8 +62,12 @@ def combined_terms(terms: Iterable[PrivacyTerms]) -> PrivacyTerms:
 def listing_for(dataset: str, columns: Sequence[ColumnSpec], approx_rows: int, terms: Mapping[str, PrivacyTerms],
                 behind: int, exchange: str) -> Listing:
     """The link's listing at B of A's ``dataset``: A's merged columns (with the roles every A holder
-    grants), the rounded row count, the strictest privacy terms, and ``behind`` holders."""
-    return Listing(dataset, tuple(columns), round_rows(approx_rows),
+    grants for aggregates; none for PSI), the rounded row count, the strictest privacy terms, and
+    ``behind`` holders."""
+    # A PSI runs against one holder, which the link is not: it offers no join, and a join key stays
+    # what it is at A, a column no aggregate may filter, group or sum.
+    cols = tuple(replace(c, join_key=False, psi_value=False, identifier=c.identifier or c.join_key) for c in columns)
+    return Listing(dataset, cols, round_rows(approx_rows),
                    description=f"{dataset} at {exchange}, {behind} holder(s), through a link",
                    privacy=combined_terms(terms.values()), holders=max(1, behind))
 

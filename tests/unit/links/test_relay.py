@@ -34,6 +34,10 @@ def test_a_listing_counts_the_holders_behind_it_and_round_trips() -> None:
     listing = relay.listing_for("visits", cols, 2461, {"a": PrivacyTerms(dp=False), "b": PrivacyTerms(dp=False)},
                                 3, "exchange A")
     assert listing.holders == 3 and listing.approx_rows == 2500 and listing.columns == cols
+    joinable = relay.listing_for("v", (ColumnSpec("id", ColumnKind.STRING, join_key=True),
+                                       ColumnSpec("x", ColumnKind.INT, psi_value=True, aggregate=True)), 10, {}, 2, "A")
+    assert [(c.join_key, c.psi_value, c.identifier, c.aggregate) for c in joinable.columns] == [
+        (False, False, True, False), (False, False, False, True)]  # no PSI through a link
     assert "exchange A" in listing.description
     wire = serde.listing_to_proto(listing)
     assert wire.holders == 3 and serde.listing_from_proto(wire) == listing
