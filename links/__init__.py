@@ -29,6 +29,12 @@ What each party learns:
   **every buyer at B shares the link's one privacy budget (and quotas) at
   A**: A's operator grants the link what all of B's buyers together may use.
 
+At B the link is a holder with a policy of its own (``allowed_buyers``,
+``grants = "required"`` with grants it signs, ``links.grants``) and a
+listing B's operator reviews and prices (``links.market``); B meters the
+link's contributions at that price, A meters the link's jobs at its
+holders' prices.
+
 Who must trust whom: B's buyer trusts the link (B's CA certified it) as it
 trusts any holder, for correctness only: a link could relay a wrong total
 as a holder could send a wrong figure, and it could not read one. A's
