@@ -30,6 +30,11 @@ from datawharf.errors import WharfError
 from datawharf.pki import Role, TrustStore, load_certificate, sign, verify_signature
 from datawharf.signing import JOB_DOMAIN, RECEIPT_DOMAIN, receipt_message
 
+# The signed bodies' domains, written out here: the ledger is read without the market or grant code.
+LISTING_DOMAIN = b"datawharf.v1.ListingBody"
+DECISION_DOMAIN = b"datawharf.v1.DecisionBody"
+GRANT_DOMAIN = b"datawharf.v1.Grant"
+
 ZERO = "0" * 64
 BINDING_DOMAIN = b"datawharf.v1.LedgerKey"
 
@@ -229,6 +234,23 @@ def _check_inner(e: Entry, trust: TrustStore) -> int:
                                       bytes.fromhex(str(f.get("noise_digest", ""))))
             verify_signature(cert, RECEIPT_DOMAIN, message, bytes.fromhex(f["receipt_signature"]),
                              what="the holder's receipt")
+            checked += 1
+        # The market's and the grants' signatures, quoted in full so the ledger alone can check them.
+        for sig_key, cert_key, name_key, roles, domain, message in (
+            ("holder_signature", "holder_certificate", "party", (Role.PARTY,), LISTING_DOMAIN,
+             lambda: bytes.fromhex(f["listing_digest"])),
+            ("reviewer_signature", "reviewer_certificate", "reviewer", (Role.OPERATOR, Role.AUTHORITY),
+             DECISION_DOMAIN, lambda: bytes.fromhex(f["decision_digest"])),
+            ("grant_signature", "holder_certificate", "party", (Role.PARTY,), GRANT_DOMAIN,
+             lambda: str(f["terms"]).encode()),
+        ):
+            if sig_key not in f:
+                continue
+            cert = load_certificate(str(f[cert_key]).encode())
+            who = trust.verify(cert, roles=roles, at=e.at, what=f"the certificate behind {sig_key}")
+            if who.name != f.get(name_key):
+                raise LedgerError(f"entry {e.seq}: {sig_key} by {who.name}, recorded as {f.get(name_key)}", e.seq)
+            verify_signature(cert, domain, message(), bytes.fromhex(f[sig_key]), what=f"the {e.kind} signature")
             checked += 1
     except LedgerError:
         raise

@@ -92,6 +92,19 @@ def test_the_grant_lifecycle_each_refusal_naming_its_rule(exchange: Exchange) ->
     kinds = [e.kind for e in entries if e.kind.startswith("grant_")]
     assert kinds.count("grant_requested") == 3 and kinds.count("grant_approved") == 2
     assert "grant_rejected" in kinds and "grant_revoked" in kinds
+    assert exchange.ca is not None
+    verified = CliRunner().invoke(app, ["audit", "verify", str(exchange.root / "ledger.jsonl"),
+                                        "--ca", str(exchange.ca.dir / "ca.pem")])
+    assert verified.exit_code == 0 and "ledger verifies" in verified.output, verified.output
+    # A grant whose recorded terms were widened after the fact no longer verifies.
+    lines = (exchange.root / "ledger.jsonl").read_text().splitlines()
+    forged = [line.replace('\\"max_jobs\\":2', '\\"max_jobs\\":200') if '"grant_approved"' in line else line
+              for line in lines]
+    assert forged != lines
+    (exchange.root / "forged.jsonl").write_text("\n".join(forged) + "\n")
+    tampered = CliRunner().invoke(app, ["audit", "verify", str(exchange.root / "forged.jsonl"),
+                                        "--ca", str(exchange.ca.dir / "ca.pem")])
+    assert tampered.exit_code != 0
     approved = next(e for e in entries if e.kind == "grant_approved" and e.fields["party"] == "st-mary")
     verify_terms(str(approved.fields["holder_certificate"]).encode(),
                  GrantTerms.parse(str(approved.fields["terms"]).encode()),

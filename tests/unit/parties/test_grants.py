@@ -94,3 +94,39 @@ def test_the_statistic_a_task_asks_for() -> None:
     assert statistic_of("aggregate", "mean") == "mean"
     assert statistic_of("psi") == "psi" and statistic_of("psi", cardinality_only=True) == "psi-cardinality"
     assert statistic_of("psi-sum") == "psi-sum"
+
+
+def test_the_ledger_domains_are_the_signers_domains() -> None:
+    import datawharf.grants as grants
+    import datawharf.ledger as ledger
+    import datawharf.market as market
+
+    assert (ledger.LISTING_DOMAIN, ledger.DECISION_DOMAIN, ledger.GRANT_DOMAIN) == (
+        market.LISTING_DOMAIN, market.DECISION_DOMAIN, grants.GRANT_DOMAIN)
+
+
+def test_a_gateway_cannot_record_a_grant_the_holder_did_not_sign(tmp_path: Path) -> None:
+    """Even with the ledger's own key, widened terms under the holder's real signature fail the audit."""
+    from datawharf.ledger import LedgerError, parse_lines, verify
+    from gateway.ledger import Ledger
+
+    ca = Authority.init(tmp_path / "ca")
+    gateway = ca.issue("gw", Role.GATEWAY, hosts=("127.0.0.1",))
+    mary = ca.issue("st-mary", Role.PARTY)
+    lines: list[str] = []
+    ledger = Ledger.open(tmp_path, lines, gateway, lambda seq, line: lines.append(line))
+    t = terms()
+    signature = sign_terms(mary, t)
+
+    def approved(recorded: GrantTerms) -> None:
+        ledger.append("grant_approved", {"party": "st-mary", "grant": t.id, "terms": recorded.canonical().decode(),
+                                         "grant_signature": signature.hex(),
+                                         "holder_certificate": mary.cert_pem.decode()},
+                      lambda seq, line: lines.append(line))
+
+    approved(t)
+    report = verify(list(parse_lines(lines)), trust=mary.trust())
+    assert report.signatures == 1
+    approved(terms(max_jobs=10**6))
+    with pytest.raises(LedgerError, match="entry 2"):
+        verify(list(parse_lines(lines)), trust=mary.trust())
