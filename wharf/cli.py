@@ -715,6 +715,41 @@ def link_submit(
     typer.echo(f"submitted {out.listing_id}: {out.holder}/{out.dataset} v{out.version} is {out.state}")
 
 
+@link_app.command("receipts")
+def link_receipts(
+    config: Path = typer.Option(..., "--config", "-c", envvar="WHARF_LINK_CONFIG", help="The link's TOML file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the receipts as JSON lines."),
+) -> None:
+    """The link's own record: each task from B, and for each relayed one the job at A that answered it
+    (with A's contributors), so the two exchanges' ledgers and statements can be reconciled."""
+    from links.config import load_link_config
+    from parties.receipts import FILE, read_receipts
+
+    try:
+        cfg = load_link_config(config)
+    except WharfError as exc:
+        _fail(exc)
+        return
+    assert cfg.state_dir is not None
+    path = cfg.state_dir / FILE
+    if not path.exists():
+        typer.echo(f"no receipts yet ({path})")
+        return
+    for r in read_receipts(path):
+        if as_json:
+            typer.echo(json.dumps(r, sort_keys=True))
+            continue
+        when = datetime.fromtimestamp(float(r.get("at", 0)), timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        if r["kind"] == "contributed":
+            detail = (f"relayed job {r.get('remote_job', '')} ({', '.join(r.get('remote_contributors', []))}), "
+                      f"digest {str(r.get('content_digest', ''))[:16]}…")
+        elif r["kind"] == "task":
+            detail = f"{r.get('buyer', '')} on {r.get('dataset', '')}"
+        else:
+            detail = str(r.get("reason", r.get("grant", "")))
+        typer.echo(f"{when}  {r['kind']:<11} {r.get('job_id', '')}  {detail}")
+
+
 link_grant_app = typer.Typer(help="Grants B's buyers ask of the link (with grants = \"required\" in link.toml).",
                              no_args_is_help=True)
 link_app.add_typer(link_grant_app, name="grant")

@@ -258,9 +258,14 @@ def test_each_ledger_shows_its_side_of_the_relay(link: Path, a: Exchange, b: Exc
     b_jobs = [e for e in entries(b) if e["kind"] == "job_submitted"]
     # Every job B's gateway took reached A as one of the link's; the six answered came back as contributions.
     assert len(at_a) == 7 and len(at_b) == 6 and len(b_jobs) == 7
-    receipts = (b.root / "link-state" / "receipts.jsonl").read_text().splitlines()
-    relayed = [json.loads(x) for x in receipts if json.loads(x)["kind"] == "contributed"]
+    # The link's own record pairs each of B's jobs with the job at A that answered it.
+    lines = CliRunner().invoke(app, ["link", "receipts", "--config", str(link), "--json"]).output.splitlines()
+    relayed = [json.loads(x) for x in lines if json.loads(x)["kind"] == "contributed"]
     assert len(relayed) == 6 and all(set(r["remote_contributors"]) == set(HOSPITALS) for r in relayed)
+    assert {r["remote_job"] for r in relayed} <= {e["fields"]["job_id"] for e in at_a}
+    assert {r["job_id"] for r in relayed} == {e["fields"]["job_id"] for e in at_b}
+    text = wharf("link", "receipts", "--config", str(link))
+    assert f"relayed job {relayed[0]['remote_job']} (" in text
 
 
 def test_each_exchange_meters_its_side_of_the_relay(link: Path, a: Exchange, b: Exchange) -> None:
