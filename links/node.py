@@ -312,7 +312,8 @@ class LinkNode:
             try:
                 answer = await asyncio.to_thread(
                     self.upstream.run, request_id_for(task.job_id, task.task_id), spec,
-                    min_parties=self.config.buyer_at.min_parties, timeout_s=timeout, on_job=on_job)
+                    min_parties=self.config.buyer_at.min_parties, timeout_s=timeout,
+                    signed_at=_body(checked).signed_at, on_job=on_job)
                 ciphertexts = await asyncio.to_thread(relay.relayed, spec, answer.ciphertexts,
                                                       len(answer.contributors))
                 noise = relay.combined_noise(answer.receipts, answer.contributors, len(spec.layout.parts))
@@ -367,9 +368,11 @@ class LinkNode:
             log.warning("task %s failed: %s", task_id, failure)
 
 
+def _body(checked: Checked) -> common_pb2.JobBody:
+    """B's buyer's signed job body (verified by then)."""
+    return common_pb2.JobBody.FromString(common_pb2.SignedJob.FromString(checked.task.signed).body)
+
+
 def _asked(checked: Checked) -> list[str]:
     """The holders B's buyer named in its signed job (empty: every holder)."""
-    if not checked.task.signed:
-        return []
-    body = common_pb2.JobBody.FromString(common_pb2.SignedJob.FromString(checked.task.signed).body)
-    return list(body.parties)
+    return list(_body(checked).parties) if checked.task.signed else []

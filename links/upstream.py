@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from buyers.connection import CatalogItem, Connection
+from datawharf import signing
 from datawharf.errors import (
     InvalidArgument,
     NotFound,
@@ -27,11 +28,11 @@ from datawharf.errors import (
     Unavailable,
     WharfError,
 )
-from datawharf.model import AggregateJob
+from datawharf.model import AggregateJob, JobView
 from datawharf.pki import Credentials
-from datawharf.serde import aggregate_to_proto
+from datawharf.serde import aggregate_to_proto, job_from_proto
 from datawharf.states import JobState, TaskState
-from datawharf.v1 import common_pb2
+from datawharf.v1 import buyer_pb2, common_pb2
 from links.config import BuyerSide
 
 log = logging.getLogger("datawharf.link")
@@ -74,8 +75,22 @@ class Upstream(Protocol):
 
     def catalog(self) -> list[CatalogItem]: ...
 
-    def run(self, request_id: str, spec: AggregateJob, *, min_parties: int, timeout_s: int,
+    def run(self, request_id: str, spec: AggregateJob, *, min_parties: int, timeout_s: int, signed_at: float,
             on_job: Callable[[str], None]) -> RemoteAnswer: ...
+
+    def _submit(self, request_id: str, spec: AggregateJob, min_parties: int, timeout_s: int,
+                signed_at: float) -> tuple[JobView, bytes]:
+        # Connection.submit_job stamps the body with the time of each call; the link's body is fixed
+        # by B's task instead (ECDSA signatures differ each time, the body's digest does not).
+        creds = self.conn.identity
+        assert creds is not None
+        body = signing.new_body(creds, request_id, parties=(), min_parties=min_parties,
+                                aggregate=aggregate_to_proto(spec))
+        body.signed_at = signed_at
+        signed = signing.sign_job(creds, body)
+        request = buyer_pb2.SubmitJobRequest(request_id=request_id, min_parties=min_parties,
+                                             timeout_seconds=timeout_s, signed=signed)
+        return job_from_proto(self.conn.call(self.conn.stub.SubmitJob, request)), signing.digest(signed.body)
 
     def cancel(self, job_id: str) -> None: ...
 
@@ -102,17 +117,18 @@ class GrpcUpstream:
         except WharfError as exc:
             raise self._unreachable(exc) from None
 
-    def run(self, request_id: str, spec: AggregateJob, *, min_parties: int, timeout_s: int,
+    def run(self, request_id: str, spec: AggregateJob, *, min_parties: int, timeout_s: int, signed_at: float,
             on_job: Callable[[str], None]) -> RemoteAnswer:
         """Submit ``spec`` to A (signed by the link, with the B buyer's public parameters unchanged),
         wait for it and return its result with every contributor's receipt checked.
 
         ``request_id`` makes the submission idempotent: a task B resends after the link reconnects
-        finds the same job at A, so A's holders are not asked (or charged) twice."""
+        finds the same job at A, so A's holders are not asked (or charged) twice. ``signed_at`` (the
+        B buyer's) makes the link's signed body the same bytes each time, so the receipts A's holders
+        signed for the first submission hold for the resubmission too."""
         label = self.label
         try:
-            view, body_digest = self.conn.submit_job(request_id, parties=(), min_parties=min_parties,
-                                                     timeout_s=timeout_s, aggregate=aggregate_to_proto(spec))
+            view, body_digest = self._submit(request_id, spec, min_parties, timeout_s, signed_at)
         except (InvalidArgument, NotFound, PermissionDenied) as exc:
             raise RemoteRefused(f"{label} refused the job: {exc.message}") from None
         except Unavailable as exc:
@@ -142,6 +158,20 @@ class GrpcUpstream:
         suppressed = sorted({g for s in result.suppressed for g in s.groups})
         return RemoteAnswer(view.job_id, tuple(result.figures.ciphertexts), tuple(result.contributors),
                             tuple(suppressed), receipts)
+
+    def _submit(self, request_id: str, spec: AggregateJob, min_parties: int, timeout_s: int,
+                signed_at: float) -> tuple[JobView, bytes]:
+        # Connection.submit_job stamps the body with the time of each call; the link's body is fixed
+        # by B's task instead (ECDSA signatures differ each time, the body's digest does not).
+        creds = self.conn.identity
+        assert creds is not None
+        body = signing.new_body(creds, request_id, parties=(), min_parties=min_parties,
+                                aggregate=aggregate_to_proto(spec))
+        body.signed_at = signed_at
+        signed = signing.sign_job(creds, body)
+        request = buyer_pb2.SubmitJobRequest(request_id=request_id, min_parties=min_parties,
+                                             timeout_seconds=timeout_s, signed=signed)
+        return job_from_proto(self.conn.call(self.conn.stub.SubmitJob, request)), signing.digest(signed.body)
 
     def cancel(self, job_id: str) -> None:
         try:

@@ -501,6 +501,47 @@ def test_cancelling_at_b_cancels_the_job_at_a(link: Path, a: HomeExchange, b: Ex
         slow.close()
 
 
+def test_a_link_restarted_mid_job_resumes_the_same_job_at_a(link: Path, a: HomeExchange, b: Exchange) -> None:
+    """The link dies while A's job waits for a silent holder; restarted, it is sent B's task again and
+    finds the same job at A (its request id is B's job and task), so A's holders are asked once. The
+    silent holder leaves, A's job completes with the three hospitals, and B's buyer gets their sum."""
+    slow = a.fake_party("slow-clinic-2", VISITS)
+    try:
+        with b.client() as c:
+            wait_for("B's catalog to count five holders behind the link",
+                     lambda: c.item("visits").behind.get(LINK) == 5, 60, b.alive)
+            before = _jobs_of(a, LINK_BUYER)
+            job = c.submit("visits", "cost", "sum")
+            task = slow.next("task", timeout_s=60).task
+            b.procs.kill("link")
+            b.procs.start("link", "link", "serve", "--config", str(link), "--log-level", "debug")
+            wait_for("the restarted link to be sent B's task again",
+                     lambda: any(json.loads(x).get("kind") == "task" and json.loads(x).get("job_id") == job.job_id
+                                 for x in (b.root / "link-state" / "receipts.jsonl").read_text().splitlines()[-50:])
+                     and _tasks_of_job(b, job.job_id) >= 2, 60, b.alive)
+            slow.close()  # A's job stops waiting for it and completes with the hospitals
+            answer = c.result(job, timeout_s=120)
+        assert answer.exact == truth(_rows(a), "cost", "sum", "")
+        assert _jobs_of(a, LINK_BUYER) == before + 1  # one job at A for B's job, across the restart
+        receipts = CliRunner().invoke(app, ["link", "receipts", "--config", str(link), "--json"]).output.splitlines()
+        relayed = [json.loads(x) for x in receipts if json.loads(x)["kind"] == "contributed"]
+        assert relayed[-1]["job_id"] == job.job_id and relayed[-1]["remote_job"] == task.job_id
+    finally:
+        slow.close()
+
+
+def _tasks_of_job(b: Exchange, job_id: str) -> int:
+    """How many times B's gateway offered the job's task: task_offered entries in its ledger."""
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{b.gateway_dir / 'gateway.sqlite3'}?mode=ro", uri=True)
+    try:
+        rows = [json.loads(r[0]) for r in db.execute("SELECT entry FROM ledger ORDER BY seq")]
+    finally:
+        db.close()
+    return sum(1 for e in rows if e["kind"] == "task_offered" and e["fields"].get("job_id") == job_id)
+
+
 def test_a_unreachable_fails_b_job_naming_a(link: Path, a: HomeExchange, b: Exchange) -> None:
     a.stop_gateway()  # last in this module: A's holders are left dialling a gateway that is gone
     with b.client() as c, pytest.raises(JobFailed) as failed:

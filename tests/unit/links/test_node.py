@@ -48,9 +48,9 @@ class FakeA:
         return [CatalogItem("visits", ("a0", "a1", "a2"), ("a0", "a1", "a2"), cols, 300,
                             dict.fromkeys(("a0", "a1", "a2"), PrivacyTerms(dp=False)))]
 
-    def run(self, request_id: str, spec: AggregateJob, *, min_parties: int, timeout_s: int,
+    def run(self, request_id: str, spec: AggregateJob, *, min_parties: int, timeout_s: int, signed_at: float,
             on_job: Callable[[str], None]) -> RemoteAnswer:
-        assert request_id.startswith("link-") and timeout_s >= 5
+        assert request_id.startswith("link-") and timeout_s >= 5 and 0 < time.time() - signed_at < 60
         on_job("a-job-1")
         return self.outcome(spec)
 
