@@ -8,11 +8,12 @@ key never leaves the process.
 
 from __future__ import annotations
 
+import time
 from typing import Sequence
 
 from buyers.connection import Connection
 from datawharf.errors import InvalidArgument
-from datawharf.grants import GrantTerms, sign_terms
+from datawharf.grants import GrantTerms, check_request, sign_terms
 from datawharf.v1 import grants_pb2, grants_pb2_grpc
 
 STATES = {"pending": grants_pb2.GRANT_STATE_PENDING, "approved": grants_pb2.GRANT_STATE_APPROVED,
@@ -50,6 +51,15 @@ class GrantClient(Connection):
         if self.identity is None:
             raise InvalidArgument("approving a grant signs it: connect with your party certificate")
         terms = GrantTerms.parse(grant.terms)
+        # The terms come from the gateway: check they are the grant asked about and a well-formed request
+        # before signing anything (a gateway may not slip other terms under a familiar id).
+        if terms.id != grant.id:
+            raise InvalidArgument(f"the gateway's grant {grant.id!r} carries the terms of {terms.id!r}; not signed")
+        check_request(terms.dataset, terms.purpose, terms.statistics, terms.until, terms.max_jobs, terms.budget,
+                      now=min(time.time(), terms.until - 1))
+        if grant.buyer and grant.buyer != terms.buyer:
+            raise InvalidArgument(f"grant {grant.id!r} is listed for {grant.buyer!r} but its terms name "
+                                  f"{terms.buyer!r}; not signed")
         signature = sign_terms(self.identity, terms)
         decision = grants_pb2.GrantDecision(id=grant.id, action=grants_pb2.GrantDecision.ACTION_APPROVE,
                                             signature=signature)

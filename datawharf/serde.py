@@ -265,6 +265,10 @@ def aggregate_from_proto(msg: common_pb2.AggregateSpec, *, need_keys: bool = Tru
             raise InvalidArgument(f"bin edge {e!r} is not a number") from None
         if not d.is_finite():
             raise InvalidArgument("bin edges must be finite")
+        try:
+            check_literal("bins", d)  # an edge is scaled to an integer at the holder: bound its size
+        except FilterSyntaxError as exc:
+            raise InvalidArgument(str(exc), argument="bins") from None
         edges.append(d)
     if statistic is Statistic.HISTOGRAM:
         if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):

@@ -77,6 +77,7 @@ class LinkNode:
         self.max_backoff_s = max_backoff_s
         self.connected = asyncio.Event()
         self._behind: dict[str, int] = {}      # dataset -> holders at A its answers sum
+        self._default_spend: dict[str, float] = {}  # dataset -> rho A's holders charge by default
         self._remote: dict[str, str] = {}      # B's task id -> A's job id
         self._cancelled: set[str] = set()
         self._running = 0
@@ -100,7 +101,12 @@ class LinkNode:
             out.append(relay.listing_for(name, item.columns, item.approx_rows, item.terms, behind[name],
                                          self.upstream.label))
         self._behind = behind
+        self._default_spend = {x.name: x.privacy.default_per_job if x.privacy.dp else 0.0 for x in out}
         return out
+
+    def _default_rho(self, dataset: str) -> float:
+        """What A's holders charge a job that names no spend (from the terms the link lists at B)."""
+        return self._default_spend.get(dataset, 0.0)
 
     async def _fresh_listings(self, stop: asyncio.Event) -> list[Listing]:
         """A's catalog as listings, retried until A answers (a link with nothing to offer is no use)."""
@@ -281,7 +287,9 @@ class LinkNode:
         if cfg.grants != "required":
             return None
         statistic = statistic_of("aggregate", spec.statistic.value)
-        check = self.grants.check(buyer, spec.dataset, statistic, spec.rho, checked.task.job_id, self.budget)
+        # The spend A's holders will charge: the buyer's, or their default (the strictest terms listed at B).
+        rho = spec.rho or self._default_rho(spec.dataset)
+        check = self.grants.check(buyer, spec.dataset, statistic, rho, checked.task.job_id, self.budget)
         if not check.allowed:
             return check.reason, check.code
         assert check.grant is not None

@@ -144,8 +144,13 @@ class GrpcUpstream:
             raise RemoteCancelled(f"{label}: job {view.job_id} was cancelled")
         if view.state is JobState.FAILED:
             refused = view.tasks and all(t.state is TaskState.REFUSED for t in view.tasks)
-            why = "; ".join(f"{t.party} {t.state.lower()}: {t.reason}" for t in view.tasks if t.reason)
-            reason = f"{label}: {view.reason}" if not why or why in view.reason else f"{label}: {view.reason} ({why})"
+            # Counts and the holders' own reasons, never their names: B is not told who holds A's data.
+            states: dict[str, int] = {}
+            for t in view.tasks:
+                states[t.state.lower()] = states.get(t.state.lower(), 0) + 1
+            told = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+            why = "; ".join(sorted({t.reason for t in view.tasks if t.reason}))
+            reason = f"{label}: job failed ({len(view.tasks)} holders: {told})" + (f": {why}" if why else "")
             raise (RemoteRefused if refused else RemoteFailed)(reason)
         try:
             result = self.conn.fetch_result(view.job_id)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,8 +86,11 @@ class BudgetBook:
         if not self.path.exists():
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         self.clock = clock
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
         self._db.executescript(_SCHEMA)
+        # One connection serves the node's worker threads: a transaction on it belongs to whoever
+        # began it, so every use of the connection holds this lock (other processes: SQLite's own).
+        self._lock = threading.RLock()
 
     def close(self) -> None:
         self._db.close()
@@ -99,7 +103,8 @@ class BudgetBook:
 
     def balance(self, buyer: str, dataset: str, limit: Limit) -> Balance:
         now = self.clock()
-        spent = self._spent(buyer, dataset, limit, limit.period(now))
+        with self._lock:
+            spent = self._spent(buyer, dataset, limit, limit.period(now))
         return Balance(buyer, dataset, limit.resource, limit.amount, spent, limit.renews_at(now))
 
     def charge(self, buyer: str, dataset: str, limit: Limit, amount: float, job_id: str) -> Charge:
@@ -108,19 +113,20 @@ class BudgetBook:
             raise ValueError(f"a charge must be a finite non-negative amount, got {amount}")
         now = self.clock()
         period = limit.period(now)
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            spent = self._spent(buyer, dataset, limit, period)
-            fits = spent + amount <= limit.amount + _SLACK
-            if fits:
-                self._db.execute(
-                    "INSERT INTO charges (buyer, dataset, resource, job_id, amount, period, at) VALUES (?,?,?,?,?,?,?)",
-                    (buyer, dataset, limit.resource, job_id, amount, period, now))
-                spent += amount
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                spent = self._spent(buyer, dataset, limit, period)
+                fits = spent + amount <= limit.amount + _SLACK
+                if fits:
+                    self._db.execute(
+                        "INSERT INTO charges (buyer, dataset, resource, job_id, amount, period, at) "
+                        "VALUES (?,?,?,?,?,?,?)", (buyer, dataset, limit.resource, job_id, amount, period, now))
+                    spent += amount
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
         return Charge(fits, Balance(buyer, dataset, limit.resource, limit.amount, spent, limit.renews_at(now)))
 
     def charges(self, buyer: str | None = None) -> list[tuple[str, str, str, str, float, float]]:
@@ -130,12 +136,14 @@ class BudgetBook:
         if buyer is not None:
             q += " WHERE buyer = ?"
             args = (buyer,)
-        return [tuple(r) for r in self._db.execute(q + " ORDER BY id", args)]  # type: ignore[misc]
+        with self._lock:
+            return [tuple(r) for r in self._db.execute(q + " ORDER BY id", args)]  # type: ignore[misc]
 
     def buyers(self) -> list[tuple[str, str]]:
         """(buyer, dataset) pairs that have ever been charged."""
-        return [tuple(r) for r in self._db.execute(  # type: ignore[misc]
-            "SELECT DISTINCT buyer, dataset FROM charges ORDER BY buyer, dataset")]
+        with self._lock:
+            return [tuple(r) for r in self._db.execute(  # type: ignore[misc]
+                "SELECT DISTINCT buyer, dataset FROM charges ORDER BY buyer, dataset")]
 
 
 __all__ = ["Balance", "BudgetBook", "Charge", "Limit"]

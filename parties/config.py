@@ -135,6 +135,8 @@ class DpConfig(_Strict):
     max_per_job: float = Field(default=0.25, gt=0)
     default_per_job: float = Field(default=0.05, gt=0)
     noise: Literal["full", "split"] = "full"
+    # "split": each holder adds 1/split_among of the variance, and jobs must require that many holders.
+    split_among: int = Field(default=2, ge=2, le=64)
 
     @model_validator(mode="after")
     def _fits(self) -> "DpConfig":

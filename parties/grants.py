@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from datawharf.errors import InvalidArgument
 from datawharf.grants import GrantTerms
 from parties.budget import BudgetBook, Limit
 
@@ -58,11 +60,17 @@ class GrantBook:
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
         self._db.executescript(_SCHEMA)
+        # The node's worker threads share this connection, and a check charges two limits in turn.
+        self._lock = threading.RLock()
 
     def close(self) -> None:
         self._db.close()
 
     def approve(self, terms: GrantTerms, signature: bytes) -> None:
+        """Keep the signed terms; a grant revoked or rejected here is never approved again (a new request is)."""
+        if self.state(terms.id) in ("REVOKED", "REJECTED"):
+            raise InvalidArgument(f"grant {terms.id} was {self.state(terms.id).lower()} here; "  # type: ignore[union-attr]
+                                  "the buyer must ask again")
         self._db.execute("INSERT OR REPLACE INTO grants (id, buyer, dataset, terms, signature, state, at) "
                          "VALUES (?, ?, ?, ?, ?, 'APPROVED', ?)",
                          (terms.id, terms.buyer, terms.dataset, terms.canonical(), signature, self.clock()))
@@ -91,6 +99,11 @@ class GrantBook:
     def check(self, buyer: str, dataset: str, statistic: str, rho: float, job_id: str,
               budget: BudgetBook) -> GrantCheck:
         """Find a grant that allows this task and charge one job (and ``rho``) to it; or say which rule failed."""
+        with self._lock:
+            return self._check(buyer, dataset, statistic, rho, job_id, budget)
+
+    def _check(self, buyer: str, dataset: str, statistic: str, rho: float, job_id: str,
+               budget: BudgetBook) -> GrantCheck:
         now = self.clock()
         held = self.grants(buyer, dataset)
         if not held:

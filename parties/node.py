@@ -11,6 +11,7 @@ import logging
 import multiprocessing
 import os
 import random
+import sqlite3
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -270,10 +271,14 @@ class PartyNode:
         if isinstance(spec, AggregateJob):
             statistic, rho = statistic_of("aggregate", spec.statistic.value), spec.rho
         else:
-            statistic, rho = statistic_of(spec.kind, cardinality_only=spec.cardinality_only), 0.0
+            statistic, rho = statistic_of(spec.kind, cardinality_only=spec.cardinality_only), spec.rho
         dp = dataset.policy.dp
         rho = (rho or dp.default_per_job) if dp.enabled else 0.0
-        check = self.grants.check(task.buyer, dataset.name, statistic, rho, task.job_id, self.budget)
+        try:
+            check = self.grants.check(task.buyer, dataset.name, statistic, rho, task.job_id, self.budget)
+        except sqlite3.Error as exc:  # the holder's own state: fail this task, keep the stream
+            log.error("grant check for task %s failed: %s", task.task_id, exc)
+            return f"this holder could not read its grants ({type(exc).__name__}); try again", "grant"
         if not check.allowed:
             return check.reason, check.code
         assert check.grant is not None

@@ -32,6 +32,9 @@ def check_task(dataset: DatasetConfig, buyer: str, job: AggregateJob, min_partie
     if job.layout.length > policy.max_figures:
         return Decision(False, f"the job asks for {job.layout.length} figures; this holder computes at most "
                                f"{policy.max_figures} per job (fewer groups or a shorter vector)", "max_figures")
+    if policy.dp.enabled and policy.dp.noise == "split" and min_parties < policy.dp.split_among:
+        return Decision(False, f"this holder splits its noise among {policy.dp.split_among} holders; the job must "
+                               f"require at least that many (it asks for {min_parties})", "min_parties")
     if min_parties < policy.min_parties:
         return Decision(
             False,
@@ -41,8 +44,9 @@ def check_task(dataset: DatasetConfig, buyer: str, job: AggregateJob, min_partie
     return ALLOW
 
 
-def check_rows(dataset: DatasetConfig, rows: int) -> Decision:
-    """After filtering: is the figure backed by enough rows to release?"""
+def check_rows(dataset: DatasetConfig, rows: float) -> Decision:
+    """After filtering: is the figure backed by enough rows to release? (Under differential privacy
+    ``rows`` is a noisy count.)"""
     minimum = dataset.policy.min_rows
     if rows < minimum:
         # Name the rule only: neither the count nor the threshold it was compared with.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import operator
+import sqlite3
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -126,6 +127,10 @@ class Runner:
             return Answer(failure=public_reason(dataset.name, exc))
         except (TaskError, EncodingError, SchemeError, ValueError) as exc:
             return Answer(failure=str(exc))
+        except sqlite3.Error as exc:  # the holder's budget book: this task fails, the node goes on
+            log.error("budget book error on %s: %s", dataset.name, exc)
+            return Answer(failure=f"this holder could not update its privacy budget ({type(exc).__name__}); "
+                                  "try again")
 
     def _specs(self, dataset: DatasetConfig) -> dict[str, ColumnSpec]:
         return {c.name: c for c in listing(dataset, 0).columns}
@@ -138,9 +143,11 @@ class Runner:
         bounds = {c.name: c.bounds for c in dataset.columns if c.bounds is not None}
         mask = row_mask(table, job.where, bounds)
         rows = int(mask.sum())
-        decision = policy.check_rows(dataset, rows)
-        if not decision.allowed:
-            return Answer(refusal=decision.reason, code=decision.code)
+        private = dataset.policy.dp.enabled
+        if not private:
+            decision = policy.check_rows(dataset, rows)
+            if not decision.allowed:
+                return Answer(refusal=decision.reason, code=decision.code)
         layout = job.layout
         numeric = column.dtype != object
         needs_values = job.statistic is not Statistic.COUNT
@@ -149,8 +156,17 @@ class Runner:
         width = column.shape[1] if column.ndim == 2 else 1
         if needs_values and width != job.dimension:
             raise TaskError(f"column {job.column!r} has {width} values per row here; the job expects {job.dimension}")
-        private = dataset.policy.dp.enabled
-        col_bounds = dataset.column(job.column).bounds if dataset.column(job.column) else None  # type: ignore[union-attr]
+        col_cfg = dataset.column(job.column)
+        col_bounds = col_cfg.bounds if col_cfg is not None else None
+        holder = Holder(job.request)  # checks the buyer's parameters before any budget is spent
+        plan = noise = None
+        if private:
+            # Charged before anything about the rows is decided: a refusal on the noisy minimum costs
+            # the buyer its spend too, so probing the minimum is paid for like any other answer.
+            spent = self._spend(dataset, job, buyer, job_id, col_bounds)
+            if isinstance(spent, Answer):
+                return spent
+            plan, noise = spent
         if needs_values:
             scaled = scale_column(column[mask], job.places).reshape(rows, -1)
             # A histogram releases counts only (sensitivity 1): its values are binned as they are.
@@ -175,9 +191,17 @@ class Runner:
                 raise TaskError("a histogram needs a scalar column")
             groups = _bin_index(scaled[:, 0], job.bin_edges, job.places)
         figures, per_group = local_figures(layout, scaled, groups)
+        counts: list[float] = [float(n) for n in per_group]
+        if plan is not None:
+            # The minimum is judged on noisy counts (their own share of rho), never on exact ones.
+            counts = [n + e for n, e in zip(per_group, dp.noise([plan.threshold_sd] * len(per_group)))]
+            total = sum(counts) if layout.groups > 1 else counts[0]
+            decision = policy.check_rows(dataset, total)
+            if not decision.allowed:
+                return Answer(refusal=decision.reason, code=decision.code)
         suppressed: list[int] = []
         if layout.groups > 1:
-            small = [g for g, n in enumerate(per_group) if n < dataset.policy.min_rows]
+            small = [g for g, n in enumerate(counts) if n < dataset.policy.min_rows]
             if small and dataset.policy.small_groups == "refuse":
                 if dataset.policy.list_suppressed:
                     names = ", ".join(job.group_labels[g] for g in small[:10])
@@ -191,20 +215,14 @@ class Runner:
                     figures[s] = [0] * (s.stop - s.start)
             # Unlisted, suppressed groups still come back zeroed (plus noise): the buyer cannot tell which.
             suppressed = small if dataset.policy.list_suppressed else []
-        holder = Holder(job.request)  # checks the buyer's parameters before any budget is spent
-        noise = None
-        if private:
-            spent = self._spend(dataset, job, buyer, min_parties, job_id, col_bounds)
-            if isinstance(spent, Answer):
-                return spent
-            plan, noise = spent
+        if plan is not None:
             figures = dp.add_noise(figures, plan.scales(layout))
         else:
             noise = common_pb2.NoiseDeclaration(exact=True)
         contribution = holder.contribute(figures, suppressed)
         return Answer(payload=contribution_to_proto(contribution).SerializeToString(), noise=noise)
 
-    def _spend(self, dataset: DatasetConfig, job: AggregateJob, buyer: str, min_parties: int, job_id: str,
+    def _spend(self, dataset: DatasetConfig, job: AggregateJob, buyer: str, job_id: str,
                bounds: tuple[Decimal, Decimal] | None) -> Answer | tuple[dp.NoisePlan, common_pb2.NoiseDeclaration]:
         """Charge the job's ρ to the buyer's budget and size the noise, or refuse saying which rule."""
         cfg = dataset.policy.dp
@@ -212,8 +230,10 @@ class Runner:
         if rho > cfg.max_per_job + 1e-12:
             return Answer(refusal=f"the job asks to spend rho={rho:g} per holder; this holder allows at most "
                                   f"{cfg.max_per_job:g} per job on {dataset.name!r}", code="dp_per_job")
-        shares = max(1, min_parties) if cfg.noise == "split" else 1
-        plan = dp.plan(job.layout, job.places, dp.Bounds(*bounds) if bounds else None, rho, shares=shares)
+        # The holder, not the buyer, says among how many holders the noise is split.
+        shares = cfg.split_among if cfg.noise == "split" else 1
+        plan = dp.plan(job.layout, job.places, dp.Bounds(*bounds) if bounds else None, rho, shares=shares,
+                       threshold=True)
         limit = privacy_limit(dataset)
         charge = self.budget.charge(buyer, dataset.name, limit, rho, job_id)
         b = charge.balance

@@ -24,18 +24,20 @@ Guarantee, per holder and its rows:
 - Against the buyer alone: the released total is ρ-zCDP for each holder's
   rows. With ``noise = "full"`` each holder adds all the noise its own rows
   need, so this holds whoever else contributes. With ``noise = "split"``
-  each holder adds 1/m of that variance, m being the job's minimum number
-  of holders (distinct organisations, enforced by the gateway and checked by
-  the buyer on signed receipts); the total carries the declared noise when
-  the m holders declare the same bounds and spend, the exchange convention
-  for a split dataset.
+  each holder adds 1/m of that variance, m being its own ``split_among``,
+  and refuses a job that requires fewer than m holders (distinct
+  organisations, enforced by the gateway and checked by the buyer on signed
+  receipts); the total carries the declared noise when those m holders
+  declare the same bounds and spend, the exchange convention for a split
+  dataset, and none of them is the buyer's own.
 - Against the buyer together with the gateway: the gateway holds each
   holder's ciphertext and the buyer the key, so together they see each
   holder's noisy figures alone. ``full``: still ρ-zCDP. ``split``: a holder's
   own share carries 1/m of the variance, so the guarantee weakens to m·ρ.
-- Beyond the figures: whether a holder answers at all (its minimum rows,
-  its budget) is decided on exact data and is not covered by ρ; refusals say
-  only which rule applied.
+- The minimum-rows rule: under differential privacy it is judged on noisy
+  row counts per group, paid for by an equal share of the job's ρ, so a
+  refusal or a suppressed group is covered by ρ too. Whether the buyer's
+  budget is spent is the buyer's own business, not the rows'.
 """
 
 from __future__ import annotations
@@ -134,6 +136,7 @@ class NoisePlan:
     rho: float                         # what the job costs this holder's budget
     scale: dict[Figure, float]         # σ the total carries on each figure part (fixed-point units)
     share: dict[Figure, float]         # σ this holder adds (scale / √m under split noise)
+    threshold_sd: float = 0.0          # σ of the noisy row counts its minimum-rows rule is judged on
 
     def scales(self, layout: Layout) -> list[float]:
         """This holder's σ at every figure of the layout."""
@@ -145,17 +148,21 @@ class NoisePlan:
         return out
 
 
-def plan(layout: Layout, places: int, bounds: Bounds | None, rho: float, *, shares: int = 1) -> NoisePlan:
+def plan(layout: Layout, places: int, bounds: Bounds | None, rho: float, *, shares: int = 1,
+         threshold: bool = False) -> NoisePlan:
     """Split ρ evenly across the layout's figure parts and size each part's noise.
 
     ``shares`` is how many holders' noise the total is guaranteed to carry
-    (1 for ``full`` noise, the job's minimum holders for ``split``)."""
+    (1 for ``full`` noise, the holder's ``split_among`` for ``split``). With
+    ``threshold`` one more equal part pays for noisy row counts per group
+    (sensitivity 1; groups are disjoint), on which a minimum-rows rule is
+    judged, so that a refusal or a suppressed group is itself private."""
     if shares < 1:
         raise PrivacyError("noise must be split among at least one holder")
-    per_part = rho / len(layout.parts)
+    per_part = rho / (len(layout.parts) + (1 if threshold else 0))
     scale = {f: scale_for(per_part, sensitivity(f, bounds, places, layout.width(f))) for f in layout.parts}
     share = {f: s / math.sqrt(shares) for f, s in scale.items()}
-    return NoisePlan(rho, scale, share)
+    return NoisePlan(rho, scale, share, scale_for(per_part, 1.0) if threshold else 0.0)
 
 
 def noise(scales: Sequence[float]) -> list[int]:

@@ -925,17 +925,22 @@ def grant_approve(grant_id: str = typer.Argument(..., help="The grant's id."),
 
     try:
         cfg = load_party_config(config)
+        assert cfg.state_dir is not None
+        book = GrantBook(cfg.state_dir)
+        if book.state(grant_id) in ("REVOKED", "REJECTED"):
+            raise _usage(f"grant {grant_id} was {str(book.state(grant_id)).lower()} here; the buyer must ask again")
         with _grant_client(config, "", None, None) as client:
             grant = client.find(grant_id)
             decided, terms, signature = client.approve(grant)
+        book.approve(terms, signature)
+        book.close()
     except WharfError as exc:
         _fail(exc)
         return
-    assert cfg.state_dir is not None
-    book = GrantBook(cfg.state_dir)
-    book.approve(terms, signature)
-    book.close()
-    typer.echo(_grant_line(_grant_json(decided)))
+    # What was signed, from the terms themselves rather than the gateway's summary.
+    line = _grant_json(decided)
+    line.update(json.loads(terms.canonical()))
+    typer.echo(_grant_line(line))
 
 
 @grant_app.command("reject")

@@ -208,9 +208,10 @@ def test_under_differential_privacy_the_link_declares_the_combined_noise(link: P
         item = c.item("visits_private")
         answer = c.result(c.submit("visits_private", "cost", "sum", rho=0.1), timeout_s=120)
     assert item.terms[LINK].dp is True and item.terms[LINK].max_per_job == 0.25
-    # Each hospital adds σ = bound / sqrt(2ρ) to its sum; the link's total carries three of them.
+    # Each hospital adds σ = bound / sqrt(2 · ρ/2) to its sum (half of ρ pays for the noisy row count its
+    # minimum is judged on); the link's total carries three of them.
     bound = float(max(abs(x) for x in DP_BOUNDS))
-    sd = bound / math.sqrt(0.2) * math.sqrt(3)
+    sd = bound / math.sqrt(0.1) * math.sqrt(3)
     assert answer.noise is not None and answer.noise.sd["sum"] == pytest.approx(sd, rel=1e-9)
     assert answer.noise.spent == {LINK: pytest.approx(0.1)}
     assert answer.noise.remaining == {LINK: pytest.approx(0.9)}  # every hospital charged the link 0.1 of 1.0

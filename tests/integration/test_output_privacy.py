@@ -47,8 +47,9 @@ def test_a_noisy_sum_carries_its_declared_noise_and_covers_the_truth(exchange: E
     exact = float(sum(min(max(Decimal(r["cost"]), Decimal(-500)), Decimal(5000)) for r in exchange.rows_of(HOSPITALS)))
     with exchange.client("dp-reader") as c:
         answers = [c.result(c.submit("visits", "cost", "sum", rho=0.1), timeout_s=90) for _ in range(2)]
-    # Bound 5000.00 at rho 0.1 per holder, three holders adding full noise: sd = 5000/sqrt(0.2)*sqrt(3).
-    sd = 5000 / 0.2 ** 0.5 * 3 ** 0.5
+    # Bound 5000.00 at rho 0.1 per holder, half of it for the sum (half for the noisy row count), three
+    # holders adding full noise: sd = 5000/sqrt(2 * 0.05) * sqrt(3).
+    sd = 5000 / 0.1 ** 0.5 * 3 ** 0.5
     for a in answers:
         assert a.noise is not None and a.noise.sd["sum"] == pytest.approx(sd, rel=1e-6)
         assert a.noise.spent == dict.fromkeys(HOSPITALS, 0.1)
@@ -75,8 +76,8 @@ def test_differencing_by_a_permitted_filter_meets_noise_larger_than_any_row(exch
             c.result(c.submit("visits", "age", "sum", rho=0.3), timeout_s=90)
     truth_diff = float(truth(exchange.rows_of(HOSPITALS), "age", "sum", "")
                        - truth(exchange.rows_of(HOSPITALS), "age", "sum", "age < 99"))
-    # One row moves the sum by at most its bound, 120; each answer's noise sd is 120/sqrt(0.4)·sqrt(3) ≈ 329.
-    assert sds == [pytest.approx(120 / 0.4 ** 0.5 * 3 ** 0.5)] * 2
+    # One row moves the sum by at most its bound, 120; each answer's noise sd is 120/sqrt(0.2)·sqrt(3) ≈ 465.
+    assert sds == [pytest.approx(120 / 0.2 ** 0.5 * 3 ** 0.5)] * 2
     assert truth_diff not in diffs
     assert {t.state for t in spent.value.view.tasks} == {"REFUSED"}
     assert all("privacy budget for 'visits'" in t.reason and "renews" in t.reason for t in spent.value.view.tasks)

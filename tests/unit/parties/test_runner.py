@@ -12,7 +12,7 @@ from parties.config import load_party_config
 from datawharf.model import GroupBy
 from datawharf.serde import contribution_from_proto
 from datawharf.v1 import common_pb2
-from parties.budget import BudgetBook
+from parties.budget import BudgetBook, Limit
 from parties.runner import Runner
 from parties.sources import SourceError, load
 from protocols.aggregate import AggregateResult
@@ -259,15 +259,18 @@ def test_unlisted_suppression_names_no_group(tmp_path: Path, keypair) -> None:  
 
 # ---------------------------------------------------- differential privacy
 DP_ON = "budget = 1.0\nmax_per_job = 0.5\ndefault_per_job = 0.1\nperiod_days = 30"
+# Enough rows that the noisy count (sd of a few rows) never falls under min_rows = 2.
+MANY = "patient_id,age,cost,department\n" + "".join(f"M{i},{20 + i % 60},{i % 90}.25,oncology\n" for i in range(400))
 
 
 def test_dp_answers_are_noisy_declared_and_charged(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
-    r = runner(tmp_path, dp=DP_ON)
+    r = runner(tmp_path, csv=MANY, dp=DP_ON)
     b, job = make_job("sum", "cost", keypair=keypair)
     answer = r.run("acme", job, 1, "job-1")
     assert answer.payload is not None and answer.noise is not None and not answer.noise.exact
-    # Sensitivity 1000.00 (the larger bound, in hundredths) at rho 0.1: sigma = 100000 / sqrt(0.2).
-    assert answer.noise.rho == 0.1 and answer.noise.part_sd[0] == pytest.approx(100_000 / 0.2 ** 0.5, rel=1e-6)
+    # Sensitivity 1000.00 (the larger bound, in hundredths) at rho 0.1, half of it for the noisy row count
+    # the minimum is judged on: sigma = 100000 / sqrt(2 * 0.05).
+    assert answer.noise.rho == 0.1 and answer.noise.part_sd[0] == pytest.approx(100_000 / 0.1 ** 0.5, rel=1e-6)
     assert answer.noise.remaining == pytest.approx(0.9)
     # Opted out: exact answers, declared as such.
     (tmp_path / "plain").mkdir()
@@ -278,7 +281,7 @@ def test_dp_answers_are_noisy_declared_and_charged(tmp_path: Path, keypair) -> N
 
 def test_a_buyer_spending_to_the_limit_is_refused_next_until_the_budget_renews(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
     now = [40 * 30 * 86400.0]
-    r = runner(tmp_path, dp=DP_ON, clock=lambda: now[0])
+    r = runner(tmp_path, csv=MANY, dp=DP_ON, clock=lambda: now[0])
     _, job = make_job("sum", "cost", keypair=keypair, rho=0.5)
     assert r.run("acme", job, 1, "a").payload is not None
     assert r.run("acme", job, 1, "b").payload is not None
@@ -287,7 +290,7 @@ def test_a_buyer_spending_to_the_limit_is_refused_next_until_the_budget_renews(t
     _, greedy = make_job("sum", "cost", keypair=keypair, rho=0.6)
     assert r.run("acme", greedy, 1, "d").code == "dp_per_job"
     # A restarted holder remembers; the next period starts afresh.
-    again = runner(tmp_path, dp=DP_ON, clock=lambda: now[0])
+    again = runner(tmp_path, csv=MANY, dp=DP_ON, clock=lambda: now[0])
     assert again.run("acme", job, 1, "e").code == "dp_budget"
     now[0] += 30 * 86400.0
     assert again.run("acme", job, 1, "f").payload is not None
@@ -300,17 +303,27 @@ def test_noise_hides_one_row_across_repeated_draws(tmp_path: Path, keypair) -> N
     unless a 4-sigma event of the chi distribution happens."""
     import statistics
 
-    r = runner(tmp_path, dp="budget = 100.0\nmax_per_job = 0.5\ndefault_per_job = 0.1")
+    r = runner(tmp_path, min_rows=1, dp="budget = 100.0\nmax_per_job = 0.5\ndefault_per_job = 0.1")
     everyone = make_job("sum", "age", keypair=keypair)
     but_one = make_job("sum", "age", where="age < 80", keypair=keypair)  # drops A3, aged 80
 
-    def value(buyer, job) -> float:  # type: ignore[no-untyped-def]
+    def value(buyer, job) -> float | None:  # type: ignore[no-untyped-def]
         answer = r.run("acme", job, 1, "j")
+        if answer.payload is None:  # the minimum, judged on a noisy count of these few rows
+            assert answer.code == "min_rows", answer
+            return None
         c = contribution_from_proto(common_pb2.EncryptedFigures.FromString(answer.payload))
         return float(buyer.finish(AggregateResult(c.ciphertexts, 1, {})).groups[0].values[0])
 
-    diffs = [value(*everyone) - value(*but_one) for _ in range(60)]
-    sigma = 120 / (2 * 0.1) ** 0.5  # bound 120 at rho 0.1: about 268
+    diffs: list[float] = []
+    for _ in range(400):  # about a quarter of the answers are refusals; stop at 60 answered pairs
+        a, b = value(*everyone), value(*but_one)
+        if a is not None and b is not None:
+            diffs.append(a - b)
+        if len(diffs) == 60:
+            break
+    assert len(diffs) == 60
+    sigma = 120 / (2 * 0.05) ** 0.5  # bound 120 at rho 0.1, half of it for the noisy count: about 379
     spread = statistics.pstdev(diffs)
     assert spread == pytest.approx(2 ** 0.5 * sigma, rel=0.4)
     assert spread > 2 * 80  # the difference no longer reads as the 80 it is without noise
@@ -322,3 +335,27 @@ def test_a_job_asking_more_figures_than_the_holder_computes_is_refused(tmp_path:
     r.config.datasets[0].policy.__dict__["max_figures"] = 2  # frozen config: a test-only override
     refused = ask(r, keypair, "mean", group_by=GroupBy("department", ("cardiology", "oncology", "pediatrics")))
     assert refused.code == "max_figures" and "6 figures" in refused.refusal
+
+
+def test_the_minimum_rows_rule_is_no_free_oracle_under_dp(tmp_path: Path, keypair) -> None:  # type: ignore[no-untyped-def]
+    """A buyer probing whether a tenth row is present (min_rows = 10) with a tiny spend: the rule is
+    judged on a noisy count paid from the spend, so with and without the row answer alike, and every
+    probe, refused or not, is charged."""
+    header, row = "patient_id,age,cost,department\n", "P{},{},10.00,cardiology\n"
+    nine = header + "".join(row.format(i, 30 + i) for i in range(9))
+    ten = nine + row.format(9, 99)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    dp_on = "budget = 100.0\nmax_per_job = 1.0\ndefault_per_job = 0.01"
+    runners = {"without": runner(tmp_path / "a", csv=nine, min_rows=10, dp=dp_on),
+               "with": runner(tmp_path / "b", csv=ten, min_rows=10, dp=dp_on)}
+    _, probe = make_job("count", "cost", keypair=keypair, rho=0.02)
+    answered = {}
+    for name, r in runners.items():
+        outcomes = [r.run("acme", probe, 1, f"p{i}") for i in range(200)]
+        answered[name] = sum(o.payload is not None for o in outcomes) / 200
+        assert all(o.payload is not None or o.code == "min_rows" for o in outcomes)
+        spent = r.budget.balance("acme", "visits", Limit("rho", 100.0, 30 * 86400)).spent
+        assert spent == pytest.approx(200 * 0.02)  # refusals cost the same spend as answers
+    # Noisy counts of sd 10 around 9 and 10: about 46 % and 50 % answered. Exact counts gave 0 % and 100 %.
+    assert abs(answered["with"] - answered["without"]) < 0.2, answered
