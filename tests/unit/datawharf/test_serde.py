@@ -84,3 +84,16 @@ def test_malformed_specs_are_refused(mutate, err, match) -> None:  # type: ignor
 
 def test_round_rows_hides_exact_counts() -> None:
     assert [round_rows(x) for x in (7, 57, 123, 3456, 99_999)] == [7, 50, 120, 3500, 100_000]
+
+
+def test_histogram_edges_are_bounded_like_filter_literals() -> None:
+    from datawharf.errors import InvalidArgument as Invalid
+    from datawharf.serde import aggregate_from_proto, aggregate_to_proto
+    from tests.jobs import make_job
+
+    _, job = make_job("histogram", "age", bins=("0", "18", "65"))
+    msg = aggregate_to_proto(job)
+    del msg.bin_edges[:]
+    msg.bin_edges.extend(["1e999990", "1e999991"])
+    with pytest.raises(Invalid, match="limited to 30 digits"):
+        aggregate_from_proto(msg)

@@ -66,3 +66,26 @@ def test_bad_amounts_are_refused(tmp_path: Path) -> None:
     for bad in (-1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError):
             book.charge("acme", "visits", LIMIT, bad, "j")
+
+
+def test_threads_sharing_one_book_cannot_overspend_it(tmp_path: Path) -> None:
+    """The node's worker threads share one book (one connection): charges must not interleave."""
+    book = BudgetBook(tmp_path)
+    for trial in range(30):
+        barrier = threading.Barrier(6)
+        limit = Limit("rho", 1.0, DAY)
+        errors: list[BaseException] = []
+
+        def take(i: int) -> None:
+            barrier.wait()
+            try:
+                book.charge(f"b{trial}", "visits", limit, 0.6, f"j{i}")
+            except BaseException as exc:  # noqa: BLE001 - any error is the failure this test looks for
+                errors.append(exc)
+
+        threads = [threading.Thread(target=take, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors and book.balance(f"b{trial}", "visits", limit).spent == pytest.approx(0.6)

@@ -130,3 +130,31 @@ def test_a_gateway_cannot_record_a_grant_the_holder_did_not_sign(tmp_path: Path)
     approved(terms(max_jobs=10**6))
     with pytest.raises(LedgerError, match="entry 2"):
         verify(list(parse_lines(lines)), trust=mary.trust())
+
+
+def test_a_holder_signs_only_the_terms_of_the_grant_it_was_asked_about(tmp_path: Path) -> None:
+    """The gateway hands the holder a grant's terms; mismatched or unreasonable terms are not signed."""
+    from buyers.grants import GrantClient
+    from datawharf.v1 import grants_pb2
+
+    ca = Authority.init(tmp_path / "ca")
+    mary = ca.issue("st-mary", Role.PARTY)
+    client = GrantClient("127.0.0.1:1", mary)
+    sent: list[object] = []
+    client.call = lambda method, request, timeout=None: sent.append(request) or grants_pb2.Grant()  # type: ignore
+    real = terms()
+    swapped = grants_pb2.Grant(id="g-other", buyer="acme", terms=real.canonical())
+    with pytest.raises(InvalidArgument, match="carries the terms of 'g-1'"):
+        client.approve(swapped)
+    wide = terms(statistics=("sum", "median"))
+    with pytest.raises(InvalidArgument, match="median"):
+        client.approve(grants_pb2.Grant(id="g-1", buyer="acme", terms=wide.canonical()))
+    with pytest.raises(InvalidArgument, match="listed for 'mallory'"):
+        client.approve(grants_pb2.Grant(id="g-1", buyer="mallory", terms=real.canonical()))
+    assert sent == []  # nothing was signed and sent
+    book = GrantBook(tmp_path)
+    book.approve(terms(), b"sig")
+    book.revoke("g-1")
+    with pytest.raises(InvalidArgument, match="revoked here"):
+        book.approve(terms(), b"sig")
+    client.close()
