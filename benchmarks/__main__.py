@@ -9,7 +9,7 @@ from pathlib import Path
 
 from benchmarks.harness import RESULTS_DIR, BenchmarkFailed
 
-BENCHMARKS = ("aggregate", "psi", "ledger", "dp")
+BENCHMARKS = ("aggregate", "psi", "ledger", "dp", "market")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,12 +13,15 @@ class Cluster(LocalExchange):
     """Starts ``gateway serve`` and one ``party serve`` per config maker call."""
 
     def __init__(self, parties: int, write_party: Callable[[Path, int, str], str], *, workdir: Path | None = None,
-                 http: bool = False, insecure: bool = False, gateway_args: tuple[str, ...] = ()) -> None:
+                 http: bool = False, insecure: bool = False, gateway_args: tuple[str, ...] = (),
+                 open_market: Callable[["Cluster"], None] | None = None) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="wharf-bench-") if workdir is None else None
         root = Path(self._tmp.name) if self._tmp else workdir
         assert root is not None
-        # Listing review off (LocalExchange's default): benchmarks measure jobs, not the market's review.
-        super().__init__(root, log_level="warning", insecure=insecure, review=False)
+        # Listing review off (LocalExchange's default) unless the benchmark opens a market: then
+        # ``open_market`` lists and approves the holders' datasets before anything waits for them.
+        super().__init__(root, log_level="warning", insecure=insecure, review=open_market is not None)
+        self.open_market = open_market
         self.with_http = http
         self.gateway_args = gateway_args
         self.http = ""
@@ -31,6 +34,8 @@ class Cluster(LocalExchange):
         self.http = self.http_address
         for i, name in enumerate(self.names):
             self.start_party(name, self.write_party(self.root, i, self.address))
+        if self.open_market is not None:
+            self.open_market(self)
         with self.client("bench") as c:
             def online() -> bool:
                 items = c.catalog()

@@ -70,3 +70,15 @@ def test_dp_quick(tmp_path: Path) -> None:
     assert {(r["case"], r["metric"]) for r in record["results"]} == {
         ("sum@exact", "seconds"), ("sum@dp", "seconds"), ("sum@dp", "relative_error")}
     assert [c["name"] for c in record["checks"]] == ["dp_over_exact_seconds", "relative_error_over_declared_sd"]
+
+
+def test_market_quick(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "market", "--quick", "--json", str(tmp_path / "m.json"),
+         "--results-dir", str(tmp_path / "results")],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    record = json.loads((tmp_path / "m.json").read_text())
+    assert {r["case"] for r in record["results"]} == {"jobs@market", "jobs@no-market"}
+    assert [c["name"] for c in record["checks"]] == ["market_over_no_market_jobs_per_s"]
