@@ -37,7 +37,7 @@ class GrantClient(Connection):
         """Your grants (a buyer), those addressed to you (a holder), or all (an operator)."""
         if state and state not in STATES:
             raise InvalidArgument(f"state must be one of {', '.join(STATES)}", argument="state")
-        req = grants_pb2.ListGrantsRequest(state=STATES.get(state, 0))
+        req = grants_pb2.ListGrantsRequest(state=STATES.get(state, grants_pb2.GRANT_STATE_UNSPECIFIED))
         return list(self.call(self.grants_stub.ListGrants, req).grants)
 
     def find(self, grant_id: str) -> grants_pb2.Grant:
