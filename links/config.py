@@ -25,7 +25,6 @@ what it relays, on both sides (there is no insecure mode).
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Literal
 
@@ -40,6 +39,7 @@ from pydantic import (
 
 from datawharf.errors import WharfError
 from datawharf.pki import Credentials, Role, check_name
+from datawharf.tomlfile import read_toml, validation_message
 
 __all__ = ["ConfigError", "LinkConfig", "load_link_config"]
 
@@ -149,21 +149,11 @@ def _load(directory: Path, what: str) -> Credentials:
 
 def load_link_config(path: Path | str) -> LinkConfig:
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such configuration file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    raw = read_toml(path, ConfigError)
     try:
         cfg = LinkConfig.model_validate(raw, context={"base": path.resolve().parent})
     except ValidationError as exc:
-        lines = [f"{path}: invalid configuration"]
-        for e in exc.errors():
-            loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-            msg = "unknown key (check its spelling)" if e["type"] == "extra_forbidden" else e["msg"]
-            lines.append(f"  {loc}: {msg}")
-        raise ConfigError("\n".join(lines)) from None
+        raise ConfigError(validation_message(path, exc)) from None
     if cfg.state_dir is None:
         cfg = cfg.model_copy(update={"state_dir": path.resolve().parent / f".wharf-link-{cfg.name}"})
     return cfg

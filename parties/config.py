@@ -39,7 +39,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Literal
 
@@ -49,6 +48,7 @@ from decimal import Decimal
 
 from datawharf.errors import WharfError
 from datawharf.filters import Op
+from datawharf.tomlfile import read_toml, validation_message
 from datawharf.pki import Credentials, Role, check_name
 from datawharf.tls import check_insecure
 from protocols.figures import Statistic
@@ -281,31 +281,13 @@ class PartyConfig(_Strict):
         return creds
 
 
-def _format(path: Path, err: ValidationError) -> str:
-    lines = [f"{path}: invalid configuration"]
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"]
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key (check its spelling)"
-        elif e["type"] == "missing":
-            msg = "required key is missing"
-        lines.append(f"  {loc}: {msg}")
-    return "\n".join(lines)
-
-
 def load_party_config(path: Path | str) -> PartyConfig:
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such configuration file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    raw = read_toml(path, ConfigError)
     try:
         cfg = PartyConfig.model_validate(raw, context={"base": path.resolve().parent})
     except ValidationError as exc:
-        raise ConfigError(_format(path, exc)) from None
+        raise ConfigError(validation_message(path, exc)) from None
     if cfg.state_dir is None:
         cfg = cfg.model_copy(update={"state_dir": path.resolve().parent / f".wharf-state-{cfg.name}"})
     return cfg

@@ -20,7 +20,7 @@ def test_serve_names_a_missing_section(tmp_path: Path) -> None:
     path = tmp_path / "link.toml"
     path.write_text('name = "harbour-a"\n[party_at]\ngateway = "127.0.0.1:1"\nidentity = "ids"\n')
     result = runner.invoke(app, ["link", "serve", "--config", str(path)])
-    assert result.exit_code == 1 and "buyer_at: Field required" in result.output
+    assert result.exit_code == 1 and "buyer_at: required key is missing" in result.output
 
 
 def test_serve_names_an_unreadable_identity(tmp_path: Path) -> None:
