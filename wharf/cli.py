@@ -522,7 +522,7 @@ def audit_verify(
     typer.echo(f"ledger verifies: {report.entries} entries, {len(report.jobs)} jobs, head {report.head}")
     if ca is not None:
         typer.echo(f"  ledger key vouched for by a gateway certificate of the CA: {'yes' if report.bound else 'no'}; "
-                   f"{report.signatures} buyer and holder signatures checked")
+                   f"{report.signatures} signatures of buyers, holders and reviewers checked")
     else:
         typer.echo("  (pass --ca ca.pem to check the gateway's, buyers' and holders' certificates too)")
     if receipts:
