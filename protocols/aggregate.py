@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from protocols.figures import GroupValue, Layout, Statistic, finish
-from protocols.schemes import Backend, InvalidCiphertext, PublicParams, SchemeError
+from protocols.schemes import Backend, InvalidCiphertext, OutOfRange, PublicParams, SchemeError
 from protocols.schemes.paillier import PaillierEncryptor, PaillierScheme
 from protocols.schemes.tenseal_he import TensealEncryptor, TensealScheme, ckks_error_bound
 
@@ -132,6 +132,27 @@ class Buyer:
         else:
             self._scheme = TensealScheme(backend, layout.length, max_contributors, weights=weights(layout, places))
         self.request = AggregateRequest(layout, places, self._scheme.public)
+
+    @classmethod
+    def restore(cls, request: AggregateRequest, p: int, q: int) -> "Buyer":
+        """The buyer of a stored Paillier job, from its request (public parameters) and its key's primes.
+
+        Raises ``OutOfRange`` for another backend and ``WeakKey`` when the primes do not fit the request."""
+        backend = request.params.backend
+        if backend not in (Backend.PAILLIER, Backend.PAILLIER_PACKED):
+            raise OutOfRange(f"only Paillier jobs can be restored from stored primes, not {backend.value}")
+        buyer = cls.__new__(cls)
+        buyer.layout, buyer.places, buyer.backend = request.layout, request.places, backend
+        buyer._scheme = PaillierScheme.restore(request.params, p, q)
+        buyer.request = request
+        return buyer
+
+    @property
+    def paillier_primes(self) -> tuple[int, int]:
+        """The secret primes of a Paillier job's key (for a keystore). Raises ``OutOfRange`` for other backends."""
+        if not isinstance(self._scheme, PaillierScheme):
+            raise OutOfRange(f"a {self.backend.value} job has no Paillier primes")
+        return self._scheme.primes
 
     def finish(self, result: AggregateResult) -> Outcome:
         totals = self._scheme.decrypt(result.ciphertexts, result.contributors)

@@ -23,8 +23,9 @@ from datawharf.states import TaskState
 if TYPE_CHECKING:  # the roles load on first use, so `wharf --help` stays quick
     from decimal import Decimal
 
-    from buyers.client import AggregateAnswer, Client
-    from datawharf.model import JobView, PrivacyTerms
+    from buyers.client import AggregateAnswer, Client, JobFailed
+    from buyers.keystore import Keystore
+    from datawharf.model import AggregateJob, JobView, PrivacyTerms
     from protocols.schemes import PublicParams
 
 app = typer.Typer(help="DataWharf: compute on holders' data without seeing it.", no_args_is_help=True)
@@ -40,6 +41,8 @@ IdentityOpt = typer.Option(None, "--identity", "-i", envvar="WHARF_IDENTITY",
                            help="Your certificate directory (ca.pem, cert.pem, key.pem from `wharf ca issue`).")
 InsecureAsOpt = typer.Option(None, "--insecure-as", envvar="WHARF_INSECURE_AS",
                              help="Plaintext to an --insecure gateway on loopback, under this self-asserted name.")
+KeystoreOpt = typer.Option(None, "--keystore", envvar="WHARF_KEYSTORE",
+                           help="Directory of your stored job keys (default ~/.local/share/wharf/keystore).")
 
 
 def _print_version(value: bool) -> None:
@@ -1232,9 +1235,21 @@ def job_aggregate(
     identity: Optional[Path] = IdentityOpt,
     insecure_as: Optional[str] = InsecureAsOpt,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with the result."),
+    keep: bool = typer.Option(False, "--keep", help="Store the job's keys in the keystore before waiting, so that "
+                              "`wharf job result JOB_ID` can read the result from another process (Paillier only)."),
+    detach: bool = typer.Option(False, "--detach", help="With --keep: submit, store the keys and print the job id."),
+    keystore: Optional[Path] = KeystoreOpt,
 ) -> None:
     """Run an aggregation; the key pair is made and kept here, the result decrypted here."""
     from buyers.client import JobFailed, answered
+    from datawharf.errors import InvalidArgument
+
+    if detach and not keep:
+        _fail(InvalidArgument("--detach needs --keep: without stored keys a detached job's result is lost"))
+    store = _keystore(keystore) if keep else None
+    if store is not None and backend in ("bfv", "ckks"):
+        _fail(InvalidArgument(f"--keep stores Paillier jobs only; a {backend} job's keys cannot be kept yet "
+                              "(use --backend paillier or paillier-packed)"))
 
     started = time.monotonic()
     show_progress = not as_json and sys.stderr.isatty()
@@ -1245,6 +1260,15 @@ def job_aggregate(
                 slot_bits=slot_bits, parties=party, min_parties=min_parties, timeout_s=timeout,
                 request_id=request_id, rho=rho or None,
             )
+            if store is not None:
+                try:
+                    store.save(job, gateway, where=where or "")
+                except WharfError:
+                    client.cancel(job.job_id)  # its result could never be read
+                    raise
+                if detach:
+                    typer.echo(json.dumps({"job_id": job.job_id, "state": job.view.state}) if as_json else job.job_id)
+                    return
             if show_progress:
                 from rich.console import Console
                 from rich.progress import Progress
@@ -1256,29 +1280,39 @@ def job_aggregate(
                                         description=f"{job.job_id} {view.state.lower()}")
             answer = client.result(job, timeout_s=timeout + 30)
     except JobFailed as exc:
-        if as_json:
-            typer.echo(json.dumps(_job_json(exc.view)))
-        else:
-            typer.secho(f"job {exc.view.job_id} {exc.view.state}: {exc.view.reason}", fg=typer.colors.RED, err=True)
-            for t in exc.view.tasks:
-                typer.echo(f"  {t.party}: {t.state}" + (f" — {t.reason}" if t.reason else ""), err=True)
-        raise typer.Exit(3)
+        _print_job_failed(exc, as_json)
     except WharfError as exc:
         _fail(exc)
         return
-    seconds = time.monotonic() - started
+    _print_answer(answer, job.spec, where or "", time.monotonic() - started, as_json)
+
+
+def _print_job_failed(exc: "JobFailed", as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(_job_json(exc.view)))
+    else:
+        typer.secho(f"job {exc.view.job_id} {exc.view.state}: {exc.view.reason}", fg=typer.colors.RED, err=True)
+        for t in exc.view.tasks:
+            typer.echo(f"  {t.party}: {t.state}" + (f" — {t.reason}" if t.reason else ""), err=True)
+    raise typer.Exit(3)
+
+
+def _print_answer(answer: "AggregateAnswer", spec: "AggregateJob", where: str, seconds: float, as_json: bool) -> None:
+    """An aggregation's answer, as `job aggregate` and `job result` print it."""
+    dataset, column = spec.dataset, spec.column
+    group_by = spec.group_by.column if spec.group_by is not None else ""
     if as_json:
         out = _job_json(answer.view)
-        out["encryption"] = describe_encryption(job.spec.encryption)
+        out["encryption"] = describe_encryption(spec.encryption)
         out.update(_answer_json(answer))
-        out.update(dataset=dataset, column=column, where=where or "", group_by=group_by or "",
+        out.update(dataset=dataset, column=column, where=where, group_by=group_by,
                    contributors=list(answer.contributors), seconds=round(seconds, 3))
         typer.echo(json.dumps(out))
         return
     filt = f" where {where}" if where else ""
     by = f" by {group_by}" if group_by else ""
     typer.echo(f"{answer.statistic} of {column} over {dataset}{filt}{by}")
-    enc = describe_encryption(job.spec.encryption)
+    enc = describe_encryption(spec.encryption)
     precision = "exact" if answer.exact_backend else f"|error| <= {answer.max_abs_error:.2g}"
     typer.echo(f"  backend: {enc.pop('backend')} ({', '.join(f'{k}={v}' for k, v in enc.items())}); {precision}")
     noise = answer.noise if answer.noise is not None and answer.noise.private else None
@@ -1312,6 +1346,90 @@ def job_aggregate(
         if t.state != TaskState.CONTRIBUTED:
             typer.echo(f"  {t.party}: {t.state} — {t.reason}")
     typer.echo(f"  job {answer.job_id} in {seconds:.2f} s")
+
+
+def _keystore(directory: Optional[Path]) -> "Keystore":
+    """The buyer's keystore; the passphrase from WHARF_KEYSTORE_PASSPHRASE, else asked for (hidden)."""
+    from buyers.keystore import Keystore
+
+    passphrase = os.environ.get("WHARF_KEYSTORE_PASSPHRASE") or typer.prompt("Keystore passphrase", hide_input=True)
+    try:
+        return Keystore(directory or Keystore.default_dir(), passphrase)
+    except WharfError as exc:
+        _fail(exc)
+        raise  # unreachable: _fail exits
+
+
+@job_app.command("result")
+def job_result(
+    job_id: str = typer.Argument(..., help="A job submitted with --keep."),
+    keystore: Optional[Path] = KeystoreOpt,
+    identity: Optional[Path] = IdentityOpt,
+    insecure_as: Optional[str] = InsecureAsOpt,
+    timeout: float = typer.Option(300, min=1, help="Seconds to wait for the job to finish."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object with the result."),
+) -> None:
+    """Fetch and decrypt a stored job's result at the gateway it was sent to, with the keys from the keystore."""
+    from buyers.client import JobFailed
+
+    started = time.monotonic()
+    try:
+        stored = _keystore(keystore).load(job_id)
+        with _client(stored.gateway, identity, insecure_as) as client:
+            answer = client.result(stored.job, timeout_s=timeout)
+    except JobFailed as exc:
+        _print_job_failed(exc, as_json)
+    except WharfError as exc:
+        _fail(exc)
+        return
+    _print_answer(answer, stored.job.spec, stored.where, time.monotonic() - started, as_json)
+
+
+@job_app.command("list")
+def job_list(
+    keystore: Optional[Path] = KeystoreOpt,
+    identity: Optional[Path] = IdentityOpt,
+    insecure_as: Optional[str] = InsecureAsOpt,
+) -> None:
+    """Your stored jobs with their state at the gateway (or "unknown: <reason>" when it cannot say)."""
+    store = _keystore(keystore)
+    try:
+        ids = store.job_ids()
+    except WharfError as exc:
+        _fail(exc)
+        return
+    for job_id in ids:
+        try:
+            stored = store.load(job_id)
+        except WharfError as exc:
+            typer.echo(f"{job_id}  unknown: {exc.message}")
+            continue
+        spec = stored.job.spec
+        try:
+            with _client(stored.gateway, identity, insecure_as) as client:
+                state = str(client.status(job_id).state)
+        except WharfError as exc:
+            state = f"unknown: {exc.message}"
+        typer.echo(f"{job_id}  {state}  {spec.statistic.value} of {spec.column} over {spec.dataset}"
+                   f"  at {stored.gateway}")
+    if not ids:
+        typer.echo(f"(no stored jobs in {store.directory})")
+
+
+@job_app.command("forget")
+def job_forget(
+    job_id: str = typer.Argument(..., help="A stored job."),
+    keystore: Optional[Path] = KeystoreOpt,
+) -> None:
+    """Delete a stored job's keys (overwritten, then unlinked): its result can no longer be decrypted here."""
+    from buyers.keystore import Keystore
+
+    directory = keystore or Keystore.default_dir()
+    try:
+        Keystore(directory, None).forget(job_id)
+    except WharfError as exc:
+        _fail(exc)
+    typer.echo(f"forgot job {job_id}")
 
 
 def read_ids(path: Path, column: str) -> list[str]:

@@ -314,6 +314,24 @@ class PaillierScheme:
         self._enc = PaillierEncryptor(self._params)
         self._proof_lock = threading.Lock()
 
+    @classmethod
+    def restore(cls, params: PublicParams, p: int, q: int) -> "PaillierScheme":
+        """The scheme of a stored job: its public parameters (modulus proof included) and the primes of its key.
+
+        Raises ``WeakKey`` when ``p·q`` is not the parameters' modulus."""
+        if p * q != params.paillier_n:
+            raise WeakKey("the stored primes do not multiply to the job's Paillier modulus")
+        public = paillier.PaillierPublicKey(p * q)
+        scheme = cls(params.backend, params.length, params.max_contributors, key_bits=params.paillier_n.bit_length(),
+                     slot_bits=params.slot_bits or 64, keypair=(public, paillier.PaillierPrivateKey(public, p, q)))
+        scheme._params = params  # keeps the proof made at submission: holders checked that one
+        return scheme
+
+    @property
+    def primes(self) -> tuple[int, int]:
+        """The secret key: the two primes of the modulus. Only a keystore should ask for them."""
+        return int(self._private.p), int(self._private.q)
+
     @property
     def public(self) -> PublicParams:
         """The parameters holders need, with the modulus proof (made on first use: it takes a moment)."""

@@ -89,3 +89,33 @@ def test_suppressed_groups_travel_with_the_result() -> None:
     out = buyer.finish(hop_result(combine(buyer.request, {"a": hop_contribution(a), "b": hop_contribution(b)})))
     assert out.suppressed == {"a": (0,)}
     assert [g.values[0] for g in out.groups] == [3, 9]
+
+
+@pytest.mark.parametrize("backend", [Backend.PAILLIER, Backend.PAILLIER_PACKED])
+def test_a_buyer_restored_from_its_request_and_primes_decrypts_its_job(backend: Backend) -> None:
+    layout = Layout(Statistic.MEAN, 1, 1)
+    original = Buyer(layout, 2, backend, 2)
+    request = original.request  # made (with its modulus proof) before the original is dropped
+    p, q = original.paillier_primes
+    restored = Buyer.restore(request, p, q)
+    assert restored.request == request
+    contributions = {}
+    for i, values in enumerate([np.array([150, 250], dtype=np.int64), np.array([-50], dtype=np.int64)]):
+        figures, _ = local_figures(layout, values, None)
+        contributions[f"p{i}"] = hop_contribution(Holder(request).contribute(figures))
+    out = restored.finish(hop_result(combine(request, contributions)))
+    assert out.groups[0].values == (Fraction(350, 3) / 100,) and out.groups[0].rows == 3
+
+
+def test_a_buyer_is_not_restored_from_wrong_primes_or_for_tenseal() -> None:
+    from protocols.schemes import OutOfRange, WeakKey
+
+    buyer = Buyer(Layout(Statistic.SUM, 1, 1), 0, Backend.PAILLIER, 2)
+    p, q = buyer.paillier_primes
+    with pytest.raises(WeakKey, match="do not multiply"):
+        Buyer.restore(buyer.request, p, q + 4)
+    bfv = Buyer(Layout(Statistic.SUM, 1, 1), 0, Backend.BFV, 2)
+    with pytest.raises(OutOfRange, match="only Paillier"):
+        Buyer.restore(bfv.request, p, q)
+    with pytest.raises(OutOfRange, match="no Paillier primes"):
+        bfv.paillier_primes
