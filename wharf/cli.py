@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import typer
 
@@ -612,15 +612,31 @@ def party_receipts(
     """Every use of this holder's data it witnessed: which buyer computed what on which dataset, when,
     and what it contributed or refused, with the ledger head the gateway stated."""
     from parties.config import load_party_config
-    from parties.receipts import FILE, read_receipts
 
     try:
         cfg = load_party_config(config)
     except WharfError as exc:
         _fail(exc)
         return
+
+    def detail(r: dict[str, Any]) -> str:
+        if r["kind"] == "task":
+            head = r.get("head") or {}
+            return (f"{r.get('buyer', '')}: {r.get('what', '')} on {r.get('dataset', '')}  "
+                    f"(ledger head {head.get('seq', '-')})")
+        if r["kind"] == "contributed":
+            return f"digest {str(r.get('content_digest', ''))[:16]}…"
+        return str(r.get("reason", ""))
+
     assert cfg.state_dir is not None
-    path = cfg.state_dir / FILE
+    _print_receipts(cfg.state_dir, as_json, detail)
+
+
+def _print_receipts(state_dir: Path, as_json: bool, detail: Callable[[dict[str, Any]], str]) -> None:
+    """A node's receipts.jsonl, a line each (``detail`` says what each kind shows), or as JSON lines."""
+    from parties.receipts import FILE, read_receipts
+
+    path = state_dir / FILE
     if not path.exists():
         typer.echo(f"no receipts yet ({path})")
         return
@@ -629,14 +645,7 @@ def party_receipts(
             typer.echo(json.dumps(r, sort_keys=True))
             continue
         when = datetime.fromtimestamp(float(r.get("at", 0)), timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-        if r["kind"] == "task":
-            head = r.get("head") or {}
-            typer.echo(f"{when}  task        {r.get('job_id', '')}  {r.get('buyer', '')}: {r.get('what', '')} on "
-                       f"{r.get('dataset', '')}  (ledger head {head.get('seq', '-')})")
-        elif r["kind"] == "contributed":
-            typer.echo(f"{when}  contributed {r.get('job_id', '')}  digest {str(r.get('content_digest', ''))[:16]}…")
-        else:
-            typer.echo(f"{when}  {r['kind']:<11} {r.get('job_id', '')}  {r.get('reason', '')}")
+        typer.echo(f"{when}  {r['kind']:<11} {r.get('job_id', '')}  {detail(r)}")
 
 
 # ------------------------------------------------------------------- link
@@ -726,31 +735,23 @@ def link_receipts(
     """The link's own record: each task from B, and for each relayed one the job at A that answered it
     (with A's contributors), so the two exchanges' ledgers and statements can be reconciled."""
     from links.config import load_link_config
-    from parties.receipts import FILE, read_receipts
 
     try:
         cfg = load_link_config(config)
     except WharfError as exc:
         _fail(exc)
         return
-    assert cfg.state_dir is not None
-    path = cfg.state_dir / FILE
-    if not path.exists():
-        typer.echo(f"no receipts yet ({path})")
-        return
-    for r in read_receipts(path):
-        if as_json:
-            typer.echo(json.dumps(r, sort_keys=True))
-            continue
-        when = datetime.fromtimestamp(float(r.get("at", 0)), timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+    def detail(r: dict[str, Any]) -> str:
         if r["kind"] == "contributed":
-            detail = (f"relayed job {r.get('remote_job', '')} ({', '.join(r.get('remote_contributors', []))}), "
-                      f"digest {str(r.get('content_digest', ''))[:16]}…")
-        elif r["kind"] == "task":
-            detail = f"{r.get('buyer', '')} on {r.get('dataset', '')}"
-        else:
-            detail = str(r.get("reason", r.get("grant", "")))
-        typer.echo(f"{when}  {r['kind']:<11} {r.get('job_id', '')}  {detail}")
+            return (f"relayed job {r.get('remote_job', '')} ({', '.join(r.get('remote_contributors', []))}), "
+                    f"digest {str(r.get('content_digest', ''))[:16]}…")
+        if r["kind"] == "task":
+            return f"{r.get('buyer', '')} on {r.get('dataset', '')}"
+        return str(r.get("reason", r.get("grant", "")))
+
+    assert cfg.state_dir is not None
+    _print_receipts(cfg.state_dir, as_json, detail)
 
 
 link_grant_app = typer.Typer(help="Grants B's buyers ask of the link (with grants = \"required\" in link.toml).",
