@@ -153,6 +153,19 @@ class PsiJob:
     buyer_box_key: bytes = b""
     buyer_set_size: int = 0
     rho: float = 0.0  # the buyer's privacy spend at a holder under DP; 0: the holder's default
+    # Multi-holder PSI (protocols.psi_multi): the k >= 2 holders, each once, and the threshold t
+    # (1 <= t <= k; 0 means k: IDs at all of them). Empty: a job against one holder.
+    holders: tuple[str, ...] = ()
+    at_least: int = 0
+
+    @property
+    def multi(self) -> bool:
+        return bool(self.holders)
+
+    @property
+    def threshold(self) -> int:
+        """How many of the holders an ID must be at (k when ``at_least`` is 0)."""
+        return self.at_least or len(self.holders) or 1
 
     @property
     def kind(self) -> str:

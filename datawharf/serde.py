@@ -25,7 +25,7 @@ from datawharf.model import (
 from datawharf.messages import CancelTask, HolderUpload, Notice, SetForHolder, StagePiece, TaskOffer, ToParty
 from datawharf.states import JobState, TaskState
 from datawharf.v1 import buyer_pb2, common_pb2, party_pb2
-from protocols import psi_stages
+from protocols import psi_multi, psi_stages
 from protocols.aggregate import AggregateResult, Contribution
 from protocols.figures import MAX_FIGURES, Statistic
 from protocols.schemes import Backend, PublicParams
@@ -347,6 +347,7 @@ def psi_to_proto(job: PsiJob) -> common_pb2.PsiSpec:
         dataset=job.dataset, key_column=job.key_column, mode=_PSI_TO[job.mode],
         cardinality_only=job.cardinality_only, value_columns=job.value_columns,
         buyer_box_key=job.buyer_box_key, buyer_set_size=job.buyer_set_size, rho=job.rho,
+        holders=job.holders, at_least=job.at_least,
     )
 
 
@@ -373,8 +374,16 @@ def psi_from_proto(msg: common_pb2.PsiSpec) -> PsiJob:
                                 f"{MAX_PSI_SET} ({psi_stages.MAX_SET} IDs and the buyer's commitment)")
     if not (math.isfinite(msg.rho) and 0 <= msg.rho <= MAX_RHO):
         raise InvalidArgument(f"the privacy spend rho must be between 0 and {MAX_RHO}, got {msg.rho}", argument="rho")
+    if msg.holders or msg.at_least:
+        if mode is PsiMode.UNBALANCED:
+            raise InvalidArgument("unbalanced PSI runs against one holder; drop holders and at_least",
+                                  argument="holders")
+        try:
+            psi_multi.check_holders(msg.holders, msg.at_least)
+        except psi_multi.HolderError as exc:
+            raise InvalidArgument(str(exc), argument=exc.argument) from None
     return PsiJob(msg.dataset, msg.key_column, mode, msg.cardinality_only, tuple(msg.value_columns),
-                  msg.buyer_box_key, msg.buyer_set_size, msg.rho)
+                  msg.buyer_box_key, msg.buyer_set_size, msg.rho, tuple(msg.holders), msg.at_least)
 
 
 def job_to_proto(view: JobView) -> buyer_pb2.Job:

@@ -462,15 +462,17 @@ class Holder:
         self.key = key or Key()
 
     def answer(self, buyer_points: Sequence[bytes], *, cardinality_only: bool,
-               mapper: Mapper = _serial_map, padding: int = 0, commitment: Sequence[bytes] = ()
-               ) -> tuple[list[bytes], list[bytes]]:
+               mapper: Mapper = _serial_map, padding: int = 0, commitment: Sequence[bytes] = (),
+               keep_order: bool = False) -> tuple[list[bytes], list[bytes]]:
         """Round 2: (D for the gateway, W for the buyer); ``self.canaries`` for the gateway too.
 
         ``padding`` dummy IDs join the holder's own in W, so |W| tells the
         buyer |Y| + padding; a random ``padding`` hides the set's exact size.
-        With the buyer's ``commitment``, CANARIES canaries are hidden in W."""
+        With the buyer's ``commitment``, CANARIES canaries are hidden in W.
+        ``keep_order``: D stays in A's order even for cardinality-only, as a
+        multi-holder job needs (``protocols.psi_multi``)."""
         d = reblind(self.key, buyer_points, mapper)
-        if cardinality_only:
+        if cardinality_only and not keep_order:
             d = shuffled(d)
         own = shuffled(self.unique + padding_ids(padding))
         w = [p for part in mapper(self.key.hash_and_blind, chunked(own)) for p in part]

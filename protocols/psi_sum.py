@@ -177,18 +177,21 @@ class Holder:
 
     def answer(self, buyer_points: Sequence[bytes], buyer_box: bytes, context: bytes, *, minimum: int,
                mapper: psi.Mapper = psi._serial_map, padding: int = 0, noise: Sequence[int] | None = None,
-               count: int = 0, commitment: Sequence[bytes] = ()) -> HolderAnswer:
+               count: int = 0, commitment: Sequence[bytes] = (), keep_order: bool = False) -> HolderAnswer:
         """Round 2 with optional padding (see the module docstring).
 
         ``padding``: rows of value 0 added to the holder's own; ``count``: how
         many of them the gateway counts as matches; ``noise``: values (one per
         column) of one more padding row that the gateway always counts;
-        ``commitment``: the buyer's, to hide canary rows (value 0) in W."""
+        ``commitment``: the buyer's, to hide canary rows (value 0) in W; ``keep_order``: D in the
+        buyer's order, not shuffled, as a multi-holder job needs (``protocols.psi_multi``)."""
         if not 0 <= count <= padding:
             raise psi.PsiError(f"cannot count {count} of {padding} padding rows")
         if noise is not None and len(noise) != self.columns:
             raise psi.PsiError(f"{len(noise)} noise values for {self.columns} value columns")
-        d = psi.shuffled(psi.reblind(self.key, buyer_points, mapper))
+        d = psi.reblind(self.key, buyer_points, mapper)
+        if not keep_order:
+            d = psi.shuffled(d)
         pads = psi.padding_ids(padding + (noise is not None))
         values = dict(self.rows)
         counted = set(pads[:count])

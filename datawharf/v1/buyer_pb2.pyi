@@ -213,13 +213,27 @@ class JobResult(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., figures: _Optional[_Union[_common_pb2.EncryptedFigures, _Mapping]] = ..., contributors: _Optional[_Iterable[str]] = ..., suppressed: _Optional[_Iterable[_Union[Suppression, _Mapping]]] = ..., psi: _Optional[_Union[PsiResult, _Mapping]] = ..., receipts: _Optional[_Iterable[_Union[_common_pb2.ContributionReceipt, _Mapping]]] = ...) -> None: ...
 
 class PsiResult(_message.Message):
-    __slots__ = ("size", "positions", "masked_sums", "holder_rows")
+    __slots__ = ("size", "positions", "masked_sums", "holder_rows", "holder_sums")
     SIZE_FIELD_NUMBER: _ClassVar[int]
     POSITIONS_FIELD_NUMBER: _ClassVar[int]
     MASKED_SUMS_FIELD_NUMBER: _ClassVar[int]
     HOLDER_ROWS_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_SUMS_FIELD_NUMBER: _ClassVar[int]
     size: int
     positions: _containers.RepeatedScalarFieldContainer[int]
     masked_sums: _containers.RepeatedScalarFieldContainer[bytes]
     holder_rows: int
-    def __init__(self, size: _Optional[int] = ..., positions: _Optional[_Iterable[int]] = ..., masked_sums: _Optional[_Iterable[bytes]] = ..., holder_rows: _Optional[int] = ...) -> None: ...
+    holder_sums: _containers.RepeatedCompositeFieldContainer[PsiHolderSums]
+    def __init__(self, size: _Optional[int] = ..., positions: _Optional[_Iterable[int]] = ..., masked_sums: _Optional[_Iterable[bytes]] = ..., holder_rows: _Optional[int] = ..., holder_sums: _Optional[_Iterable[_Union[PsiHolderSums, _Mapping]]] = ...) -> None: ...
+
+class PsiHolderSums(_message.Message):
+    __slots__ = ("party", "positions", "masked_sums", "holder_rows")
+    PARTY_FIELD_NUMBER: _ClassVar[int]
+    POSITIONS_FIELD_NUMBER: _ClassVar[int]
+    MASKED_SUMS_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_ROWS_FIELD_NUMBER: _ClassVar[int]
+    party: str
+    positions: _containers.RepeatedScalarFieldContainer[int]
+    masked_sums: _containers.RepeatedScalarFieldContainer[bytes]
+    holder_rows: int
+    def __init__(self, party: _Optional[str] = ..., positions: _Optional[_Iterable[int]] = ..., masked_sums: _Optional[_Iterable[bytes]] = ..., holder_rows: _Optional[int] = ...) -> None: ...

@@ -231,7 +231,7 @@ class Chunk(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., data: _Optional[bytes] = ..., last: _Optional[bool] = ...) -> None: ...
 
 class PsiSpec(_message.Message):
-    __slots__ = ("dataset", "key_column", "mode", "cardinality_only", "value_columns", "buyer_box_key", "buyer_set_size", "rho")
+    __slots__ = ("dataset", "key_column", "mode", "cardinality_only", "value_columns", "buyer_box_key", "buyer_set_size", "rho", "holders", "at_least")
     DATASET_FIELD_NUMBER: _ClassVar[int]
     KEY_COLUMN_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
@@ -240,6 +240,8 @@ class PsiSpec(_message.Message):
     BUYER_BOX_KEY_FIELD_NUMBER: _ClassVar[int]
     BUYER_SET_SIZE_FIELD_NUMBER: _ClassVar[int]
     RHO_FIELD_NUMBER: _ClassVar[int]
+    HOLDERS_FIELD_NUMBER: _ClassVar[int]
+    AT_LEAST_FIELD_NUMBER: _ClassVar[int]
     dataset: str
     key_column: str
     mode: PsiMode
@@ -248,7 +250,9 @@ class PsiSpec(_message.Message):
     buyer_box_key: bytes
     buyer_set_size: int
     rho: float
-    def __init__(self, dataset: _Optional[str] = ..., key_column: _Optional[str] = ..., mode: _Optional[_Union[PsiMode, str]] = ..., cardinality_only: _Optional[bool] = ..., value_columns: _Optional[_Iterable[str]] = ..., buyer_box_key: _Optional[bytes] = ..., buyer_set_size: _Optional[int] = ..., rho: _Optional[float] = ...) -> None: ...
+    holders: _containers.RepeatedScalarFieldContainer[str]
+    at_least: int
+    def __init__(self, dataset: _Optional[str] = ..., key_column: _Optional[str] = ..., mode: _Optional[_Union[PsiMode, str]] = ..., cardinality_only: _Optional[bool] = ..., value_columns: _Optional[_Iterable[str]] = ..., buyer_box_key: _Optional[bytes] = ..., buyer_set_size: _Optional[int] = ..., rho: _Optional[float] = ..., holders: _Optional[_Iterable[str]] = ..., at_least: _Optional[int] = ...) -> None: ...
 
 class SetChunk(_message.Message):
     __slots__ = ("stage", "seq", "data", "last")
