@@ -34,7 +34,8 @@ from gateway.market.servicer import MarketServicer
 from gateway.servicers import BuyerServicer, PartyServicer
 from gateway.quotas import Quotas, QuotaSettings, refusal_counter
 from gateway.spool import DEFAULT_MAX_BYTES as DEFAULT_SPOOL_BYTES, Spool
-from gateway.store import SqliteStore
+from gateway.store import open_store
+from gateway.store.postgres import PostgresStore
 from gateway.web.app import check_access, create_app, is_loopback, server_ssl_context, start_http
 from gateway.wiretap import WireTap
 
@@ -49,6 +50,8 @@ READY_FILE = "gateway.json"
 class GatewaySettings:
     listen: str = "127.0.0.1:50051"
     data_dir: Path = Path("wharf-data")
+    store: str = ""  # "" or "sqlite": the data directory's file; postgresql://...: a database replicas share
+    blob_dir: Path | None = None  # contributions with a PostgreSQL store; replicas share it (default data_dir/blobs)
     wire_log: Path | None = None
     grace_s: float = 5.0
     http: str | None = None  # dashboard and /metrics address, e.g. 127.0.0.1:8080
@@ -108,6 +111,17 @@ async def _follow_revocations(trust: TrustStore, orch: Orchestrator, stop: async
             pass
 
 
+async def _watch_store(store: PostgresStore, stop: asyncio.Event, every_s: float = 1.0) -> None:
+    """While the database is away, try it again now and then (off the event loop)."""
+    while not stop.is_set():
+        if not store.available:
+            await asyncio.to_thread(store.reconnect, 0.5)
+        try:
+            await asyncio.wait_for(stop.wait(), every_s)
+        except asyncio.TimeoutError:
+            pass
+
+
 async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) -> None:
     """Serve until ``stop`` is set or SIGTERM/SIGINT arrives."""
     http_tls = False
@@ -118,7 +132,17 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
         check_access(http_host, allow_remote=settings.http_allow_remote, token=settings.http_token, tls=http_tls)
     creds, trust = _trust(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = SqliteStore(settings.data_dir / "gateway.sqlite3")
+    loop = asyncio.get_running_loop()
+    health_servicer = health.aio.HealthServicer()
+
+    def store_changed(available: bool) -> None:
+        # Told from whichever call found the database gone (or back): health follows, so a load
+        # balancer checking it sends no new callers here while the store is away.
+        status = health_pb2.HealthCheckResponse.SERVING if available else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", *SERVICES):
+            loop.call_soon_threadsafe(lambda n=name: asyncio.ensure_future(health_servicer.set(n, status)))
+
+    store = open_store(settings.store, settings.data_dir, blob_dir=settings.blob_dir, on_change=store_changed)
     if settings.ledger:
         try:
             store.attach_ledger(lambda lines, insert: Ledger.open(settings.data_dir, lines, creds, insert))
@@ -150,7 +174,6 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
     market_pb2_grpc.add_MarketServiceServicer_to_server(MarketServicer(orch.market, gate, catalog=orch.catalog),
                                                         server)
     grants_pb2_grpc.add_GrantServiceServicer_to_server(GrantServicer(store, orch.catalog, gate), server)
-    health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     # Reflection lets grpcurl list and call the services without the .proto files.
     reflection.enable_server_reflection(
@@ -186,6 +209,7 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
     for name in ("", *SERVICES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     ticker = asyncio.create_task(orch.run_deadlines(stop))
+    watchdog = asyncio.create_task(_watch_store(store, stop)) if isinstance(store, PostgresStore) else None
     follower = asyncio.create_task(_follow_revocations(trust, orch, stop, settings.crl_poll_s)) if trust else None
     anchoring = None
     if settings.anchor_url and store.ledger is not None:
@@ -204,7 +228,7 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
         print(f"wharf dashboard on {scheme}://{http_address}/  (metrics at /metrics)", flush=True)
     ready = settings.data_dir / READY_FILE
     ready.write_text(json.dumps({"address": address, "http": http_address, "pid": os.getpid()}))
-    log.info("gateway listening on %s (data in %s)", address, settings.data_dir)
+    log.info("gateway listening on %s (data in %s, store %s)", address, settings.data_dir, store.path)
     mode = f"mutual TLS as {creds.identity}" if creds else "INSECURE plaintext"
     print(f"wharf gateway listening on {address} ({mode})", flush=True)
     try:
@@ -218,6 +242,8 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
             await http_runner.cleanup()
         await server.stop(settings.grace_s)
         ticker.cancel()
+        if watchdog:
+            watchdog.cancel()
         if follower:
             follower.cancel()
         if anchoring:

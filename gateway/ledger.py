@@ -74,6 +74,14 @@ class Ledger:
         self.seq, self.head, self.head_sig = entry.seq + 1, entry.hash, entry.sig
         return entry
 
+    def follow(self, line: str) -> None:
+        """Continue after ``line``, the newest entry another replica sharing this key appended."""
+        (entry,) = parse_lines([line])
+        if entry.seq + 1 < self.seq:
+            raise LedgerError(f"the ledger's newest entry is {entry.seq}, behind this gateway's {self.seq - 1}: "
+                              "entries were removed", entry.seq)
+        self.seq, self.head, self.head_sig = entry.seq + 1, entry.hash, entry.sig
+
     def current(self) -> tuple[int, str, str]:
         """(seq, hash, signature) of the newest entry: the head holders witness."""
         return self.seq - 1, self.head, self.head_sig

@@ -30,6 +30,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A throw-away PostgreSQL cluster for the session (tests.postgres.Cluster); ``postgres.database()``
+    makes a fresh database in it."""
+    from tests.postgres import start_or_skip
+
+    cluster = start_or_skip()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each store test runs twice: on a SQLite file and on a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return "sqlite"
+    return str(request.getfixturevalue("postgres").database())
+
+
 @pytest.fixture(scope="module")
 def start_exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartExchange]:
     """``start_exchange(name, **options)`` starts an Exchange(options) in a fresh

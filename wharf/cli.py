@@ -186,7 +186,14 @@ def exact_text(value: Fraction) -> str:
 def gateway_serve(
     listen: str = typer.Option("127.0.0.1:50051", envvar="WHARF_LISTEN",
                                help="Address to listen on (port 0 picks a free one)."),
-    data_dir: Path = typer.Option(Path("wharf-data"), envvar="WHARF_DATA_DIR", help="Where the job store lives."),
+    data_dir: Path = typer.Option(Path("wharf-data"), envvar="WHARF_DATA_DIR",
+                                  help="Where the gateway keeps its files (and its SQLite store)."),
+    store: str = typer.Option("sqlite", envvar="WHARF_STORE",
+                              help="sqlite (a file in --data-dir), or a postgresql://user@host:port/db URL that "
+                                   "several gateway replicas share (password from ~/.pgpass or PGPASSWORD)."),
+    blob_dir: Optional[Path] = typer.Option(None, envvar="WHARF_BLOB_DIR",
+                                            help="With a PostgreSQL store, where contributions are kept "
+                                                 "(default --data-dir/blobs); replicas must share it."),
     wire_log: Optional[Path] = typer.Option(None, envvar="WHARF_WIRE_LOG",
                                             help="Append every message received and sent, as JSON lines (privacy audits)."),
     http: Optional[str] = typer.Option(None, envvar="WHARF_HTTP",
@@ -253,7 +260,8 @@ def gateway_serve(
     # Everything the gateway writes (store, WAL, spool, wire log) is its operator's alone.
     os.umask(0o077)
     configure_logging(log_level, log_format)
-    settings = GatewaySettings(listen=listen, data_dir=data_dir, wire_log=wire_log, http=http,
+    settings = GatewaySettings(listen=listen, data_dir=data_dir, store=store, blob_dir=blob_dir,
+                               wire_log=wire_log, http=http,
                                http_token=http_token, http_allow_remote=http_allow_remote,
                                results_dir=bench_results, identity=identity, crl=crl, insecure=insecure,
                                http_hosts=tuple(http_host), http_tls=http_tls, ledger=ledger,

@@ -18,7 +18,7 @@ from datawharf.serde import contribution_to_proto, result_from_proto
 from datawharf.v1 import buyer_pb2, common_pb2
 from gateway.dispatch import InMemoryDispatcher
 from gateway.jobs import Orchestrator
-from gateway.store import SqliteStore
+from gateway.store import open_store
 from protocols.aggregate import Holder
 from protocols.figures import Layout, Statistic, local_figures
 from tests.jobs import make_job
@@ -32,11 +32,20 @@ def keypair():  # type: ignore[no-untyped-def]
     return generate_keypair(2048)  # Blum primes, so the buyer can prove its modulus
 
 
+STORE = {"spec": "sqlite"}
+
+
+@pytest.fixture(autouse=True)
+def each_store(store_spec: str) -> None:
+    """Every test here runs on SQLite and again on PostgreSQL (a new database each)."""
+    STORE["spec"] = store_spec
+
+
 class World:
     def __init__(self, path: Path, keypair, parties=("a", "b", "c")) -> None:  # type: ignore[no-untyped-def]
         self.path = path
         self.dispatcher = InMemoryDispatcher()
-        self.store = SqliteStore(path)
+        self.store = open_store(STORE["spec"], path.parent)
         self.now = 1_000_000.0
         self.orch = Orchestrator(self.store, self.dispatcher, clock=lambda: self.now)
         self.buyer, self.job = make_job("sum", "age", places=0, keypair=keypair)
