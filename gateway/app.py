@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
 import signal
+import socket
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -36,6 +38,7 @@ from gateway.quotas import Quotas, QuotaSettings, refusal_counter
 from gateway.spool import DEFAULT_MAX_BYTES as DEFAULT_SPOOL_BYTES, Spool
 from gateway.store import open_store
 from gateway.store.postgres import PostgresStore
+from gateway.replicas import ReplicaDispatcher, Replicas
 from gateway.web.app import check_access, create_app, is_loopback, server_ssl_context, start_http
 from gateway.wiretap import WireTap
 
@@ -52,6 +55,8 @@ class GatewaySettings:
     data_dir: Path = Path("wharf-data")
     store: str = ""  # "" or "sqlite": the data directory's file; postgresql://...: a database replicas share
     blob_dir: Path | None = None  # contributions with a PostgreSQL store; replicas share it (default data_dir/blobs)
+    replica: str = ""  # this replica's name among those sharing a PostgreSQL store (default: host and data dir)
+    lease_s: float = 10.0  # how long a replica's jobs stay its own without renewal
     wire_log: Path | None = None
     grace_s: float = 5.0
     http: str | None = None  # dashboard and /metrics address, e.g. 127.0.0.1:8080
@@ -111,6 +116,11 @@ async def _follow_revocations(trust: TrustStore, orch: Orchestrator, stop: async
             pass
 
 
+def default_replica_name(data_dir: Path) -> str:
+    """Stable across restarts of the same replica (its host and data directory), distinct between two."""
+    return f"{socket.gethostname()}-{hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:8]}"
+
+
 async def _watch_store(store: PostgresStore, stop: asyncio.Event, every_s: float = 1.0) -> None:
     """While the database is away, try it again now and then (off the event loop)."""
     while not stop.is_set():
@@ -151,12 +161,20 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
             raise
     else:
         log.warning("the ledger is off (--no-ledger): no use of data is recorded for audit")
-    dispatcher = StreamDispatcher()
+    streams = StreamDispatcher()
+    dispatcher: StreamDispatcher | ReplicaDispatcher = streams
+    replicas = None
+    spool_root = settings.data_dir / "spool"
+    if isinstance(store, PostgresStore):
+        replicas = Replicas(store, settings.replica or default_replica_name(settings.data_dir),
+                            lease_s=settings.lease_s)
+        dispatcher = ReplicaDispatcher(streams, replicas)
+        spool_root = (settings.blob_dir or settings.data_dir / "blobs") / "spool"  # shared, like the blobs
     metrics = Metrics(store)
     gate = Gate(trust, on_refusal=metrics.auth_refused)
     quotas = Quotas(settings.quotas, on_refusal=refusal_counter(metrics.registry))
     orch = Orchestrator(store, dispatcher, observer=metrics,
-                        spool=Spool(settings.data_dir / "spool", max_bytes=settings.spool_max_bytes), trust=trust,
+                        spool=Spool(spool_root, max_bytes=settings.spool_max_bytes), trust=trust,
                         result_ttl_s=settings.result_ttl_s, quotas=quotas,
                         market=Market(store, trust, review_required=settings.listing_review,
                                       fee_percent=settings.fee_percent))
@@ -204,6 +222,9 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
         except (NotImplementedError, RuntimeError):  # not the main thread
             pass
 
+    if replicas is not None:
+        orch.join(replicas)
+        replicas.start(loop)
     await server.start()
     await orch.recover()
     for name in ("", *SERVICES):
@@ -228,7 +249,8 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
         print(f"wharf dashboard on {scheme}://{http_address}/  (metrics at /metrics)", flush=True)
     ready = settings.data_dir / READY_FILE
     ready.write_text(json.dumps({"address": address, "http": http_address, "pid": os.getpid()}))
-    log.info("gateway listening on %s (data in %s, store %s)", address, settings.data_dir, store.path)
+    log.info("gateway listening on %s (data in %s, store %s%s)", address, settings.data_dir, store.path,
+             f", replica {replicas.name}" if replicas else "")
     mode = f"mutual TLS as {creds.identity}" if creds else "INSECURE plaintext"
     print(f"wharf gateway listening on {address} ({mode})", flush=True)
     try:
@@ -242,6 +264,10 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
             await http_runner.cleanup()
         await server.stop(settings.grace_s)
         ticker.cancel()
+        if replicas is not None:
+            replicas.stop()
+            if store.available:
+                store.renew_leases(replicas.name, 0.0)  # the others take this replica's jobs at once
         if watchdog:
             watchdog.cancel()
         if follower:

@@ -194,6 +194,12 @@ def gateway_serve(
     blob_dir: Optional[Path] = typer.Option(None, envvar="WHARF_BLOB_DIR",
                                             help="With a PostgreSQL store, where contributions are kept "
                                                  "(default --data-dir/blobs); replicas must share it."),
+    replica: str = typer.Option("", envvar="WHARF_REPLICA",
+                                help="This replica's name among those sharing a PostgreSQL store "
+                                     "(default: the host name and a digest of --data-dir)."),
+    lease: float = typer.Option(10.0, min=0.5, max=3600.0, envvar="WHARF_LEASE",
+                                help="Seconds a replica's jobs stay its own without renewal; a replica that "
+                                     "stops has its jobs taken over this long after."),
     wire_log: Optional[Path] = typer.Option(None, envvar="WHARF_WIRE_LOG",
                                             help="Append every message received and sent, as JSON lines (privacy audits)."),
     http: Optional[str] = typer.Option(None, envvar="WHARF_HTTP",
@@ -260,7 +266,8 @@ def gateway_serve(
     # Everything the gateway writes (store, WAL, spool, wire log) is its operator's alone.
     os.umask(0o077)
     configure_logging(log_level, log_format)
-    settings = GatewaySettings(listen=listen, data_dir=data_dir, store=store, blob_dir=blob_dir,
+    settings = GatewaySettings(listen=listen, data_dir=data_dir, store=store, blob_dir=blob_dir, replica=replica,
+                               lease_s=lease,
                                wire_log=wire_log, http=http,
                                http_token=http_token, http_allow_remote=http_allow_remote,
                                results_dir=bench_results, identity=identity, crl=crl, insecure=insecure,

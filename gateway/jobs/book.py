@@ -76,6 +76,11 @@ class JobBook:
         self._orgs: dict[str, str] = {row["name"]: row["organisation"] or row["name"] for row in rows}
         self._serials: dict[str, str] = {row["name"]: row["serial"] for row in rows}
         self._not_after: dict[str, float] = {}  # when each connected party's certificate ends
+        # Among replicas (gateway.replicas): this one's name, which owns the jobs it opens for lease_s
+        # at a time, and who hears of every job's change. One gateway alone leaves these be.
+        self.owner = ""
+        self.lease_s = 0.0
+        self.on_notify: Callable[[str], None] | None = None
 
     # ---------------------------------------------------------------- catalog
     def datasets_by_party(self) -> dict[str, list[str]]:
@@ -90,6 +95,12 @@ class JobBook:
         online = {p for p in self._listings if self.dispatcher.is_online(p)}
         admitted = {p: [x for x in listings if self.admit(p, x)] for p, listings in self._listings.items()}
         return merge(admitted, online)
+
+    def learn_party(self, party: str, listings: list[Listing], *, organisation: str, serial: str) -> None:
+        """A party another replica holds the stream of: into the catalog here too."""
+        self._listings[party] = listings
+        self._orgs[party] = organisation or party
+        self._serials[party] = serial
 
     def list_party(self, party: str, listings: list[Listing], *, organisation: str = "", serial: int = 0,
                    not_after: float = float("inf")) -> None:
@@ -177,7 +188,9 @@ class JobBook:
         if len(crl) > MAX_RELAYED_CRL_BYTES:  # holders then rely on their own copy of the CA's file
             crl = b""
         task = self.store.task(task_id)
-        if task is not None and self.dispatcher.is_online(task.party):
+        # Among replicas only the one holding the party's stream sends (and records) the offer.
+        holds = getattr(self.dispatcher, "holds", self.dispatcher.is_online)
+        if task is not None and holds(task.party):
             self.store.record("task_offered", job_id=job.job_id, task_id=task_id, party=task.party)
         head = self.store.ledger.current() if self.store.ledger is not None else None
         return TaskOffer(task_id, job.job_id, job.buyer, min_parties, job.deadline, spec, cached_tables,
@@ -214,7 +227,8 @@ class JobBook:
         job = JobRow(
             job_id=f"job-{uuid.uuid4().hex[:16]}", buyer=buyer, request_id=request_id, kind=kind, backend=backend,
             spec=spec_bytes, state=state, reason="", min_parties=min_parties, created_at=now,
-            deadline=now + timeout_s, finished_at=0.0, signed=signed,
+            deadline=now + timeout_s, finished_at=0.0, signed=signed, owner=self.owner,
+            lease_until=now + self.lease_s if self.owner else 0.0,
         )
         self.store.insert_job(job, [(f"task-{uuid.uuid4().hex[:16]}", p) for p in parties])
         self.store.record("job_submitted", job_id=job.job_id, detail=f"buyer={buyer} {detail}",
@@ -347,7 +361,9 @@ class JobBook:
             msg = buyer_pb2.JobResult.FromString(result)
             msg.receipts.extend(common_pb2.ContributionReceipt.FromString(r) for r in receipts)
             result = msg.SerializeToString()
-        self.store.finish_job(job.job_id, result)
+        if not self.store.finish_job(job.job_id, result):
+            log.info("job %s had already ended; this result is dropped", job.job_id)
+            return
         self.store.record("job_done", job_id=job.job_id, detail=detail,
                           evidence={"result_digest": hashlib.sha256(result).hexdigest()})
         self._destroyed(job)
@@ -385,6 +401,12 @@ class JobBook:
 
     # ---------------------------------------------------------------- changes
     def notify(self, job_id: str) -> None:
+        self.wake(job_id)
+        if self.on_notify is not None:
+            self.on_notify(job_id)
+
+    def wake(self, job_id: str) -> None:
+        """Wake this process's watchers of ``job_id`` (a change seen here or told by another replica)."""
         event = self._changed.pop(job_id, None)
         if event is not None:
             event.set()

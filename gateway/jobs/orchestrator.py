@@ -12,10 +12,10 @@ import logging
 import tempfile
 import time
 from pathlib import Path
-from typing import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 from datawharf.errors import FailedPrecondition, InvalidArgument, NotFound
-from datawharf.messages import CancelTask, HolderUpload, StagePiece
+from datawharf.messages import CancelTask, HolderUpload, Notice, StagePiece
 from datawharf.model import AggregateJob, JobView, Listing, PsiJob, TaskView
 from datawharf.states import ACTIVE_JOB_STATES, JobState, TaskState
 from datawharf.pki import TrustStore
@@ -28,7 +28,11 @@ from gateway.jobs.observer import JobObserver
 from gateway.market import Market
 from gateway.quotas import QuotaExceeded, Quotas, QuotaSettings
 from gateway.spool import Spool, SpoolFull
+from datawharf.serde import listings_from_bytes
 from gateway.store import JobRow, SqliteStore
+
+if TYPE_CHECKING:
+    from gateway.replicas import Replicas
 
 log = logging.getLogger("datawharf.gateway")
 
@@ -63,6 +67,8 @@ class Orchestrator:
             self.book.cleanups[name] = kind.forget
         self.book.on_ended.append(lambda job: self.quotas.ended(job.buyer, job.job_id))
         self._background: set[asyncio.Task[None]] = set()
+        self.replicas: Replicas | None = None
+        self._learned: dict[str, bytes] = {}  # listings of parties held by other replicas, as last read
         self.market = market
         if market is not None:
             # Only approved listings are in the catalog; a DONE job is charged; a delisted dataset
@@ -70,6 +76,55 @@ class Orchestrator:
             self.book.admit = lambda party, listing: market.review.admits(party, listing.name, listing)
             self.book.on_ended.append(lambda job: market.meter.job_ended(job, self.book.spec(job).dataset))
             market.review.on_withdrawn.append(self.withdraw)
+
+    # ---------------------------------------------------------------- replicas
+    def join(self, replicas: "Replicas") -> None:
+        """Run as one of several replicas on a shared store: own the jobs opened here, hand others'
+        to their owners, reach parties whose streams other replicas hold."""
+        self.replicas = replicas
+        self.book.owner = replicas.name
+        self.book.lease_s = replicas.lease_s
+        self.book.on_notify = lambda job_id: replicas.say("job", job=job_id)
+        replicas.handlers.update(
+            job=lambda m: self.book.wake(str(m.get("job", ""))),
+            eval=lambda m: self._evaluate_soon(str(m.get("job", ""))),
+            work=lambda m: self.dispatch_open(str(m.get("party", "")), only_new=True),
+            say=self._relayed,
+            parties=lambda m: self._refresh_parties(),
+        )
+
+    def _relayed(self, m: dict[str, Any]) -> None:
+        party, task_id, text = str(m.get("party", "")), str(m.get("task", "")), str(m.get("text", ""))
+        if m.get("what") == "notice":
+            self.dispatcher.send(party, Notice(task_id, text))
+        elif m.get("what") == "cancel":
+            self.dispatcher.send(party, CancelTask(task_id, text))
+
+    def _refresh_parties(self) -> None:
+        """Who is online at the other replicas, and what they list, into this replica's catalog."""
+        assert self.replicas is not None
+        self.replicas.refresh()
+        for row in self.store.parties():
+            name = row["name"]
+            if name in self.replicas.remote and self._learned.get(name) != bytes(row["listings"]):
+                self._learned[name] = bytes(row["listings"])
+                self.book.learn_party(name, listings_from_bytes(row["listings"]), organisation=row["organisation"],
+                                      serial=row["serial"])
+        self.book.parties_changed()
+
+    async def _heartbeat(self) -> None:
+        """Renew this replica's leases, take over lapsed jobs, and re-evaluate the jobs it owns (a lost
+        notification costs latency, not an answer)."""
+        assert self.replicas is not None
+        for job_id in self.replicas.heartbeat():
+            job = self.store.job(job_id)
+            if job is not None:
+                self.quotas.opened(job.buyer, job.job_id)
+                await self.kinds[job.kind].recover(job)
+        self._refresh_parties()
+        for job in self.store.jobs(ACTIVE_JOB_STATES):
+            if job.owner == self.replicas.name:
+                await self.evaluate(job.job_id)
 
     # ----------------------------------------------------------------- catalog
     def datasets_by_party(self) -> dict[str, list[str]]:
@@ -212,7 +267,19 @@ class Orchestrator:
     def party_connected(self, party: str, listings: list[Listing], *, organisation: str = "",
                         serial: int = 0, not_after: float = float("inf")) -> None:
         self.book.list_party(party, listings, organisation=organisation, serial=serial, not_after=not_after)
+        if self.replicas is not None:
+            self.store.set_party_replica(party, self.replicas.name)
+            self.replicas.say("parties")
+        self.dispatch_open(party)
+
+    def dispatch_open(self, party: str, *, only_new: bool = False) -> None:
+        """Offer ``party`` its open tasks (a new stream gets all of them again; ``only_new``: only those
+        not yet sent), if its stream is held here."""
+        if not getattr(self.dispatcher, "holds", self.dispatcher.is_online)(party):
+            return
         for task in self.store.open_tasks_for_party(party):
+            if only_new and task.state == TaskState.DISPATCHED:
+                continue
             job = self.store.job(task.job_id)
             if job is not None:
                 self.kinds[job.kind].dispatch(job, task.task_id, party)
@@ -254,6 +321,9 @@ class Orchestrator:
 
     def party_disconnected(self, party: str) -> None:
         self.store.record("party_disconnected", party=party)
+        if self.replicas is not None:
+            self.store.set_party_replica(party, "", only_if=self.replicas.name)
+            self.replicas.say("parties")
         self.book.parties_changed()
         touched: set[str] = set()
         for task in self.store.open_tasks_for_party(party):
@@ -346,12 +416,20 @@ class Orchestrator:
         job = self.store.job(job_id)
         if job is None or job.state not in ACTIVE_JOB_STATES:
             return
+        if self.replicas is not None and job.owner != self.replicas.name:
+            if job.owner:  # an unowned job is claimed at some replica's next heartbeat
+                self.replicas.say("eval", to=job.owner, job=job_id)
+            return
         await self.kinds[job.kind].evaluate(job, self.store.tasks(job_id), at_deadline=at_deadline)
 
     async def check_deadlines(self) -> None:
         self.expire_results()
+        if self.replicas is not None:
+            await self._heartbeat()
         now = self.clock()
         for job in self.store.jobs(ACTIVE_JOB_STATES):
+            if self.replicas is not None and job.owner != self.replicas.name:
+                continue
             if job.deadline <= now:
                 await self.evaluate(job.job_id, at_deadline=True)
 
@@ -368,6 +446,18 @@ class Orchestrator:
 
     async def recover(self) -> None:
         """After a restart: in-flight tasks are resent, half-finished jobs finish."""
+        if self.replicas is not None:
+            # Other replicas' tasks are in flight on their streams: only this replica's jobs (and any
+            # whose lease lapsed) are picked up; their holders get them again as they reconnect.
+            self.replicas.heartbeat()
+            mine = [j for j in self.store.jobs(ACTIVE_JOB_STATES) if j.owner == self.replicas.name]
+            for job in mine:
+                self.quotas.opened(job.buyer, job.job_id)
+                await self.kinds[job.kind].recover(job)
+            self._refresh_parties()
+            for job in mine:
+                await self.evaluate(job.job_id)
+            return
         resent = self.store.reset_dispatched()
         if resent:
             log.info("restart: %d task(s) will be resent when their holders reconnect", resent)

@@ -34,7 +34,7 @@ def _sql_list(states: Iterable[str]) -> str:
     return "(" + ", ".join(f"'{n}'" for n in names) + ")"
 
 
-_ACTIVE_JOBS = _sql_list(ACTIVE_JOB_STATES)
+ACTIVE_JOBS_SQL = _sql_list(ACTIVE_JOB_STATES)
 _OPEN_TASKS = _sql_list(OPEN_TASK_STATES)
 _ANSWERED_TASKS = _sql_list(ANSWERED_TASK_STATES)
 
@@ -65,6 +65,8 @@ class JobRow:
     deadline: float
     finished_at: float
     signed: bytes = b""  # the buyer's SignedJob, serialized; empty on an --insecure gateway
+    owner: str = ""  # the replica running the job ("" with one gateway)
+    lease_until: float = 0.0  # when another replica may take the job over, if its owner has not renewed
 
 
 @dataclass(frozen=True)
@@ -137,10 +139,12 @@ class Store:
             self._db.execute("BEGIN")
             self._db.execute(
                 "INSERT INTO jobs (job_id, buyer, request_id, kind, backend, spec, state, reason, min_parties, "
-                "created_at, deadline, finished_at, signed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "created_at, deadline, finished_at, signed, owner, lease_until) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     job.job_id, job.buyer, job.request_id, job.kind, job.backend, job.spec, job.state,
                     job.reason, job.min_parties, job.created_at, job.deadline, job.finished_at, job.signed,
+                    job.owner, job.lease_until,
                 ),
             )
             self._db.executemany(
@@ -184,7 +188,7 @@ class Store:
         rows = self._db.execute(
             "SELECT t.task_id, t.job_id, t.party, t.state, t.reason FROM tasks t "
             "JOIN jobs j ON j.job_id = t.job_id "
-            f"WHERE t.party = ? AND t.state IN {_OPEN_TASKS} AND j.state IN {_ACTIVE_JOBS} "
+            f"WHERE t.party = ? AND t.state IN {_OPEN_TASKS} AND j.state IN {ACTIVE_JOBS_SQL} "
             "ORDER BY j.created_at",
             (party,),
         )
@@ -236,7 +240,7 @@ class Store:
         """After a restart no task is in flight any more: mark them for resending."""
         cur = self._db.execute(
             "UPDATE tasks SET state = ?, reason = 'gateway restarted; resending' "
-            f"WHERE state = ? AND job_id IN (SELECT job_id FROM jobs WHERE state IN {_ACTIVE_JOBS})",
+            f"WHERE state = ? AND job_id IN (SELECT job_id FROM jobs WHERE state IN {ACTIVE_JOBS_SQL})",
             (TaskState.PENDING, TaskState.DISPATCHED),
         )
         return cur.rowcount
@@ -273,21 +277,24 @@ class Store:
         ).fetchall()
         return [(r["party"], self._get_blob(r["blob"]) if r["blob"] else bytes(r["payload"])) for r in rows]
 
-    def finish_job(self, job_id: str, result: bytes) -> None:
-        """Store the result, mark the job DONE and drop the per-holder ciphertexts."""
+    def finish_job(self, job_id: str, result: bytes) -> bool:
+        """Store the result, mark the job DONE and drop the per-holder ciphertexts; False (and nothing
+        changed) if the job had already ended, which is how one job is never finished twice."""
         now = time.time()
         with self._db:
             self._db.execute("BEGIN")
+            ended = self._db.execute(
+                f"UPDATE jobs SET state = ?, reason = '', finished_at = ? WHERE job_id = ? AND state IN {ACTIVE_JOBS_SQL}",
+                (JobState.DONE, now, job_id)).rowcount
+            if ended != 1:
+                return False
             self._db.execute(
                 "INSERT INTO results (job_id, payload, created_at) VALUES (?, ?, ?) ON CONFLICT (job_id) "
                 "DO UPDATE SET payload = excluded.payload, created_at = excluded.created_at", (job_id, result, now))
-            self._db.execute(
-                "UPDATE jobs SET state = ?, reason = '', finished_at = ? WHERE job_id = ?",
-                (JobState.DONE, now, job_id),
-            )
             self._db.execute("DELETE FROM contributions WHERE job_id = ?", (job_id,))
         self._drop_blobs(job_id)
         self._erase_deleted()
+        return True
 
     def drop_contributions(self, job_id: str) -> None:
         """Destroy a job's per-holder ciphertexts (a job that failed or was cancelled keeps none)."""
@@ -309,6 +316,30 @@ class Store:
         """Jobs whose result was stored before ``created_before``: past their lifetime."""
         rows = self._db.execute("SELECT job_id FROM results WHERE created_at < ?", (created_before,))
         return [r["job_id"] for r in rows]
+
+    # replicas sharing one database ------------------------------------------------
+    def replica_seen(self, name: str, now: float) -> None:
+        self._db.execute("INSERT INTO replicas (name, seen_at) VALUES (?, ?) ON CONFLICT (name) "
+                         "DO UPDATE SET seen_at = excluded.seen_at", (name, now))
+
+    def live_replicas(self, since: float) -> list[str]:
+        return [r["name"] for r in self._db.execute("SELECT name FROM replicas WHERE seen_at >= ?", (since,))]
+
+    def set_party_replica(self, party: str, replica: str, *, only_if: str | None = None) -> None:
+        """Which replica holds ``party``'s stream ("" for none); with ``only_if``, only if that one did."""
+        if only_if is None:
+            self._db.execute("UPDATE parties SET replica = ? WHERE name = ?", (replica, party))
+        else:
+            self._db.execute("UPDATE parties SET replica = ? WHERE name = ? AND replica = ?", (replica, party, only_if))
+
+    def renew_leases(self, owner: str, until: float) -> int:
+        return int(self._db.execute(
+            f"UPDATE jobs SET lease_until = ? WHERE owner = ? AND state IN {ACTIVE_JOBS_SQL}", (until, owner)).rowcount)
+
+    def claim_jobs(self, owner: str, now: float, until: float, limit: int = 64) -> list[str]:
+        """Active jobs nobody holds a live lease on, now ``owner``'s. Rows another replica is claiming
+        at this moment are skipped, not waited for (PostgreSQL's FOR UPDATE SKIP LOCKED)."""
+        raise NotImplementedError("claiming jobs needs a store replicas share (PostgreSQL)")
 
     # the operator's view ----------------------------------------------------------
     def recent_jobs(self, limit: int = 50) -> list[sqlite3.Row]:

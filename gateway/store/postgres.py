@@ -30,7 +30,7 @@ import psycopg
 from psycopg import pq
 
 from datawharf.errors import Unavailable
-from gateway.store.base import Store, display_url
+from gateway.store.base import ACTIVE_JOBS_SQL, Store, display_url
 from gateway.store.migrate import Migration, StoreVersionError, load_migrations, statements
 
 log = logging.getLogger("datawharf.gateway")
@@ -273,6 +273,15 @@ class PostgresStore(Store):
     def _begin_write(self) -> None:
         self._db.execute("BEGIN")
         self._db.execute("SELECT pg_advisory_xact_lock(?)", (_WRITE_LOCK,))
+
+    def claim_jobs(self, owner: str, now: float, until: float, limit: int = 64) -> list[str]:
+        rows = self._db.execute(
+            f"WITH free AS (SELECT job_id FROM jobs WHERE state IN {ACTIVE_JOBS_SQL} AND owner <> ? AND lease_until < ? "
+            "ORDER BY created_at LIMIT ? "
+            "FOR UPDATE SKIP LOCKED) "
+            "UPDATE jobs SET owner = ?, lease_until = ? FROM free WHERE jobs.job_id = free.job_id RETURNING jobs.job_id",
+            (owner, now, limit, owner, until)).fetchall()
+        return [r["job_id"] for r in rows]
 
     # Blobs: one file per contribution, named by its job and task -----------------------
     def _blob_path(self, job_id: str, task_id: str = "") -> Path:

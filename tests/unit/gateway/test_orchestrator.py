@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -36,9 +37,12 @@ STORE = {"spec": "sqlite"}
 
 
 @pytest.fixture(autouse=True)
-def each_store(store_spec: str) -> None:
-    """Every test here runs on SQLite and again on PostgreSQL (a new database each)."""
+def each_store(store_spec: str) -> Iterator[None]:
+    """Every test here runs on SQLite and again on PostgreSQL (a new database each); modules that
+    borrow World get SQLite."""
     STORE["spec"] = store_spec
+    yield
+    STORE["spec"] = "sqlite"
 
 
 class World:
