@@ -277,6 +277,8 @@ class Client(Connection):
         progress: Progress | None = None,
         parallel: bool = True,
         rho: float | None = None,
+        parties: Sequence[str] = (),
+        at_least: int | None = None,
     ) -> PsiAnswer:
         """Run a private set intersection of ``ids`` with a holder's ``key_column``; blocks until done.
 
@@ -293,6 +295,10 @@ class Client(Connection):
                 ``if __name__ == "__main__":``).
             rho: the privacy loss (zCDP ρ) to spend at a holder that applies differential privacy
                 to PSI; None spends its default per job.
+            parties: a multi-holder job: two or more holders of ``dataset``, each named once; the
+                answer is about the IDs present at ``at_least`` of them (all of them by default), and
+                psi-sum sums each value column over every holder that has such an ID.
+            at_least: the threshold t, 1 <= t <= len(parties); only with ``parties``.
 
         Returns:
             A ``PsiAnswer``: the size, the buyer's own matching IDs (in input order) or the sums,
@@ -300,11 +306,12 @@ class Client(Connection):
 
         Raises:
             InvalidArgument, NotFound: a malformed argument or an unknown dataset or column.
-            JobFailed: the holder refused (its reason is in ``.view``) or the job failed.
+            JobFailed: the holder refused (its reason is in ``.view``) or the job failed; in a
+                multi-holder job any one holder's refusal fails the job, and the reason names it.
         """
         return run_psi(self, dataset, key_column, ids, mode=mode, cardinality_only=cardinality_only,
                        value_columns=value_columns, party=party, timeout_s=timeout_s, request_id=request_id,
-                       progress=progress, parallel=parallel, rho=rho)
+                       progress=progress, parallel=parallel, rho=rho, parties=parties, at_least=at_least)
 
 
 def _noise(spec: AggregateJob, result: buyer_pb2.JobResult) -> Noise | None:

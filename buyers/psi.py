@@ -29,7 +29,7 @@ from datawharf.pki import SignatureError
 from datawharf.signing import check_stages, items_digest, verify_receipt
 from datawharf.states import JobState
 from datawharf.v1 import buyer_pb2, common_pb2
-from protocols import dp, oprf, psi, psi_sum
+from protocols import dp, oprf, psi, psi_multi, psi_sum
 from protocols.psi_stages import (
     MAX_NOISE_BYTES,
     MAX_SEALED_BYTES,
@@ -38,6 +38,7 @@ from protocols.psi_stages import (
     NoiseDeclaration,
     PsiMode,
     Stage,
+    for_holder,
     item_bytes,
     unpack_sums,
 )
@@ -70,9 +71,11 @@ class PsiAnswer:
     size: int
     matched: tuple[str, ...]  # the buyer's own input IDs that matched (empty when cardinality-only)
     totals: dict[str, Fraction]  # psi-sum: per value column
-    holder: str
+    holder: str  # the holder, or in a multi-holder job the holders joined by ", "
     view: JobView
     noise: PsiNoise | None = None  # None: the holder answered exactly
+    holders: tuple[str, ...] = ()  # a multi-holder job's holders; its IDs are those at ``at_least`` of them
+    at_least: int = 0
 
 
 Progress = Callable[[str, int, int], None]
@@ -108,9 +111,11 @@ def _progress_mapper(mapper: psi.Mapper, stage: str, total: int, progress: Progr
     return run
 
 
-def _upload(conn: Connection, job_id: str, stage: Stage, items: Sequence[bytes], progress: Progress | None
-            ) -> JobView:
+def _upload(conn: Connection, job_id: str, stage: Stage, items: Sequence[bytes], progress: Progress | None,
+            holder: str = "") -> JobView:
+    """Stage ``stage`` up to the gateway (in a multi-holder job, the buyer's stage for ``holder``)."""
     item = item_bytes(stage)
+    name = for_holder(stage, holder) if holder else str(stage)
     pieces = split_items(b"".join(items), item)
 
     def gen() -> Iterator[buyer_pb2.SetUpload]:
@@ -120,15 +125,17 @@ def _upload(conn: Connection, job_id: str, stage: Stage, items: Sequence[bytes],
             if progress:
                 progress(f"sending {stage}", sent, len(items))
             yield buyer_pb2.SetUpload(job_id=job_id if seq == 0 else "", chunk=piece_to_proto(
-                StagePiece(stage, seq, piece, seq == len(pieces) - 1)))
+                StagePiece(name, seq, piece, seq == len(pieces) - 1)))
 
     return job_from_proto(conn.call(conn.stub.UploadSet, gen(), timeout=3600))
 
 
-def _download(conn: Connection, job_id: str, stage: Stage, max_items: int) -> list[bytes]:
-    """A stage the gateway holds for the buyer, reassembled under a cap of ``max_items``."""
+def _download(conn: Connection, job_id: str, stage: Stage, max_items: int, holder: str = "") -> list[bytes]:
+    """A stage the gateway holds for the buyer (in a multi-holder job, ``holder``'s), reassembled under a
+    cap of ``max_items``."""
+    name = for_holder(stage, holder) if holder else str(stage)
     data = conn.download(
-        lambda: conn.stub.DownloadSet(buyer_pb2.DownloadSetRequest(job_id=job_id, stage=stage),
+        lambda: conn.stub.DownloadSet(buyer_pb2.DownloadSetRequest(job_id=job_id, stage=name),
                                       metadata=conn.metadata, timeout=3600),
         Assembler(max_items * item_bytes(stage), item=item_bytes(stage)), f"stage {stage}", "run the job again")
     return split_stage(data, stage)
@@ -158,9 +165,14 @@ def run_psi(
     progress: Progress | None = None,
     parallel: bool = True,
     rho: float | None = None,
+    parties: Sequence[str] = (),
+    at_least: int | None = None,
 ) -> PsiAnswer:
     """The buyer's rounds of one PSI job (see ``Client.psi`` for the arguments; ``rho`` is the privacy
     spend at a holder under differential privacy, None for its default)."""
+    holders = tuple(parties)
+    if holders or at_least is not None:
+        _check_multi(holders, at_least, party, mode)
     if rho is not None and not (0 < rho <= 100 and math.isfinite(rho)):
         raise InvalidArgument(f"rho must be a positive privacy spend (at most 100), got {rho}", argument="rho")
     try:
@@ -195,7 +207,11 @@ def run_psi(
     if len(role.unique) > MAX_SET:
         raise InvalidArgument(f"{len(role.unique)} distinct IDs; a PSI job takes at most {MAX_SET}", argument="ids")
     spec = PsiJob(dataset, key_column, psi_mode, cardinality_only, tuple(value_columns), box_key,
-                  len(role.unique) + extra, rho or 0.0)
+                  len(role.unique) + extra, rho or 0.0, holders, at_least or 0)
+    if holders:
+        assert not isinstance(role, oprf.Buyer)
+        return _run_multi(conn, spec, role, list(ids), decimals, timeout_s=timeout_s, request_id=request_id,
+                          progress=progress, parallel=parallel)
     pool: ProcessPoolExecutor | None = None
     mapper: psi.Mapper = psi._serial_map
     if parallel and psi_mode is not PsiMode.UNBALANCED:
@@ -269,21 +285,21 @@ def run_psi(
                      _noise(declared, r.size, totals) if declared else None)
 
 
-def _early_receipt(conn: Connection, job_id: str, body_digest: bytes, view: JobView
+def _early_receipt(conn: Connection, job_id: str, body_digest: bytes, view: JobView, holder: str = ""
                    ) -> common_pb2.ContributionReceipt | None:
-    """The holder's signed receipt for its answer, checked, before the buyer's second round (None when
-    the connection has no trust store, as on an insecure loopback)."""
+    """The holder's signed receipt for its answer (in a multi-holder job, ``holder``'s), checked, before the
+    buyer's second round (None when the connection has no trust store, as on an insecure loopback)."""
     if conn.trust is None or not body_digest:
         return None
-    raw = b"".join(_download(conn, job_id, Stage.R, MAX_NOISE_BYTES))
+    raw = b"".join(_download(conn, job_id, Stage.R, MAX_NOISE_BYTES, holder))
     try:
         receipt = common_pb2.ContributionReceipt.FromString(raw)
     except DecodeError:
         raise SignatureError(f"the holder's receipt for job {job_id} as relayed is unreadable") from None
-    holder = verify_receipt(receipt, conn.trust, body_digest)
-    expected = {t.party for t in view.tasks}
-    if holder.name not in expected:
-        raise SignatureError(f"the receipt for job {job_id} is signed by {holder.name}, not by the job's holder "
+    signer = verify_receipt(receipt, conn.trust, body_digest)
+    expected = {t.party for t in view.tasks} if not holder else {holder}
+    if signer.name not in expected:
+        raise SignatureError(f"the receipt for job {job_id} is signed by {signer.name}, not by the job's holder "
                              f"({', '.join(sorted(expected))})")
     return receipt
 
@@ -293,6 +309,10 @@ def _noise(declared: bytes, size: int, totals: dict[str, Fraction]) -> PsiNoise 
         d = NoiseDeclaration.unpack(declared)
     except ValueError as exc:
         raise WharfError(f"the holder's noise declaration is unreadable: {exc}") from None
+    return _noise_of(d, size, totals)
+
+
+def _noise_of(d: NoiseDeclaration, size: int, totals: dict[str, Fraction]) -> PsiNoise | None:
     if d.exact:
         return None
     sds = dict(d.sum_sd)
@@ -304,3 +324,113 @@ def _noise(declared: bytes, size: int, totals: dict[str, Fraction]) -> PsiNoise 
 
     return PsiNoise(d.rho, d.size_sd, around(size, d.size_sd) if d.size_sd else None, d.set_size_sd, sds,
                     {c: around(float(totals[c]), sd) for c, sd in sds.items()}, d.remaining, d.renews_at)
+
+
+# ------------------------------------------------------------------ multi-holder jobs (protocols.psi_multi)
+def _check_multi(holders: tuple[str, ...], at_least: int | None, party: str | None, mode: str) -> None:
+    if party:
+        raise InvalidArgument("name one holder as party, or several as parties, not both", argument="party")
+    if mode == PsiMode.UNBALANCED:
+        raise InvalidArgument("unbalanced PSI runs against one holder; name one as party", argument="parties")
+    if at_least is not None and at_least < 1:
+        raise InvalidArgument(f"at_least must be at least 1 (an ID at no holder is no match), not {at_least}",
+                              argument="at_least")
+    try:
+        psi_multi.check_holders(holders, at_least or 0)
+    except psi_multi.HolderError as exc:
+        raise InvalidArgument(str(exc), argument="parties" if exc.argument == "holders" else exc.argument) from None
+
+
+def _combined(declared: dict[str, bytes]) -> NoiseDeclaration | None:
+    """The holders' noise declarations as one: their noises add up (variances do), so σ is the root of the
+    sum of squares; the spend and what remains are the largest and the smallest among them."""
+    decls = []
+    for holder, raw in declared.items():
+        try:
+            decls.append(NoiseDeclaration.unpack(raw))
+        except ValueError as exc:
+            raise WharfError(f"{holder}'s noise declaration is unreadable: {exc}") from None
+    noisy = [d for d in decls if not d.exact]
+    if not noisy:
+        return None
+    columns = sorted({c for d in noisy for c, _ in d.sum_sd})
+    return NoiseDeclaration(
+        False, max(d.rho for d in noisy), math.sqrt(sum(d.size_sd ** 2 for d in noisy)),
+        max(d.set_size_sd for d in noisy),
+        tuple((c, math.sqrt(sum(dict(d.sum_sd).get(c, 0.0) ** 2 for d in noisy))) for c in columns),
+        min(d.remaining for d in noisy), min(d.renews_at for d in noisy))
+
+
+def _run_multi(conn: Connection, spec: PsiJob, role: psi.Buyer, ids: list[str], decimals: dict[str, int], *,
+               timeout_s: int, request_id: str | None, progress: Progress | None, parallel: bool) -> PsiAnswer:
+    """A multi-holder job: stage A once, then per holder its receipt, W (and S, P) and the buyer's Z."""
+    holders = spec.holders
+    pool: ProcessPoolExecutor | None = None
+    mapper: psi.Mapper = psi._serial_map
+    if parallel:
+        pool, mapper = _pool_mapper()
+    seen: dict[str, dict[str, bytes]] = {h: {} for h in holders}
+    declared: dict[str, bytes] = {}
+    sealed: dict[str, bytes] = {}
+    try:
+        a = role.blinded(_progress_mapper(mapper, "blinding", len(role.unique), progress)) + role.commitment()
+        submitted, body_digest = conn.submit_job(
+            request_id or uuid.uuid4().hex, parties=list(holders), min_parties=1, timeout_s=timeout_s,
+            psi=psi_to_proto(spec), set_digest=items_digest(a))
+        job_id = submitted.job_id
+        _upload(conn, job_id, Stage.A, a, progress)
+        view = _await_stage(conn, job_id, timeout_s + 30)
+        if view.final:
+            raise WharfError(f"job {job_id} ended before the buyer's second round")
+        for h in holders:
+            receipt = _early_receipt(conn, job_id, body_digest, view, holder=h)
+            try:
+                declared[h] = b"".join(_download(conn, job_id, Stage.P, MAX_NOISE_BYTES, h))
+                seen[h][Stage.P] = items_digest([declared[h]])
+            except FailedPrecondition:
+                pass  # a holder that declares no noise (checked against its receipt below)
+            w = _download(conn, job_id, Stage.W, MAX_W, h)
+            seen[h][Stage.W] = items_digest(w)
+            if isinstance(role, psi_sum.Buyer):
+                sealed[h] = b"".join(_download(conn, job_id, Stage.S, MAX_SEALED_BYTES, h))
+                seen[h][Stage.S] = items_digest([sealed[h]])
+            if receipt is not None:  # before re-blinding: never multiply points the holder did not sign
+                check_stages(receipt, {str(k): v for k, v in seen[h].items()})
+            z = role.reblind(w, _progress_mapper(mapper, f"re-blinding for {h}", len(w), progress))
+            _upload(conn, job_id, Stage.Z, z, progress, holder=h)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    view = conn.wait(job_id, timeout_s=timeout_s + 30)
+    if view.state != JobState.DONE:
+        raise JobFailed(view)
+    result = conn.fetch_result(job_id)
+    if sorted(result.contributors) != sorted(holders):
+        raise WharfError(f"job {job_id} names contributors {', '.join(result.contributors)}; it asked "
+                         f"{', '.join(holders)}")
+    conn.check_contributors(result, body_digest, 1)
+    if conn.trust is not None and body_digest:
+        for h in holders:
+            receipt = next(x for x in result.receipts if x.party == h)
+            check_stages(receipt, {str(k): v for k, v in seen[h].items()})
+            if Stage.P not in seen[h] and any(s.stage == Stage.P for s in receipt.stages):
+                raise WharfError(f"{h} declared the noise of job {job_id} but the gateway did not pass the "
+                                 "declaration on; the result cannot be read without it")
+    r = result.psi
+    matched: tuple[str, ...] = ()
+    totals: dict[str, Fraction] = {}
+    if isinstance(role, psi_sum.Buyer):
+        parts = {p.party: p for p in r.holder_sums}
+        if sorted(parts) != sorted(holders):
+            raise WharfError(f"job {job_id}'s sums cover {', '.join(sorted(parts))}, not {', '.join(holders)}")
+        raw = psi_multi.totals(role, [
+            (psi_sum.SumResult(tuple(parts[h].positions), r.size, tuple(unpack_sums(parts[h].masked_sums))),
+             sealed[h], parts[h].holder_rows) for h in holders], job_id.encode())
+        totals = {c: Fraction(t, 10 ** decimals[c]) for c, t in zip(spec.value_columns, raw)}
+    elif r.positions:
+        hits = sorted(row for n in role.matched(r.positions) for row in role.rows[n])
+        matched = tuple(ids[row] for row in hits)
+    combined = _combined(declared)
+    noise = _noise_of(combined, r.size, totals) if combined is not None else None
+    return PsiAnswer(job_id, spec.mode.value, r.size, matched, totals, ", ".join(holders), view, noise,
+                     holders=holders, at_least=spec.threshold)

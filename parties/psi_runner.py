@@ -11,6 +11,12 @@ linkable queries over fresh quota). Charges live in the holder's
 BudgetBook, so a restart keeps them. A job is charged once its policy checks
 pass and before any point is blinded, whatever happens to it afterwards:
 an attempt that ends below the minimum still told the buyer something.
+
+A multi-holder job (``protocols.psi_multi``) is answered like a job for
+this holder alone, under the same policy, grant, quotas and budget, with
+two differences: D stays in the buyer's order (the gateway counts matches
+per ID across holders), and in join-and-sum the padding rows the gateway
+counts carry noise of their own (one more part of ρ).
 """
 
 from __future__ import annotations
@@ -102,19 +108,24 @@ class PsiNoise:
     set_size_sd: float           # IDs; 0 when W is not sent
     sum_sd: tuple[float, ...]    # fixed-point units, per value column
     places: tuple[int, ...]
+    # Multi-holder psi-sum: σ of the padding rows the gateway counts, drawn apart from the size's
+    # noise (protocols.psi_multi: tied to it, the buyer could cancel the size's noise); 0 otherwise.
+    rows_sd: float = 0.0
 
     def draw(self) -> NoiseDraw:
         """Fresh noise from OpenDP's discrete Gaussian sampler."""
-        size, set_size, *sums = dp.noise([self.size_sd, self.set_size_sd, *self.sum_sd])
+        size, set_size, rows, *sums = dp.noise([self.size_sd, self.set_size_sd, self.rows_sd, *self.sum_sd])
         offset, count, padding = size, 0, 0
         if self.set_size_sd:
             shift = math.ceil(SHIFT_SD * self.set_size_sd)
             padding = min(max(shift + set_size, 0), 2 * shift)
         if self.mode is PsiMode.SUM:
             # The size's noise is realised as padding rows the gateway counts: shifted to be non-negative.
-            shift = math.ceil(SHIFT_SD * self.size_sd)
-            count = min(max(shift + size, 0), 2 * shift)
-            offset = count - shift
+            # Multi-holder: those rows carry noise of their own, and the size its offset alone.
+            row_sd, row_noise = (self.rows_sd, rows) if self.rows_sd else (self.size_sd, size)
+            shift = math.ceil(SHIFT_SD * row_sd)
+            count = min(max(shift + row_noise, 0), 2 * shift)
+            offset = size if self.rows_sd else count - shift
             padding += 2 * shift
         if padding > MAX_PADDING:
             raise dp.PrivacyError(f"this spend needs {padding} padding rows, more than {MAX_PADDING}")
@@ -132,7 +143,8 @@ def plan_noise(dataset: DatasetConfig, job: PsiJob, rho: float) -> PsiNoise | No
     noisy_size = job.mode is PsiMode.SUM or job.cardinality_only
     sends_w = job.mode is not PsiMode.UNBALANCED
     cols = [dataset.column(name) for name in job.value_columns] if job.mode is PsiMode.SUM else []
-    parts = int(noisy_size) + int(sends_w) + len(cols)
+    own_rows = job.multi and job.mode is PsiMode.SUM  # see PsiNoise.rows_sd
+    parts = int(noisy_size) + int(sends_w) + len(cols) + int(own_rows)
     if parts == 0:
         return None
     per_part = rho / parts
@@ -145,7 +157,8 @@ def plan_noise(dataset: DatasetConfig, job: PsiJob, rho: float) -> PsiNoise | No
         places.append(pl)
         sds.append(dp.scale_for(per_part, float(max(abs(lo), abs(hi)))))
     one = dp.scale_for(per_part, 1.0)
-    return PsiNoise(job.mode, rho, one if noisy_size else 0.0, one if sends_w else 0.0, tuple(sds), tuple(places))
+    return PsiNoise(job.mode, rho, one if noisy_size else 0.0, one if sends_w else 0.0, tuple(sds), tuple(places),
+                    one if own_rows else 0.0)
 
 
 def _ids(values: np.ndarray) -> list[str]:
@@ -207,6 +220,9 @@ class PsiRunner:
         problem = self._check(dataset, buyer, job)
         if problem is not None:
             return problem
+        if job.multi and self.config.name not in job.holders:
+            return PsiAnswer(refusal=f"the job names holders {', '.join(job.holders)}, not this one ({self.config.name})",
+                             code="not_asked")
         if len(points) != job.buyer_set_size:
             return PsiAnswer(failure=f"received {len(points)} points; the job announced {job.buyer_set_size}")
         dpc = dataset.policy.dp
@@ -254,7 +270,7 @@ class PsiRunner:
             if job.mode is PsiMode.INTERSECTION:
                 holder = psi.Holder(ids)
                 d, w = holder.answer(points, cardinality_only=job.cardinality_only, mapper=mapper,
-                                     padding=draw.padding, commitment=commitment)
+                                     padding=draw.padding, commitment=commitment, keep_order=job.multi)
                 notes = GatewayNotes(draw.offset, (), tuple(holder.canaries))
                 return PsiAnswer({Stage.D: b"".join(d), Stage.W: b"".join(w), Stage.N: notes.pack(), **declared},
                                  min_intersection=minimum)
@@ -272,7 +288,8 @@ class PsiRunner:
                 rows = [(ident, [int(s[i]) for s in scaled]) for i, ident in enumerate(ids)]
                 ans = psi_sum.Holder(rows, bounds=bounds).answer(
                     points, job.buyer_box_key, job_id.encode(), minimum=minimum, mapper=mapper,
-                    padding=draw.padding, noise=draw.sums, count=draw.count, commitment=commitment)
+                    padding=draw.padding, noise=draw.sums, count=draw.count, commitment=commitment,
+                    keep_order=job.multi)
                 masked = pack_masked(ans.for_gateway_masked)
                 return PsiAnswer({Stage.D: b"".join(ans.for_gateway_d), Stage.W: b"".join(ans.for_buyer_w),
                                   Stage.M: masked, Stage.S: ans.for_buyer_sealed_seed,

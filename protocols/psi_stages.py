@@ -118,6 +118,21 @@ SECOND_ROUND: dict[PsiMode, Stage] = {
 BUYER_READS = frozenset(s for s, spec in STAGES.items() if spec.reader is Role.BUYER)
 
 
+# In a multi-holder job the buyer names the holder of each stage it reads or writes: "W@st-mary".
+HOLDER_SEP = "@"
+
+
+def for_holder(stage: Stage | str, party: str) -> str:
+    """The wire name of ``party``'s ``stage`` in a multi-holder job."""
+    return f"{stage}{HOLDER_SEP}{party}"
+
+
+def parse_stage(text: str) -> tuple[str, str]:
+    """(stage, holder) from a wire name; the holder is "" when none is named."""
+    stage, _, party = text.partition(HOLDER_SEP)
+    return stage, party
+
+
 def item_bytes(stage: Stage | str) -> int:
     return STAGES[Stage(stage)].item_bytes
 
@@ -297,7 +312,7 @@ def unpack_sums(raw: Sequence[bytes]) -> list[int]:
     return [int.from_bytes(x, "little") for x in raw]
 
 
-__all__ = ["MAX_A", "BUYER_READS", "GatewayNotes", "DISTINCT", "HOLDER_STAGES", "MAX_NOISE_BYTES", "MAX_PADDING", "MAX_W",
+__all__ = ["MAX_A", "HOLDER_SEP", "for_holder", "parse_stage", "BUYER_READS", "GatewayNotes", "DISTINCT", "HOLDER_STAGES", "MAX_NOISE_BYTES", "MAX_PADDING", "MAX_W",
            "NoiseDeclaration", "OPTIONAL_STAGES", "canonical_u", "first_repeat", "MAX_SET", "MAX_TABLE", "POINT_BYTES", "PsiMode", "Role", "SECOND_ROUND",
            "STAGES", "Stage", "StageSpec", "item_bytes", "max_items", "pack_masked", "pack_sums", "split_items",
            "unpack_masked", "unpack_sums"]

@@ -365,7 +365,7 @@ class Orchestrator:
             # the stages it downloads against the same receipt.
             problem = self.book.check_receipt(job, party, msg.receipt, None)
             if problem is None and msg.receipt:
-                problem = self._check_stages(job, msg.receipt)
+                problem = self._check_stages(job, msg.receipt, party)
             if problem is not None:
                 self.book.invalid(job, msg.task_id, party, f"invalid PSI answer: {problem}")
                 self.book.fail(job, f"{party} sent an invalid PSI answer: {problem}")
@@ -380,10 +380,10 @@ class Orchestrator:
             self.book.invalid(job, msg.task_id, party, f"the gateway could not keep the PSI answer: {exc.message}")
             self.book.fail(job, f"the gateway could not keep {party}'s PSI answer: {exc.message}")
 
-    def _check_stages(self, job: JobRow, receipt: bytes) -> str | None:
+    def _check_stages(self, job: JobRow, receipt: bytes, party: str = "") -> str | None:
         listed = {s.stage: s.digest for s in common_pb2.ContributionReceipt.FromString(receipt).stages}
         try:
-            spooled = self.psi.holder_digests(job)
+            spooled = self.psi.holder_digests(job, party)
         except OSError as exc:
             return f"its stages cannot be read back: {exc}"
         if listed != spooled:

@@ -15,6 +15,14 @@ INVALID_ARGUMENT naming the stage; a holder's fails the job); the holder's
 notes (stage N) give the noise it adds to the size, the padding rows to
 count and the canaries Z must pass; the match works on packed sets in
 numpy and an OPRF table is kept as one sorted array (16 bytes a tag).
+
+A multi-holder job (``protocols.psi_multi``: k holders, IDs at t of them)
+has one task per holder and goes through the same states: stage A is
+relayed to every holder; each holder's stages are spooled apart (the job's
+id with the holder's index); once all k have answered the job waits for
+the buyer, which reads and writes its per-holder stages as ``W@holder``,
+``Z@holder`` and so on; the match runs when all k Z's are in. A holder
+that refuses or fails ends the job, naming it.
 """
 
 from __future__ import annotations
@@ -30,9 +38,9 @@ from datawharf.serde import psi_from_proto, psi_to_proto
 from datawharf.states import OPEN_TASK_STATES, JobState, TaskState
 from datawharf.v1 import buyer_pb2, common_pb2
 from gateway.jobs.book import JobBook
-from gateway.spool import Spool, SpoolError
+from gateway.spool import Spool, SpoolError, SpoolFull
 from gateway.store import JobRow, TaskRow
-from protocols import oprf, psi, psi_sum
+from protocols import oprf, psi, psi_multi, psi_sum
 from protocols.psi_stages import (
     BUYER_READS,
     DISTINCT,
@@ -49,6 +57,7 @@ from protocols.psi_stages import (
     item_bytes,
     max_items,
     pack_sums,
+    parse_stage,
 )
 
 log = logging.getLogger("datawharf.gateway")
@@ -72,10 +81,27 @@ class PsiJobs:
     def decode(self, spec: bytes) -> PsiJob:
         return psi_from_proto(common_pb2.PsiSpec.FromString(spec))
 
-    def holder_digests(self, job: JobRow) -> dict[str, bytes]:
-        """SHA-256 of each holder stage spooled for ``job``: what the holder's receipt must list."""
-        stages = HOLDER_STAGES[self._spec(job).mode]
-        return {str(s): self.spool.digest(job.job_id, s) for s in stages if self.spool.has(job.job_id, s)}
+    def holder_digests(self, job: JobRow, party: str = "") -> dict[str, bytes]:
+        """SHA-256 of each stage ``party`` answered ``job`` with, as spooled: what its receipt must list."""
+        spec = self._spec(job)
+        slot = self._slot(job.job_id, spec, party)
+        stages = HOLDER_STAGES[spec.mode]
+        return {str(s): self.spool.digest(slot, s) for s in stages if self.spool.has(slot, s)}
+
+    @staticmethod
+    def _slot(job_id: str, spec: PsiJob, party: str) -> str:
+        """Where ``party``'s stages (and the buyer's for it) are spooled: the job's own folder, or in a
+        multi-holder job one per holder."""
+        if not spec.multi:
+            return job_id
+        if party not in spec.holders:
+            raise NotFound(f"{party!r} is not one of this job's holders ({', '.join(spec.holders)})",
+                           argument="stage")
+        return f"{job_id}.{spec.holders.index(party)}"
+
+    def _slots(self, job_id: str, spec: PsiJob) -> list[tuple[str, str]]:
+        """(holder, slot) for every holder of a multi-holder job."""
+        return [(h, self._slot(job_id, spec, h)) for h in spec.holders]
 
     def _spec(self, job: JobRow) -> PsiJob:
         spec = self.book.spec(job)
@@ -90,6 +116,9 @@ class PsiJobs:
         existing = book.existing(buyer, request_id, spec_bytes, timeout_s)
         if existing is not None:
             return existing
+        if spec.multi:
+            return self._submit_multi(buyer, request_id, spec, parties=parties, timeout_s=timeout_s, signed=signed,
+                                      spec_bytes=spec_bytes)
         party = self._target(spec, parties)
         job = book.open_job(
             buyer=buyer, request_id=request_id, kind=spec.kind,
@@ -100,13 +129,30 @@ class PsiJobs:
         self._next[job.job_id] = Stage.A
         return job
 
+    def _submit_multi(self, buyer: str, request_id: str, spec: PsiJob, *, parties: list[str], timeout_s: int,
+                      signed: bytes, spec_bytes: bytes) -> JobRow:
+        if parties and sorted(parties) != sorted(spec.holders):
+            raise InvalidArgument(f"the job's parties ({', '.join(parties)}) are not its PSI holders "
+                                  f"({', '.join(spec.holders)})", argument="party")
+        for holder in spec.holders:  # each is checked as a one-holder job's party would be
+            self._target(spec, [holder])
+        k, t = len(spec.holders), spec.threshold
+        job = self.book.open_job(
+            buyer=buyer, request_id=request_id, kind=spec.kind, backend="x25519", spec=spec, spec_bytes=spec_bytes,
+            state=JobState.AWAITING_BUYER, min_parties=1, timeout_s=timeout_s or DEFAULT_TIMEOUT_S,
+            parties=list(spec.holders), detail=f"{spec.kind} against {k} holders, at least {t} of {k}: "
+                                              f"{', '.join(spec.holders)}", signed=signed)
+        self._next[job.job_id] = Stage.A
+        return job
+
     def _target(self, spec: PsiJob, parties: list[str]) -> str:
         entry = self.book.catalog().get(spec.dataset)
         if entry is None:
             raise NotFound(f"dataset {spec.dataset!r} is not listed by any holder; the catalog shows what is",
                            argument="dataset")
         if len(parties) > 1:
-            raise InvalidArgument("a PSI job runs against one holder; name one party", argument="party")
+            raise InvalidArgument("a PSI job runs against one holder; name one party, or several as the holders "
+                                  "of a multi-holder job", argument="party")
         if parties:
             party = parties[0]
             if party not in entry.holders:
@@ -134,9 +180,9 @@ class PsiJobs:
     def next_stage(self, job_id: str) -> str:
         return str(self._next.get(job_id, ""))
 
-    def _limit(self, job_id: str, spec: PsiJob, stage: Stage) -> int:
+    def _limit(self, slot: str, spec: PsiJob, stage: Stage) -> int:
         return max_items(stage, buyer_set_size=spec.buyer_set_size, value_columns=len(spec.value_columns),
-                         holder_rows=self._items(job_id, Stage.W))
+                         holder_rows=self._items(slot, Stage.W))
 
     async def upload(self, buyer: str, job_id: str, pieces: AsyncIterator[StagePiece]) -> None:
         """The buyer's set for the stage the job waits for, streamed into the spool."""
@@ -148,40 +194,58 @@ class PsiJobs:
         stage = self._next.get(job_id)
         if stage is None:
             raise FailedPrecondition(f"job {job_id} is not waiting for an upload")
-        expected = self._limit(job_id, spec, stage)
+        slot, party, expected = job_id, "", self._limit(job_id, spec, stage)
         done = False
         chunks = 0
+        first = True
         async for piece in pieces:
-            if piece.stage != stage:
-                raise InvalidArgument(f"job {job_id} expects stage {stage}, got {piece.stage!r}")
+            named, holder = parse_stage(piece.stage)
+            per_holder = spec.multi and stage is Stage.Z  # the buyer's Z for each holder, named
+            if named != stage or bool(holder) != per_holder or (not first and holder != party):
+                want = f"{stage}@<holder>" if per_holder else str(stage)
+                raise InvalidArgument(f"job {job_id} expects stage {want}, got {piece.stage!r}")
+            if first and holder:
+                slot, party = self._slot(job_id, spec, holder), holder
+                expected = self._limit(slot, spec, stage)
+            first = False
             try:
-                done = self.spool.append(job_id, stage, piece.seq, piece.data, piece.last,
+                done = self.spool.append(slot, stage, piece.seq, piece.data, piece.last,
                                          item=item_bytes(stage), max_items=expected)
             except SpoolError as exc:
                 book.fail(job, f"the buyer's upload was malformed: {exc}")
                 raise InvalidArgument(str(exc)) from None
+            except SpoolFull:
+                if slot != job_id:
+                    self.spool.reset(slot, stage)  # the caller resets the job's own folder only
+                raise
             if done:
                 chunks = piece.seq + 1
                 break
         if not done:
-            self.spool.reset(job_id, stage)  # a retry starts again from chunk 0
+            self.spool.reset(slot, stage)  # a retry starts again from chunk 0
             raise InvalidArgument(f"the upload of stage {stage} ended before its last chunk; upload it again")
-        got = self._items(job_id, stage)
-        self._stage_received(job_id, stage, chunks, buyer)
+        got = self._items(slot, stage)
+        self._stage_received(job_id, stage, chunks, buyer, slot=slot, holder=party)
         if got != expected:
             book.fail(job, f"stage {stage} holds {got} items; {expected} were expected")
             raise InvalidArgument(f"stage {stage} holds {got} items; {expected} were expected")
-        repeat = await asyncio.to_thread(self._repeat, job_id, spec, stage)
+        repeat = await asyncio.to_thread(self._repeat, slot, spec, stage)
         if repeat:
             book.fail(job, repeat)
             raise InvalidArgument(repeat, argument="ids")
+        if spec.multi and stage is Stage.Z and not all(self.spool.has(s, Stage.Z) for _, s in self._slots(job_id, spec)):
+            book.notify(job_id)
+            return  # the buyer's stages for the other holders are still to come
         self._next.pop(job_id, None)
         if stage is Stage.A:
             book.store.set_job_state(job_id, JobState.DISPATCHED)
-            (task,) = book.store.tasks(job_id)
             fresh = book.store.job(job_id)
             assert fresh is not None
-            self.dispatch(fresh, task.task_id, task.party)
+            tasks = book.store.tasks(job_id)
+            if not spec.multi:
+                (task,) = tasks
+            for task in tasks:
+                self.dispatch(fresh, task.task_id, task.party)
         else:
             book.store.set_job_state(job_id, JobState.AGGREGATING)
             book.notify(job_id)
@@ -190,6 +254,13 @@ class PsiJobs:
 
     def download(self, buyer: str, job_id: str, stage: str) -> list[StagePiece]:
         job = self.book.owned(job_id, buyer)
+        named, holder = parse_stage(stage)
+        spec = self._spec(job)
+        if spec.multi and named in BUYER_READS:
+            if not holder:
+                raise InvalidArgument(f"job {job_id} has {len(spec.holders)} holders; name the one whose stage "
+                                      f"you read, as {named}@<holder>", argument="stage")
+            return self._download_multi(job, spec, Stage(named), holder)
         if stage not in BUYER_READS:
             readable = ", ".join(sorted(BUYER_READS))
             raise PermissionDenied(f"stage {stage!r} is not the buyer's to read; buyers read {readable}")
@@ -207,6 +278,19 @@ class PsiJobs:
         return [StagePiece(stage, seq, data, last)
                 for seq, data, last in self.spool.chunks(job_id, stage, item_bytes(stage))]
 
+    def _download_multi(self, job: JobRow, spec: PsiJob, stage: Stage, holder: str) -> list[StagePiece]:
+        slot = self._slot(job.job_id, spec, holder)
+        name = f"{stage}@{holder}"
+        if stage is Stage.R:  # that holder's signed receipt (see download)
+            receipt = next((self.book.store.receipt(t.task_id) for t in self.book.store.tasks(job.job_id)
+                            if t.party == holder and t.state == TaskState.CONTRIBUTED), b"")
+            if not receipt:
+                raise FailedPrecondition(f"job {job.job_id} has no receipt from {holder} yet (it is {job.state})")
+            return [StagePiece(name, 0, receipt, True)]
+        if not self.spool.has(slot, stage):
+            raise FailedPrecondition(f"job {job.job_id} has no stage {name} yet (it is {job.state})")
+        return [StagePiece(name, seq, data, last) for seq, data, last in self.spool.chunks(slot, stage, item_bytes(stage))]
+
     # ----------------------------------------------------------------- holder
     def dispatch(self, job: JobRow, task_id: str, party: str) -> None:
         if not self.spool.has(job.job_id, Stage.A):
@@ -216,8 +300,9 @@ class PsiJobs:
         offer = self.book.offer(job, task_id, min_parties=1, spec=spec, cached_tables=cached)
         if not self.book.dispatcher.send(party, offer):
             return
+        slot = self._slot(job.job_id, spec, party)
         for stage in HOLDER_STAGES[spec.mode]:  # a resent task starts the holder's stages afresh
-            self.spool.reset(job.job_id, stage)
+            self.spool.reset(slot, stage)
         for seq, data, last in self.spool.chunks(job.job_id, Stage.A, item_bytes(Stage.A)):
             self.book.dispatcher.send(party, SetForHolder(task_id, StagePiece(Stage.A, seq, data, last)))
         self.book.mark_dispatched(job, task_id)
@@ -225,22 +310,23 @@ class PsiJobs:
     async def holder_upload(self, job: JobRow, party: str, task_id: str, msg: HolderUpload) -> None:
         book = self.book
         spec = self._spec(job)
+        slot = self._slot(job.job_id, spec, party)
         try:
             if msg.piece is not None:
                 stage = msg.piece.stage
                 if stage not in HOLDER_STAGES[spec.mode]:
                     raise SpoolError(f"stage {stage!r} is not part of a {spec.kind} answer")
                 st = Stage(stage)
-                complete = self.spool.append(job.job_id, st, msg.piece.seq, msg.piece.data, msg.piece.last,
-                                             item=item_bytes(st), max_items=self._limit(job.job_id, spec, st))
+                complete = self.spool.append(slot, st, msg.piece.seq, msg.piece.data, msg.piece.last,
+                                             item=item_bytes(st), max_items=self._limit(slot, spec, st))
                 book.store.add_task_bytes(task_id, len(msg.piece.data))
                 if complete:
-                    self._stage_received(job.job_id, st, msg.piece.seq + 1, party)
+                    self._stage_received(job.job_id, st, msg.piece.seq + 1, party, slot=slot)
                 if job.state == JobState.DISPATCHED:
                     book.store.set_job_state(job.job_id, JobState.COLLECTING)
                     book.notify(job.job_id)
             if msg.done:
-                self._check_answer(job, spec, msg)
+                self._check_answer(job, spec, msg, slot)
         except (SpoolError, psi.PsiError) as exc:
             book.invalid(job, task_id, party, f"invalid PSI answer: {exc}")
             book.fail(job, f"{party} sent an invalid PSI answer: {exc}")
@@ -248,12 +334,15 @@ class PsiJobs:
         if msg.done:
             book.store.set_task_state(task_id, TaskState.CONTRIBUTED)
             book.contributed(job, task_id, party)
+            if spec.multi and any(t.state != TaskState.CONTRIBUTED for t in book.store.tasks(job.job_id)):
+                book.notify(job.job_id)
+                return  # the buyer's second round waits for every holder's answer
             self._next[job.job_id] = SECOND_ROUND[spec.mode]
             book.store.set_job_state(job.job_id, JobState.AWAITING_BUYER)
             book.notify(job.job_id)
 
-    def _check_answer(self, job: JobRow, spec: PsiJob, msg: HolderUpload) -> None:
-        jid = job.job_id
+    def _check_answer(self, job: JobRow, spec: PsiJob, msg: HolderUpload, slot: str) -> None:
+        jid = slot  # the holder's stages: the job's own folder, or this holder's in a multi-holder job
         for stage in HOLDER_STAGES[spec.mode]:
             repeat = self._repeat(jid, spec, stage)
             if repeat:
@@ -272,7 +361,7 @@ class PsiJobs:
         if spec.mode is PsiMode.UNBALANCED:
             if self._items(jid, Stage.E) != spec.buyer_set_size:
                 raise psi.PsiError("the holder evaluated a different number of points than the buyer sent")
-            key = (self.book.store.tasks(jid)[0].party, spec.dataset, spec.key_column, msg.table_epoch)
+            key = (self.book.store.tasks(job.job_id)[0].party, spec.dataset, spec.key_column, msg.table_epoch)
             if self.spool.has(jid, Stage.T):
                 self._tables = {k: v for k, v in self._tables.items() if k[:3] != key[:3]}  # one epoch each
                 self._tables[key] = oprf.SortedTags(self.spool.read(jid, Stage.T))
@@ -314,11 +403,13 @@ class PsiJobs:
                     "(the client removes repeats itself)")
         return f"{DISTINCT[stage]} repeats an item at position {at}; an honest holder never does"
 
-    def _stage_received(self, job_id: str, stage: Stage, chunks: int, sender: str) -> None:
+    def _stage_received(self, job_id: str, stage: Stage, chunks: int, sender: str, *, slot: str = "",
+                        holder: str = "") -> None:
         """Sizes outlive the spool, which is emptied when the job ends; the job page reads them here."""
-        size = self.spool.size(job_id, stage)
+        size = self.spool.size(slot or job_id, stage)
+        name = f"{stage}@{holder}" if holder else str(stage)
         self.book.store.record("stage_received", job_id=job_id, party=sender,
-                               detail=f"stage={stage} items={size // item_bytes(stage)} chunks={chunks} bytes={size}")
+                               detail=f"stage={name} items={size // item_bytes(stage)} chunks={chunks} bytes={size}")
 
     # ------------------------------------------------------------------ match
     def _notes(self, job_id: str) -> GatewayNotes:
@@ -333,12 +424,19 @@ class PsiJobs:
     async def _finish(self, job: JobRow, spec: PsiJob) -> None:
         jid = job.job_id
         try:
-            result = await asyncio.to_thread(self._match, jid, spec, self._minimum.get(jid, 1))
+            if spec.multi:
+                result = await asyncio.to_thread(self._match_many, jid, spec)
+            else:
+                result = await asyncio.to_thread(self._match, jid, spec, self._minimum.get(jid, 1))
         except psi.PsiError as exc:
             self.book.fail(job, str(exc))
             return
-        (task,) = self.book.store.tasks(jid)
-        payload = buyer_pb2.JobResult(job_id=jid, contributors=[task.party], psi=result).SerializeToString()
+        if spec.multi:
+            contributors = list(spec.holders)
+        else:
+            (task,) = self.book.store.tasks(jid)
+            contributors = [task.party]
+        payload = buyer_pb2.JobResult(job_id=jid, contributors=contributors, psi=result).SerializeToString()
         self.book.finish(job, payload, f"intersection size {result.size}")
 
     def _match(self, jid: str, spec: PsiJob, minimum: int) -> buyer_pb2.PsiResult:
@@ -365,8 +463,30 @@ class PsiJobs:
         return buyer_pb2.PsiResult(size=r.size, positions=r.positions, holder_rows=len(z) // item_bytes(Stage.Z),
                                    masked_sums=pack_sums(r.masked_sums))
 
+    def _match_many(self, jid: str, spec: PsiJob) -> buyer_pb2.PsiResult:
+        answers = []
+        for holder, slot in self._slots(jid, spec):
+            notes = self._notes(slot)
+            masked = (psi_sum.PackedMasked(self.spool.read(slot, Stage.M), len(spec.value_columns))
+                      if spec.mode is PsiMode.SUM else None)
+            answers.append(psi_multi.HolderStages(
+                holder, self.spool.read(slot, Stage.D), self.spool.read(slot, Stage.Z),
+                minimum=self._minimum.get(slot, 1), offset=notes.offset, canaries=notes.canaries, masked=masked,
+                counted=notes.include))
+        if spec.mode is PsiMode.INTERSECTION:
+            m = psi_multi.match_many(answers, at_least=spec.threshold, cardinality_only=spec.cardinality_only)
+            return buyer_pb2.PsiResult(size=m.size, positions=m.positions)
+        r = psi_multi.sum_many(answers, at_least=spec.threshold)
+        return buyer_pb2.PsiResult(size=r.size, holder_sums=[
+            buyer_pb2.PsiHolderSums(party=h.party, positions=part.positions, masked_sums=pack_sums(part.masked_sums),
+                                    holder_rows=len(psi.packed(h.z)) // item_bytes(Stage.Z))
+            for h, part in zip(answers, r.holders)])
+
     # -------------------------------------------------------------- lifecycle
     async def evaluate(self, job: JobRow, tasks: list[TaskRow], *, at_deadline: bool) -> None:
+        if self._spec(job).multi:
+            self._evaluate_multi(job, tasks, at_deadline=at_deadline)
+            return
         (task,) = tasks
         if task.state in (TaskState.REFUSED, TaskState.FAILED):
             self.book.fail(job, f"{task.party} {task.state.lower()}: {task.reason}")
@@ -376,13 +496,30 @@ class PsiJobs:
             waiting = "the buyer's upload" if job.state == JobState.AWAITING_BUYER else f"{task.party}'s answer"
             self.book.fail(job, f"deadline passed waiting for {waiting}")
 
+    def _evaluate_multi(self, job: JobRow, tasks: list[TaskRow], *, at_deadline: bool) -> None:
+        """Every named holder must answer: a refusal or failure ends the job, naming the holder."""
+        ended = [t for t in tasks if t.state in (TaskState.REFUSED, TaskState.FAILED)]
+        if ended:
+            t = ended[0]
+            self.book.fail(job, f"{t.party} {t.state.lower()}: {t.reason} (a multi-holder PSI job needs every "
+                                "holder it names)")
+        elif at_deadline:
+            self.book.expire_open([t for t in tasks if t.state in OPEN_TASK_STATES])
+            late = [t.party for t in tasks if t.state in OPEN_TASK_STATES]
+            waiting = ("the buyer's upload" if job.state == JobState.AWAITING_BUYER or not late
+                       else f"{', '.join(late)}'s answer")
+            self.book.fail(job, f"deadline passed waiting for {waiting}")
+
     async def recover(self, job: JobRow) -> None:
         self.book.fail(job, "the gateway restarted during this PSI job; submit it again")
 
     def forget(self, job_id: str) -> None:
+        slots = [job_id] + [f"{job_id}.{i}" for i in range(psi_multi.MAX_HOLDERS)]
         for d in (self._next, self._minimum, self._epoch):
-            d.pop(job_id, None)  # type: ignore[attr-defined]
-        self.spool.drop(job_id)
+            for slot in slots:
+                d.pop(slot, None)  # type: ignore[attr-defined]
+        for slot in slots:
+            self.spool.drop(slot)
 
 
 __all__ = ["KINDS", "PsiJobs"]
