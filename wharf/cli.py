@@ -115,7 +115,7 @@ FLAGS = {
     "group_by": "--group-by", "bins": "--bins", "backend": "--backend", "parties": "--party", "party": "--party",
     "min_parties": "--min-parties", "timeout_s": "--timeout", "request_id": "--request-id",
     "slot_bits": "--slot-bits", "key_column": "--key-column", "value_columns": "--value-column", "ids": "--ids",
-    "cardinality_only": "--cardinality-only",
+    "cardinality_only": "--cardinality-only", "at_least": "--at-least",
 }
 
 
@@ -1471,10 +1471,14 @@ def read_ids(path: Path, column: str) -> list[str]:
 
 
 def _psi_command(mode: str, ids: Path, id_column: str, dataset: str, key_column: str, value_column: list[str],
-                 cardinality_only: bool, output: Optional[Path], party: Optional[str], timeout: int,
+                 cardinality_only: bool, output: Optional[Path], party: list[str], timeout: int,
                  gateway: str, identity: Optional[Path], insecure_as: Optional[str], as_json: bool,
-                 rho: Optional[float] = None) -> None:
+                 rho: Optional[float] = None, at_least: Optional[int] = None) -> None:
     from buyers.client import JobFailed
+
+    # One --party: the holder; several: a multi-holder job over IDs at --at-least of them (all by default).
+    single = party[0] if len(party) == 1 else None
+    holders = party if len(party) > 1 else []
 
     started = time.monotonic()
     show = not as_json and sys.stderr.isatty()
@@ -1497,8 +1501,8 @@ def _psi_command(mode: str, ids: Path, id_column: str, dataset: str, key_column:
         values = read_ids(ids, id_column)
         with _client(gateway, identity, insecure_as) as client:
             answer = client.psi(dataset, key_column, values, mode=mode, cardinality_only=cardinality_only,
-                                value_columns=value_column, party=party, timeout_s=timeout, progress=progress,
-                                rho=rho or None)
+                                value_columns=value_column, party=single, timeout_s=timeout, progress=progress,
+                                rho=rho or None, parties=holders, at_least=at_least)
     except JobFailed as exc:
         if bar_ctx:
             bar_ctx.stop()
@@ -1525,6 +1529,7 @@ def _psi_command(mode: str, ids: Path, id_column: str, dataset: str, key_column:
     if as_json:
         typer.echo(json.dumps({
             "job_id": answer.job_id, "mode": answer.mode, "holder": answer.holder, "intersection_size": answer.size,
+            **({"holders": list(answer.holders), "at_least": answer.at_least} if answer.holders else {}),
             "buyer_ids": len(values), "matched_rows": len(answer.matched),
             "sums": {k: exact_text(v) for k, v in answer.totals.items()},
             "output": str(output) if output is not None and answer.matched else None, "seconds": round(seconds, 3),
@@ -1537,8 +1542,14 @@ def _psi_command(mode: str, ids: Path, id_column: str, dataset: str, key_column:
                    if answer.noise.size_interval else {})},
         }))
         return
-    typer.echo(f"{answer.mode} against {answer.holder}'s {dataset}.{key_column}: intersection size {answer.size}"
-               f" of your {len(values)} IDs")
+    if answer.holders:
+        k = len(answer.holders)
+        typer.echo(f"{answer.mode} against {k} holders' {dataset}.{key_column} ({answer.holder}): IDs at "
+                   f"{'all' if answer.at_least == k else f'at least {answer.at_least}'} of {k}: {answer.size} of "
+                   f"your {len(values)} IDs")
+    else:
+        typer.echo(f"{answer.mode} against {answer.holder}'s {dataset}.{key_column}: intersection size {answer.size}"
+                   f" of your {len(values)} IDs")
     pn = answer.noise
     if pn is not None and pn.size_interval is not None:
         iv = pn.size_interval
@@ -1569,7 +1580,11 @@ def job_psi(
     cardinality_only: bool = typer.Option(False, help="Learn only how many IDs are shared, not which."),
     unbalanced: bool = typer.Option(False, help="Query the holder's per-epoch OPRF table (fast for small lists)."),
     output: Optional[Path] = typer.Option(None, help="Write your matched IDs here (CSV)."),
-    party: Optional[str] = typer.Option(None, help="The holder, when several list the dataset."),
+    party: list[str] = typer.Option([], "--party", help="The holder, when several list the dataset; repeat it to "
+                                    "intersect with several holders' sets in one job (IDs at all of them, or "
+                                    "--at-least T)."),
+    at_least: Optional[int] = typer.Option(None, "--at-least", help="With several --party: IDs at T or more of "
+                                           "those holders (default: all of them)."),
     timeout: int = typer.Option(600, min=1, help="Seconds before the job fails."),
     rho: Optional[float] = typer.Option(None, min=0.0, help="Privacy budget (zCDP rho) to spend if the holder "
                                         "applies differential privacy; default its own per job."),
@@ -1579,9 +1594,10 @@ def job_psi(
     insecure_as: Optional[str] = InsecureAsOpt,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Which of your IDs a holder also has (or only how many). IDs are trimmed, case-folded and NFKC-normalised."""
+    """Which of your IDs a holder also has (or only how many); with several --party, which are at all of
+    them (or --at-least T). IDs are trimmed, case-folded and NFKC-normalised."""
     _psi_command("unbalanced" if unbalanced else "intersection", ids, id_column, dataset, column, [],
-                 cardinality_only, output, party, timeout, gateway, identity, insecure_as, as_json, rho)
+                 cardinality_only, output, party, timeout, gateway, identity, insecure_as, as_json, rho, at_least)
 
 
 @job_app.command("psi-sum")
@@ -1591,7 +1607,10 @@ def job_psi_sum(
     dataset: str = typer.Option(..., help="The holder's dataset."),
     key_column: str = typer.Option(..., help="The holder's join-key column."),
     value_column: list[str] = typer.Option(..., "--value-column", help="A holder column to sum over the join (repeatable)."),
-    party: Optional[str] = typer.Option(None, help="The holder, when several list the dataset."),
+    party: list[str] = typer.Option([], "--party", help="The holder, when several list the dataset; repeat it to "
+                                    "join with several holders (sums over every holder that has each ID)."),
+    at_least: Optional[int] = typer.Option(None, "--at-least", help="With several --party: join the IDs at T or "
+                                           "more of those holders (default: all of them)."),
     timeout: int = typer.Option(600, min=1, help="Seconds before the job fails."),
     rho: Optional[float] = typer.Option(None, min=0.0, help="Privacy budget (zCDP rho) to spend if the holder "
                                         "applies differential privacy; default its own per job."),
@@ -1603,7 +1622,7 @@ def job_psi_sum(
 ) -> None:
     """The size of the join and the sums of the holder's values over it; never a single row's value."""
     _psi_command("sum", ids, id_column, dataset, key_column, value_column, False, None, party, timeout,
-                 gateway, identity, insecure_as, as_json, rho)
+                 gateway, identity, insecure_as, as_json, rho, at_least)
 
 
 @job_app.command("status")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import random
 from decimal import Decimal
 from fractions import Fraction
+from pathlib import Path
 
 import grpc
 import pytest
@@ -109,12 +111,31 @@ def test_bad_holders_and_thresholds_are_refused(exchange: Exchange) -> None:
     assert "not granted" in reason and any(reason.startswith(h) for h in HOLDERS), reason
 
 
+def test_the_command_line_names_several_holders_and_a_threshold(exchange: Exchange, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from wharf.cli import app
+
+    ids = buyer_ids(seed=3)
+    (tmp_path / "mine.csv").write_text("id\n" + "\n".join(i.strip() for i in ids) + "\n")
+    base = ["job", "psi", "-g", exchange.address, "--identity", str(exchange.identity("acme-insurance")),
+            "--ids", str(tmp_path / "mine.csv"), "--id-column", "id", "--dataset", "visits", "--column", "patient_id",
+            *(x for h in HOLDERS for x in ("--party", h))]
+    out = CliRunner().invoke(app, [*base, "--at-least", "4", "--cardinality-only", "--json"])
+    assert out.exit_code == 0, out.output
+    got = json.loads(out.stdout)
+    assert got["intersection_size"] == len(truth(exchange, ids, 4))
+    assert got["holders"] == list(HOLDERS) and got["at_least"] == 4
+    bad = CliRunner().invoke(app, [*base, "--at-least", "9"])
+    assert bad.exit_code == 1 and "--at-least = 9 is not between 1 and the 5 holders" in bad.output
+
+
 def test_nothing_raw_crosses_the_wire(exchange: Exchange) -> None:
     assert exchange.wire_log is not None
     traffic, _ = wire_traffic(read_wire_log(exchange.wire_log))
     assert traffic.unknown == []
     rows = exchange.rows_of(HOLDERS)
-    ids = buyer_ids() + buyer_ids(seed=2)
+    ids = buyer_ids() + buyer_ids(seed=2) + buyer_ids(seed=3)
     raw = {r["patient_id"] for r in rows} | {i.strip() for i in ids} | {i.strip().lower() for i in ids}
     assert find_values(traffic, ["patient_id"]).found  # the search works: the key column's name travels
     report = find_values(traffic, raw | {r["cost"] for r in rows}, budget=1e-6)
