@@ -5,6 +5,9 @@
     identity = "ids/st-mary"          # ca.pem, cert.pem, key.pem from `wharf ca issue --role party`
     # crl = "ca/crl.pem"              # the CA's revocations, re-read when it changes (optional)
     # insecure = true                 # plaintext on loopback, for development only
+    # compute = "dask://10.0.0.7:8786" # PSI blinding on a Dask scheduler's workers, which then hold
+    #                                  # the PSI key: your own cluster, private network; needs
+    #                                  # pip install 'datawharf[dask]'. Default "local": one process per core
 
     [[datasets]]
     name = "visits"
@@ -51,6 +54,7 @@ from datawharf.filters import Op
 from datawharf.tomlfile import read_toml, validation_message
 from datawharf.pki import Credentials, Role, check_name
 from datawharf.tls import check_insecure
+from parties.compute import LOCAL, parse_compute
 from protocols.figures import Statistic
 
 
@@ -238,6 +242,8 @@ class PartyConfig(_Strict):
     identity: Path | None = None
     crl: Path | None = None
     insecure: bool = False
+    # Where heavy work runs: "local" (a process pool) or "dask://HOST:PORT" (parties.compute).
+    compute: str = LOCAL
 
     @field_validator("state_dir", "identity", "crl")
     @classmethod
@@ -246,6 +252,12 @@ class PartyConfig(_Strict):
             return None
         base = (info.context or {}).get("base", Path("."))
         return (v if v.is_absolute() else base / v).resolve()
+
+    @field_validator("compute")
+    @classmethod
+    def _compute(cls, v: str) -> str:
+        parse_compute(v)  # a ValueError names the key through validation_message
+        return v
 
     @field_validator("name")
     @classmethod

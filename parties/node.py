@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
-import os
 import random
 import sqlite3
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor
 from pathlib import Path
-from typing import Awaitable
+from typing import Awaitable, Iterable, Iterator
 
 import grpc
 
@@ -32,6 +30,7 @@ from datawharf.signing import sign_receipt, stage_digests, stages_digest
 from datawharf.tls import aio_channel
 from datawharf.v1 import common_pb2, party_pb2, party_pb2_grpc
 from parties.budget import BudgetBook
+from parties.compute import open_executor
 from parties.config import PartyConfig
 from parties.grants import GrantBook
 from parties.psi_runner import PsiRunner
@@ -43,6 +42,19 @@ from protocols.psi_stages import Stage, item_bytes
 from protocols.psi_stages import split_items as split_stage
 
 log = logging.getLogger("datawharf.party")
+
+
+def _backend_failures(parts: Iterable[list[bytes]]) -> Iterator[list[bytes]]:
+    """The executor's results; its own failures (a lost Dask worker or scheduler, a broken pool)
+    become a PsiError, so the task fails with a reason instead of going unanswered. The detail,
+    which names this holder's machines, stays in its log."""
+    try:
+        yield from parts
+    except psi.PsiError:
+        raise
+    except Exception as exc:
+        log.error("compute backend failed: %s: %s", type(exc).__name__, exc)
+        raise psi.PsiError("this holder's compute backend failed; try again") from None
 
 
 class PartyNode:
@@ -67,7 +79,8 @@ class PartyNode:
         self._cancelled: set[str] = set()
         self.connected = asyncio.Event()
         self._psi_sets: dict[str, tuple[Checked, Assembler]] = {}
-        self._pool: ProcessPoolExecutor | None = None
+        # Heavy work's executor (config.compute), opened by run(): a process pool or a Dask cluster.
+        self._pool: Executor | None = None
         self.receipts = ReceiptBook(config.state_dir or Path(".wharf-state"))
         self._job_of: dict[str, str] = {}
         self.psi_runner = PsiRunner(config, self.runner.sources, config.state_dir or Path(".wharf-state"),
@@ -75,23 +88,21 @@ class PartyNode:
                                     on_destroyed=lambda **fields: self.receipts.add("destroyed", **fields))
 
     def _mapper(self, fn, chunks):  # type: ignore[no-untyped-def]
-        # Scalar multiplications on every core; spawned (not forked) workers,
-        # since forking a process that runs gRPC threads is unsafe.
-        if len(chunks) < 2:
+        # Scalar multiplications on every core, or on the Dask cluster; one chunk is not worth the trip.
+        if len(chunks) < 2 or self._pool is None:
             return map(fn, chunks)
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=os.cpu_count() or 1,
-                                             mp_context=multiprocessing.get_context("spawn"))
-        return psi.PoolMapper(self._pool)(fn, chunks)
+        return _backend_failures(psi.PoolMapper(self._pool)(fn, chunks))
 
     async def run(self, stop: asyncio.Event) -> None:
         listings = self.runner.listings()  # fail fast on a broken data file
         backoff = self.initial_backoff_s
+        # Fail fast on an unreachable Dask scheduler too; connecting blocks, so off the event loop.
+        self._pool, close = await asyncio.to_thread(open_executor, self.config.compute)
         try:
             await self._run(listings, stop, backoff)
         finally:
-            if self._pool is not None:
-                self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+            await asyncio.to_thread(close)
 
     async def _run(self, listings: list, stop: asyncio.Event, backoff: float) -> None:  # type: ignore[type-arg]
         while not stop.is_set():
