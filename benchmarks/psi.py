@@ -14,12 +14,24 @@ Cases (each result carries n):
     psi-unbalanced-warm@gateway  a small buyer list against a large holder set,
                                  the holder's OPRF table already made and published
     openmined                    OpenMined's PSI (openmined-psi) in its own venv, if present
+    psi-multi@gateway            one buyer's n IDs against k = 5 holders' n IDs each, IDs at
+                                 t = 3 of them (protocols.psi_multi), against
+    dh-floor-multi               the n·(1 + 3k) multiplications it needs (the buyer blinds n and
+                                 re-blinds each holder's n; each holder re-blinds the buyer's n
+                                 and blinds its own n), at the all-cores cost; its
+                                 bytes_per_element are over all k + 1 sets
 Metrics: seconds; bytes_per_element (every message through the gateway, from
 its metrics, over both sets); peak_rss_mib per process at the largest n.
+
+The default run takes the multi-holder case at 2^14 per holder (2^8 quick);
+``python -m benchmarks.psi --multi-holder`` runs that case alone at 2^18 per
+holder × 5 holders (``--multi-log2``, ``--holders``, ``--at-least`` to vary it)
+and writes its record like the whole benchmark's.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -30,11 +42,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchmarks.cluster import Cluster
-from benchmarks.harness import BenchmarkFailed, Record, peak_rss_mib
+from benchmarks.harness import RESULTS_DIR, BenchmarkFailed, Record, peak_rss_mib
 from buyers.client import Client
 from protocols import psi
 
@@ -79,6 +92,99 @@ enabled = false
 """)
         return f'name = "holder-{i:02d}"\ngateway = "{gateway}"\n' + "".join(blocks)
     return write
+
+
+def multi_window(n: int, i: int) -> range:
+    """Holder i's IDs in the multi-holder case: n of them from i·n/8, so buyer ID j (0 <= j < n) is at
+    holders 0 .. min(8j/n, k − 1): all five hold the upper half of the buyer's list."""
+    start = i * n // 8
+    return range(start, start + n)
+
+
+def multi_expected(n: int, k: int, t: int) -> int:
+    """How many of the buyer's n IDs are at t or more of the k holders."""
+    j = np.arange(n)
+    counts = sum(((w.start <= j) & (j < w.stop)).astype(np.int64) for w in (multi_window(n, i) for i in range(k)))
+    return int((counts >= t).sum())
+
+
+def write_multi_holders(n: int):  # type: ignore[no-untyped-def]
+    def write(root: Path, i: int, gateway: str) -> str:
+        window = multi_window(n, i)
+        pq.write_table(pa.table({"id": [f"id-{j:08d}" for j in window], "value": [value(j) / 100 for j in window]}),
+                       root / f"multi_{n}_h{i}.parquet")
+        return f"""name = "holder-{i:02d}"
+gateway = "{gateway}"
+
+[[datasets]]
+name = "multi_{n}"
+source = "multi_{n}_h{i}.parquet"
+columns = [
+  {{ name = "id", type = "string", join_key = true }},
+  {{ name = "value", type = "decimal", decimals = 2, psi_value = true }},
+]
+[datasets.policy]
+allowed_buyers = ["*"]
+allowed_psi = ["intersection", "cardinality", "sum"]
+min_intersection = 1
+psi_jobs_per_period = 100000
+psi_ids_per_period = 1000000000000
+[datasets.policy.dp]
+enabled = false
+"""
+    return write
+
+
+def multi_holder(rec: Record, n: int, *, holders: int = 5, at_least: int = 3, reps: int = 1) -> None:
+    """The multi-holder case: its seconds and bytes per element, the floor for its multiplications, and
+    the peak RSS of the gateway's and holders' processes."""
+    cost = rec.get("x25519-all-cores", "seconds_per_multiplication")
+    mults = n * (1 + 3 * holders)
+    if cost:
+        rec.add("dh-floor-multi", "seconds", [cost * mults], "s", n=n, holders=holders, multiplications=mults)
+    expected = multi_expected(n, holders, at_least)
+    with Cluster(holders, write_multi_holders(n), http=True) as cluster, cluster.client("bench") as client:
+        names = tuple(cluster.names)
+        ids = [f"id-{j:08d}" for j in range(n)]
+        secs, per_el = [], []
+        for _ in range(reps):
+            before = gateway_bytes(cluster.http)
+            t = time.perf_counter()
+            ans = client.psi(f"multi_{n}", "id", ids, parties=names, at_least=at_least)
+            secs.append(time.perf_counter() - t)
+            per_el.append((gateway_bytes(cluster.http) - before) / ((1 + holders) * n))
+            if ans.size != expected or len(ans.matched) != expected:
+                raise BenchmarkFailed(f"psi-multi@gateway n={n}: {ans.size} IDs at {at_least} of {holders} "
+                                      f"holders, expected {expected}")
+        extra = {"n": n, "holders": holders, "at_least": at_least}
+        rec.add("psi-multi@gateway", "seconds", secs, "s", **extra)
+        rec.add("psi-multi@gateway", "bytes_per_element", per_el, "bytes", **extra)
+        print(f"  psi-multi@gateway n={n} x {holders} holders: {statistics.median(secs):.2f} s", flush=True)
+        for name, proc in cluster.procs.procs:
+            hwm = vm_hwm_mib(proc.pid)
+            if hwm is not None:
+                rec.add(f"{name}-process", "peak_rss_mib", [hwm], "MiB", **extra)
+    floor = rec.get("dh-floor-multi", "seconds")
+    ours = statistics.median(secs)
+    rec.check(f"multi_gateway_over_dh_floor_n{n}_k{holders}", ours / floor if floor else None, "<= 1.5",
+              lambda x: x <= 1.5)
+
+
+def run_multi(*, quick: bool, log2: int = 18, holders: int = 5, at_least: int = 3) -> Record:
+    """The multi-holder case alone (``--multi-holder``): 2^log2 IDs per holder, ``holders`` holders."""
+    n = 1 << (8 if quick else log2)
+    cores = os.cpu_count() or 1
+    rec = Record("psi", quick, {"multi_holder_only": True, "n": n, "holders": holders, "at_least": at_least,
+                                "overlap": "holder i holds n IDs from i*n/8", "cores": cores})
+    rec.add("x25519", "seconds_per_multiplication", [op_cost()], "s", alone=True)
+    rec.add("x25519-all-cores", "seconds_per_multiplication", [parallel_op_cost(cores, 1024 if quick else 8192)],
+            "s", note="wall time / multiplications")
+    multi_holder(rec, n, holders=holders, at_least=at_least)
+    rec.add("buyer-process", "peak_rss_mib", [peak_rss_mib()], "MiB", n=n)
+    rec.add("largest-child-process", "peak_rss_mib", [peak_rss_mib(children=True)], "MiB", n=n)
+    peaks = [r["value"] for r in rec.results if r["metric"] == "peak_rss_mib"]
+    rec.check(f"max_process_peak_mib_multi_n{n}", max(peaks) if peaks else None, "< 2048", lambda x: x < 2048)
+    return rec
 
 
 def op_cost(samples: int = 4000) -> float:
@@ -209,6 +315,7 @@ def run(*, quick: bool) -> Record:
             hwm = vm_hwm_mib(proc.pid)
             if hwm is not None:
                 rec.add(f"{name}-process", "peak_rss_mib", [hwm], "MiB", n=max(sizes))
+    multi_holder(rec, 1 << (8 if quick else 14), reps=1 if quick else 2)
     # What mutual TLS and signatures cost: the mid-size intersection again through an --insecure gateway.
     mid = sizes[1] if len(sizes) > 1 else sizes[0]
     with Cluster(1, write_holder([mid]), insecure=True) as cluster, cluster.client("bench") as client:
@@ -257,3 +364,34 @@ def run(*, quick: bool) -> Record:
     rec.check(f"max_process_peak_mib_n{max(sizes)}", max(peaks) if peaks else None, "< 2048", lambda x: x < 2048)
     rec.check("unbalanced_warm_seconds", get("psi-unbalanced-warm@gateway", small), "< 5", lambda x: x < 5)
     return rec
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.psi [--quick] [--multi-holder ...]``: this benchmark alone, or its
+    multi-holder case alone at full size."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.psi", description=main.__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test")
+    parser.add_argument("--multi-holder", action="store_true",
+                        help="only the multi-holder case, at 2^(--multi-log2) IDs per holder")
+    parser.add_argument("--multi-log2", type=int, default=18, help="log2 of the IDs per holder (default 18)")
+    parser.add_argument("--holders", type=int, default=5, help="holders in the multi-holder case (default 5)")
+    parser.add_argument("--at-least", type=int, default=3, help="the threshold t (default 3)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the record here")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where records accumulate")
+    args = parser.parse_args(argv)
+    try:
+        if args.multi_holder:
+            rec = run_multi(quick=args.quick, log2=args.multi_log2, holders=args.holders, at_least=args.at_least)
+        else:
+            rec = run(quick=args.quick)
+    except BenchmarkFailed as exc:
+        print(f"FAILED: {exc}")
+        return 1
+    path = rec.write(args.json, args.results_dir)
+    print(rec.table())
+    print(f"record written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
