@@ -1,4 +1,6 @@
-"""python -m benchmarks NAME [--quick] [--json FILE]   (NAME: aggregate, or all)"""
+"""python -m benchmarks NAME [--quick] [--json FILE]   (NAME: aggregate, ..., load, or all)
+
+`load` takes its own options (--duration, --buyers, --holders, --store, --replicas, --profile, ...)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from pathlib import Path
 
 from benchmarks.harness import RESULTS_DIR, BenchmarkFailed
 
-BENCHMARKS = ("aggregate", "psi", "ledger", "dp", "market")
+BENCHMARKS = ("aggregate", "psi", "ledger", "dp", "market", "load")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,14 +21,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the record here")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
                         help=f"where records accumulate (default {RESULTS_DIR})")
+    load = parser.add_argument_group("load", "options of the load benchmark")
+    load.add_argument("--duration", type=float, help="seconds the buyers run (default 30; --quick 3)")
+    load.add_argument("--buyers", type=int, help="concurrent buyers, each with its own certificate (default 50)")
+    load.add_argument("--holders", type=int, help="holder processes (default 5)")
+    load.add_argument("--store", help="a second gateway configuration's store: a database URL such as "
+                                      "postgresql://... (the sqlite one-gateway configuration always runs first)")
+    load.add_argument("--replicas", type=int, help="gateway replicas of the second configuration")
+    load.add_argument("--backend", help="the aggregates' backend (default auto, as a buyer's client picks)")
+    load.add_argument("--buyer-processes", type=int,
+                      help="processes the buyers' threads are spread over (default 2; 0: threads in this process)")
+    load.add_argument("--profile", action="store_true",
+                      help="say where the time goes: latency by stage (gateway store timings) and CPU by process")
     args = parser.parse_args(argv)
     names = BENCHMARKS if args.name == "all" else (args.name,)
+    load_options = {k: v for k, v in (("duration", args.duration), ("buyers", args.buyers),
+                                      ("holders", args.holders), ("store", args.store),
+                                      ("replicas", args.replicas), ("backend", args.backend),
+                                      ("buyer_processes", args.buyer_processes)) if v is not None}
+    if args.profile:
+        load_options["profile"] = True
+    if load_options and "load" not in names:
+        parser.error(f"{', '.join('--' + k.replace('_', '-') for k in load_options)} apply to the load benchmark only")
+    if "replicas" in load_options and "store" not in load_options:
+        load_options["store"] = "sqlite"
     status = 0
     for name in names:
         print(f"benchmark {name}{' (quick)' if args.quick else ''}", flush=True)
         module = importlib.import_module(f"benchmarks.{name}")
         try:
-            record = module.run(quick=args.quick)
+            record = module.run(quick=args.quick, **(load_options if name == "load" else {}))
         except BenchmarkFailed as exc:
             print(f"FAILED: {exc}", file=sys.stderr)
             status = 1

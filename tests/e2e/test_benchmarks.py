@@ -82,3 +82,38 @@ def test_market_quick(tmp_path: Path) -> None:
     record = json.loads((tmp_path / "m.json").read_text())
     assert {r["case"] for r in record["results"]} == {"jobs@market", "jobs@no-market"}
     assert [c["name"] for c in record["checks"]] == ["market_over_no_market_jobs_per_s"]
+
+
+def test_load_quick(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "load", "--quick", "--profile", "--json", str(tmp_path / "load.json"),
+         "--results-dir", str(tmp_path / "results")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    record = json.loads((tmp_path / "load.json").read_text())
+    assert record["params"]["buyers"] == 3 and record["params"]["holders"] == 2
+    metrics = {(r["case"], r["metric"]): r["value"] for r in record["results"]}
+    for kind in ("single", "vector", "psi", "all"):
+        assert metrics[(f"{kind}@sqlite-1gw", "errors")] == 0
+        assert metrics[(f"{kind}@sqlite-1gw", "jobs")] >= 1  # a quick run gives every kind a first job
+        assert {"jobs_per_s", "p50_seconds", "p99_seconds"} <= {m for c, m in metrics if c == f"{kind}@sqlite-1gw"}
+    assert ("one-buyer@sqlite-1gw", "jobs_per_s") in metrics
+    (store,) = record["stores"]
+    assert store["name"] == "sqlite-1gw" and store["store"] == "sqlite" and store["replicas"] == 1
+    assert set(store["profile"]["stages"]["single"]) == {
+        "keygen_sign", "submit_rpc", "queue", "holders", "gateway_finish", "to_buyer", "fetch_decrypt"}
+    assert set(store["profile"]["cpu_seconds"]) == {"gateway", "holders", "buyers"}
+    assert next(c for c in record["checks"] if c["name"] == "errors@sqlite-1gw")["ok"] is True
+
+
+def test_load_configuration_the_launcher_cannot_start_fails_at_once(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "load", "--quick", "--store", "mysql://bench:secret@127.0.0.1/wharf",
+         "--replicas", "2", "--results-dir", str(tmp_path / "results")],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 1 and "FAILED" in out.stderr
+    assert "mysql://bench:***@127.0.0.1/wharf" in out.stderr and "secret" not in out.stderr
+    assert "benchmark load" in out.stdout and "sqlite-1gw:" not in out.stdout  # nothing was started
+    assert not (tmp_path / "results").exists()
