@@ -132,7 +132,8 @@ def test_the_command_line_names_several_holders_and_a_threshold(exchange: Exchan
 
 def test_nothing_raw_crosses_the_wire(exchange: Exchange) -> None:
     assert exchange.wire_log is not None
-    traffic, _ = wire_traffic(read_wire_log(exchange.wire_log))
+    records = read_wire_log(exchange.wire_log)
+    traffic, _ = wire_traffic(records)
     assert traffic.unknown == []
     rows = exchange.rows_of(HOLDERS)
     ids = buyer_ids() + buyer_ids(seed=2) + buyer_ids(seed=3)
@@ -140,3 +141,7 @@ def test_nothing_raw_crosses_the_wire(exchange: Exchange) -> None:
     assert find_values(traffic, ["patient_id"]).found  # the search works: the key column's name travels
     report = find_values(traffic, raw | {r["cost"] for r in rows}, budget=1e-6)
     assert not report.found, f"raw values on the wire: {report.found[:5]}"
+    # The buyer read only its own stages, each naming its holder.
+    read = [r.msg.stage for r in records if r.method.endswith("/DownloadSet") and r.direction == "in"]  # type: ignore[attr-defined]
+    assert {x.split("@")[0] for x in read} == {"W", "S", "P", "R"}
+    assert {x.split("@")[1] for x in read} == set(HOLDERS)
