@@ -104,8 +104,10 @@ def multi_window(n: int, i: int) -> range:
 def multi_expected(n: int, k: int, t: int) -> int:
     """How many of the buyer's n IDs are at t or more of the k holders."""
     j = np.arange(n)
-    counts = sum(((w.start <= j) & (j < w.stop)).astype(np.int64) for w in (multi_window(n, i) for i in range(k)))
-    return int((counts >= t).sum())
+    counts = np.zeros(n, dtype=np.int64)
+    for w in (multi_window(n, i) for i in range(k)):
+        counts += (w.start <= j) & (j < w.stop)
+    return int(np.count_nonzero(counts >= t))
 
 
 def write_multi_holders(n: int):  # type: ignore[no-untyped-def]
