@@ -11,7 +11,7 @@ import itertools
 import logging
 import math
 import uuid
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from fractions import Fraction
@@ -382,7 +382,8 @@ def _run_multi(conn: Connection, spec: PsiJob, role: psi.Buyer, ids: list[str], 
         view = _await_stage(conn, job_id, timeout_s + 30)
         if view.final:
             raise WharfError(f"job {job_id} ended before the buyer's second round")
-        for h in holders:
+        def fetch(h: str) -> tuple[common_pb2.ContributionReceipt | None, list[bytes]]:
+            """Holder ``h``'s receipt (checked) and stages, their digests noted."""
             receipt = _early_receipt(conn, job_id, body_digest, view, holder=h)
             try:
                 declared[h] = b"".join(_download(conn, job_id, Stage.P, MAX_NOISE_BYTES, h))
@@ -394,10 +395,23 @@ def _run_multi(conn: Connection, spec: PsiJob, role: psi.Buyer, ids: list[str], 
             if isinstance(role, psi_sum.Buyer):
                 sealed[h] = b"".join(_download(conn, job_id, Stage.S, MAX_SEALED_BYTES, h))
                 seen[h][Stage.S] = items_digest([sealed[h]])
-            if receipt is not None:  # before re-blinding: never multiply points the holder did not sign
-                check_stages(receipt, {str(k): v for k, v in seen[h].items()})
-            z = role.reblind(w, _progress_mapper(mapper, f"re-blinding for {h}", len(w), progress))
-            _upload(conn, job_id, Stage.Z, z, progress, holder=h)
+            return receipt, w
+
+        # The cores re-blind one holder's W while the next one's stages come down and the last Z goes
+        # up (one upload at a time: the gateway bounds what a buyer's unfinished uploads hold).
+        with ThreadPoolExecutor(1) as down, ThreadPoolExecutor(1) as up:
+            coming = down.submit(fetch, holders[0])
+            sent: list[Future[JobView]] = []
+            for i, h in enumerate(holders):
+                receipt, w = coming.result()
+                if i + 1 < len(holders):
+                    coming = down.submit(fetch, holders[i + 1])
+                if receipt is not None:  # before re-blinding: never multiply points the holder did not sign
+                    check_stages(receipt, {str(k): v for k, v in seen[h].items()})
+                z = role.reblind(w, _progress_mapper(mapper, f"re-blinding for {h}", len(w), progress))
+                sent.append(up.submit(_upload, conn, job_id, Stage.Z, z, progress, h))
+            for f in sent:
+                f.result()
     finally:
         if pool is not None:
             pool.shutdown()

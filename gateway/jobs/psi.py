@@ -233,9 +233,12 @@ class PsiJobs:
         if repeat:
             book.fail(job, repeat)
             raise InvalidArgument(repeat, argument="ids")
-        if spec.multi and stage is Stage.Z and not all(self.spool.has(s, Stage.Z) for _, s in self._slots(job_id, spec)):
-            book.notify(job_id)
-            return  # the buyer's stages for the other holders are still to come
+        if spec.multi and stage is Stage.Z:
+            if not all(self.spool.has(s, Stage.Z) for _, s in self._slots(job_id, spec)):
+                book.notify(job_id)
+                return  # the buyer's stages for the other holders are still to come
+            if self._next.pop(job_id, None) is None:
+                return  # another upload, ending at the same time, took the job to its match
         self._next.pop(job_id, None)
         if stage is Stage.A:
             book.store.set_job_state(job_id, JobState.DISPATCHED)
