@@ -14,9 +14,11 @@ an attempt that ends below the minimum still told the buyer something.
 
 A multi-holder job (``protocols.psi_multi``) is answered like a job for
 this holder alone, under the same policy, grant, quotas and budget, with
-two differences: D stays in the buyer's order (the gateway counts matches
-per ID across holders), and in join-and-sum the padding rows the gateway
-counts carry noise of their own (one more part of ρ).
+three differences: D stays in the buyer's order (the gateway counts matches
+per ID across holders); in join-and-sum the padding rows the gateway
+counts carry noise of their own (one more part of ρ); and in join-and-sum
+over t >= 2 of k holders the sums' and those rows' noise is √k times
+larger (``plan_noise``: one ID here can move every holder's total).
 """
 
 from __future__ import annotations
@@ -144,6 +146,12 @@ def plan_noise(dataset: DatasetConfig, job: PsiJob, rho: float) -> PsiNoise | No
     sends_w = job.mode is not PsiMode.UNBALANCED
     cols = [dataset.column(name) for name in job.value_columns] if job.mode is PsiMode.SUM else []
     own_rows = job.multi and job.mode is PsiMode.SUM  # see PsiNoise.rows_sd
+    # Multi-holder sums at t >= 2: one ID of this holder can bring an ID over the threshold, and with it
+    # a row into every other holder's J and a value into every other holder's total, each released
+    # apart (protocols.psi_multi). Over the k holders' releases that is √k times one holder's
+    # sensitivity in L2: every holder scales its sums' and counted rows' noise by √k, so the k noises
+    # together cover one holder's ID at this holder's spend (holders of one listing clip alike).
+    spread = math.sqrt(len(job.holders)) if own_rows and job.threshold >= 2 else 1.0
     parts = int(noisy_size) + int(sends_w) + len(cols) + int(own_rows)
     if parts == 0:
         return None
@@ -155,10 +163,10 @@ def plan_noise(dataset: DatasetConfig, job: PsiJob, rho: float) -> PsiNoise | No
         bounds = dp.Bounds(*col.bounds)
         lo, hi = bounds.scaled(pl)
         places.append(pl)
-        sds.append(dp.scale_for(per_part, float(max(abs(lo), abs(hi)))))
+        sds.append(dp.scale_for(per_part, float(max(abs(lo), abs(hi))) * spread))
     one = dp.scale_for(per_part, 1.0)
     return PsiNoise(job.mode, rho, one if noisy_size else 0.0, one if sends_w else 0.0, tuple(sds), tuple(places),
-                    one if own_rows else 0.0)
+                    dp.scale_for(per_part, spread) if own_rows else 0.0)
 
 
 def _ids(values: np.ndarray) -> list[str]:

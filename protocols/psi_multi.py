@@ -50,16 +50,21 @@ Who learns what (semi-honest, gateway not colluding):
   one that colluded with a holder would learn which of that holder's IDs
   matched, as in two-party PSI.
 
-Differential privacy. Each holder's noise covers the figures the buyer sees
-about that holder's IDs. An ID added to or removed from one holder's set
-moves the threshold count by at most one and one total by at most that
-holder's clip bound, so each holder's own noise on the size (its stage N
-offset) and on its sums (its noise row) gives it its ρ-zCDP guarantee on the
-sum of all holders' noise, which the gateway adds: released size = count +
-Σ offset_i. In a multi-holder sum the rows counted in J_i are drawn from
-noise independent of offset_i (``parties.psi_runner`` splits ρ one part
-more): with the single-holder tie (offset = counted rows − shift) the buyer
-could subtract Σ|J_i| from the size and cancel the noise.
+Differential privacy (the unit: one ID of one holder's join key). An ID
+added to or removed from one holder's set moves the threshold count by at
+most one, so that holder's own noise on the size (its stage N offset)
+covers it; the gateway releases count + Σ offset_i, every holder's noise
+added. In a join-and-sum the buyer also unmasks each holder's total and
+sees each |J_i| apart. With t = 1 one holder's ID moves only its own
+total and |J_i|; with t >= 2 it can bring an ID over the threshold and so
+a row into every holder's J_j and a value into every holder's total, each
+at most that holder's clip bound: √k times one holder's sensitivity in L2
+over the k releases, so every holder scales the noise of its sums and of
+its counted rows by √k (``parties.psi_runner.plan_noise``; exact when the
+holders of one listing clip to the same bounds). The rows counted in J_i
+are drawn from noise independent of offset_i (ρ is split one part more):
+with the single-holder tie (offset = counted rows − shift) the buyer could
+subtract Σ|J_i| from the size and cancel the noise.
 
 Attacks this closes: a holder named twice (it would count twice towards t)
 is refused when the job is read (``check_holders``), as are t < 1 on the

@@ -21,7 +21,13 @@ def test_multi_holder_sum_draws_counted_rows_apart_from_the_size(tmp_path: Path)
     plan = plan_noise(ds, job, 0.05)
     assert plan is not None
     one = dp.scale_for(0.05 / 4, 1.0)  # size, set size, the cost column and the counted rows
-    assert plan.size_sd == plan.set_size_sd == plan.rows_sd == pytest.approx(one)
+    # At t = 2 of 2 one ID here can move both holders' totals and counted rows: their noise is √2 larger.
+    assert plan.size_sd == plan.set_size_sd == pytest.approx(one)
+    assert plan.rows_sd == pytest.approx(math.sqrt(2) * one)
+    assert plan.sum_sd == (pytest.approx(math.sqrt(2) * dp.scale_for(0.05 / 4, 500_000.0)),)
+    any_one = plan_noise(ds, PsiJob("visits", "patient_id", PsiMode.SUM, False, ("cost",), holders=("h", "o"),
+                                    at_least=1), 0.05)
+    assert any_one is not None and any_one.rows_sd == pytest.approx(one)  # t = 1: its own total alone
     shift = math.ceil(SHIFT_SD * plan.rows_sd)
     tied = [(d.offset, d.count) for d in (plan.draw() for _ in range(40))]
     # With the single-holder tie offset would always be count - shift; drawn apart it is not.
