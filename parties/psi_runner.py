@@ -229,8 +229,8 @@ class PsiRunner:
         if problem is not None:
             return problem
         if job.multi and self.config.name not in job.holders:
-            return PsiAnswer(refusal=f"the job names holders {', '.join(job.holders)}, not this one ({self.config.name})",
-                             code="not_asked")
+            return PsiAnswer(refusal=f"the job names holders {', '.join(job.holders)}, not this one "
+                             f"({self.config.name})", code="not_asked")
         if len(points) != job.buyer_set_size:
             return PsiAnswer(failure=f"received {len(points)} points; the job announced {job.buyer_set_size}")
         dpc = dataset.policy.dp

@@ -292,7 +292,8 @@ class PsiJobs:
             return [StagePiece(name, 0, receipt, True)]
         if not self.spool.has(slot, stage):
             raise FailedPrecondition(f"job {job.job_id} has no stage {name} yet (it is {job.state})")
-        return [StagePiece(name, seq, data, last) for seq, data, last in self.spool.chunks(slot, stage, item_bytes(stage))]
+        return [StagePiece(name, seq, data, last)
+                for seq, data, last in self.spool.chunks(slot, stage, item_bytes(stage))]
 
     # ----------------------------------------------------------------- holder
     def dispatch(self, job: JobRow, task_id: str, party: str) -> None:

@@ -142,6 +142,7 @@ def test_nothing_raw_crosses_the_wire(exchange: Exchange) -> None:
     report = find_values(traffic, raw | {r["cost"] for r in rows}, budget=1e-6)
     assert not report.found, f"raw values on the wire: {report.found[:5]}"
     # The buyer read only its own stages, each naming its holder.
-    read = [r.msg.stage for r in records if r.method.endswith("/DownloadSet") and r.direction == "in"]  # type: ignore[attr-defined]
+    read = [r.msg.stage for r in records  # type: ignore[attr-defined]
+            if r.method.endswith("/DownloadSet") and r.direction == "in"]
     assert {x.split("@")[0] for x in read} == {"W", "S", "P", "R"}
     assert {x.split("@")[1] for x in read} == set(HOLDERS)
