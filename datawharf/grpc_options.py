@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from datawharf.chunking import CHUNK_BYTES
 
 # A chunk plus its envelope must fit; anything bigger is a misbehaving peer.
@@ -24,8 +26,20 @@ MIN_PING_INTERVAL_MS = CLIENT_PING_MS // 2
 MAX_CONCURRENT_RPCS = 1024
 
 
-def client_options() -> list[tuple[str, int]]:
-    return _COMMON + [
+# A buyer's calls are idempotent (a submission by its request id; the rest read or end a job), so a
+# call that found no gateway (UNAVAILABLE: a replica died, a gateway restarted) is tried again by
+# gRPC itself, a few times with backoff, on whichever replica the balancer picks next.
+_RETRY_CONFIG = json.dumps({"methodConfig": [{
+    "name": [{"service": "datawharf.v1.BuyerService"}],
+    "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.25s", "maxBackoff": "3s", "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"]},
+}]})
+
+
+def client_options() -> list[tuple[str, int | str]]:
+    return [
+        *_COMMON,
+        ("grpc.service_config", _RETRY_CONFIG),
         ("grpc.keepalive_time_ms", CLIENT_PING_MS),
         # A gateway that does not answer a ping in 10 s is gone: reconnect.
         ("grpc.keepalive_timeout_ms", 10_000),

@@ -39,8 +39,9 @@ class Exchange(LocalExchange):
                  wire_log: bool = False, statistics: dict[str, list[str]] | None = None,
                  http: bool = False, http_token: str | None = None, bench_results: Path | None = None,
                  insecure: bool = False, dp: str | None = None, buyers: tuple[str, ...] | None = None,
-                 grants: bool = False, review: bool = False) -> None:
-        super().__init__(root, insecure=insecure, review=review)
+                 grants: bool = False, review: bool = False, store: str = "sqlite", replicas: int = 1,
+                 lease_s: float = 10.0) -> None:
+        super().__init__(root, insecure=insecure, review=review, store=store, replicas=replicas, lease_s=lease_s)
         self.dp = dp  # the body of every holder's [datasets.policy.dp]; None: exact answers
         self.buyers = buyers  # the holders' allowed_buyers; None: acme-insurance only
         self.grants = grants  # visits needs a grant the holder signed

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,7 +25,30 @@ from typing import Callable, Sequence
 from buyers.client import Client
 from datawharf.pki import Authority, Role
 
-__all__ = ["LocalExchange", "Processes", "wait_for"]
+__all__ = ["SQLITE", "LocalExchange", "Processes", "check_gateways", "wait_for"]
+
+SQLITE = "sqlite"  # the gateway's own store file under its --data-dir
+
+
+def check_gateways(store: str = SQLITE, replicas: int = 1) -> None:
+    """Raise ValueError unless this launcher can start ``replicas`` gateways on ``store``: one gateway
+    on its own SQLite file, or any number of replicas sharing a ``postgresql://`` database."""
+    if replicas < 1:
+        raise ValueError(f"replicas must be at least 1, got {replicas}")
+    if store == SQLITE and replicas != 1:
+        raise ValueError("replicas share a PostgreSQL store; a SQLite store serves one gateway (pass a "
+                         "postgresql:// URL as the store)")
+    if store != SQLITE and not store.startswith(("postgresql://", "postgres://")):
+        raise ValueError(f"the store must be sqlite or a postgresql:// URL, not {redact_store(store)}")
+
+
+def redact_store(store: str) -> str:
+    """A store URL without its password, for messages and records."""
+    scheme, sep, rest = store.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return store
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
 
 
 class Processes:
@@ -34,12 +58,12 @@ class Processes:
         self.logs = logs
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
 
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+    def start(self, name: str, *args: str, module: str = "wharf") -> subprocess.Popen[bytes]:
         log = open(self.logs / f"{name}.log", "ab")
         # Only the arguments configure a local exchange: an operator's WHARF_* settings
         # (a fixed --http port, a wire log) must not leak into every process started here.
         env = {k: v for k, v in os.environ.items() if not k.startswith("WHARF_")}
-        proc = subprocess.Popen([sys.executable, "-m", "wharf", *args], stdout=log, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen([sys.executable, "-m", module, *args], stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()  # the child holds its own descriptor
         self.procs.append((name, proc))
         return proc
@@ -89,8 +113,12 @@ class LocalExchange:
     ``wait_online`` waits until the named holders list a dataset.
     """
 
-    def __init__(self, root: Path, *, log_level: str = "info", insecure: bool = False, review: bool = False) -> None:
+    def __init__(self, root: Path, *, log_level: str = "info", insecure: bool = False, review: bool = False,
+                 store: str = SQLITE, replicas: int = 1, lease_s: float = 10.0) -> None:
+        check_gateways(store, replicas)
         self.root = root
+        self.store, self.replicas, self.lease_s = store, replicas, lease_s
+        self.replica_addresses: dict[int, str] = {}
         self.insecure = insecure
         # Listing review off by default: every dataset a holder registers is in the catalog, as a
         # development exchange expects; review=True runs the market's review (`wharf listing`).
@@ -110,6 +138,14 @@ class LocalExchange:
     @property
     def gateway_dir(self) -> Path:
         return self.root / "gateway"
+
+    def replica_dir(self, index: int) -> Path:
+        """Replica ``index``'s data directory (replica 0's is ``gateway_dir``)."""
+        return self.gateway_dir if index == 0 else self.root / f"gateway-{index}"
+
+    @staticmethod
+    def replica_name(index: int) -> str:
+        return "gateway" if index == 0 else f"gateway-{index}"
 
     def identity(self, name: str, role: Role | str = Role.BUYER, *, organisation: str = "") -> Path:
         """The certificate directory of ``name`` in ``role``, issued on first use."""
@@ -131,22 +167,56 @@ class LocalExchange:
                 raise RuntimeError(f"{name} exited with {p.returncode}; {self.logs / (name + '.log')} ends:\n{log}")
 
     def start_gateway(self, *extra: str, listen: str = "127.0.0.1:0", timeout_s: float = 30) -> str:
-        ready = self.gateway_dir / "gateway.json"
+        """Start the gateway (or, with a PostgreSQL store, each replica and a TCP balancer in front of
+        them); the address buyers and holders use."""
+        addresses = [self.start_replica(i, *extra, listen=listen if self.replicas == 1 else "127.0.0.1:0",
+                                        timeout_s=timeout_s) for i in range(self.replicas)]
+        if self.replicas == 1:
+            self.address = addresses[0]
+            return self.address
+        ready = self.root / "balancer.json"
+        ready.unlink(missing_ok=True)
+        self.procs.start("balancer", "--listen", listen, "--ready", str(ready), *addresses, module="wharf.balancer")
+        wait_for("the balancer", ready.exists, timeout_s, self.alive)
+        self.address = json.loads(ready.read_text())["address"]
+        return self.address
+
+    def start_replica(self, index: int, *extra: str, listen: str = "127.0.0.1:0", timeout_s: float = 30) -> str:
+        """Start (or restart) gateway replica ``index``; its own address."""
+        data_dir = self.replica_dir(index)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        ready = data_dir / "gateway.json"
         ready.unlink(missing_ok=True)
         if self.ca is None:
             trust = ["--insecure"]
         else:
             trust = ["--identity", str(self.identity("gateway", Role.GATEWAY)), "--crl", str(self.ca.crl_path)]
-        self.procs.start("gateway", "gateway", "serve", "--listen", listen, "--data-dir", str(self.gateway_dir),
-                         "--log-level", self.log_level, *trust,
+        shared: list[str] = []
+        if self.store != SQLITE:
+            # Replicas share the database, the blob directory and the ledger's key (one chain).
+            shared = ["--store", self.store, "--blob-dir", str(self.root / "blobs"), "--replica",
+                      self.replica_name(index), "--lease", str(self.lease_s)]
+            key = self.gateway_dir / "ledger.key"
+            if index > 0 and key.exists() and not (data_dir / "ledger.key").exists():
+                shutil.copy2(key, data_dir / "ledger.key")
+        self.procs.start(self.replica_name(index), "gateway", "serve", "--listen", listen, "--data-dir",
+                         str(data_dir), "--log-level", self.log_level, *trust, *shared,
                          "--listing-review", "required" if self.review else "off", *extra)
-        wait_for("the gateway", ready.exists, timeout_s, self.alive)
+        wait_for(f"gateway replica {index}", ready.exists, timeout_s, self.alive)
         info = json.loads(ready.read_text())
-        self.address, self.http_address = info["address"], info.get("http", "")
-        return self.address
+        if index == 0:
+            self.http_address = info.get("http", "")
+            if self.replicas == 1:
+                self.address = info["address"]
+        self.replica_addresses[index] = info["address"]
+        return str(info["address"])
+
+    def kill_replica(self, index: int) -> None:
+        """SIGKILL replica ``index``: a gateway that vanishes mid-job."""
+        self.procs.kill(self.replica_name(index))
 
     def stop_gateway(self) -> None:
-        self.procs.stop(["gateway"], grace_s=20)
+        self.procs.stop(["balancer", *(self.replica_name(i) for i in range(self.replicas))], grace_s=20)
 
     def start_party(self, name: str, config: str, *, organisation: str = "") -> Path:
         """Write ``config`` (TOML text, its identity added) as ``root/NAME.toml`` and start the node;
