@@ -17,7 +17,7 @@ from gateway.store.sqlite import SqliteStore
 SQLITE_FILE = "gateway.sqlite3"
 
 
-def open_store(spec: str, data_dir: Path, *, blob_dir: Path | None = None, retry_s: float = 10.0,
+def open_store(spec: str, data_dir: Path, *, blob_dir: Path | None = None, retry_s: float = 3.0,
                on_change: Callable[[bool], None] | None = None) -> Store:
     """The store ``spec`` names: "" or "sqlite" for the data directory's file, a postgresql:// URL for a
     shared database (contributions then go to ``blob_dir``, by default under the data directory)."""

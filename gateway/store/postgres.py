@@ -109,7 +109,7 @@ def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], Row]:
 class Connection:
     """psycopg in autocommit mode, spoken to like sqlite3: ``BEGIN`` opens, ``with`` ends."""
 
-    def __init__(self, url: str, *, retry_s: float = 10.0, connect_timeout_s: int = 5,
+    def __init__(self, url: str, *, retry_s: float = 3.0, connect_timeout_s: int = 5,
                  on_change: Callable[[bool], None] | None = None) -> None:
         self.url = url
         self.retry_s = retry_s
@@ -249,7 +249,7 @@ class PostgresStore(Store):
     directory, or a shared file system): a contribution may arrive at one
     replica and be summed by another."""
 
-    def __init__(self, url: str, blob_dir: Path, *, retry_s: float = 10.0,
+    def __init__(self, url: str, blob_dir: Path, *, retry_s: float = 3.0,
                  on_change: Callable[[bool], None] | None = None) -> None:
         self.url = url
         self.path = display_url(url)
