@@ -461,31 +461,35 @@ audit_app = typer.Typer(help="The gateway's ledger: export it, verify it, read o
 app.add_typer(audit_app, name="audit")
 
 
-def _ledger_lines(data_dir: Path) -> list[str]:
-    import sqlite3
+def _ledger_lines(data_dir: Path, store: str = "sqlite") -> list[str]:
+    from gateway.store import missing_table, open_reader
 
-    path = data_dir / "gateway.sqlite3"
-    if not path.exists():
-        raise WharfError(f"no gateway store at {path}; pass the gateway's --data-dir")
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    db, name = open_reader(store, data_dir)
     try:
         return [row[0] for row in db.execute("SELECT entry FROM ledger ORDER BY seq")]
-    except sqlite3.OperationalError as exc:
-        raise WharfError(f"{path} holds no ledger ({exc}); it was written by an older gateway") from None
+    except Exception as exc:
+        if missing_table(exc):
+            raise WharfError(f"{name} holds no ledger ({exc}); it was written by an older gateway") from None
+        raise
     finally:
         db.close()
+
+
+StoreOpt = typer.Option("sqlite", "--store", envvar="WHARF_STORE",
+                        help="The gateway's store: sqlite (in --data-dir) or its postgresql:// URL.")
 
 
 @audit_app.command("export")
 def audit_export(
     out: Path = typer.Option(..., "--out", "-o", help="The JSON-lines file to write."),
     data_dir: Path = typer.Option(Path("wharf-data"), envvar="WHARF_DATA_DIR", help="The gateway's data directory."),
+    store: str = StoreOpt,
 ) -> None:
     """Write the ledger, one signed entry per line, for anyone to verify and publish."""
     from datawharf.ledger import parse_lines
 
     try:
-        lines = _ledger_lines(data_dir)
+        lines = _ledger_lines(data_dir, store)
         entries = list(parse_lines(lines))
     except WharfError as exc:
         _fail(exc)
@@ -552,12 +556,13 @@ def audit_show(
     job_id: str = typer.Argument(..., help="The job whose history to print."),
     data_dir: Path = typer.Option(Path("wharf-data"), envvar="WHARF_DATA_DIR", help="The gateway's data directory."),
     ledger: Optional[Path] = typer.Option(None, help="Read this export instead of the gateway's store."),
+    store: str = StoreOpt,
 ) -> None:
     """One job's history from the ledger, as a person reads it."""
     from datawharf.ledger import parse_lines
 
     try:
-        lines = ledger.read_text().splitlines() if ledger is not None else _ledger_lines(data_dir)
+        lines = ledger.read_text().splitlines() if ledger is not None else _ledger_lines(data_dir, store)
         entries = [e for e in parse_lines(lines) if e.fields.get("job_id") == job_id]
     except (WharfError, OSError) as exc:
         _fail(exc if isinstance(exc, WharfError) else WharfError(str(exc)))

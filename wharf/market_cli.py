@@ -367,6 +367,8 @@ def billing_statement(
     identity: Optional[Path] = IdentityOpt,
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Operators: read the gateway's data directory "
                                                                      "offline instead of calling it."),
+    store: str = typer.Option("sqlite", "--store", envvar="WHARF_STORE",
+                              help="With --data-dir: the gateway's store, sqlite or its postgresql:// URL."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Holders: your TOML (its identity and "
                                                                        "gateway; --party defaults to its name)."),
 ) -> None:
@@ -386,7 +388,7 @@ def billing_statement(
             party, gateway, creds = party or cfg.name, cfg.gateway, Credentials.load(cfg.identity)
         check_request(party, buyer)
         if data_dir is not None:
-            statement = _offline(data_dir, party, buyer, month)
+            statement = _offline(data_dir, store, party, buyer, month)
         else:
             ch, stub = _stub(gateway, creds or _creds(identity, "party, buyer or operator"))
             with ch:
@@ -421,22 +423,20 @@ def statement_json(s: "market_pb2.Statement") -> dict[str, Any]:
             "fees": [line(x) for x in s.fees], "totals": {t.currency: t.amount for t in s.totals}}
 
 
-def _offline(data_dir: Path, party: str, buyer: str, month: str) -> "market_pb2.Statement":
-    import sqlite3
-
+def _offline(data_dir: Path, store: str, party: str, buyer: str, month: str) -> "market_pb2.Statement":
     from gateway.market.statements import build, month_range
-    from gateway.store.sqlite import charge_rows
+    from gateway.store import missing_table, open_reader
+    from gateway.store.base import charge_rows
 
-    path = data_dir / "gateway.sqlite3"
-    if not path.exists():
-        raise WharfError(f"no gateway store at {path}; pass the gateway's --data-dir")
     start, end = month_range(month)
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    db.row_factory = sqlite3.Row
+    db, name = open_reader(store, data_dir)
     try:
         rows = charge_rows(db, holder=party or None, buyer=buyer or None, start=start, end=end)
-    except sqlite3.OperationalError as exc:
-        raise WharfError(f"{path} holds no charges ({exc}); it was written by a gateway without the market") from None
+    except Exception as exc:
+        if missing_table(exc):
+            raise WharfError(f"{name} holds no charges ({exc}); it was written by a gateway without the "
+                             "market") from None
+        raise
     finally:
         db.close()
     return build(rows, party=party, buyer=buyer, month=month)

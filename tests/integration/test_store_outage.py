@@ -3,6 +3,8 @@ sends callers elsewhere) and claims no work, then serves again once the database
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Iterator
@@ -42,9 +44,12 @@ def until(check, what: str, timeout_s: float = 30.0) -> None:  # type: ignore[no
         time.sleep(0.2)
 
 
-def test_a_lost_database_turns_health_to_not_serving_until_it_returns(start_exchange, cluster: Cluster  # type: ignore[no-untyped-def]
-                                                                       ) -> None:
-    ex: Exchange = start_exchange("outage", store=cluster.database(), parties=("st-mary", "riverside"), rows=200)
+@pytest.fixture(scope="module")
+def ex(start_exchange, cluster: Cluster) -> Exchange:  # type: ignore[no-untyped-def]
+    return start_exchange("outage", store=cluster.database(), parties=("st-mary", "riverside"), rows=200)
+
+
+def test_a_lost_database_turns_health_to_not_serving_until_it_returns(ex: Exchange, cluster: Cluster) -> None:
     assert health(ex) == health_pb2.HealthCheckResponse.SERVING
     cluster.pause()
     try:
@@ -57,3 +62,14 @@ def test_a_lost_database_turns_health_to_not_serving_until_it_returns(start_exch
     with ex.client() as c:  # and the exchange works as before
         answer = c.result(c.submit("visits", "cost", "sum", timeout_s=60, backend="bfv"), timeout_s=90)
     assert answer.exact == truth(ex.rows_of(answer.contributors), "cost", "sum", "")
+
+
+def test_the_ledger_of_a_postgres_store_exports_and_verifies(ex: Exchange, tmp_path: Path) -> None:
+    out = tmp_path / "ledger.jsonl"
+    export = subprocess.run([sys.executable, "-m", "wharf", "audit", "export", "--store", ex.store, "--out", str(out)],
+                            capture_output=True, text=True, timeout=60)
+    assert export.returncode == 0, export.stderr
+    check = subprocess.run([sys.executable, "-m", "wharf", "audit", "verify", str(out), "--ca", str(ex.root / "ca" / "ca.pem")],
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "job_done" in out.read_text()
