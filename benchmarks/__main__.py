@@ -25,9 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     load.add_argument("--duration", type=float, help="seconds the buyers run (default 30; --quick 3)")
     load.add_argument("--buyers", type=int, help="concurrent buyers, each with its own certificate (default 50)")
     load.add_argument("--holders", type=int, help="holder processes (default 5)")
-    load.add_argument("--store", help="a second gateway configuration's store: a database URL such as "
-                                      "postgresql://... (the sqlite one-gateway configuration always runs first)")
-    load.add_argument("--replicas", type=int, help="gateway replicas of the second configuration")
+    load.add_argument("--store", help="the second gateway configuration's store: postgresql (default: a server "
+                                      "started for the run), a postgresql://... URL, or sqlite for none (the "
+                                      "sqlite one-gateway configuration always runs first)")
+    load.add_argument("--replicas", type=int, help="gateway replicas of the second configuration (default 2)")
     load.add_argument("--backend", help="the aggregates' backend (default auto, as a buyer's client picks)")
     load.add_argument("--buyer-processes", type=int,
                       help="processes the buyers' threads are spread over (default 2; 0: threads in this process)")
@@ -43,8 +44,6 @@ def main(argv: list[str] | None = None) -> int:
         load_options["profile"] = True
     if load_options and "load" not in names:
         parser.error(f"{', '.join('--' + k.replace('_', '-') for k in load_options)} apply to the load benchmark only")
-    if "replicas" in load_options and "store" not in load_options:
-        load_options["store"] = "sqlite"
     status = 0
     for name in names:
         print(f"benchmark {name}{' (quick)' if args.quick else ''}", flush=True)

@@ -58,9 +58,11 @@ import pyarrow.parquet as pq
 
 from benchmarks.harness import BenchmarkFailed, Record
 from buyers.client import Client
-from wharf.local import LocalExchange
+from wharf import pgcluster
+from wharf.local import LocalExchange, check_gateways
 
 SQLITE = "sqlite"  # the gateway's own store file under its data directory
+THROWAWAY = "postgresql"  # the second configuration's store: a PostgreSQL server started for the run
 DATASET = "load"
 REGIONS = ("north", "south", "east", "west")
 BINS = (0, 250, 500, 750, 1000)
@@ -93,21 +95,12 @@ class Setup:
     def check(self) -> None:
         """Raise BenchmarkFailed at once if the launcher cannot start this configuration."""
         try:
-            from wharf.local import check_gateways
-        except ImportError:  # a launcher that starts one gateway on SQLite and knows nothing else
-            if (self.store, self.replicas) != (SQLITE, 1):
-                raise BenchmarkFailed(f"{self.replicas} gateway replica(s) on {redact(self.store)} is not yet "
-                                      "supported by the launcher (wharf/local.py)") from None
-            return
-        try:
             check_gateways(self.store, self.replicas)
-        except (ValueError, NotImplementedError) as exc:
+        except ValueError as exc:
             raise BenchmarkFailed(f"{self.name}: {exc}") from None
 
     def exchange(self, root: Path) -> LocalExchange:
-        if (self.store, self.replicas) == (SQLITE, 1):
-            return LocalExchange(root, log_level="warning")
-        return LocalExchange(root, log_level="warning", store=self.store, replicas=self.replicas)  # type: ignore[call-arg]
+        return LocalExchange(root, log_level="warning", store=self.store, replicas=self.replicas)
 
 
 def redact(store: str) -> str:
@@ -582,8 +575,26 @@ class LoadRecord(Record):
 
 
 def run(*, quick: bool, duration: float | None = None, buyers: int | None = None, holders: int | None = None,
-        store: str = SQLITE, replicas: int = 1, profile: bool = False, backend: str = "auto",
+        store: str = THROWAWAY, replicas: int = 2, profile: bool = False, backend: str = "auto",
         buyer_processes: int | None = None) -> Record:
+    cluster = None
+    if store == THROWAWAY:
+        # A PostgreSQL server of the run's own, removed afterwards (initdb, loopback, no fsync).
+        if not pgcluster.available():
+            raise BenchmarkFailed("PostgreSQL's server is not installed (apt-get install postgresql); pass "
+                                  "--store sqlite to run the SQLite configuration alone, or --store URL")
+        cluster = pgcluster.Cluster()
+        store = cluster.database()
+    try:
+        return _run(quick=quick, duration=duration, buyers=buyers, holders=holders, store=store,
+                    replicas=replicas, profile=profile, backend=backend, buyer_processes=buyer_processes)
+    finally:
+        if cluster is not None:
+            cluster.stop()
+
+
+def _run(*, quick: bool, duration: float | None, buyers: int | None, holders: int | None, store: str,
+         replicas: int, profile: bool, backend: str, buyer_processes: int | None) -> Record:
     setups = [Setup()]
     if (store, replicas) != (SQLITE, 1):
         setups.append(Setup(store, replicas))

@@ -88,19 +88,22 @@ def test_load_quick(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks", "load", "--quick", "--profile", "--json", str(tmp_path / "load.json"),
          "--results-dir", str(tmp_path / "results")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=300,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     record = json.loads((tmp_path / "load.json").read_text())
     assert record["params"]["buyers"] == 3 and record["params"]["holders"] == 2
     metrics = {(r["case"], r["metric"]): r["value"] for r in record["results"]}
-    for kind in ("single", "vector", "psi", "all"):
-        assert metrics[(f"{kind}@sqlite-1gw", "errors")] == 0
-        assert metrics[(f"{kind}@sqlite-1gw", "jobs")] >= 1  # a quick run gives every kind a first job
-        assert {"jobs_per_s", "p50_seconds", "p99_seconds"} <= {m for c, m in metrics if c == f"{kind}@sqlite-1gw"}
-    assert ("one-buyer@sqlite-1gw", "jobs_per_s") in metrics
-    (store,) = record["stores"]
+    # One gateway on SQLite, then two replicas on a PostgreSQL server the run starts itself.
+    for conf in ("sqlite-1gw", "postgresql-2gw"):
+        for kind in ("single", "vector", "psi", "all"):
+            assert metrics[(f"{kind}@{conf}", "errors")] == 0
+            assert metrics[(f"{kind}@{conf}", "jobs")] >= 1  # a quick run gives every kind a first job
+            assert {"jobs_per_s", "p50_seconds", "p99_seconds"} <= {m for c, m in metrics if c == f"{kind}@{conf}"}
+        assert ("one-buyer@" + conf, "jobs_per_s") in metrics
+    store, replicated = record["stores"]
     assert store["name"] == "sqlite-1gw" and store["store"] == "sqlite" and store["replicas"] == 1
+    assert replicated["name"] == "postgresql-2gw" and replicated["replicas"] == 2
     assert set(store["profile"]["stages"]["single"]) == {
         "keygen_sign", "submit_rpc", "queue", "holders", "gateway_finish", "to_buyer", "fetch_decrypt"}
     assert set(store["profile"]["cpu_seconds"]) == {"gateway", "holders", "buyers"}
