@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -21,6 +22,7 @@ from datawharf.chunking import Assembler, ChunkError, Piece, TooLarge, item_chun
 from datawharf.errors import ResourceExhausted
 
 DEFAULT_MAX_BYTES = 4 << 30
+SCRATCH_PREFIX = ".scratch-"  # the gateway's bucket files while it matches (datawharf.buckets)
 
 
 class SpoolError(ValueError):
@@ -40,6 +42,8 @@ class Spool:
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
         self._open: dict[tuple[str, str], Assembler] = {}
+        for old in self.root.glob(SCRATCH_PREFIX + "*"):  # a match an earlier run did not finish
+            shutil.rmtree(old, ignore_errors=True)
         self._used = sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
 
     @property
@@ -59,6 +63,17 @@ class Spool:
         if not stage.isalpha() or len(stage) > 2 or "/" in job_id or not job_id:
             raise SpoolError(f"bad stage {stage!r} or job {job_id!r}")
         return self.root / job_id / stage
+
+    def path(self, job_id: str, stage: str) -> Path:
+        """A complete stage's file, for reading in chunks."""
+        return self._path(job_id, stage)
+
+    def scratch(self) -> "tempfile.TemporaryDirectory[str]":
+        """A folder for a match's bucket files, removed when done (and at the next start if not).
+
+        Not counted against ``max_bytes``: it lives only while a match runs, at about the size of the
+        two stages it partitions."""
+        return tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=self.root)
 
     def has(self, job_id: str, stage: str) -> bool:
         return self._path(job_id, stage).exists()

@@ -165,7 +165,7 @@ class PolicyConfig(_Strict):
     # PSI: which kinds of private set intersection this dataset answers (none unless listed)
     allowed_psi: list[Literal["intersection", "cardinality", "sum", "unbalanced"]] = Field(default_factory=list)
     min_intersection: int = Field(default=10, ge=1)   # below this, nothing is released
-    max_buyer_set: int = Field(default=1 << 22, ge=1)  # IDs a buyer may send in one job
+    max_buyer_set: int = Field(default=1 << 24, ge=1)  # IDs a buyer may send in one job
     oprf_epoch_hours: float = Field(default=24.0, gt=0)  # unbalanced mode: key and table lifetime
     # PSI per buyer and dataset per period (per key epoch in unbalanced mode)
     psi_jobs_per_period: int = Field(default=20, ge=1)

@@ -38,7 +38,7 @@ from protocols.psi import CANARIES, COMMITMENT_POINTS, Canary, first_repeat_pack
 from protocols.psi_sum import MASK_BYTES
 
 POINT_BYTES = 32
-MAX_SET = 1 << 22  # IDs per side in one job
+MAX_SET = 1 << 24  # IDs per side in one job (the gateway matches in buckets on disk)
 MAX_A = MAX_SET + COMMITMENT_POINTS  # points in the buyer's stage A: its IDs, then its commitment
 MAX_TABLE = 1 << 24  # entries of a holder's OPRF table
 MAX_SEALED_BYTES = 1 << 16

@@ -12,7 +12,7 @@ import logging
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable
 
 from datawharf.errors import FailedPrecondition, InvalidArgument, NotFound
 from datawharf.messages import CancelTask, HolderUpload, Notice, StagePiece
@@ -260,7 +260,7 @@ class Orchestrator:
             self.quotas.upload_over(buyer, held)
         return self.view(job_id, buyer)
 
-    def download_set(self, buyer: str, job_id: str, stage: str) -> list[StagePiece]:
+    def download_set(self, buyer: str, job_id: str, stage: str) -> Iterable[StagePiece]:
         return self.psi.download(buyer, job_id, stage)
 
     # ----------------------------------------------------------------- parties

@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import AsyncIterator
+from pathlib import Path
+from typing import AsyncIterator, Iterable
 
 from datawharf.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from datawharf.messages import HolderUpload, SetForHolder, StagePiece
@@ -37,6 +38,7 @@ from datawharf.model import PsiJob
 from datawharf.serde import psi_from_proto, psi_to_proto
 from datawharf.states import OPEN_TASK_STATES, JobState, TaskState
 from datawharf.v1 import buyer_pb2, common_pb2
+from datawharf import buckets as psi_buckets
 from gateway.jobs.book import JobBook
 from gateway.spool import Spool, SpoolError, SpoolFull
 from gateway.store import JobRow, TaskRow
@@ -255,7 +257,7 @@ class PsiJobs:
             await self._finish(job, spec)
         book.notify(job_id)
 
-    def download(self, buyer: str, job_id: str, stage: str) -> list[StagePiece]:
+    def download(self, buyer: str, job_id: str, stage: str) -> Iterable[StagePiece]:
         job = self.book.owned(job_id, buyer)
         named, holder = parse_stage(stage)
         spec = self._spec(job)
@@ -278,10 +280,11 @@ class PsiJobs:
             return [StagePiece(stage, 0, receipts[0], True)]
         if not self.spool.has(job_id, stage):
             raise FailedPrecondition(f"job {job_id} has no stage {stage} yet (it is {job.state})")
-        return [StagePiece(stage, seq, data, last)
-                for seq, data, last in self.spool.chunks(job_id, stage, item_bytes(stage))]
+        # Lazily, chunk by chunk from the file: a set is never whole in the gateway's memory.
+        return (StagePiece(stage, seq, data, last)
+                for seq, data, last in self.spool.chunks(job_id, stage, item_bytes(stage)))
 
-    def _download_multi(self, job: JobRow, spec: PsiJob, stage: Stage, holder: str) -> list[StagePiece]:
+    def _download_multi(self, job: JobRow, spec: PsiJob, stage: Stage, holder: str) -> Iterable[StagePiece]:
         slot = self._slot(job.job_id, spec, holder)
         name = f"{stage}@{holder}"
         if stage is Stage.R:  # that holder's signed receipt (see download)
@@ -292,8 +295,8 @@ class PsiJobs:
             return [StagePiece(name, 0, receipt, True)]
         if not self.spool.has(slot, stage):
             raise FailedPrecondition(f"job {job.job_id} has no stage {name} yet (it is {job.state})")
-        return [StagePiece(name, seq, data, last)
-                for seq, data, last in self.spool.chunks(slot, stage, item_bytes(stage))]
+        return (StagePiece(name, seq, data, last)
+                for seq, data, last in self.spool.chunks(slot, stage, item_bytes(stage)))
 
     # ----------------------------------------------------------------- holder
     def dispatch(self, job: JobRow, task_id: str, party: str) -> None:
@@ -396,10 +399,12 @@ class PsiJobs:
         holder after its blinding."""
         if stage not in DISTINCT or not self.spool.has(job_id, stage):
             return ""
-        data = self.spool.read(job_id, stage)
-        if stage is Stage.A and spec.mode is not PsiMode.UNBALANCED:
-            data = canonical_u(data)
-        at = first_repeat(data, item_bytes(stage))
+        # In buckets on disk by leading byte (datawharf.buckets): memory is a bucket's, not the set's.
+        item = item_bytes(stage)
+        transform = canonical_u if stage is Stage.A and spec.mode is not PsiMode.UNBALANCED else None
+        with self.spool.scratch() as tmp:
+            at = psi_buckets.first_repeat(psi_buckets.read_chunks(self.spool.path(job_id, stage), item), item,
+                                          Path(tmp), items=self._items(job_id, stage), transform=transform)
         if at is None:
             return ""
         if STAGES[stage].writer is Role.BUYER:
@@ -452,20 +457,41 @@ class PsiJobs:
             m = oprf.lookup(table, self.spool.read(jid, Stage.Q), minimum=minimum,
                             cardinality_only=spec.cardinality_only, offset=self._notes(jid).offset)
             return buyer_pb2.PsiResult(size=m.size, positions=m.positions)
+        if spec.mode is PsiMode.INTERSECTION:
+            return self._match_buckets(jid, spec, minimum)
         # Packed, not as a Python object per point: millions of points stay a few hundred MiB.
         d = self.spool.read(jid, Stage.D)
         z = self.spool.read(jid, Stage.Z)
-        if spec.mode is PsiMode.INTERSECTION:
-            notes = self._notes(jid)
-            m = psi.match(d, z, minimum=minimum, cardinality_only=spec.cardinality_only, offset=notes.offset,
-                          canaries=notes.canaries)
-            return buyer_pb2.PsiResult(size=m.size, positions=m.positions)
         masked = psi_sum.PackedMasked(self.spool.read(jid, Stage.M), len(spec.value_columns))
         noise = self._notes(jid)
         r = psi_sum.gateway_sum(d, z, masked, minimum=minimum, offset=noise.offset, counted=noise.include,
                                 canaries=noise.canaries)
         return buyer_pb2.PsiResult(size=r.size, positions=r.positions, holder_rows=len(z) // item_bytes(Stage.Z),
                                    masked_sums=pack_sums(r.masked_sums))
+
+    def _match_buckets(self, jid: str, spec: PsiJob, minimum: int) -> buyer_pb2.PsiResult:
+        """``protocols.psi.match`` over D and Z on disk: both checked for repeats, Z for the canaries, and
+        D's positions found in Z, one bucket of each in memory at a time (``datawharf.buckets``)."""
+        notes = self._notes(jid)
+        if notes.offset and not spec.cardinality_only:
+            raise psi.PsiError("noise on the size of an intersection whose positions are released hides nothing")
+        d_path, z_path = self.spool.path(jid, Stage.D), self.spool.path(jid, Stage.Z)
+        n = max(self._items(jid, Stage.D), self._items(jid, Stage.Z))
+        item = item_bytes(Stage.D)
+        with self.spool.scratch() as tmp:
+            for stage, path in ((Stage.D, d_path), (Stage.Z, z_path)):
+                at = psi_buckets.first_repeat(psi_buckets.read_chunks(path, item), item, Path(tmp), items=n)
+                if at is not None:
+                    raise psi.RepeatedPoint(f"{DISTINCT[stage]} repeats a value at position {at}; "
+                                            "each ID may appear once")
+            if notes.canaries:
+                got = psi_buckets.items_at(z_path, [c.position for c in notes.canaries], item)
+                psi.check_canaries(b"".join(g if len(g) == item else b"\0" * item for g in got), [
+                    psi.Canary(i, c.expected if got[i] else b"") for i, c in enumerate(notes.canaries)])
+            positions = psi_buckets.positions_in(psi_buckets.read_chunks(d_path, item),
+                                                 psi_buckets.read_chunks(z_path, item), item, Path(tmp), items=n)
+        size = psi.released_size(int(positions.size), notes.offset, minimum)
+        return buyer_pb2.PsiResult(size=size, positions=() if spec.cardinality_only else positions)
 
     def _match_many(self, jid: str, spec: PsiJob) -> buyer_pb2.PsiResult:
         answers = []

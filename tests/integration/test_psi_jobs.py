@@ -129,11 +129,11 @@ def test_limits_and_forbidden_stages(exchange: Exchange) -> None:
     channel = exchange.channel()
     stub = buyer_pb2_grpc.BuyerServiceStub(channel)
     md = ()
-    big = PsiJob("visits", "patient_id", PsiMode.INTERSECTION, buyer_set_size=(1 << 22) + 3)  # IDs + commitment
+    big = PsiJob("visits", "patient_id", PsiMode.INTERSECTION, buyer_set_size=(1 << 24) + 3)  # IDs + commitment
     with pytest.raises(grpc.RpcError) as err:
         stub.SubmitJob(exchange.signed(buyer_pb2.SubmitJobRequest(request_id="big", psi=psi_to_proto(big),
                                                                   parties=["st-mary"])), metadata=md, timeout=10)
-    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "4194306 (4194304 IDs" in err.value.details()
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "16777218 (16777216 IDs" in err.value.details()
     job = stub.SubmitJob(exchange.signed(buyer_pb2.SubmitJobRequest(
         request_id="odd", psi=psi_to_proto(PsiJob("visits", "patient_id", PsiMode.INTERSECTION, buyer_set_size=2)),
         parties=["st-mary"])), metadata=md, timeout=10)
