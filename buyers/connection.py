@@ -6,6 +6,7 @@ one. Every failed call becomes a ``datawharf.errors.WharfError``.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ import grpc
 
 from datawharf import signing
 from datawharf.chunking import Assembler, ChunkError, Piece
-from datawharf.errors import DeadlineExceeded, NotFound, WharfError, from_rpc_error
+from datawharf.errors import DeadlineExceeded, NotFound, Unavailable, WharfError, from_rpc_error
 from datawharf.identity import caller_metadata
 from datawharf.pki import Credentials, TrustStore
 from datawharf.tls import channel
@@ -27,6 +28,19 @@ from datawharf.v1 import buyer_pb2, buyer_pb2_grpc
 
 MAX_RESULT_BYTES = 64 << 20
 T = TypeVar("T")
+log = logging.getLogger("datawharf.buyer")
+# How a call that broke mid-stream reads when the gateway vanished (killed, restarted): gRPC calls it
+# UNAVAILABLE, or, once the stream had started, sometimes UNKNOWN or INTERNAL naming the reset.
+_BROKEN_WORDS = ("stream removed", "rst_stream", "connection reset", "socket closed", "goaway", "broken pipe")
+
+
+def gateway_gone(error: WharfError) -> bool:
+    """Whether ``error`` says the gateway went away (a restart, a replica's death) rather than refused."""
+    if isinstance(error, Unavailable):
+        return True
+    code = getattr(error, "code", None)
+    return code in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL) and any(
+        w in str(error).lower() for w in _BROKEN_WORDS)
 
 
 @dataclass(frozen=True)
@@ -69,10 +83,14 @@ class Connection:
             is the self-asserted name.
         crl: a CA revocation list to check holders' receipts against (optional).
         rpc_timeout_s: the deadline of each unary call.
+        reconnect_s: how long a stage transfer or a result download that broke because the gateway went
+            away (restarted, or a replica died) is tried again, from its start, before its error is raised.
     """
 
     def __init__(self, gateway: str, identity: Credentials | Path | str | None = None, *, caller: str = "",
-                 insecure: bool = False, crl: Path | None = None, rpc_timeout_s: float = 30.0) -> None:
+                 insecure: bool = False, crl: Path | None = None, rpc_timeout_s: float = 30.0,
+                 reconnect_s: float = 60.0) -> None:
+        self.reconnect_s = reconnect_s
         if identity is not None and not isinstance(identity, Credentials):
             identity = Credentials.load(Path(identity))
         self.identity: Credentials | None = identity
@@ -103,6 +121,22 @@ class Connection:
             return method(request, metadata=self.metadata, timeout=timeout or self.rpc_timeout_s)
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None
+
+    def retried(self, attempt: Callable[[], T], what: str) -> T:
+        """``attempt()``, made again from its start while the gateway is away (``gateway_gone``), for up to
+        ``reconnect_s``; any other error, or the last one, is raised. For calls that may be repeated:
+        gRPC itself retries a call only before its first response, not a stream broken half-way."""
+        deadline = time.monotonic() + self.reconnect_s
+        delay = 0.25
+        while True:
+            try:
+                return attempt()
+            except WharfError as exc:
+                if not gateway_gone(exc) or time.monotonic() + delay > deadline:
+                    raise
+                log.warning("%s: the gateway went away (%s); trying again in %.2f s", what, exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 4.0)
 
     # ------------------------------------------------------------------ catalog
     def catalog(self) -> list[CatalogItem]:
@@ -200,7 +234,7 @@ class Connection:
                     if view.final:
                         return
             except grpc.RpcError as exc:
-                if exc.code() == grpc.StatusCode.UNAVAILABLE and time.monotonic() < deadline:
+                if gateway_gone(from_rpc_error(exc)) and time.monotonic() < deadline:
                     time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
                     continue
                 if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
@@ -232,11 +266,11 @@ class Connection:
 
     def fetch_result(self, job_id: str) -> buyer_pb2.JobResult:
         """The encrypted result as sent by the gateway (FailedPrecondition until DONE)."""
-        payload = self.download(
+        payload = self.retried(lambda: self.download(
             lambda: self.stub.FetchResult(buyer_pb2.GetJobRequest(job_id=job_id), metadata=self.metadata,
                                           timeout=self.rpc_timeout_s),
-            Assembler(MAX_RESULT_BYTES), "the result stream", "fetch it again")
+            Assembler(MAX_RESULT_BYTES), "the result stream", "fetch it again"), f"the result of job {job_id}")
         return buyer_pb2.JobResult.FromString(payload)
 
 
-__all__ = ["CatalogItem", "Connection", "answered"]
+__all__ = ["CatalogItem", "Connection", "answered", "gateway_gone"]

@@ -21,7 +21,7 @@ from typing import Callable, Iterator, Sequence
 
 from buyers.connection import Connection
 from datawharf.chunking import Assembler, split_items
-from datawharf.errors import FailedPrecondition, InvalidArgument, JobFailed, WharfError
+from datawharf.errors import AlreadyExists, FailedPrecondition, InvalidArgument, JobFailed, WharfError
 from datawharf.messages import StagePiece
 from datawharf.model import JobView, PsiJob
 from datawharf.serde import job_from_proto, piece_to_proto, psi_to_proto
@@ -127,17 +127,34 @@ def _upload(conn: Connection, job_id: str, stage: Stage, items: Sequence[bytes],
             yield buyer_pb2.SetUpload(job_id=job_id if seq == 0 else "", chunk=piece_to_proto(
                 StagePiece(name, seq, piece, seq == len(pieces) - 1)))
 
-    return job_from_proto(conn.call(conn.stub.UploadSet, gen(), timeout=3600))
+    tried = False
+
+    def attempt() -> JobView:
+        # Sent again from chunk 0 if the gateway went away mid-stage (it forgets a half-received stage),
+        # unless the stage got through before the connection broke.
+        nonlocal tried
+        if tried:
+            view = conn.status(job_id)
+            if view.state != JobState.AWAITING_BUYER or view.next_stage != str(stage):
+                return view  # the job moved on: the gateway had the stage
+        tried = True
+        try:
+            return job_from_proto(conn.call(conn.stub.UploadSet, gen(), timeout=3600))
+        except AlreadyExists:
+            return conn.status(job_id)  # an earlier attempt's copy reached the gateway (gRPC retries too)
+
+    return conn.retried(attempt, f"uploading stage {name} of job {job_id}")
 
 
 def _download(conn: Connection, job_id: str, stage: Stage, max_items: int, holder: str = "") -> list[bytes]:
     """A stage the gateway holds for the buyer (in a multi-holder job, ``holder``'s), reassembled under a
     cap of ``max_items``."""
     name = for_holder(stage, holder) if holder else str(stage)
-    data = conn.download(
+    data = conn.retried(lambda: conn.download(  # from chunk 0 again if the gateway went away mid-stage
         lambda: conn.stub.DownloadSet(buyer_pb2.DownloadSetRequest(job_id=job_id, stage=name),
                                       metadata=conn.metadata, timeout=3600),
-        Assembler(max_items * item_bytes(stage), item=item_bytes(stage)), f"stage {stage}", "run the job again")
+        Assembler(max_items * item_bytes(stage), item=item_bytes(stage)), f"stage {stage}", "run the job again"),
+        f"downloading stage {name} of job {job_id}")
     return split_stage(data, stage)
 
 

@@ -248,6 +248,7 @@ class Orchestrator:
 
         try:
             await self.psi.upload(buyer, job_id, counted())
+            await self.evaluate(job_id)  # a last stage received at another replica than the owner: ask it to match
         except (QuotaExceeded, SpoolFull) as exc:
             # Refused for room, not for what was sent: the job waits, and a retry starts from chunk 0.
             if isinstance(exc, SpoolFull):

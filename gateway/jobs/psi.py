@@ -6,8 +6,17 @@
 Which stage is written and read by whom is the table in
 ``protocols.psi_stages``; the buyer may download only the stages that table
 gives it (and R, the holder's signed receipt, once the holder has answered).
-Sets live in the spool, never whole in a message. PSI jobs do not survive a
-gateway restart: they fail with a reason and are resubmitted.
+Sets live in the spool, never whole in a message.
+
+Nothing a job needs lives only in this process: where a job stands is its
+row (state, tasks) and its spool (which stages are whole, and each holder's
+``answer.json``: its minimum intersection and OPRF table epoch), so any
+replica on a shared spool serves its uploads and downloads, the holder's
+answer may land at one replica and the match run at the job's owner, and a
+restarted gateway resumes the job (``recover``): stages half-received at the
+crash start again from chunk 0, a holder's unanswered task is resent when it
+reconnects, a stage that was whole moves the job on. OPRF tables are kept
+on disk beside the spool, one epoch per holder, dataset and key column.
 
 Output controls the gateway applies for the holder: every point and tag set
 must be duplicate-free (a buyer's repeat refuses its upload with
@@ -28,11 +37,15 @@ that refuses or fails ends the job, naming it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
+import os
+import uuid
 from pathlib import Path
 from typing import AsyncIterator, Iterable
 
-from datawharf.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from datawharf.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from datawharf.messages import HolderUpload, SetForHolder, StagePiece
 from datawharf.model import PsiJob
 from datawharf.serde import psi_from_proto, psi_to_proto
@@ -67,6 +80,8 @@ log = logging.getLogger("datawharf.gateway")
 KINDS = ("psi", "psi-sum", "psi-unbalanced")
 DEFAULT_TIMEOUT_S = 600
 _TableKey = tuple[str, str, str, str]  # holder, dataset, key column, epoch
+ANSWER_FILE = "answer.json"  # in a holder's spool folder: what its done message said that the match needs
+TABLES_DIR = "oprf-tables"  # under the spool's root: holders' OPRF tables, one epoch each
 
 
 class PsiJobs:
@@ -75,10 +90,11 @@ class PsiJobs:
     def __init__(self, book: JobBook, spool: Spool) -> None:
         self.book = book
         self.spool = spool
-        self._next: dict[str, Stage] = {}        # job → stage the buyer uploads next
-        self._minimum: dict[str, int] = {}       # job → holder's minimum intersection
-        self._epoch: dict[str, str] = {}         # job → OPRF table epoch the holder used
+        # A job's state is read from its row and spool every time (see the module's docstring); what is
+        # kept here cannot go stale: tables read from disk (an epoch's table never changes) and the
+        # matches running in this process now.
         self._tables: dict[_TableKey, oprf.SortedTags] = {}
+        self._matching: set[str] = set()
 
     def decode(self, spec: bytes) -> PsiJob:
         return psi_from_proto(common_pb2.PsiSpec.FromString(spec))
@@ -128,7 +144,6 @@ class PsiJobs:
             spec=spec, spec_bytes=spec_bytes, state=JobState.AWAITING_BUYER, min_parties=1,
             timeout_s=timeout_s or DEFAULT_TIMEOUT_S, parties=[party], detail=f"{spec.kind} against {party}",
             signed=signed)
-        self._next[job.job_id] = Stage.A
         return job
 
     def _submit_multi(self, buyer: str, request_id: str, spec: PsiJob, *, parties: list[str], timeout_s: int,
@@ -144,7 +159,6 @@ class PsiJobs:
             state=JobState.AWAITING_BUYER, min_parties=1, timeout_s=timeout_s or DEFAULT_TIMEOUT_S,
             parties=list(spec.holders), detail=f"{spec.kind} against {k} holders, at least {t} of {k}: "
                                               f"{', '.join(spec.holders)}", signed=signed)
-        self._next[job.job_id] = Stage.A
         return job
 
     def _target(self, spec: PsiJob, parties: list[str]) -> str:
@@ -180,7 +194,21 @@ class PsiJobs:
         return party
 
     def next_stage(self, job_id: str) -> str:
-        return str(self._next.get(job_id, ""))
+        job = self.book.store.job(job_id)
+        stage = self._expected(job, self._spec(job)) if job is not None else None
+        return str(stage) if stage is not None else ""
+
+    def _expected(self, job: JobRow, spec: PsiJob) -> Stage | None:
+        """The stage the buyer uploads next, read from the job's row and spool (every replica, and a
+        restarted gateway, reads the same): A until it is whole; nothing while the holders answer; then
+        the second round's stage once every holder has (in a multi-holder job, Z for each holder)."""
+        if job.state != JobState.AWAITING_BUYER:
+            return None
+        if not self.spool.has(job.job_id, Stage.A):
+            return Stage.A
+        if all(t.state == TaskState.CONTRIBUTED for t in self.book.store.tasks(job.job_id)):
+            return SECOND_ROUND[spec.mode]
+        return None
 
     def _limit(self, slot: str, spec: PsiJob, stage: Stage) -> int:
         return max_items(stage, buyer_set_size=spec.buyer_set_size, value_columns=len(spec.value_columns),
@@ -193,7 +221,7 @@ class PsiJobs:
         if job.state != JobState.AWAITING_BUYER:
             raise FailedPrecondition(f"job {job_id} is {job.state}; it is not waiting for an upload")
         spec = self._spec(job)
-        stage = self._next.get(job_id)
+        stage = self._expected(job, spec)
         if stage is None:
             raise FailedPrecondition(f"job {job_id} is not waiting for an upload")
         slot, party, expected = job_id, "", self._limit(job_id, spec, stage)
@@ -209,6 +237,9 @@ class PsiJobs:
             if first and holder:
                 slot, party = self._slot(job_id, spec, holder), holder
                 expected = self._limit(slot, spec, stage)
+            if first and self.spool.has(slot, stage):
+                # A retry whose first attempt got through (its answer lost with a connection): it stands.
+                raise AlreadyExists(f"stage {piece.stage} of job {job_id} was already received")
             first = False
             try:
                 done = self.spool.append(slot, stage, piece.seq, piece.data, piece.last,
@@ -239,23 +270,45 @@ class PsiJobs:
             if not all(self.spool.has(s, Stage.Z) for _, s in self._slots(job_id, spec)):
                 book.notify(job_id)
                 return  # the buyer's stages for the other holders are still to come
-            if self._next.pop(job_id, None) is None:
-                return  # another upload, ending at the same time, took the job to its match
-        self._next.pop(job_id, None)
         if stage is Stage.A:
-            book.store.set_job_state(job_id, JobState.DISPATCHED)
-            fresh = book.store.job(job_id)
-            assert fresh is not None
-            tasks = book.store.tasks(job_id)
-            if not spec.multi:
-                (task,) = tasks
-            for task in tasks:
-                self.dispatch(fresh, task.task_id, task.party)
+            self._relay(job_id, spec)
         else:
-            book.store.set_job_state(job_id, JobState.AGGREGATING)
-            book.notify(job_id)
-            await self._finish(job, spec)
+            await self._to_match(job_id)
         book.notify(job_id)
+
+    def _relay(self, job_id: str, spec: PsiJob) -> None:
+        """The buyer's set is whole: the job is DISPATCHED and each holder offered its task (by the replica
+        holding its stream)."""
+        self.book.store.set_job_state(job_id, JobState.DISPATCHED)
+        fresh = self.book.store.job(job_id)
+        assert fresh is not None
+        tasks = self.book.store.tasks(job_id)
+        if not spec.multi:
+            (task,) = tasks
+        for task in tasks:
+            self.dispatch(fresh, task.task_id, task.party)
+
+    async def _to_match(self, job_id: str) -> None:
+        """The buyer's last stage is in: the job is AGGREGATING, and its owner matches it, here or there
+        (``Orchestrator.evaluate`` routes by owner, and owners re-evaluate their jobs at every tick)."""
+        self.book.store.set_job_state(job_id, JobState.AGGREGATING)
+        self.book.notify(job_id)
+        job = self.book.store.job(job_id)
+        if job is not None and job.owner == self.book.owner:
+            await self._match_once(job)
+
+    async def _match_once(self, job: JobRow) -> None:
+        """Match an AGGREGATING job once: two uploads ending together, or a tick beside an upload, start one
+        match between them."""
+        if job.job_id in self._matching:
+            return
+        self._matching.add(job.job_id)
+        try:
+            fresh = self.book.store.job(job.job_id)
+            if fresh is not None and fresh.state == JobState.AGGREGATING:
+                await self._finish(fresh, self._spec(fresh))
+        finally:
+            self._matching.discard(job.job_id)
 
     def download(self, buyer: str, job_id: str, stage: str) -> Iterable[StagePiece]:
         job = self.book.owned(job_id, buyer)
@@ -303,13 +356,14 @@ class PsiJobs:
         if not self.spool.has(job.job_id, Stage.A):
             return  # the buyer has not uploaded its set yet
         spec = self._spec(job)
-        cached = tuple(k[3] for k in self._tables if k[:3] == (party, spec.dataset, spec.key_column))
+        cached = self._cached_epochs((party, spec.dataset, spec.key_column))
         offer = self.book.offer(job, task_id, min_parties=1, spec=spec, cached_tables=cached)
         if not self.book.dispatcher.send(party, offer):
             return
         slot = self._slot(job.job_id, spec, party)
         for stage in HOLDER_STAGES[spec.mode]:  # a resent task starts the holder's stages afresh
             self.spool.reset(slot, stage)
+        (self.spool.root / slot / ANSWER_FILE).unlink(missing_ok=True)
         for seq, data, last in self.spool.chunks(job.job_id, Stage.A, item_bytes(Stage.A)):
             self.book.dispatcher.send(party, SetForHolder(task_id, StagePiece(Stage.A, seq, data, last)))
         self.book.mark_dispatched(job, task_id)
@@ -344,7 +398,6 @@ class PsiJobs:
             if spec.multi and any(t.state != TaskState.CONTRIBUTED for t in book.store.tasks(job.job_id)):
                 book.notify(job.job_id)
                 return  # the buyer's second round waits for every holder's answer
-            self._next[job.job_id] = SECOND_ROUND[spec.mode]
             book.store.set_job_state(job.job_id, JobState.AWAITING_BUYER)
             book.notify(job.job_id)
 
@@ -364,17 +417,16 @@ class PsiJobs:
             raise psi.PsiError("stage N counts padding rows, which only a psi-sum answer has")
         if noise.offset and not spec.cardinality_only and spec.mode is not PsiMode.SUM:
             raise psi.PsiError("stage N adds noise to an intersection whose positions are released")
-        self._minimum[jid] = max(1, msg.min_intersection)
+        minimum = max(1, msg.min_intersection)
         if spec.mode is PsiMode.UNBALANCED:
             if self._items(jid, Stage.E) != spec.buyer_set_size:
                 raise psi.PsiError("the holder evaluated a different number of points than the buyer sent")
             key = (self.book.store.tasks(job.job_id)[0].party, spec.dataset, spec.key_column, msg.table_epoch)
             if self.spool.has(jid, Stage.T):
-                self._tables = {k: v for k, v in self._tables.items() if k[:3] != key[:3]}  # one epoch each
-                self._tables[key] = oprf.SortedTags(self.spool.read(jid, Stage.T))
-            elif key not in self._tables:
+                self._keep_table(key, jid)
+            elif not self._table_path(key).exists():
                 raise psi.PsiError(f"no table for epoch {msg.table_epoch!r} was sent or is cached")
-            self._epoch[jid] = msg.table_epoch
+            self._save_answer(jid, minimum, msg.table_epoch)
             return
         for stage in HOLDER_STAGES[spec.mode]:
             if stage not in OPTIONAL_STAGES and not self.spool.has(jid, stage):
@@ -388,6 +440,7 @@ class PsiJobs:
         if spec.mode is PsiMode.SUM and \
                 self._items(jid, Stage.M) != self._items(jid, Stage.W) * len(spec.value_columns):
             raise psi.PsiError("masked values do not match the holder's rows and value columns")
+        self._save_answer(jid, minimum, "")
 
     def _repeat(self, job_id: str, spec: PsiJob, stage: Stage) -> str:
         """Why ``stage`` is refused for repeating an item ("" if it does not).
@@ -436,7 +489,7 @@ class PsiJobs:
             if spec.multi:
                 result = await asyncio.to_thread(self._match_many, jid, spec)
             else:
-                result = await asyncio.to_thread(self._match, jid, spec, self._minimum.get(jid, 1))
+                result = await asyncio.to_thread(self._match, jid, spec, self._answer(jid)[0])
         except psi.PsiError as exc:
             self.book.fail(job, str(exc))
             return
@@ -451,7 +504,7 @@ class PsiJobs:
     def _match(self, jid: str, spec: PsiJob, minimum: int) -> buyer_pb2.PsiResult:
         if spec.mode is PsiMode.UNBALANCED:
             (task,) = self.book.store.tasks(jid)
-            table = self._tables.get((task.party, spec.dataset, spec.key_column, self._epoch.get(jid, "")))
+            table = self._table((task.party, spec.dataset, spec.key_column, self._answer(jid)[1]))
             if table is None:
                 raise psi.PsiError("the holder's table for this epoch is no longer held; submit the job again")
             m = oprf.lookup(table, self.spool.read(jid, Stage.Q), minimum=minimum,
@@ -501,7 +554,7 @@ class PsiJobs:
                       if spec.mode is PsiMode.SUM else None)
             answers.append(psi_multi.HolderStages(
                 holder, self.spool.read(slot, Stage.D), self.spool.read(slot, Stage.Z),
-                minimum=self._minimum.get(slot, 1), offset=notes.offset, canaries=notes.canaries, masked=masked,
+                minimum=self._answer(slot)[0], offset=notes.offset, canaries=notes.canaries, masked=masked,
                 counted=notes.include))
         if spec.mode is PsiMode.INTERSECTION:
             m = psi_multi.match_many(answers, at_least=spec.threshold, cardinality_only=spec.cardinality_only)
@@ -514,6 +567,15 @@ class PsiJobs:
 
     # -------------------------------------------------------------- lifecycle
     async def evaluate(self, job: JobRow, tasks: list[TaskRow], *, at_deadline: bool) -> None:
+        # Called at the job's owner only (Orchestrator.evaluate routes by owner): the match runs there.
+        if job.state == JobState.AGGREGATING and (not at_deadline or job.job_id in self._matching):
+            await self._match_once(job)
+            return
+        if job.state in (JobState.DISPATCHED, JobState.COLLECTING) and self._answered(job, tasks):
+            # Every holder answered, but whoever stored the last answer stopped before the job moved on.
+            self.book.store.set_job_state(job.job_id, JobState.AWAITING_BUYER)
+            self.book.notify(job.job_id)
+            return
         if self._spec(job).multi:
             self._evaluate_multi(job, tasks, at_deadline=at_deadline)
             return
@@ -541,13 +603,138 @@ class PsiJobs:
             self.book.fail(job, f"deadline passed waiting for {waiting}")
 
     async def recover(self, job: JobRow) -> None:
-        self.book.fail(job, "the gateway restarted during this PSI job; submit it again")
+        """Resume ``job`` from its row and spool after a restart, or at the replica that took it over.
+
+        On a lone gateway nothing else writes the job's spool, so stages half-received at the crash are
+        forgotten (they start again from chunk 0) and so are the answers of holders whose task is to be
+        resent; among replicas a live one may be writing them, and a stage restarts when it is sent again.
+        A stage that was whole at the crash moves the job on as its upload would have: checked, then the
+        holders are offered their tasks (A) or the job goes to its match (Z, Q). An AGGREGATING job is
+        matched by the evaluation that follows recovery."""
+        spec = self._spec(job)
+        jid = job.job_id
+        tasks = self.book.store.tasks(jid)
+        if not self.book.owner:
+            self._reset_partial(jid, spec, tasks)
+        answered = self._answered(job, tasks)
+        if job.state == JobState.AWAITING_BUYER and self.spool.has(jid, Stage.A) and not any(
+                t.state == TaskState.CONTRIBUTED for t in tasks):
+            problem = await self._stage_problem(jid, spec, Stage.A)
+            if problem:
+                self.book.fail(job, problem)
+                return
+            self._relay(jid, spec)
+            self.book.notify(jid)
+        elif job.state == JobState.AWAITING_BUYER and answered:
+            second = SECOND_ROUND[spec.mode]
+            slots = [s for _, s in self._slots(jid, spec)] if spec.multi else [jid]
+            if all(self.spool.has(s, second) for s in slots):
+                for slot in slots:
+                    problem = await self._stage_problem(slot, spec, second)
+                    if problem:
+                        self.book.fail(job, problem)
+                        return
+                await self._to_match(jid)
+        elif job.state in (JobState.DISPATCHED, JobState.COLLECTING) and answered:
+            self.book.store.set_job_state(jid, JobState.AWAITING_BUYER)
+            self.book.notify(jid)
+        log.info("PSI job %s resumed (%s)", jid, job.state)
+
+    def _answered(self, job: JobRow, tasks: list[TaskRow]) -> bool:
+        """Every holder's task CONTRIBUTED, with its answer record kept."""
+        spec = self._spec(job)
+        return bool(tasks) and all(
+            t.state == TaskState.CONTRIBUTED and (self.spool.root / self._slot(job.job_id, spec, t.party)
+                                                  / ANSWER_FILE).exists() for t in tasks)
+
+    def _reset_partial(self, jid: str, spec: PsiJob, tasks: list[TaskRow]) -> None:
+        """Forget what a crash left half-written: the buyer's stages not yet whole, and every stage and
+        answer record of holders whose task is to be resent."""
+        if not self.spool.has(jid, Stage.A):
+            self.spool.reset(jid, Stage.A)
+        for task in tasks:
+            slot = self._slot(jid, spec, task.party)
+            if not self.spool.has(slot, SECOND_ROUND[spec.mode]):
+                self.spool.reset(slot, SECOND_ROUND[spec.mode])
+            if task.state != TaskState.CONTRIBUTED:
+                for stage in HOLDER_STAGES[spec.mode]:
+                    self.spool.reset(slot, stage)
+                (self.spool.root / slot / ANSWER_FILE).unlink(missing_ok=True)
+
+    async def _stage_problem(self, slot: str, spec: PsiJob, stage: Stage) -> str:
+        """Why a buyer's whole stage is refused ("" if it is not): the checks its upload makes."""
+        got, expected = self._items(slot, stage), self._limit(slot, spec, stage)
+        if got != expected:
+            return f"stage {stage} holds {got} items; {expected} were expected"
+        return await asyncio.to_thread(self._repeat, slot, spec, stage)
+
+    # ----------------------------------------------------------- kept state
+    def _save_answer(self, slot: str, minimum: int, epoch: str) -> None:
+        """What the holder's last message said that the match needs (its minimum intersection, the OPRF
+        table epoch it used), kept beside its stages for whichever replica or restarted gateway matches;
+        written whole (a temporary file, then os.replace), so a reader sees the old file or the new."""
+        folder = self.spool.root / slot
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{ANSWER_FILE}.{uuid.uuid4().hex}"
+        tmp.write_text(json.dumps({"minimum": minimum, "epoch": epoch}))
+        os.replace(tmp, folder / ANSWER_FILE)
+
+    def _answer(self, slot: str) -> tuple[int, str]:
+        """(minimum intersection, table epoch) of the holder's answer in ``slot``. PsiError if none is kept:
+        the match never runs without the holder's minimum."""
+        try:
+            kept = json.loads((self.spool.root / slot / ANSWER_FILE).read_text())
+            return max(1, int(kept["minimum"])), str(kept["epoch"])
+        except (OSError, ValueError, KeyError, TypeError):
+            raise psi.PsiError("the holder's answer is not on record at the gateway; submit the job again") from None
+
+    def _table_path(self, key: _TableKey) -> Path:
+        holder = hashlib.sha256("\0".join(key[:3]).encode()).hexdigest()[:32]
+        return self.spool.root / TABLES_DIR / holder / f"{key[3].encode().hex()[:200]}.T"
+
+    def _cached_epochs(self, key: tuple[str, str, str]) -> tuple[str, ...]:
+        """Epochs of the holder's tables on disk, which any replica can match against."""
+        folder = self._table_path((*key, "")).parent
+        try:
+            names = os.listdir(folder)
+        except FileNotFoundError:
+            return ()
+        epochs = []
+        for name in names:
+            if name.endswith(".T"):
+                try:
+                    epochs.append(bytes.fromhex(name[:-2]).decode())
+                except ValueError:
+                    continue
+        return tuple(epochs)
+
+    def _keep_table(self, key: _TableKey, slot: str) -> None:
+        """Keep the table the holder sent in ``slot`` as its epoch's, dropping its older epochs."""
+        path = self._table_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{uuid.uuid4().hex}.tmp")
+        with open(tmp, "wb") as f:
+            for _, data, _ in self.spool.chunks(slot, Stage.T, item_bytes(Stage.T)):
+                f.write(data)
+        os.replace(tmp, path)
+        for other in path.parent.iterdir():
+            if other != path and other.suffix == ".T":
+                other.unlink(missing_ok=True)
+        self._tables = {k: v for k, v in self._tables.items() if k[:3] != key[:3]}  # one epoch each
+
+    def _table(self, key: _TableKey) -> oprf.SortedTags | None:
+        table = self._tables.get(key)
+        if table is None:
+            try:
+                data = self._table_path(key).read_bytes()
+            except FileNotFoundError:
+                return None
+            self._tables = {k: v for k, v in self._tables.items() if k[:3] != key[:3]}
+            table = self._tables[key] = oprf.SortedTags(data)
+        return table
 
     def forget(self, job_id: str) -> None:
         slots = [job_id] + [f"{job_id}.{i}" for i in range(psi_multi.MAX_HOLDERS)]
-        for d in (self._next, self._minimum, self._epoch):
-            for slot in slots:
-                d.pop(slot, None)  # type: ignore[attr-defined]
         for slot in slots:
             self.spool.drop(slot)
 

@@ -9,7 +9,7 @@ from typing import AsyncIterator
 import pytest
 
 from datawharf.chunking import split_items
-from datawharf.errors import InvalidArgument, NotFound, PermissionDenied
+from datawharf.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
 from datawharf.messages import HolderUpload, SetForHolder, StagePiece
 from datawharf.model import ColumnKind, ColumnSpec, Listing, PsiJob
 from datawharf.states import JobState
@@ -112,9 +112,9 @@ def test_the_buyer_names_each_holder_and_only_once(tmp_path: Path) -> None:
             await w.upload(job_id, "Z", z1)
         await w.upload(job_id, "Z@h1", z1)
         assert w.orch.view(job_id).state == JobState.AWAITING_BUYER  # two holders' Z to come
-        with pytest.raises(InvalidArgument, match="already received"):
-            await w.upload(job_id, "Z@h1", z1)  # a second Z for one holder: the job fails
-        assert w.orch.view(job_id).state == JobState.FAILED
+        with pytest.raises(AlreadyExists, match="already received"):
+            await w.upload(job_id, "Z@h1", z1)  # a second Z for one holder (a retry): refused, the first stands
+        assert w.orch.view(job_id).state == JobState.AWAITING_BUYER
 
     asyncio.run(go())
 
