@@ -7,19 +7,29 @@ the sums are finished locally.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import math
+import os
 import uuid
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
+
+import grpc
+import numpy as np
+import numpy.typing as npt
 
 from google.protobuf.message import DecodeError
 from typing import Callable, Iterator, Sequence
 
 from buyers.connection import Connection
+from buyers.psi_files import BuyerSet, scratch
+from datawharf.chunking import ChunkError, Piece, item_chunk_bytes
+from datawharf.errors import from_rpc_error
 from datawharf.chunking import Assembler, split_items
 from datawharf.errors import AlreadyExists, FailedPrecondition, InvalidArgument, JobFailed, WharfError
 from datawharf.messages import StagePiece
@@ -76,6 +86,9 @@ class PsiAnswer:
     noise: PsiNoise | None = None  # None: the holder answered exactly
     holders: tuple[str, ...] = ()  # a multi-holder job's holders; its IDs are those at ``at_least`` of them
     at_least: int = 0
+    # IDs given as a file: the rows (0-based lines, or a Parquet file's rows) whose ID matched, ascending,
+    # in place of ``matched`` (millions of IDs are not returned as Python strings).
+    matched_rows: npt.NDArray[np.int64] | None = None
 
 
 Progress = Callable[[str, int, int], None]
@@ -206,6 +219,12 @@ def run_psi(
         if not col.psi_value:
             raise InvalidArgument(f"{v!r} is not a value column of {dataset!r}", argument="value_columns")
         decimals[v] = col.decimals
+    if isinstance(ids, os.PathLike):
+        if psi_mode is not PsiMode.INTERSECTION or holders:
+            raise InvalidArgument("an ID file runs as an intersection with one holder; pass the IDs as a list for "
+                                  "other modes", argument="ids")
+        return _run_file(conn, dataset, key_column, Path(ids), cardinality_only=cardinality_only, party=party,
+                         timeout_s=timeout_s, request_id=request_id, progress=progress, parallel=parallel, rho=rho)
     role: psi.Buyer | oprf.Buyer
     try:
         if psi_mode is PsiMode.SUM:
@@ -465,3 +484,164 @@ def _run_multi(conn: Connection, spec: PsiJob, role: psi.Buyer, ids: list[str], 
     noise = _noise_of(combined, r.size, totals) if combined is not None else None
     return PsiAnswer(job_id, spec.mode.value, r.size, matched, totals, ", ".join(holders), view, noise,
                      holders=holders, at_least=spec.threshold)
+
+
+# ------------------------------------------------------------------ an ID file, streamed (buyers.psi_files)
+def _upload_file(conn: Connection, job_id: str, stage: Stage, path: Path, progress: Progress | None) -> JobView:
+    """Stage ``stage`` up from a file, chunk by chunk (retried from chunk 0 as ``_upload`` is)."""
+    item = item_bytes(stage)
+    size = path.stat().st_size
+    step = item_chunk_bytes(item)
+
+    def gen() -> Iterator[buyer_pb2.SetUpload]:
+        with open(path, "rb") as f:
+            seq, sent = 0, 0
+            while True:
+                piece = f.read(step)
+                sent += len(piece)
+                if progress:
+                    progress(f"sending {stage}", sent // item, size // item)
+                yield buyer_pb2.SetUpload(job_id=job_id if seq == 0 else "", chunk=piece_to_proto(
+                    StagePiece(str(stage), seq, piece, sent >= size)))
+                seq += 1
+                if sent >= size:
+                    return
+
+    tried = False
+
+    def attempt() -> JobView:
+        nonlocal tried
+        if tried:
+            view = conn.status(job_id)
+            if view.state != JobState.AWAITING_BUYER or view.next_stage != str(stage):
+                return view
+        tried = True
+        try:
+            return job_from_proto(conn.call(conn.stub.UploadSet, gen(), timeout=3600))
+        except AlreadyExists:
+            return conn.status(job_id)
+
+    return conn.retried(attempt, f"uploading stage {stage} of job {job_id}")
+
+
+def _download_file(conn: Connection, job_id: str, stage: Stage, max_items: int, path: Path) -> bytes:
+    """A stage down into a file under a cap of ``max_items``; its SHA-256 (what the holder's receipt signs)."""
+    def attempt() -> bytes:
+        assembler = Assembler(max_items * item_bytes(stage), item=item_bytes(stage), keep=False)
+        h = hashlib.sha256()
+        done = None
+        try:
+            with open(path, "wb") as f:
+                for chunk in conn.stub.DownloadSet(buyer_pb2.DownloadSetRequest(job_id=job_id, stage=str(stage)),
+                                                   metadata=conn.metadata, timeout=3600):
+                    done = assembler.add(Piece(chunk.seq, chunk.data, chunk.last))
+                    f.write(chunk.data)
+                    h.update(chunk.data)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+        except ChunkError as exc:
+            raise WharfError(f"stage {stage} arrived malformed ({exc}); run the job again") from None
+        if done is None:
+            raise WharfError(f"stage {stage} ended before its last chunk; run the job again")
+        return h.digest()
+
+    return conn.retried(attempt, f"downloading stage {stage} of job {job_id}")
+
+
+def _blind_file(mapper: psi.Mapper, fn: Callable[[list[bytes]], list[bytes]], chunks: Iterator[list[bytes]],
+                out: Path, total: int, what: str, progress: Progress | None, tail: Sequence[bytes] = ()) -> bytes:
+    """``fn`` over a stream of chunks into ``out`` (then ``tail``); the SHA-256 of what was written."""
+    h = hashlib.sha256()
+    done = 0
+    with open(out, "wb") as f:
+        for part in psi.stream_map(mapper, fn, chunks):
+            data = b"".join(part)
+            f.write(data)
+            h.update(data)
+            done += len(part)
+            if progress:
+                progress(what, done, total)
+        for point in tail:
+            f.write(point)
+            h.update(point)
+    return h.digest()
+
+
+def _file_chunks(path: Path, size: int = 4096) -> Iterator[list[bytes]]:
+    with open(path, "rb") as f:
+        while data := f.read(size * psi.POINT_BYTES):
+            yield [data[i:i + psi.POINT_BYTES] for i in range(0, len(data), psi.POINT_BYTES)]
+
+
+def _run_file(conn: Connection, dataset: str, key_column: str, source: Path, *, cardinality_only: bool,
+              party: str | None, timeout_s: int, request_id: str | None, progress: Progress | None, parallel: bool,
+              rho: float | None) -> PsiAnswer:
+    """An intersection of the IDs in ``source`` with one holder's, every set streamed through files in a
+    private temporary folder: memory stays flat in either set's size (``buyers.psi_files``)."""
+    pool: ProcessPoolExecutor | None = None
+    mapper: psi.Mapper = psi._serial_map
+    key = psi.Key()
+    seen: dict[str, bytes] = {}
+    with scratch() as tmp:
+        folder = Path(tmp)
+        try:
+            mine = BuyerSet(source, folder)
+        except psi.PsiError as exc:
+            raise InvalidArgument(f"ids: {exc}", argument="ids") from None
+        if not mine.size:
+            raise InvalidArgument("the ID list is empty", argument="ids")
+        if mine.size > MAX_SET:
+            raise InvalidArgument(f"{mine.size} distinct IDs; a PSI job takes at most {MAX_SET}", argument="ids")
+        spec = PsiJob(dataset, key_column, PsiMode.INTERSECTION, cardinality_only, (), b"",
+                      mine.size + psi.COMMITMENT_POINTS, rho or 0.0)
+        if parallel:
+            pool, mapper = _pool_mapper()
+        try:
+            a_path = folder / "A"
+            set_digest = _blind_file(mapper, key.blind_hashed, mine.chunks(), a_path, mine.size, "blinding", progress,
+                                     tail=key.blind(list(psi.BASES)))  # A ends with the commitment C
+            submitted, body_digest = conn.submit_job(
+                request_id or uuid.uuid4().hex, parties=[party] if party else [], min_parties=1, timeout_s=timeout_s,
+                psi=psi_to_proto(spec), set_digest=set_digest)
+            job_id = submitted.job_id
+            _upload_file(conn, job_id, Stage.A, a_path, progress)
+            a_path.unlink()
+            view = _await_stage(conn, job_id, timeout_s + 30)
+            if view.final:
+                raise WharfError(f"job {job_id} ended before the buyer's second round")
+            receipt = _early_receipt(conn, job_id, body_digest, view)
+            try:
+                declared = b"".join(_download(conn, job_id, Stage.P, MAX_NOISE_BYTES))
+                seen[Stage.P] = items_digest([declared])
+            except FailedPrecondition:
+                declared = b""
+            w_path, z_path = folder / "W", folder / "Z"
+            seen[Stage.W] = _download_file(conn, job_id, Stage.W, MAX_W, w_path)
+            if receipt is not None:  # before re-blinding: never multiply points the holder did not sign
+                check_stages(receipt, {str(k): v for k, v in seen.items()})
+            rows = w_path.stat().st_size // psi.POINT_BYTES
+            _blind_file(mapper, key.blind, _file_chunks(w_path), z_path, rows, "re-blinding", progress)
+            w_path.unlink()
+            _upload_file(conn, job_id, Stage.Z, z_path, progress)
+            z_path.unlink()
+        finally:
+            if pool is not None:
+                pool.shutdown()
+        view = conn.wait(job_id, timeout_s=timeout_s + 30)
+        if view.state != JobState.DONE:
+            raise JobFailed(view)
+        result = conn.fetch_result(job_id)
+        conn.check_contributors(result, body_digest, 1)
+        if conn.trust is not None and body_digest:
+            receipt = next(x for x in result.receipts if x.party == result.contributors[0])
+            check_stages(receipt, {str(k): v for k, v in seen.items()})
+            if Stage.P not in seen and any(s.stage == Stage.P for s in receipt.stages):
+                raise WharfError(f"{receipt.party} declared the noise of job {job_id} but the gateway did not pass "
+                                 "the declaration on; the result cannot be read without it")
+        r = result.psi
+        size, holder = r.size, result.contributors[0]
+        positions = np.fromiter(r.positions, dtype=np.int64, count=len(r.positions))
+        del result, r
+        matched_rows = mine.matched_rows(positions) if positions.size else np.empty(0, dtype=np.int64)
+    return PsiAnswer(job_id, PsiMode.INTERSECTION.value, size, (), {}, holder, view,
+                     _noise(declared, size, {}) if declared else None, matched_rows=matched_rows)

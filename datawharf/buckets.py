@@ -206,4 +206,53 @@ def items_at(path: Path, positions: list[int], item: int) -> list[bytes]:
     return out
 
 
-__all__ = ["BUCKET_ITEMS", "Buckets", "first_repeat", "items_at", "partition", "positions_in", "read_chunks"]
+def unique(chunks: Iterator[bytes], item: int, dst: Path, scratch: Path, *, items: int) -> int:
+    """The distinct items of a set written to ``dst`` (in no particular order); how many there are."""
+    written = 0
+    with tempfile.TemporaryDirectory(dir=scratch) as tmp, open(dst, "wb") as out:
+        for values, _ in partition(chunks, item, Path(tmp), items=items).each():
+            if values:
+                distinct = np.unique(np.frombuffer(values, dtype=f"V{item}"))
+                out.write(distinct.tobytes())
+                written += int(distinct.size)
+    return written
+
+
+def _random_u64(n: int) -> npt.NDArray[np.uint64]:
+    return np.frombuffer(os.urandom(8 * n), dtype=np.uint64)
+
+
+def shuffle(chunks: Iterator[bytes], item: int, dst: Path, scratch: Path, *, items: int) -> None:
+    """A set written to ``dst`` in a uniformly random order from the OS's CSPRNG, one pile in memory at a
+    time: each item goes to a pile drawn at random, each pile is put in random order (by random 64-bit
+    keys), and the piles follow one another. The order must leak nothing, so no seeded generator."""
+    piles = max(1, min(MAX_WAYS, -(-items // BUCKET_ITEMS)))
+    with tempfile.TemporaryDirectory(dir=scratch) as tmp:
+        paths = [Path(tmp) / f"{i:03d}" for i in range(piles)]
+        files = [open(p, "wb") for p in paths]
+        try:
+            for data in chunks:
+                n = len(data) // item
+                if piles == 1:
+                    files[0].write(data)
+                    continue
+                arr = np.frombuffer(data, dtype=f"V{item}")
+                pile = (_random_u64(n) % piles).astype(np.int64)
+                order = np.argsort(pile, kind="stable")
+                cuts = np.searchsorted(pile[order], np.arange(piles + 1))
+                arr = arr[order]
+                for i in range(piles):
+                    if cuts[i + 1] > cuts[i]:
+                        files[i].write(arr[cuts[i]:cuts[i + 1]].tobytes())
+        finally:
+            for f in files:
+                f.close()
+        with open(dst, "wb") as out:
+            for path in paths:
+                arr = np.fromfile(path, dtype=f"V{item}")
+                path.unlink()
+                out.write(arr[np.argsort(_random_u64(arr.size))].tobytes())
+
+
+__all__ = ["BUCKET_ITEMS", "Buckets", "first_repeat", "items_at", "partition", "positions_in", "read_chunks",
+           "shuffle", "unique"]

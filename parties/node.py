@@ -7,8 +7,11 @@ jittered exponential backoff whenever the gateway goes away.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
+import shutil
+import tempfile
 import sqlite3
 import time
 from concurrent.futures import Executor
@@ -18,7 +21,7 @@ from typing import Awaitable, Iterable, Iterator
 import grpc
 
 import datawharf
-from datawharf.chunking import Assembler, ChunkError, Piece, split, split_items
+from datawharf.chunking import Assembler, ChunkError, Piece, item_chunk_bytes, split, split_items
 from datawharf.errors import WharfError
 from datawharf.messages import CancelTask, HolderUpload, Notice, SetForHolder, StagePiece, TaskOffer
 from datawharf.model import AggregateJob, PsiJob
@@ -26,7 +29,7 @@ from datawharf.identity import caller_metadata
 from datawharf.pki import digest
 from datawharf.serde import holder_upload_to_proto, listing_to_proto, to_party_from_proto
 from datawharf.grants import statistic_of
-from datawharf.signing import sign_receipt, stage_digests, stages_digest
+from datawharf.signing import sign_receipt, stages_digest
 from datawharf.tls import aio_channel
 from datawharf.v1 import common_pb2, party_pb2, party_pb2_grpc
 from parties.budget import BudgetBook
@@ -39,7 +42,6 @@ from parties.runner import Runner
 from parties.verify import Checked, JobVerifier, Refused
 from protocols import psi
 from protocols.psi_stages import Stage, item_bytes
-from protocols.psi_stages import split_items as split_stage
 
 log = logging.getLogger("datawharf.party")
 
@@ -55,6 +57,58 @@ def _backend_failures(parts: Iterable[list[bytes]]) -> Iterator[list[bytes]]:
     except Exception as exc:
         log.error("compute backend failed: %s: %s", type(exc).__name__, exc)
         raise psi.PsiError("this holder's compute backend failed; try again") from None
+
+
+def _stage_pieces(data: bytes | Path, item: int) -> Iterator[tuple[int, bytes, bool]]:
+    """(seq, piece, last) of a stage held as bytes or in a file, whole items each."""
+    if isinstance(data, bytes):
+        pieces = split_items(data, item)
+        for seq, piece in enumerate(pieces):
+            yield seq, piece, seq == len(pieces) - 1
+        return
+    size = data.stat().st_size
+    step = item_chunk_bytes(item)
+    with open(data, "rb") as f:
+        seq, sent = 0, 0
+        while True:
+            piece = f.read(step)
+            sent += len(piece)
+            yield seq, piece, sent >= size
+            seq += 1
+            if sent >= size:
+                return
+
+
+class _IncomingSet:
+    """A PSI task's stage A as it arrives: order, whole points and the announced size checked by an
+    Assembler that keeps nothing; the bytes go to a file in a folder of their own, hashed on the way."""
+
+    def __init__(self, checked: Checked, root: Path) -> None:
+        assert isinstance(checked.task.spec, PsiJob)
+        self.checked = checked
+        root.mkdir(parents=True, exist_ok=True)
+        self.folder = Path(tempfile.mkdtemp(prefix="task-", dir=root))
+        self.path = self.folder / "A"
+        self._file = open(self.path, "wb")
+        self._hash = hashlib.sha256()
+        limit = checked.task.spec.buyer_set_size * item_bytes(Stage.A)
+        self._assembler = Assembler(limit, item=item_bytes(Stage.A), keep=False)
+
+    def add(self, piece: Piece) -> bool:
+        """True once the last piece is in."""
+        done = self._assembler.add(piece) is not None
+        self._file.write(piece.data)
+        self._hash.update(piece.data)
+        if done:
+            self._file.close()
+        return done
+
+    def digest(self) -> bytes:
+        return self._hash.digest()
+
+    def discard(self) -> None:
+        self._file.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class PartyNode:
@@ -78,7 +132,8 @@ class PartyNode:
         self._workers = asyncio.Semaphore(workers)
         self._cancelled: set[str] = set()
         self.connected = asyncio.Event()
-        self._psi_sets: dict[str, tuple[Checked, Assembler]] = {}
+        # A PSI task's stage A as it arrives: checked, hashed and written to a file, never whole in memory.
+        self._psi_sets: dict[str, _IncomingSet] = {}
         # Heavy work's executor (config.compute), opened by run(): a process pool or a Dask cluster.
         self._pool: Executor | None = None
         self.receipts = ReceiptBook(config.state_dir or Path(".wharf-state"))
@@ -120,6 +175,8 @@ class PartyNode:
                 self.connected.clear()
             if stop.is_set():
                 break
+            for incoming_set in self._psi_sets.values():
+                incoming_set.discard()
             self._psi_sets.clear()
             if time.monotonic() - started > 30:
                 backoff = self.initial_backoff_s  # the last session was healthy
@@ -201,8 +258,10 @@ class PartyNode:
                                 await self._decline(send, incoming.task_id, refusal[0], None, refusal[1])
                                 checked = None
                     if checked is not None and isinstance(checked.task.spec, PsiJob):
-                        limit = checked.task.spec.buyer_set_size * item_bytes(Stage.A)
-                        self._psi_sets[checked.task.task_id] = (checked, Assembler(limit, item=item_bytes(Stage.A)))
+                        old = self._psi_sets.pop(checked.task.task_id, None)
+                        if old is not None:
+                            old.discard()
+                        self._psi_sets[checked.task.task_id] = _IncomingSet(checked, self._work_root())
                     elif checked is not None:
                         job = self._answer(send, checked)
                     elif isinstance(incoming, SetForHolder):
@@ -320,46 +379,64 @@ class PartyNode:
                                                                             reason=failure or "unknown")))
             log.warning("task %s failed: %s", task_id, failure)
 
-    def _psi_piece(self, msg: SetForHolder) -> tuple[Checked, list[bytes]] | None:
-        """The buyer's set once whole (None before); Refused if it is not the set the buyer signed."""
+    def _work_root(self) -> Path:
+        return (self.config.state_dir or Path(".wharf-state")) / "psi-work"
+
+    def _psi_piece(self, msg: SetForHolder) -> tuple[Checked, Path] | None:
+        """The buyer's set once whole, as its file (None before); Refused if it is not the set the buyer
+        signed (its digest is taken as the pieces arrive)."""
         entry = self._psi_sets.get(msg.task_id)
         if entry is None:
             log.warning("PSI data for unknown task %s ignored", msg.task_id)
             return None
-        task, assembler = entry
         try:
             if msg.piece.stage != Stage.A:
                 raise ChunkError(f"stage {msg.piece.stage!r} is not the buyer's set")
-            data = assembler.add(Piece(msg.piece.seq, msg.piece.data, msg.piece.last))
+            done = entry.add(Piece(msg.piece.seq, msg.piece.data, msg.piece.last))
         except ChunkError as exc:
             log.warning("task %s: malformed PSI data (%s); waiting for the task to be resent", msg.task_id, exc)
             self._psi_sets.pop(msg.task_id, None)
+            entry.discard()
             return None
-        if data is None:
+        if not done:
             return None
         self._psi_sets.pop(msg.task_id, None)
-        task.check_set(data)
-        return task, split_stage(data, Stage.A)
+        try:
+            entry.checked.check_set_digest(entry.digest())
+        except Refused:
+            entry.discard()
+            raise
+        return entry.checked, entry.path
 
-    async def _answer_psi(self, send, checked: Checked, points: list[bytes]) -> None:  # type: ignore[no-untyped-def]
+    async def _answer_psi(self, send, checked: Checked, a_path: Path) -> None:  # type: ignore[no-untyped-def]
+        try:
+            await self._answer_psi_files(send, checked, a_path)
+        finally:
+            shutil.rmtree(a_path.parent, ignore_errors=True)  # A, and the D and W answered from it
+
+    async def _answer_psi_files(self, send, checked: Checked, a_path: Path) -> None:  # type: ignore[no-untyped-def]
         task = checked.task
+        points = a_path.stat().st_size // item_bytes(Stage.A)
         started = time.perf_counter()
         spec = task.spec
         assert isinstance(spec, PsiJob)
         async with self._workers:
-            answer = await asyncio.to_thread(self.psi_runner.run, task.buyer, spec, points,
+            answer = await asyncio.to_thread(self.psi_runner.run, task.buyer, spec, a_path,
                                              job_id=task.job_id, cached_tables=list(task.cached_tables))
         if task.task_id in self._cancelled:
             return
         if answer.refusal is not None or answer.failure is not None:
             await self._decline(send, task.task_id, answer.refusal, answer.failure, answer.code)
             return
+        digests: dict[str, bytes] = {}
         for stage, data in answer.stages.items():
-            pieces = split_items(data, item_bytes(stage))
-            for seq, piece in enumerate(pieces):
-                upload = HolderUpload(task.task_id, StagePiece(stage, seq, piece, seq == len(pieces) - 1))
+            # A stage in a file goes up chunk by chunk, hashed on the way (the receipt signs its digest).
+            h = hashlib.sha256()
+            for seq, piece, last in _stage_pieces(data, item_bytes(stage)):
+                h.update(piece)
+                upload = HolderUpload(task.task_id, StagePiece(stage, seq, piece, last))
                 await send(party_pb2.PartyMessage(psi=holder_upload_to_proto(upload)))
-        digests = stage_digests(answer.stages)
+            digests[str(stage)] = h.digest()
         self.receipts.add("contributed", job_id=task.job_id, task_id=task.task_id,
                           content_digest=stages_digest(digests).hex())
         receipt = self._receipt(checked, stages_digest(digests), digests)
@@ -367,4 +444,4 @@ class PartyNode:
                             table_epoch=answer.table_epoch, receipt=receipt)
         await send(party_pb2.PartyMessage(psi=holder_upload_to_proto(done)))
         log.info("task %s (%s on %s for %s): answered %d points in %.2f s",
-                 task.task_id, spec.kind, spec.dataset, task.buyer, len(points), time.perf_counter() - started)
+                 task.task_id, spec.kind, spec.dataset, task.buyer, points, time.perf_counter() - started)

@@ -38,6 +38,7 @@ from datawharf.pki import write_private
 from parties.budget import BudgetBook, Limit
 from parties.config import DatasetConfig, PartyConfig
 from datawharf.model import PsiJob
+from parties import psi_stream
 from parties.sources import CachedSource, SourceError, public_reason
 from protocols import dp, oprf, psi, psi_sum
 from protocols.fixed_point import scale_column
@@ -63,7 +64,7 @@ def _logging_mapper(mapper: psi.Mapper, what: str) -> psi.Mapper:
 
 @dataclass
 class PsiAnswer:
-    stages: dict[Stage, bytes] = field(default_factory=dict)
+    stages: dict[Stage, bytes | Path] = field(default_factory=dict)  # a Path: a large stage in a file
     refusal: str | None = None
     failure: str | None = None
     code: str = ""
@@ -221,7 +222,14 @@ class PsiRunner:
                 return PsiAnswer(failure=f"{v!r} is not a value column of {dataset.name!r}")
         return None
 
-    def run(self, buyer: str, job: PsiJob, points: list[bytes], *, job_id: str, cached_tables: list[str]) -> PsiAnswer:
+    def run(self, buyer: str, job: PsiJob, points: list[bytes] | Path, *, job_id: str,
+            cached_tables: list[str]) -> PsiAnswer:
+        """The answer to one task. ``points`` is the buyer's stage A as points, or as the file it was
+        received into: then an intersection is answered by streaming (``parties.psi_stream``), its D and
+        W written as files beside it, and memory stays flat in either set's size."""
+        if isinstance(points, Path) and job.mode is not PsiMode.INTERSECTION:
+            data = points.read_bytes()
+            points = [data[i:i + psi.POINT_BYTES] for i in range(0, len(data), psi.POINT_BYTES)]
         dataset = next((d for d in self.config.datasets if d.name == job.dataset), None)
         if dataset is None:
             return PsiAnswer(failure=f"this holder does not list dataset {job.dataset!r}")
@@ -231,8 +239,9 @@ class PsiRunner:
         if job.multi and self.config.name not in job.holders:
             return PsiAnswer(refusal=f"the job names holders {', '.join(job.holders)}, not this one "
                              f"({self.config.name})", code="not_asked")
-        if len(points) != job.buyer_set_size:
-            return PsiAnswer(failure=f"received {len(points)} points; the job announced {job.buyer_set_size}")
+        received = points.stat().st_size // psi.POINT_BYTES if isinstance(points, Path) else len(points)
+        if received != job.buyer_set_size:
+            return PsiAnswer(failure=f"received {received} points; the job announced {job.buyer_set_size}")
         dpc = dataset.policy.dp
         plan: PsiNoise | None = None
         rho = Limit("rho", dpc.budget, dpc.period_days * 86400)  # shared with aggregate jobs on this dataset
@@ -247,12 +256,17 @@ class PsiRunner:
             if plan is not None and self.budget.balance(buyer, dataset.name, rho).remaining + 1e-9 < plan.rho:
                 return self._rho_refusal(dataset, buyer, rho, plan.rho)
         commitment: list[bytes] = []
-        if job.mode is not PsiMode.UNBALANCED:
+        if isinstance(points, Path):
+            if received <= psi.COMMITMENT_POINTS:
+                return PsiAnswer(failure=f"the buyer's set holds {received} points; it must end with its "
+                                 f"{psi.COMMITMENT_POINTS}-point commitment after at least one ID")
+        elif job.mode is not PsiMode.UNBALANCED:
             try:  # A ends with the buyer's commitment to its scalar, which the canaries check
                 points, commitment = psi.split_commitment(points)
             except psi.PsiError as exc:
                 return PsiAnswer(failure=str(exc))
-        spent = self._charge(dataset, buyer, job, len(points), job_id)
+        ids_sent = received - psi.COMMITMENT_POINTS if isinstance(points, Path) else len(points)
+        spent = self._charge(dataset, buyer, job, ids_sent, job_id)
         if spent is not None:
             return spent
         declaration = NoiseDeclaration()
@@ -266,6 +280,8 @@ class PsiRunner:
             except dp.PrivacyError as exc:
                 return PsiAnswer(refusal=f"differential privacy on {dataset.name!r}: {exc}", code="dp")
             declaration = plan.declaration(got.balance.remaining, got.balance.renews_at, job.value_columns)
+        if isinstance(points, Path):
+            return self._streamed(dataset, job, points, draw, declaration, job_id)
         try:
             table = self.sources[dataset.name].table()
         except SourceError as exc:
@@ -313,6 +329,25 @@ class PsiRunner:
             return PsiAnswer(refusal=str(exc), code="psi_repeated_point")
         except psi.PsiError as exc:
             return PsiAnswer(failure=str(exc))
+
+    def _streamed(self, dataset: DatasetConfig, job: PsiJob, a_path: Path, draw: NoiseDraw,
+                  declaration: NoiseDeclaration, job_id: str) -> PsiAnswer:
+        """An intersection answered through files beside ``a_path`` (``parties.psi_stream``)."""
+        mapper = self.mapper
+        try:
+            ans = psi_stream.answer(psi.Key(), a_path, self.sources[dataset.name].id_batches(job.key_column),
+                                    a_path.parent, mapper=mapper, cardinality_only=job.cardinality_only,
+                                    keep_order=job.multi, padding=draw.padding)
+        except SourceError as exc:
+            return PsiAnswer(failure=public_reason(dataset.name, exc))
+        except psi.RepeatedPoint as exc:
+            return PsiAnswer(refusal=str(exc), code="psi_repeated_point")
+        except psi.PsiError as exc:
+            return PsiAnswer(failure=str(exc))
+        log.info("%s: %d points re-blinded, %d rows blinded", job_id, ans.points, ans.rows)
+        notes = GatewayNotes(draw.offset, (), ans.canaries)
+        return PsiAnswer({Stage.D: ans.d, Stage.W: ans.w, Stage.N: notes.pack(), Stage.P: declaration.pack()},
+                         min_intersection=dataset.policy.min_intersection)
 
     def _rho_refusal(self, dataset: DatasetConfig, buyer: str, rho: Limit, need: float) -> PsiAnswer:
         b = self.budget.balance(buyer, dataset.name, rho)

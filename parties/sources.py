@@ -6,6 +6,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -81,6 +82,37 @@ def load(config: DatasetConfig) -> Table:
     return Table(table.num_rows, cols)
 
 
+ID_BATCH_ROWS = 1 << 16
+
+
+def id_batches(config: DatasetConfig, column: str, batch_rows: int = ID_BATCH_ROWS) -> Iterator[list[str]]:
+    """One column's values as text, ``batch_rows`` at a time, read from the file in batches: as ``load``
+    gives them (strings trimmed, numbers as ``str`` of their value) without the whole table in memory."""
+    spec = next((c for c in config.columns if c.name == column), None)
+    if spec is None:
+        raise SourceError(f"dataset {config.name!r} declares no column {column!r}")
+    kind = _ARROW[spec.type]
+    try:
+        if config.source.suffix.lower() == ".parquet":
+            batches: Iterator[pa.RecordBatch] = pq.ParquetFile(config.source).iter_batches(
+                batch_size=batch_rows, columns=[column])
+        else:
+            batches = iter(pacsv.open_csv(
+                config.source, read_options=pacsv.ReadOptions(block_size=1 << 22),
+                convert_options=pacsv.ConvertOptions(column_types={column: kind}, include_columns=[column])))
+        for batch in batches:
+            arr = batch.column(0).cast(kind)
+            if arr.null_count:
+                raise SourceError(f"dataset {config.name!r}: column {column!r} has {arr.null_count} empty "
+                                  "value(s); fill or drop them")
+            if spec.type == "string":
+                arr = pc.utf8_trim_whitespace(arr)
+            for start in range(0, len(arr), batch_rows):
+                yield [str(v) for v in arr.slice(start, batch_rows).to_pylist()]
+    except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError) as exc:
+        raise SourceError(f"dataset {config.name!r} ({config.source}): {exc}") from None
+
+
 def _vectors(dataset: str, column: str, arr: pa.ChunkedArray, length: int) -> np.ndarray:
     """A rows × length float matrix from a list column or "a;b;c" text cells."""
     if pa.types.is_string(arr.type):
@@ -151,6 +183,10 @@ class CachedSource:
             self._table = load(self.config)
             self._stamp = stamp
         return self._table
+
+    def id_batches(self, column: str) -> Iterator[list[str]]:
+        """The column's values in batches, straight from the file (``id_batches``)."""
+        return id_batches(self.config, column)
 
     @property
     def path(self) -> Path:

@@ -41,6 +41,16 @@ class Checked:
     body_digest: bytes   # what this holder's receipt refers to; empty when insecure
     set_digest: bytes = b""  # PSI: the buyer's signed digest of its blinded set
 
+    def check_set_digest(self, set_digest: bytes) -> None:
+        """``check_set`` for a set hashed as it arrived: ``set_digest`` is its SHA-256."""
+        if not self.body_digest:
+            return
+        if not self.set_digest:
+            raise Refused("the buyer's signed job does not fix its set; this holder answers only signed sets",
+                          "unsigned_set")
+        if set_digest != self.set_digest:
+            raise Refused("the set the gateway relayed is not the one the buyer signed", "bad_signature")
+
     def check_set(self, data: bytes) -> None:
         """Refused unless ``data`` (the buyer's stage A as relayed) is the set the buyer signed."""
         if not self.body_digest:

@@ -71,10 +71,11 @@ colluded with the holder, they would learn the intersection.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import secrets
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Sized, Sequence, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -311,6 +312,37 @@ class Key:
                     counter += 1
         return out
 
+    def blind_hashed(self, hashed: Sequence[bytes]) -> list[bytes]:
+        """k·u for u = hash_to_u(id) already computed (counter 0), as ``hash_and_blind`` would give.
+
+        The streamed paths keep 32-byte hashes, not IDs, on disk; a hash that lands on a low-order
+        point (about 2^-250 per ID) would need the ID to retry, so it is refused instead."""
+        out = []
+        k = self._k
+        for u in hashed:
+            try:
+                out.append(crypto_scalarmult(k, u))
+            except SodiumError:
+                raise InvalidId("an ID hashes to a low-order point; it cannot take part") from None
+        return out
+
+
+def stream_map(mapper: "Mapper", fn: Callable[[list[bytes]], list[bytes]], chunks: Iterable[list[bytes]], *,
+               group: int = 8) -> Iterator[list[bytes]]:
+    """``mapper`` over a stream of chunks, in order, ``group`` chunks per call and one call ahead: a pool
+    (whose map submits at once) works on the next group while this one is consumed, and memory holds two
+    groups, not the set."""
+    it = iter(chunks)
+    pending: Iterator[list[bytes]] | None = None
+    while True:
+        batch = list(itertools.islice(it, group))
+        current = iter(mapper(fn, batch)) if batch else None
+        if pending is not None:
+            yield from pending
+        if current is None:
+            return
+        pending = current
+
 
 def reblind(key: Key, points: Sequence[bytes], mapper: "Mapper | None" = None) -> list[bytes]:
     """b·P for the buyer's points, refused if two of them give one value.
@@ -407,7 +439,7 @@ def split_commitment(points: Sequence[bytes]) -> tuple[list[bytes], list[bytes]]
     return list(points[:-COMMITMENT_POINTS]), list(points[-COMMITMENT_POINTS:])
 
 
-def hide_canaries(w: list[bytes], commitment: Sequence[bytes], count: int = CANARIES
+def hide_canaries(w: Sized, commitment: Sequence[bytes], count: int = CANARIES
                   ) -> tuple[list[int], list[bytes], list[Canary]]:
     """Where ``count`` canaries go in W once they join it, their points, and the gateway's checks.
 
@@ -535,7 +567,7 @@ def run_chunk(job: tuple[bytes, str, list[bytes]]) -> list[bytes]:
     """Worker-process entry: apply one Key operation to one chunk."""
     raw, op, chunk = job
     key = Key.from_raw(raw)
-    if op not in ("blind", "hash_and_blind"):
+    if op not in ("blind", "hash_and_blind", "blind_hashed"):
         raise PsiError(f"unknown operation {op!r}")
     return getattr(key, op)(chunk)
 

@@ -6,6 +6,7 @@ import random
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from fractions import Fraction
+from pathlib import Path
 
 import grpc
 import pytest
@@ -61,6 +62,19 @@ def test_intersection_matches_plain_set_intersection(exchange: Exchange) -> None
     assert ans.size == len(truth) and ans.holder == "st-mary"
     assert {m.strip().upper() for m in ans.matched} == truth
     assert len(ans.matched) == 125  # every input row of a matching ID, duplicates included
+
+
+def test_an_id_file_streams_to_the_same_answer(exchange: Exchange, tmp_path: Path) -> None:
+    """IDs from a file go through the buyer's streamed path (buyers.psi_files): the same rows match."""
+    ids, truth = buyer_list(exchange, seed=3)
+    path = tmp_path / "ids.txt"
+    path.write_text("\n".join(ids) + "\n")
+    with exchange.client() as c:
+        listed = c.psi("visits", "patient_id", ids, party="st-mary", parallel=False)
+        streamed = c.psi("visits", "patient_id", path, party="st-mary", parallel=False)
+    assert streamed.size == listed.size == len(truth) and streamed.matched == ()
+    assert streamed.matched_rows is not None
+    assert tuple(ids[i] for i in streamed.matched_rows.tolist()) == listed.matched
 
 
 def test_cardinality_only(exchange: Exchange) -> None:
