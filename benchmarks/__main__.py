@@ -21,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the record here")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
                         help=f"where records accumulate (default {RESULTS_DIR})")
+    parser.add_argument("--large", default="", help="psi only: the streamed intersection alone at these log2 sizes "
+                                                    "per side, e.g. 20,22 (peak RSS per process beside the time)")
     load = parser.add_argument_group("load", "options of the load benchmark")
     load.add_argument("--duration", type=float, help="seconds the buyers run (default 30; --quick 3)")
     load.add_argument("--buyers", type=int, help="concurrent buyers, each with its own certificate (default 50)")
@@ -30,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
                                       "sqlite one-gateway configuration always runs first)")
     load.add_argument("--replicas", type=int, help="gateway replicas of the second configuration (default 2)")
     load.add_argument("--backend", help="the aggregates' backend (default auto, as a buyer's client picks)")
+    load.add_argument("--key-reuse", type=float, dest="key_reuse_s",
+                      help="seconds each buyer reuses a Paillier key (Client(key_reuse_s=...); default 0: one per job)")
     load.add_argument("--buyer-processes", type=int,
                       help="processes the buyers' threads are spread over (default 2; 0: threads in this process)")
     load.add_argument("--profile", action="store_true",
@@ -39,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     load_options = {k: v for k, v in (("duration", args.duration), ("buyers", args.buyers),
                                       ("holders", args.holders), ("store", args.store),
                                       ("replicas", args.replicas), ("backend", args.backend),
-                                      ("buyer_processes", args.buyer_processes)) if v is not None}
+                                      ("buyer_processes", args.buyer_processes),
+                                      ("key_reuse_s", args.key_reuse_s)) if v is not None}
     if args.profile:
         load_options["profile"] = True
     if load_options and "load" not in names:
@@ -49,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmark {name}{' (quick)' if args.quick else ''}", flush=True)
         module = importlib.import_module(f"benchmarks.{name}")
         try:
-            record = module.run(quick=args.quick, **(load_options if name == "load" else {}))
+            extra = load_options if name == "load" else {"large": args.large} if name == "psi" and args.large else {}
+            record = module.run(quick=args.quick, **extra)
         except BenchmarkFailed as exc:
             print(f"FAILED: {exc}", file=sys.stderr)
             status = 1

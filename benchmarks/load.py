@@ -203,6 +203,7 @@ class BuyerSpec:
     expected: dict[tuple[str, ...], tuple[int, ...]]
     seed: int
     cover: bool = False  # buyer i's first job is kind i of the mix, so a short run sees every kind
+    key_reuse_s: float = 0.0  # Client(key_reuse_s=...): 0, a fresh Paillier key per job
 
 
 def _check(job: tuple[str, ...], got: Sequence[Any], want: tuple[int, ...], bound: float) -> str:
@@ -280,7 +281,7 @@ def buyers_main(spec: BuyerSpec, ready: Any, go: Any, results: Any) -> None:
 
     Runs in a buyer process (multiprocessing queue and event) or a thread (queue.Queue, threading.Event)."""
     try:
-        clients = [_timed(Client(spec.address, ident)) for _, ident in spec.buyers]
+        clients = [_timed(Client(spec.address, ident, key_reuse_s=spec.key_reuse_s)) for _, ident in spec.buyers]
         for c in clients:
             c.catalog()  # the TLS handshake happens before the clock starts
         ready.put(len(clients))
@@ -482,6 +483,7 @@ class Options:
     baseline_s: float
     profile: bool
     cover: bool = False
+    key_reuse_s: float = 0.0
     mix: tuple[tuple[str, float], ...] = MIX
     expected: dict[tuple[str, ...], tuple[int, ...]] = field(default_factory=dict)
 
@@ -498,14 +500,16 @@ def run_setup(setup: Setup, opts: Options, rec: Record, stores: list[dict[str, A
             ex.wait_online(DATASET, names, timeout_s=120)
             ident = {f"buyer-{b:02d}": str(ex.identity(f"buyer-{b:02d}")) for b in range(opts.buyers)}
             one = BuyerSpec(ex.address, (("baseline", str(ex.identity("baseline"))),), opts.baseline_s,
-                            opts.holders, opts.rows, (("single", 1.0),), opts.backend, opts.expected, seed=99)
+                            opts.holders, opts.rows, (("single", 1.0),), opts.backend, opts.expected, seed=99,
+                            key_reuse_s=opts.key_reuse_s)
             base, base_start, _ = run_buyers([one], processes=False)
             bw, bsum = summarise(base, base_start)
 
             nproc = max(1, min(opts.buyer_processes, opts.buyers))
             buyers = list(ident.items())
             specs = [BuyerSpec(ex.address, tuple(buyers[p::nproc]), opts.duration_s, opts.holders, opts.rows,
-                               opts.mix, opts.backend, opts.expected, seed=p + 1, cover=opts.cover)
+                               opts.mix, opts.backend, opts.expected, seed=p + 1, cover=opts.cover,
+                               key_reuse_s=opts.key_reuse_s)
                      for p in range(nproc)]
             pids = {name: p.pid for name, p in ex.procs.procs}
             cpu0: dict[str, float] = {}
@@ -576,7 +580,7 @@ class LoadRecord(Record):
 
 def run(*, quick: bool, duration: float | None = None, buyers: int | None = None, holders: int | None = None,
         store: str = THROWAWAY, replicas: int = 2, profile: bool = False, backend: str = "auto",
-        buyer_processes: int | None = None) -> Record:
+        buyer_processes: int | None = None, key_reuse_s: float = 0.0) -> Record:
     cluster = None
     if store == THROWAWAY:
         # A PostgreSQL server of the run's own, removed afterwards (initdb, loopback, no fsync).
@@ -587,14 +591,15 @@ def run(*, quick: bool, duration: float | None = None, buyers: int | None = None
         store = cluster.database()
     try:
         return _run(quick=quick, duration=duration, buyers=buyers, holders=holders, store=store,
-                    replicas=replicas, profile=profile, backend=backend, buyer_processes=buyer_processes)
+                    replicas=replicas, profile=profile, backend=backend, buyer_processes=buyer_processes,
+                    key_reuse_s=key_reuse_s)
     finally:
         if cluster is not None:
             cluster.stop()
 
 
 def _run(*, quick: bool, duration: float | None, buyers: int | None, holders: int | None, store: str,
-         replicas: int, profile: bool, backend: str, buyer_processes: int | None) -> Record:
+         replicas: int, profile: bool, backend: str, buyer_processes: int | None, key_reuse_s: float) -> Record:
     setups = [Setup()]
     if (store, replicas) != (SQLITE, 1):
         setups.append(Setup(store, replicas))
@@ -603,11 +608,12 @@ def _run(*, quick: bool, duration: float | None, buyers: int | None, holders: in
     opts = Options(duration_s=duration or (3.0 if quick else 30.0), buyers=buyers or (3 if quick else 50),
                    holders=holders or (2 if quick else 5), rows=200 if quick else 1000, backend=backend,
                    buyer_processes=buyer_processes if buyer_processes is not None else (0 if quick else 2),
-                   baseline_s=1.0 if quick else 10.0, profile=profile, cover=quick)
+                   baseline_s=1.0 if quick else 10.0, profile=profile, cover=quick, key_reuse_s=key_reuse_s)
     opts.expected = truth(opts.holders, opts.rows)
     rec = LoadRecord("load", quick, {
         "buyers": opts.buyers, "holders": opts.holders, "duration_s": opts.duration_s,
         "rows_per_holder": opts.rows, "mix": dict(MIX), "psi_ids": PSI_IDS, "backend": opts.backend,
+        "key_reuse_s": opts.key_reuse_s,
         "buyer_processes": opts.buyer_processes or "threads in the benchmark process",
         "baseline": f"one buyer, single-figure jobs one after another, {opts.baseline_s:g} s",
         "security": "mutual TLS, a certificate per buyer, signed jobs and receipts",

@@ -107,6 +107,27 @@ def verify_public_key(params: PublicParams) -> None:
             _verified.popitem(last=False)
 
 
+_PROOFS: "OrderedDict[int, bytes]" = OrderedDict()
+_PROOFS_MAX = 64
+_proofs_lock = threading.Lock()
+
+
+def _proof(p: int, q: int) -> bytes:
+    """The modulus proof of p·q, made once per key in this process: a key used for several jobs then
+    carries the same proof each time, which holders have already checked (``verify_public_key``)."""
+    n = p * q
+    with _proofs_lock:
+        if n in _PROOFS:
+            _PROOFS.move_to_end(n)
+            return _PROOFS[n]
+    proof = modulus_proof.prove(p, q)
+    with _proofs_lock:
+        _PROOFS[n] = proof
+        while len(_PROOFS) > _PROOFS_MAX:
+            _PROOFS.popitem(last=False)
+    return proof
+
+
 def generate_keypair(
     key_bits: int = DEFAULT_KEY_BITS,
 ) -> tuple[paillier.PaillierPublicKey, paillier.PaillierPrivateKey]:
@@ -337,8 +358,7 @@ class PaillierScheme:
         """The parameters holders need, with the modulus proof (made on first use: it takes a moment)."""
         with self._proof_lock:
             if not self._params.modulus_proof:
-                proof = modulus_proof.prove(self._private.p, self._private.q)
-                self._params = replace(self._params, modulus_proof=proof)
+                self._params = replace(self._params, modulus_proof=_proof(int(self._private.p), int(self._private.q)))
             return self._params
 
     def decrypt(self, ciphertexts: Sequence[bytes], contributors: int) -> list[int]:
