@@ -20,6 +20,9 @@ Cases (each result carries n):
                                  re-blinds each holder's n; each holder re-blinds the buyer's n
                                  and blinds its own n), at the all-cores cost; its
                                  bytes_per_element are over all k + 1 sets
+    psi@gateway-streamed         ``--large 20,22``: the buyer's IDs from a file, every process
+                                 streaming (datawharf.buckets), a fresh cluster per size, each
+                                 process's peak RSS beside the time and the DH floor
 Metrics: seconds; bytes_per_element (every message through the gateway, from
 its metrics, over both sets); peak_rss_mib per process at the largest n.
 
@@ -259,7 +262,9 @@ def openmined(n: int) -> dict[str, Any] | None:
     return result
 
 
-def run(*, quick: bool) -> Record:
+def run(*, quick: bool, large: str = "") -> Record:
+    if large:
+        return run_large([int(k) for k in large.split(",")])
     sizes = [1 << 10] if quick else [1 << 16, 1 << 18, 1 << 20]
     small, large = (1 << 8, 1 << 12) if quick else (1 << 12, 1 << 20)
     om_sizes = [1 << 10] if quick else [1 << 16, 1 << 18]
@@ -368,6 +373,153 @@ def run(*, quick: bool) -> Record:
     return rec
 
 
+# ------------------------------------------------------------------ large sets, streamed (--large)
+def write_large_holder(n: int):  # type: ignore[no-untyped-def]
+    """The holder's n IDs in a Parquet file written a million rows at a time."""
+    def write(root: Path, i: int, gateway: str) -> str:
+        schema = pa.schema([("id", pa.string()), ("value", pa.float64())])
+        with pq.ParquetWriter(root / f"large_{n}.parquet", schema) as w:
+            for start in range(0, n, 1 << 20):
+                idx = range(start, min(n, start + (1 << 20)))
+                w.write_table(pa.table({"id": [f"id-{j:08d}" for j in idx], "value": [value(j) / 100 for j in idx]},
+                                       schema=schema))
+        return f"""name = "holder-{i:02d}"
+gateway = "{gateway}"
+
+[[datasets]]
+name = "large_{n}"
+source = "large_{n}.parquet"
+columns = [
+  {{ name = "id", type = "string", join_key = true }},
+  {{ name = "value", type = "decimal", decimals = 2, psi_value = true }},
+]
+[datasets.policy]
+allowed_buyers = ["*"]
+allowed_psi = ["intersection", "cardinality"]
+min_intersection = 1
+max_buyer_set = {n}
+psi_jobs_per_period = 100000
+psi_ids_per_period = 1000000000000
+[datasets.policy.dp]
+enabled = false
+"""
+    return write
+
+
+def write_buyer_file(path: Path, n: int) -> None:
+    """buyer_ids(n), one per line, written in blocks."""
+    with open(path, "w") as f:
+        for start in range(0, n // 2, 1 << 20):
+            f.write("".join(f"id-{i:08d}\n" for i in range(start, min(n // 2, start + (1 << 20)))))
+        for start in range(0, n - n // 2, 1 << 20):
+            f.write("".join(f"b-{i:08d}\n" for i in range(start, min(n - n // 2, start + (1 << 20)))))
+
+
+class _Sampler:
+    """The largest RSS seen among a process's children (worker pools), sampled twice a second."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        import threading
+
+        self.pids = pids
+        self.peaks: dict[str, float] = {name: 0.0 for name in pids}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.wait(0.5):
+            for name, pid in self.pids.items():
+                try:
+                    kids = psutil.Process(pid).children(recursive=True)
+                    if pid == os.getpid():  # the cluster's processes are this one's children too: not workers
+                        others = {p for p in self.pids.values() if p != pid}
+                        for other in list(others):
+                            others |= {k.pid for k in psutil.Process(other).children(recursive=True)}
+                        kids = [k for k in kids if k.pid not in others]
+                    rss = max((k.memory_info().rss for k in kids), default=0)
+                except psutil.Error:
+                    continue
+                self.peaks[name] = max(self.peaks[name], round(rss / 2**20, 1))
+
+    def __enter__(self) -> "_Sampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def large_case(rec: Record, n: int) -> None:
+    """psi@gateway-streamed at n per side: a fresh cluster, the buyer's IDs from a file, the time and every
+    process's peak RSS (VmHWM: buyer, gateway, holder; the largest worker of each pool, sampled)."""
+    import gc
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="wharf-bench-large-") as tmp:
+        ids = Path(tmp) / "buyer_ids.txt"
+        write_buyer_file(ids, n)
+        with Cluster(1, write_large_holder(n), http=True) as cluster, cluster.client("bench") as client:
+            procs = {name: proc.pid for name, proc in cluster.procs.procs}
+            gc.collect()
+            Path("/proc/self/clear_refs").write_text("5")  # this process's peak from here: the buyer's
+            with _Sampler({"buyer": os.getpid(), **procs}) as sampler:
+                before = gateway_bytes(cluster.http)
+                t = time.perf_counter()
+                ans = client.psi(f"large_{n}", "id", ids, timeout_s=6 * 3600)
+                secs = time.perf_counter() - t
+                per_el = (gateway_bytes(cluster.http) - before) / (2 * n)
+            if ans.size != n // 2 or ans.matched_rows is None or ans.matched_rows.size != n // 2 \
+                    or int(ans.matched_rows[-1]) != n // 2 - 1:
+                raise BenchmarkFailed(f"psi@gateway-streamed n={n}: intersection {ans.size}, expected {n // 2}")
+            rec.add("psi@gateway-streamed", "seconds", [secs], "s", n=n)
+            rec.add("psi@gateway-streamed", "bytes_per_element", [per_el], "bytes", n=n)
+            rec.add("buyer-process", "peak_rss_mib", [vm_hwm_mib(os.getpid()) or 0.0], "MiB", n=n, streamed=True)
+            for name, pid in procs.items():
+                hwm = vm_hwm_mib(pid)
+                if hwm is not None:
+                    rec.add(f"{name}-process", "peak_rss_mib", [hwm], "MiB", n=n, streamed=True)
+            for name, peak in sampler.peaks.items():
+                rec.add(f"{name}-workers", "peak_rss_mib", [peak], "MiB", n=n, streamed=True,
+                        note="largest worker process, sampled every 0.5 s")
+            print(f"  psi@gateway-streamed n={n}: {secs:.1f} s; peak RSS "
+                  + ", ".join(f"{r['case']} {r['value']} MiB" for r in rec.results
+                              if r.get("n") == n and r["metric"] == "peak_rss_mib" and r.get("streamed")), flush=True)
+
+
+def run_large(log2s: list[int]) -> Record:
+    """``--large``: the streamed intersection through the gateway at 2^k per side for each k, with the DH
+    floor and every process's peak RSS; checks peaks flat (largest size over smallest within 1.2x) and
+    under 1 GiB."""
+    sizes = [1 << k for k in log2s]
+    cores = os.cpu_count() or 1
+    rec = Record("psi", False, {"large": sizes, "overlap": "half", "cores": cores, "buyer_ids": "file, one per line"})
+    rec.add("x25519", "seconds_per_multiplication", [op_cost()], "s", alone=True)
+    cost = parallel_op_cost(cores, 8192)
+    rec.add("x25519-all-cores", "seconds_per_multiplication", [cost], "s", note="wall time / multiplications")
+    for n in sizes:
+        rec.add("dh-floor", "seconds", [cost * 4 * n], "s", n=n)
+        large_case(rec, n)
+        g = next(r["value"] for r in rec.results if r["case"] == "psi@gateway-streamed" and r["n"] == n)
+        rec.check(f"streamed_gateway_over_dh_floor_n{n}", g / (cost * 4 * n), "<= 1.5", lambda x: x <= 1.5)
+
+    def peaks(n: int) -> dict[str, float]:
+        return {r["case"]: r["value"] for r in rec.results
+                if r.get("n") == n and r["metric"] == "peak_rss_mib" and r.get("streamed")}
+
+    small, big = peaks(sizes[0]), peaks(sizes[-1])
+    if len(sizes) > 1:
+        for proc in ("buyer-process", "gateway-process", "holder-00-process"):
+            if proc in small and proc in big and small[proc]:
+                rec.check(f"peak_rss_{proc}_n{sizes[-1]}_over_n{sizes[0]}", big[proc] / small[proc], "<= 1.2",
+                          lambda x: x <= 1.2)
+    rec.check(f"max_process_peak_mib_streamed_n{sizes[-1]}", max(big.values()) if big else None, "< 1024",
+              lambda x: x < 1024)
+    return rec
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m benchmarks.psi [--quick] [--multi-holder ...]``: this benchmark alone, or its
     multi-holder case alone at full size."""
@@ -378,11 +530,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--multi-log2", type=int, default=18, help="log2 of the IDs per holder (default 18)")
     parser.add_argument("--holders", type=int, default=5, help="holders in the multi-holder case (default 5)")
     parser.add_argument("--at-least", type=int, default=3, help="the threshold t (default 3)")
+    parser.add_argument("--large", type=str, default="",
+                        help="only the streamed intersection at these log2 sizes per side, e.g. 20,22 (2^24: ~40 min)")
     parser.add_argument("--json", type=Path, default=None, help="also write the record here")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where records accumulate")
     args = parser.parse_args(argv)
     try:
-        if args.multi_holder:
+        if args.large:
+            rec = run_large([int(k) for k in args.large.split(",")])
+        elif args.multi_holder:
             rec = run_multi(quick=args.quick, log2=args.multi_log2, holders=args.holders, at_least=args.at_least)
         else:
             rec = run(quick=args.quick)
