@@ -84,3 +84,30 @@ def test_shuffle_and_unique_keep_the_items(tmp_path: Path) -> None:
     assert sorted(got) == sorted(items) and got != items
     assert buckets.unique(iter([b"".join(items + items[:50])]), 32, out, tmp_path, items=350) == 300
     assert sorted(split(out.read_bytes())) == sorted(items)
+
+
+def test_id_batches_read_as_load_does(tmp_path: Path) -> None:
+    """A holder's ID column in batches (parties.sources.id_batches): trimmed strings, ints as text."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from parties.config import load_party_config
+    from parties.sources import id_batches, load
+
+    (tmp_path / "v.csv").write_text("pid,n\n A1 ,1\nb2,22\nC3 , 333\n")
+    pq.write_table(pa.table({"pid": [" A1 ", "b2", "C3 "], "n": [1, 22, 333]}), tmp_path / "v.parquet")
+    for source in ("v.csv", "v.parquet"):
+        (tmp_path / "p.toml").write_text(f"""name = "h"
+gateway = "127.0.0.1:1"
+[[datasets]]
+name = "v"
+source = "{source}"
+columns = [{{ name = "pid", type = "string", join_key = true }}, {{ name = "n", type = "int", join_key = true }}]
+[datasets.policy]
+allowed_buyers = ["*"]
+""")
+        (ds,) = load_party_config(tmp_path / "p.toml").datasets
+        table = load(ds)
+        for column in ("pid", "n"):
+            got = [x for batch in id_batches(ds, column, batch_rows=2) for x in batch]
+            assert got == [str(v) for v in table.columns[column].tolist()]
