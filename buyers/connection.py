@@ -176,7 +176,9 @@ class Connection:
             request.aggregate.CopyFrom(aggregate)
         elif psi is not None:
             request.psi.CopyFrom(psi)
-        return job_from_proto(self.call(self.stub.SubmitJob, request)), body_digest
+        # Idempotent by request id: sent again if the gateway went away before answering.
+        submitted = self.retried(lambda: self.call(self.stub.SubmitJob, request), f"submitting {request_id}")
+        return job_from_proto(submitted), body_digest
 
     def check_contributors(self, result: buyer_pb2.JobResult, body_digest: bytes, min_parties: int) -> None:
         """Every holder the gateway names as a contributor signed a receipt for this job, and they

@@ -353,8 +353,8 @@ class PsiJobs:
 
     # ----------------------------------------------------------------- holder
     def dispatch(self, job: JobRow, task_id: str, party: str) -> None:
-        if not self.spool.has(job.job_id, Stage.A):
-            return  # the buyer has not uploaded its set yet
+        if job.state == JobState.AWAITING_BUYER or not self.spool.has(job.job_id, Stage.A):
+            return  # the buyer's set is not whole yet, or not yet checked and relayed (``_relay``)
         spec = self._spec(job)
         cached = self._cached_epochs((party, spec.dataset, spec.key_column))
         offer = self.book.offer(job, task_id, min_parties=1, spec=spec, cached_tables=cached)

@@ -1,6 +1,8 @@
 """Two gateway replicas on one PostgreSQL database behind a TCP balancer, five holders, real processes:
-jobs land on either replica and reach every holder; replicas and holders killed at random moments
-leave every job DONE with the right answer or FAILED naming why, none hanging, none counted twice."""
+jobs land on either replica and reach every holder; a PSI job runs across replicas (the holder's answer
+at one, the buyer's rounds and the match at the other); replicas and holders killed at random moments
+leave every job, aggregations and small PSI jobs mixed, DONE with the right answer or FAILED naming why,
+none hanging, none counted twice."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from buyers.client import JobFailed
+from buyers.client import Client, JobFailed
 from datawharf.errors import WharfError
 from tests.exchange import Exchange, StartExchange
 from tests.postgres import Cluster
@@ -23,6 +25,7 @@ HOLDERS = ("st-mary", "riverside", "northgate", "eastfield", "westmoor")
 # (statistic, column, where): single figures and a vector (histogram) over the holders' visits.
 JOBS = [("sum", "cost", ""), ("count", "patient_id", "age >= 40"), ("mean", "age", "cost >= 0"),
         ("histogram", "age", "")]
+PSI_EVERY = 5  # in the chaos mix, every fifth job is a small PSI job against one holder
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +37,30 @@ def replicated(start_exchange: StartExchange, postgres: Cluster) -> Exchange:
 def owners(ex: Exchange) -> dict[str, int]:
     with psycopg.connect(ex.store) as conn:
         return {o: n for o, n in conn.execute("SELECT owner, COUNT(*) FROM jobs GROUP BY owner")}
+
+
+def psi_ids(ex: Exchange, holder: str, seed: int) -> tuple[list[str], set[str]]:
+    """64-256 IDs, about half of them the holder's: (the buyer's list, the true intersection)."""
+    rng = random.Random(seed)
+    n = rng.randrange(64, 257)
+    theirs = rng.sample([r["patient_id"] for r in ex.rows_of([holder])], n // 2)
+    ids = theirs + [f"ZZ-{seed}-{k:05d}" for k in range(n - n // 2)]
+    rng.shuffle(ids)
+    return ids, set(theirs)
+
+
+def run_psi(ex: Exchange, i: int, client: Client | None = None, *, prefix: str = "chaos") -> tuple[str, str]:
+    """A PSI job against one holder: ("done", "") with the intersection checked, or ("failed", reason)."""
+    holder = HOLDERS[i % len(HOLDERS)]
+    ids, truth = psi_ids(ex, holder, i)
+    with client or ex.client() as c:
+        try:
+            answer = c.psi("visits", "patient_id", ids, party=holder, parallel=False, timeout_s=60,
+                           request_id=f"{prefix}-{i}")
+        except JobFailed as exc:
+            return "failed", exc.view.reason or str(exc)
+    assert answer.size == len(truth) and set(answer.matched) == truth, f"PSI job {i} differs"
+    return "done", ""
 
 
 def run(ex: Exchange, i: int, stat: str, column: str, where: str, *, prefix: str = "chaos") -> tuple[str, str]:
@@ -62,6 +89,21 @@ def test_jobs_through_the_balancer_land_on_both_replicas_and_reach_every_holder(
     assert set(owners(replicated)) == {"gateway", "gateway-1"}  # the balancer spread the submissions
 
 
+def test_a_psi_job_whose_holder_streams_to_the_other_replica_completes(replicated: Exchange) -> None:
+    """The buyer talks to one replica (which owns the job and matches it); the holder's stream is held by
+    the other, which relays the buyer's set and stores the holder's answer."""
+    holder = HOLDERS[1]
+    with psycopg.connect(replicated.store) as conn:
+        (host,) = conn.execute("SELECT replica FROM parties WHERE name = %s", (holder,)).fetchone()
+    other = next(i for i in range(2) if replicated.replica_name(i) != host)
+    client = Client(replicated.replica_addresses[other], replicated.identity("acme-insurance"))
+    assert run_psi(replicated, 1, client, prefix="across") == ("done", "")
+    with psycopg.connect(replicated.store) as conn:
+        (owner,) = conn.execute("SELECT owner FROM jobs WHERE request_id = 'across-1'").fetchone()
+        (still,) = conn.execute("SELECT replica FROM parties WHERE name = %s", (holder,)).fetchone()
+    assert owner == replicated.replica_name(other) and still == host != owner
+
+
 def test_chaos_killing_replicas_and_holders_leaves_no_job_hanging_or_counted_twice(replicated: Exchange) -> None:
     rng = random.Random(13)
     total, done = 100, threading.Event()
@@ -86,6 +128,8 @@ def test_chaos_killing_replicas_and_holders_leaves_no_job_hanging_or_counted_twi
 
     def one(i: int) -> tuple[str, str]:
         try:
+            if i % PSI_EVERY == PSI_EVERY - 1:
+                return run_psi(replicated, i)
             return run(replicated, i, *JOBS[i % len(JOBS)])
         finally:
             finished.append(i)
