@@ -106,8 +106,9 @@ class Runner:
         self.sources = {d.name: CachedSource(d) for d in config.datasets}
 
     def listings(self) -> list[Listing]:
-        """Load every dataset once: a broken file fails at start-up, not mid-job."""
-        return [listing(d, self.sources[d.name].table().rows) for d in self.config.datasets]
+        """Read every dataset once: a broken file fails at start-up, not mid-job. In batches, not kept: a
+        holder of a large PSI set does not hold its table in memory for the listing's row count."""
+        return [listing(d, self.sources[d.name].rows()) for d in self.config.datasets]
 
     def run(self, buyer: str, job: AggregateJob, min_parties: int, job_id: str = "") -> Answer:
         dataset: DatasetConfig | None = next((d for d in self.config.datasets if d.name == job.dataset), None)

@@ -20,6 +20,7 @@ from datawharf.model import ColumnKind, ColumnSpec, Listing, PrivacyTerms, round
 
 log = logging.getLogger("datawharf.party")
 _ARROW = {"int": pa.int64(), "decimal": pa.float64(), "string": pa.string(), "vector": pa.string()}
+ID_BATCH_ROWS = 1 << 16  # rows read at a time where a file is streamed
 
 
 class SourceError(WharfError):
@@ -62,7 +63,36 @@ def _read(config: DatasetConfig) -> pa.Table:
 
 
 def load(config: DatasetConfig) -> Table:
-    table = _read(config)
+    return _columns(config, _read(config))
+
+
+def count_rows(config: DatasetConfig, batch_rows: int = ID_BATCH_ROWS) -> int:
+    """The rows of a dataset's file, checked as ``load`` checks them but read in batches and kept nowhere:
+    what a listing needs, without the table in memory."""
+    names = [c.name for c in config.columns]
+    types = {c.name: _ARROW[c.type] for c in config.columns}
+    rows = 0
+    try:
+        if config.source.suffix.lower() == ".parquet":
+            for c in config.columns:
+                if c.type == "vector":
+                    types[c.name] = pa.list_(pa.float64())
+            schema = pa.schema([(n, types[n]) for n in names])
+            batches: Iterator[pa.RecordBatch] = pq.ParquetFile(config.source).iter_batches(
+                batch_size=batch_rows, columns=names)
+            for batch in batches:
+                rows += _columns(config, pa.Table.from_batches([batch]).cast(schema)).rows
+            return rows
+        reader = pacsv.open_csv(config.source, read_options=pacsv.ReadOptions(block_size=1 << 22),
+                                convert_options=pacsv.ConvertOptions(column_types=types, include_columns=names))
+        for batch in reader:
+            rows += _columns(config, pa.Table.from_batches([batch])).rows
+        return rows
+    except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError) as exc:
+        raise SourceError(f"dataset {config.name!r} ({config.source}): {exc}") from None
+
+
+def _columns(config: DatasetConfig, table: pa.Table) -> Table:
     missing = [c.name for c in config.columns if c.name not in table.column_names]
     if missing:
         raise SourceError(f"dataset {config.name!r}: {config.source} has no column(s) {', '.join(missing)}")
@@ -80,9 +110,6 @@ def load(config: DatasetConfig) -> Table:
         else:
             cols[c.name] = arr.to_numpy()
     return Table(table.num_rows, cols)
-
-
-ID_BATCH_ROWS = 1 << 16
 
 
 def id_batches(config: DatasetConfig, column: str, batch_rows: int = ID_BATCH_ROWS) -> Iterator[list[str]]:
@@ -175,6 +202,7 @@ class CachedSource:
         self.config = config
         self._stamp: tuple[int, int] | None = None
         self._table: Table | None = None
+        self._rows: tuple[tuple[int, int], int] | None = None
 
     def table(self) -> Table:
         st = os.stat(self.config.source)
@@ -183,6 +211,14 @@ class CachedSource:
             self._table = load(self.config)
             self._stamp = stamp
         return self._table
+
+    def rows(self) -> int:
+        """The file's rows, checked in batches (``count_rows``); remembered until the file changes."""
+        st = os.stat(self.config.source)
+        stamp = (st.st_mtime_ns, st.st_size)
+        if self._rows is None or stamp != self._rows[0]:
+            self._rows = (stamp, count_rows(self.config))
+        return self._rows[1]
 
     def id_batches(self, column: str) -> Iterator[list[str]]:
         """The column's values in batches, straight from the file (``id_batches``)."""
