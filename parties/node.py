@@ -150,6 +150,7 @@ class PartyNode:
 
     async def run(self, stop: asyncio.Event) -> None:
         listings = self.runner.listings()  # fail fast on a broken data file
+        shutil.rmtree(self._work_root(), ignore_errors=True)  # PSI sets an earlier run left half-answered
         backoff = self.initial_backoff_s
         # Fail fast on an unreachable Dask scheduler too; connecting blocks, so off the event loop.
         self._pool, close = await asyncio.to_thread(open_executor, self.config.compute)
@@ -380,7 +381,7 @@ class PartyNode:
             log.warning("task %s failed: %s", task_id, failure)
 
     def _work_root(self) -> Path:
-        return (self.config.state_dir or Path(".wharf-state")) / "psi-work"
+        return (self.config.state_dir or Path(".wharf-state")) / "psi-work" / self.config.name
 
     def _psi_piece(self, msg: SetForHolder) -> tuple[Checked, Path] | None:
         """The buyer's set once whole, as its file (None before); Refused if it is not the set the buyer
