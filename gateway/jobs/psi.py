@@ -240,6 +240,8 @@ class PsiJobs:
             if first and self.spool.has(slot, stage):
                 # A retry whose first attempt got through (its answer lost with a connection): it stands.
                 raise AlreadyExists(f"stage {piece.stage} of job {job_id} was already received")
+            if first:
+                self.spool.reset(slot, stage)  # a new upload starts the stage afresh: an earlier one broke off
             first = False
             try:
                 done = self.spool.append(slot, stage, piece.seq, piece.data, piece.last,

@@ -178,3 +178,41 @@ def test_a_holder_answer_stored_by_one_gateway_is_seen_by_another(tmp_path: Path
         assert matched(rounds, job_id, buyer) == set(HOLDER_IDS) & set(BUYER_IDS)
 
     asyncio.run(go())
+
+
+def test_an_upload_that_broke_off_is_started_again_from_chunk_0(tmp_path: Path) -> None:
+    async def go() -> None:
+        store = SqliteStore(tmp_path / "g.db")
+        buyer = psi.Buyer(BUYER_IDS)
+        gw = Gateway(tmp_path, store)
+        gw.connect()
+        job_id = await submit(gw, buyer)
+        a = buyer.blinded()
+
+        async def broken() -> AsyncIterator[StagePiece]:
+            yield StagePiece(Stage.A, 0, b"".join(a[:10]), False)
+            raise ConnectionResetError("the buyer's connection broke")
+
+        try:
+            await gw.orch.upload_set("buyer", job_id, broken())
+        except ConnectionResetError:
+            pass
+        assert gw.orch.view(job_id, "buyer").next_stage == "A"
+        await gw.upload(job_id, Stage.A, a)  # the same stream would fail the job were the first half kept
+        assert gw.orch.view(job_id).state == JobState.DISPATCHED and gw.relayed() == a
+
+    asyncio.run(go())
+
+
+def test_oprf_tables_are_kept_on_disk_for_any_gateway_one_epoch_each(tmp_path: Path) -> None:
+    first = Gateway(tmp_path, SqliteStore(tmp_path / "g.db")).orch.psi
+    tags = bytes(range(16)) * 3 + bytes(16)
+    for slot, epoch in (("job-1", "e1"), ("job-2", "e2")):
+        first.spool.append(slot, Stage.T, 0, tags, True, item=16, max_items=10)
+        first._keep_table(("h", "subscribers", "phone", epoch), slot)
+    second = Gateway(tmp_path, SqliteStore(tmp_path / "g.db")).orch.psi  # another process, or after a restart
+    assert second._cached_epochs(("h", "subscribers", "phone")) == ("e2",)  # the newer epoch replaced the older
+    assert second._cached_epochs(("h", "subscribers", "email")) == ()
+    table = second._table(("h", "subscribers", "phone", "e2"))
+    assert table is not None and len(table) == 4
+    assert second._table(("h", "subscribers", "phone", "e1")) is None
