@@ -216,3 +216,39 @@ def test_oprf_tables_are_kept_on_disk_for_any_gateway_one_epoch_each(tmp_path: P
     table = second._table(("h", "subscribers", "phone", "e2"))
     assert table is not None and len(table) == 4
     assert second._table(("h", "subscribers", "phone", "e1")) is None
+
+
+def test_a_multi_holder_job_resumes_keeping_the_answers_in_and_resending_the_rest(tmp_path: Path) -> None:
+    from tests.unit.gateway import test_psi_multi_jobs as multi
+
+    async def go() -> None:
+        w = multi.World(tmp_path)
+        job_id = await w.submit()
+        await w.upload(job_id, "A", w.buyer.blinded() + w.buyer.commitment())
+        await w.answer("h1")
+        (task,) = w.dispatcher.tasks_for("h2")  # h2 is half-way through its D when the gateway dies
+        await w.orch.holder_upload("h2", HolderUpload(task.task_id, StagePiece(Stage.D, 0, bytes(32 * 4), False)))
+        assert any((tmp_path / "spool").glob(f"{job_id}.1/D*"))
+
+        after = object.__new__(multi.World)  # the restarted gateway: the same store and spool folder
+        after.root, after.buyer, after.holders = tmp_path, w.buyer, w.holders
+        after.dispatcher = InMemoryDispatcher()
+        after.orch = Orchestrator(SqliteStore(tmp_path / "g.db"), after.dispatcher, clock=lambda: 5_000.0,
+                                  spool=Spool(tmp_path / "spool"))
+        await after.orch.recover()
+        assert not any((tmp_path / "spool").glob(f"{job_id}.1/D*"))  # h2's half stage is forgotten
+        for h in multi.HOLDERS:
+            after.dispatcher.connect(h)
+            after.orch.party_connected(h, [multi.LISTING])
+        assert after.dispatcher.tasks_for("h1") == []  # h1's answer stands
+        for h in ("h2", "h3"):
+            await after.answer(h)
+        for h in multi.HOLDERS:
+            await after.upload(job_id, f"Z@{h}", w.buyer.reblind(after.download(job_id, f"W@{h}")))
+        assert after.orch.view(job_id).state == JobState.DONE
+        result = buyer_pb2.JobResult.FromString(after.orch.result(job_id, "buyer"))
+        at = {i: sum(i in multi.SETS[h] for h in multi.HOLDERS) for i in range(20, 100)}
+        truth = {f"+44-{i:06d}" for i, n in at.items() if n >= 2}
+        assert {m.decode() for m in w.buyer.matched(result.psi.positions)} == truth
+
+    asyncio.run(go())
