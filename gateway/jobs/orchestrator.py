@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("datawharf.gateway")
 
+# A replica re-evaluates the jobs it owns this often, in case a notification was lost on the way.
+SWEEP_EVERY_S = 2.0
+
 
 class Orchestrator:
     def __init__(
@@ -69,6 +72,7 @@ class Orchestrator:
         self._background: set[asyncio.Task[None]] = set()
         self.replicas: Replicas | None = None
         self._learned: dict[str, bytes] = {}  # listings of parties held by other replicas, as last read
+        self._swept = 0.0  # when this replica last re-evaluated every job it owns
         self.market = market
         if market is not None:
             # Only approved listings are in the catalog; a DONE job is charged; a delisted dataset
@@ -122,6 +126,10 @@ class Orchestrator:
                 self.quotas.opened(job.buyer, job.job_id)
                 await self.kinds[job.kind].recover(job)
         self._refresh_parties()
+        now = time.monotonic()
+        if now - self._swept < SWEEP_EVERY_S:
+            return
+        self._swept = now
         for job in self.store.jobs(ACTIVE_JOB_STATES):
             if job.owner == self.replicas.name:
                 await self.evaluate(job.job_id)
