@@ -11,23 +11,24 @@ import pytest
 from datawharf.ledger import LedgerError, parse_lines, verify
 from datawharf.pki import Authority, Role, TrustStore
 from gateway.ledger import Ledger
-from gateway.store import SqliteStore
+from gateway.store import Store
+from gateway.store import open_store as open_any
 
 
-def open_store(path: Path, creds=None) -> SqliteStore:  # type: ignore[no-untyped-def]
-    store = SqliteStore(path / "gateway.sqlite3")
+def open_store(path: Path, creds=None, spec: str = "sqlite") -> Store:  # type: ignore[no-untyped-def]
+    store = open_any(spec, path)
     store.attach_ledger(lambda lines, insert: Ledger.open(path, lines, creds, insert))
     return store
 
 
-def test_every_event_is_an_entry_and_the_chain_survives_a_restart(tmp_path: Path) -> None:
+def test_every_event_is_an_entry_and_the_chain_survives_a_restart(tmp_path: Path, store_spec: str) -> None:
     ca = Authority.init(tmp_path / "ca")
     gw = ca.issue("gw", Role.GATEWAY)
-    store = open_store(tmp_path, gw)
+    store = open_store(tmp_path, gw, store_spec)
     store.record("job_submitted", job_id="job-1", detail="sum", evidence={"buyer": "acme"})
     store.record("job_done", job_id="job-1", evidence={"result_digest": "ab" * 32})
     store.close()
-    store = open_store(tmp_path, gw)
+    store = open_store(tmp_path, gw, store_spec)
     store.record("job_submitted", job_id="job-2")
     lines = store.ledger_lines()
     store.close()
@@ -72,12 +73,12 @@ def test_a_foreign_ca_does_not_vouch_for_the_ledger(tmp_path: Path) -> None:
     assert err.value.seq == 0
 
 
-def test_a_buyer_checks_its_entries_without_the_whole_chain(tmp_path: Path) -> None:
+def test_a_buyer_checks_its_entries_without_the_whole_chain(tmp_path: Path, store_spec: str) -> None:
     from dataclasses import replace
 
     from datawharf.ledger import check_entries
 
-    store = open_store(tmp_path)
+    store = open_store(tmp_path, spec=store_spec)
     store.record("job_submitted", job_id="job-1")
     store.record("destroyed", job_id="job-1", evidence={"artefact": "result"})
     entries = list(parse_lines(store.ledger_lines()))

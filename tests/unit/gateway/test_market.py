@@ -22,7 +22,7 @@ from gateway.market import Market
 from gateway.market.bundles import make_bundle, open_bundle
 from gateway.market.metering import price_job
 from gateway.market.statements import build, month_range, to_csv
-from gateway.store import SqliteStore
+from gateway.store import open_store
 from tests.exchange import VISITS
 
 D = Decimal
@@ -138,8 +138,8 @@ def decision(creds: Credentials, row: Any, action: str, text: str = "") -> marke
                                                         signed_at=time.time()))
 
 
-def test_review_states_and_the_catalog_filter(ca: Authority, tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "g.sqlite3")
+def test_review_states_and_the_catalog_filter(ca: Authority, tmp_path: Path, store_spec: str) -> None:
+    store = open_store(store_spec, tmp_path)
     market = Market(store, ca.issue("gw", Role.GATEWAY).trust())
     holder, op, auth = ca.issue("h1", Role.PARTY), ca.issue("op", Role.OPERATOR), ca.issue("au", Role.AUTHORITY)
     review = market.review
@@ -183,8 +183,8 @@ def test_review_states_and_the_catalog_filter(ca: Authority, tmp_path: Path) -> 
     store.close()
 
 
-def test_bundles_verify_whole_or_not_at_all(ca: Authority, tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "g.sqlite3")
+def test_bundles_verify_whole_or_not_at_all(ca: Authority, tmp_path: Path, store_spec: str) -> None:
+    store = open_store(store_spec, tmp_path)
     market = Market(store, ca.issue("gw", Role.GATEWAY).trust())
     holder, op = ca.issue("h2", Role.PARTY), ca.issue("op", Role.OPERATOR)
     row = market.review.submit(ident(holder), sign_listing(holder, body("h2")))
@@ -218,12 +218,12 @@ def test_terms_name_the_field_at_fault() -> None:
     assert err.value.argument == "title"
 
 
-def test_a_holder_gets_a_bounded_number_of_submissions(ca: Authority, tmp_path: Path) -> None:
+def test_a_holder_gets_a_bounded_number_of_submissions(ca: Authority, tmp_path: Path, store_spec: str) -> None:
     from datawharf.errors import ResourceExhausted
     from gateway.market.review import MAX_SUBMISSIONS_PER_HOUR
 
     now = [1_795_000_000.0]
-    store = SqliteStore(tmp_path / "g.sqlite3")
+    store = open_store(store_spec, tmp_path)
     market = Market(store, ca.issue("gw", Role.GATEWAY).trust(), clock=lambda: now[0])
     holder = ca.issue("h3", Role.PARTY)
     for _ in range(MAX_SUBMISSIONS_PER_HOUR):
