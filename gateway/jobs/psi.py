@@ -16,7 +16,7 @@ answer may land at one replica and the match run at the job's owner, and a
 restarted gateway resumes the job (``recover``): stages half-received at the
 crash start again from chunk 0, a holder's unanswered task is resent when it
 reconnects, a stage that was whole moves the job on. OPRF tables are kept
-on disk beside the spool, one epoch per holder, dataset and key column.
+on disk beside the spool's folder, one epoch per holder, dataset and key column.
 
 Output controls the gateway applies for the holder: every point and tag set
 must be duplicate-free (a buyer's repeat refuses its upload with
@@ -81,7 +81,9 @@ KINDS = ("psi", "psi-sum", "psi-unbalanced")
 DEFAULT_TIMEOUT_S = 600
 _TableKey = tuple[str, str, str, str]  # holder, dataset, key column, epoch
 ANSWER_FILE = "answer.json"  # in a holder's spool folder: what its done message said that the match needs
-TABLES_DIR = "oprf-tables"  # under the spool's root: holders' OPRF tables, one epoch each
+# Beside the spool's folder (shared by replicas as the spool is; outside the spool's quota for job stages):
+# holders' OPRF tables, one epoch each per holder, dataset and key column.
+TABLES_DIR = "oprf-tables"
 
 
 class PsiJobs:
@@ -692,7 +694,7 @@ class PsiJobs:
 
     def _table_path(self, key: _TableKey) -> Path:
         holder = hashlib.sha256("\0".join(key[:3]).encode()).hexdigest()[:32]
-        return self.spool.root / TABLES_DIR / holder / f"{key[3].encode().hex()[:200]}.T"
+        return self.spool.root.parent / TABLES_DIR / holder / f"{key[3].encode().hex()[:200]}.T"
 
     def _cached_epochs(self, key: tuple[str, str, str]) -> tuple[str, ...]:
         """Epochs of the holder's tables on disk, which any replica can match against."""
@@ -715,9 +717,12 @@ class PsiJobs:
         path = self._table_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{uuid.uuid4().hex}.tmp")
-        with open(tmp, "wb") as f:
-            for _, data, _ in self.spool.chunks(slot, Stage.T, item_bytes(Stage.T)):
-                f.write(data)
+        try:
+            os.link(self.spool.path(slot, Stage.T), tmp)  # the job's own copy goes with the job; this stays
+        except OSError:
+            with open(tmp, "wb") as f:
+                for _, data, _ in self.spool.chunks(slot, Stage.T, item_bytes(Stage.T)):
+                    f.write(data)
         os.replace(tmp, path)
         for other in path.parent.iterdir():
             if other != path and other.suffix == ".T":

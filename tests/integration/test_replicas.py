@@ -49,9 +49,9 @@ def psi_ids(ex: Exchange, holder: str, seed: int) -> tuple[list[str], set[str]]:
     return ids, set(theirs)
 
 
-def run_psi(ex: Exchange, i: int, client: Client | None = None, *, prefix: str = "chaos") -> tuple[str, str]:
-    """A PSI job against one holder: ("done", "") with the intersection checked, or ("failed", reason)."""
-    holder = HOLDERS[i % len(HOLDERS)]
+def run_psi(ex: Exchange, i: int, holder: str, client: Client | None = None, *,
+            prefix: str = "chaos") -> tuple[str, str]:
+    """A PSI job against ``holder``: ("done", "") with the intersection checked, or ("failed", reason)."""
     ids, truth = psi_ids(ex, holder, i)
     with client or ex.client() as c:
         try:
@@ -97,7 +97,7 @@ def test_a_psi_job_whose_holder_streams_to_the_other_replica_completes(replicate
         (host,) = conn.execute("SELECT replica FROM parties WHERE name = %s", (holder,)).fetchone()
     other = next(i for i in range(2) if replicated.replica_name(i) != host)
     client = Client(replicated.replica_addresses[other], replicated.identity("acme-insurance"))
-    assert run_psi(replicated, 1, client, prefix="across") == ("done", "")
+    assert run_psi(replicated, 1, holder, client, prefix="across") == ("done", "")
     with psycopg.connect(replicated.store) as conn:
         (owner,) = conn.execute("SELECT owner FROM jobs WHERE request_id = 'across-1'").fetchone()
         (still,) = conn.execute("SELECT replica FROM parties WHERE name = %s", (holder,)).fetchone()
@@ -128,8 +128,8 @@ def test_chaos_killing_replicas_and_holders_leaves_no_job_hanging_or_counted_twi
 
     def one(i: int) -> tuple[str, str]:
         try:
-            if i % PSI_EVERY == PSI_EVERY - 1:
-                return run_psi(replicated, i)
+            if i % PSI_EVERY == PSI_EVERY - 1:  # spread over the holders (each has a PSI quota per buyer)
+                return run_psi(replicated, i, HOLDERS[i // PSI_EVERY % len(HOLDERS)])
             return run(replicated, i, *JOBS[i % len(JOBS)])
         finally:
             finished.append(i)
