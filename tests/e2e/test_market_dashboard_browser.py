@@ -82,6 +82,9 @@ def test_pending_reviews_then_revenue(exchange: Exchange, browser) -> None:  # t
     for party, amount in (("st-mary", "40.00 CNY"), ("riverside", "25.00 CNY")):
         selector = f'#revenue tr[data-revenue="{day}/{party}"]'
         page.wait_for_selector(selector, timeout=20_000)
+        # The panel refreshes every 2 s: it may show the first job's charge before the second's.
+        page.wait_for_function(f"""() => (document.querySelector('{selector}') || {{}}).innerText
+                                      ?.includes('{amount}')""", timeout=20_000)
         cells = page.locator(f"{selector} td")
         assert [cells.nth(i).inner_text() for i in range(4)] == [day, party, "2", amount]
     assert not page.is_visible("#revenue-none")
