@@ -10,13 +10,11 @@ import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from buyers.client import Client, JobFailed
-from datawharf.errors import WharfError
 from tests.exchange import Exchange, StartExchange
 from tests.postgres import Cluster
 from wharf.demo import truth
