@@ -575,6 +575,9 @@ class PsiJobs:
         if job.state == JobState.AGGREGATING and (not at_deadline or job.job_id in self._matching):
             await self._match_once(job)
             return
+        if job.state == JobState.AGGREGATING:  # a match that kept failing (each tick tries again) until now
+            self.book.fail(job, "deadline passed before the gateway could match the sets; submit the job again")
+            return
         if job.state in (JobState.DISPATCHED, JobState.COLLECTING) and self._answered(job, tasks):
             # Every holder answered, but whoever stored the last answer stopped before the job moved on.
             self.book.store.set_job_state(job.job_id, JobState.AWAITING_BUYER)
