@@ -53,7 +53,7 @@ READY_FILE = "gateway.json"
 class GatewaySettings:
     listen: str = "127.0.0.1:50051"
     data_dir: Path = Path("wharf-data")
-    store: str = ""  # "" or "sqlite": the data directory's file; postgresql://...: a database replicas share
+    store: str = "sqlite"  # the data directory's file; postgresql://...: a database replicas share
     blob_dir: Path | None = None  # contributions with a PostgreSQL store; replicas share it (default data_dir/blobs)
     replica: str = ""  # this replica's name among those sharing a PostgreSQL store (default: host and data dir)
     lease_s: float = 10.0  # how long a replica's jobs stay its own without renewal

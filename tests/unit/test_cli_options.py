@@ -85,6 +85,10 @@ def test_gateway_serve_reads_every_option_from_the_environment(
         "WHARF_BENCH_RESULTS": str(tmp_path / "results"),
         "WHARF_LOG_LEVEL": "debug",
         "WHARF_LOG_FORMAT": "json",
+        "WHARF_STORE": "postgresql://wharf@db:5432/exchange",
+        "WHARF_BLOB_DIR": str(tmp_path / "blobs"),
+        "WHARF_REPLICA": "east-1",
+        "WHARF_LEASE": "4.5",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -93,6 +97,7 @@ def test_gateway_serve_reads_every_option_from_the_environment(
     assert served == [GatewaySettings(
         listen="127.0.0.1:0", data_dir=tmp_path / "data", wire_log=tmp_path / "wire.jsonl", http="127.0.0.1:8088",
         http_token="t" * 20, http_allow_remote=True, results_dir=tmp_path / "results",
+        store="postgresql://wharf@db:5432/exchange", blob_dir=tmp_path / "blobs", replica="east-1", lease_s=4.5,
     )]
     root = logging.getLogger()
     assert root.level == logging.DEBUG
