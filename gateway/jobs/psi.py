@@ -548,7 +548,12 @@ class PsiJobs:
             positions = psi_buckets.positions_in(psi_buckets.read_chunks(d_path, item),
                                                  psi_buckets.read_chunks(z_path, item), item, Path(tmp), items=n)
         size = psi.released_size(int(positions.size), notes.offset, minimum)
-        return buyer_pb2.PsiResult(size=size, positions=() if spec.cardinality_only else positions)
+        result = buyer_pb2.PsiResult(size=size)
+        if not spec.cardinality_only:
+            # A slice at a time: protobuf takes a whole array through a Python int per item, all at once.
+            for i in range(0, positions.size, 1 << 16):
+                result.positions.extend(positions[i:i + (1 << 16)].tolist())
+        return result
 
     def _match_many(self, jid: str, spec: PsiJob) -> buyer_pb2.PsiResult:
         answers = []
