@@ -68,7 +68,6 @@ from protocols.psi_stages import (
     Role,
     Stage,
     canonical_u,
-    first_repeat,
     item_bytes,
     max_items,
     pack_sums,
