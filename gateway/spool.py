@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -23,6 +24,7 @@ from datawharf.errors import ResourceExhausted
 
 DEFAULT_MAX_BYTES = 4 << 30
 SCRATCH_PREFIX = ".scratch-"  # the gateway's bucket files while it matches (datawharf.buckets)
+SCRATCH_STALE_S = 3600  # a scratch folder untouched this long is a dead match's (a live one writes buckets often)
 
 
 class SpoolError(ValueError):
@@ -42,9 +44,16 @@ class Spool:
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
         self._open: dict[tuple[str, str], Assembler] = {}
-        for old in self.root.glob(SCRATCH_PREFIX + "*"):  # a match an earlier run did not finish
-            shutil.rmtree(old, ignore_errors=True)
-        self._used = sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+        # A match an earlier run did not finish; not one that another replica on a shared spool runs now.
+        for old in self.root.glob(SCRATCH_PREFIX + "*"):
+            try:
+                stale = time.time() - old.stat().st_mtime > SCRATCH_STALE_S
+            except FileNotFoundError:
+                continue
+            if stale:
+                shutil.rmtree(old, ignore_errors=True)
+        self._used = sum(p.stat().st_size for p in self.root.rglob("*")
+                         if p.is_file() and not p.relative_to(self.root).parts[0].startswith(SCRATCH_PREFIX))
 
     @property
     def used(self) -> int:
