@@ -84,6 +84,11 @@ class StreamDispatcher:
     def online(self) -> list[str]:
         return sorted(self._sessions)
 
+    def backlog(self, party: str) -> int:
+        """Messages queued for ``party``'s stream and not yet taken by it (0 without a stream)."""
+        session = self._sessions.get(party)
+        return session.outbox.qsize() if session is not None else 0
+
     def send(self, party: str, message: ToParty) -> bool:
         session = self._sessions.get(party)
         if session is None:

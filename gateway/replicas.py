@@ -172,6 +172,9 @@ class ReplicaDispatcher:
     def holds(self, party: str) -> bool:
         return self.local.is_online(party)
 
+    def backlog(self, party: str) -> int:
+        return self.local.backlog(party)
+
     def is_online(self, party: str) -> bool:
         return self.local.is_online(party) or party in self.replicas.remote
 

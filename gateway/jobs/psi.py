@@ -43,7 +43,7 @@ import logging
 import os
 import uuid
 from pathlib import Path
-from typing import AsyncIterator, Iterable
+from typing import AsyncIterator, Callable, Iterable, Iterator
 
 from datawharf.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from datawharf.messages import HolderUpload, SetForHolder, StagePiece
@@ -77,6 +77,8 @@ from protocols.psi_stages import (
 log = logging.getLogger("datawharf.gateway")
 
 KINDS = ("psi", "psi-sum", "psi-unbalanced")
+# Chunks of the buyer's set queued for a holder's stream at most (about 1 MiB each) before waiting.
+MAX_QUEUED_CHUNKS = 8
 DEFAULT_TIMEOUT_S = 600
 _TableKey = tuple[str, str, str, str]  # holder, dataset, key column, epoch
 ANSWER_FILE = "answer.json"  # in a holder's spool folder: what its done message said that the match needs
@@ -96,6 +98,8 @@ class PsiJobs:
         # matches running in this process now.
         self._tables: dict[_TableKey, oprf.SortedTags] = {}
         self._matching: set[str] = set()
+        self._feeds: dict[str, object] = {}  # task → the feed of A now sending it (a newer one replaces it)
+        self._feeding: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
 
     def decode(self, spec: bytes) -> PsiJob:
         return psi_from_proto(common_pb2.PsiSpec.FromString(spec))
@@ -367,9 +371,34 @@ class PsiJobs:
         for stage in HOLDER_STAGES[spec.mode]:  # a resent task starts the holder's stages afresh
             self.spool.reset(slot, stage)
         (self.spool.root / slot / ANSWER_FILE).unlink(missing_ok=True)
-        for seq, data, last in self.spool.chunks(job.job_id, Stage.A, item_bytes(Stage.A)):
-            self.book.dispatcher.send(party, SetForHolder(task_id, StagePiece(Stage.A, seq, data, last)))
+        chunks = self.spool.chunks(job.job_id, Stage.A, item_bytes(Stage.A))
+        backlog = getattr(self.book.dispatcher, "backlog", None)
+        if backlog is None:  # an in-memory dispatcher keeps nothing queued: send it all now
+            for seq, data, last in chunks:
+                self.book.dispatcher.send(party, SetForHolder(task_id, StagePiece(Stage.A, seq, data, last)))
+        else:
+            # A stream's outbox is unbounded: feed A into it a few chunks ahead of the holder, so the
+            # gateway holds megabytes of the buyer's set, not all of it, however large the set.
+            token = object()
+            self._feeds[task_id] = token
+            feed = asyncio.get_running_loop().create_task(self._feed(party, task_id, chunks, backlog, token))
+            self._feeding.add(feed)
+            feed.add_done_callback(self._feeding.discard)
         self.book.mark_dispatched(job, task_id)
+
+    async def _feed(self, party: str, task_id: str, chunks: Iterator[tuple[int, bytes, bool]],
+                    backlog: Callable[[str], int], token: object) -> None:
+        try:
+            for seq, data, last in chunks:
+                while backlog(party) > MAX_QUEUED_CHUNKS:
+                    await asyncio.sleep(0.005)
+                # A newer dispatch of this task (the holder reconnected) feeds its own stream.
+                if self._feeds.get(task_id) is not token or not self.book.dispatcher.send(
+                        party, SetForHolder(task_id, StagePiece(Stage.A, seq, data, last))):
+                    return
+        finally:
+            if self._feeds.get(task_id) is token:
+                del self._feeds[task_id]
 
     async def holder_upload(self, job: JobRow, party: str, task_id: str, msg: HolderUpload) -> None:
         book = self.book
