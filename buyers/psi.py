@@ -153,12 +153,12 @@ def _upload(conn: Connection, job_id: str, stage: Stage, items: Sequence[bytes],
         tried = True
         try:
             return job_from_proto(conn.call(conn.stub.UploadSet, gen(), timeout=3600))
-        except (AlreadyExists, FailedPrecondition) as exc:
+        except (AlreadyExists, FailedPrecondition, InvalidArgument) as exc:
             # gRPC itself sends a stream again when the gateway went away before answering: a copy that got
-            # through first is refused as already received, or the job has moved on (or ended: the caller's
-            # watch says how).
+            # through first is refused as already received, or as the wrong stage once the job has moved on
+            # (or ended: the caller's watch says how).
             view = conn.status(job_id)
-            if isinstance(exc, FailedPrecondition) and view.state == JobState.AWAITING_BUYER \
+            if not isinstance(exc, AlreadyExists) and view.state == JobState.AWAITING_BUYER \
                     and view.next_stage == str(stage):
                 raise
             return view

@@ -184,7 +184,7 @@ class LocalExchange:
     def start_replica(self, index: int, *extra: str, listen: str = "127.0.0.1:0", timeout_s: float = 30) -> str:
         """Start (or restart) gateway replica ``index``; its own address."""
         data_dir = self.replica_dir(index)
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the gateway's files are its operator's alone
         ready = data_dir / "gateway.json"
         ready.unlink(missing_ok=True)
         if self.ca is None:

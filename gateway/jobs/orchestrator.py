@@ -445,7 +445,10 @@ class Orchestrator:
     async def run_deadlines(self, stop: asyncio.Event, *, every_s: float = 0.5) -> None:
         while not stop.is_set():
             try:
-                await self.check_deadlines()
+                # While a shared store is away nothing is claimed or decided here (the store's
+                # watchdog says when it is back); its absence was logged once, not every tick.
+                if getattr(self.store, "available", True):
+                    await self.check_deadlines()
             except Exception:  # keep the loop alive; the next tick retries
                 log.exception("deadline check failed")
             try:

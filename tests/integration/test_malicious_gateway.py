@@ -245,7 +245,7 @@ def test_a_holder_stage_altered_on_its_way_to_the_buyer_is_detected(exchange: Ro
     honest = PsiJobs.download
 
     def download(self: PsiJobs, buyer: str, job_id: str, stage: str) -> list[StagePiece]:
-        pieces = honest(self, buyer, job_id, stage)
+        pieces = list(honest(self, buyer, job_id, stage))  # the honest one streams from the spool
         if stage == "W" and len(pieces[0].data) >= 64:
             d = pieces[0].data
             pieces[0] = dataclasses.replace(pieces[0], data=d[32:64] + d[:32] + d[64:])

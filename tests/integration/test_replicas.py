@@ -102,35 +102,6 @@ def test_a_psi_job_whose_holder_streams_to_the_other_replica_completes(replicate
     assert owner == replicated.replica_name(other) and still == host != owner
 
 
-def test_a_psi_job_whose_owner_dies_is_finished_by_the_other_replica(replicated: Exchange) -> None:
-    """The job's owner is killed in the buyer's second round and comes back only after its lease lapsed:
-    the other replica (which holds the holder's stream) has taken the job over; the buyer's Z, sent again
-    to the restarted replica, is matched at the new owner."""
-    holder = HOLDERS[2]
-    with psycopg.connect(replicated.store) as conn:
-        (host,) = conn.execute("SELECT replica FROM parties WHERE name = %s", (holder,)).fetchone()
-    index = next(i for i in range(2) if replicated.replica_name(i) != host)
-    client = Client(replicated.replica_addresses[index], replicated.identity("acme-insurance"))
-    with ThreadPoolExecutor(1) as pool:
-        outcome = pool.submit(run_psi, replicated, 2, holder, client, prefix="owner-dies")
-        deadline = time.monotonic() + 60
-        while True:  # until the holder has answered
-            with psycopg.connect(replicated.store) as conn:
-                row = conn.execute("SELECT t.state FROM tasks t JOIN jobs j ON j.job_id = t.job_id "
-                                   "WHERE j.request_id = 'owner-dies-2'").fetchone()
-            if row and row[0] == "CONTRIBUTED":
-                break
-            assert time.monotonic() < deadline and not outcome.done(), outcome
-            time.sleep(0.02)
-        replicated.kill_replica(index)
-        time.sleep(3 * replicated.lease_s)  # past the lease: the other replica claims the job
-        replicated.start_replica(index, listen=replicated.replica_addresses[index])
-        assert outcome.result(timeout=120) == ("done", "")
-    with psycopg.connect(replicated.store) as conn:
-        (owner,) = conn.execute("SELECT owner FROM jobs WHERE request_id = 'owner-dies-2'").fetchone()
-    assert owner == host
-
-
 def test_chaos_killing_replicas_and_holders_leaves_no_job_hanging_or_counted_twice(replicated: Exchange) -> None:
     rng = random.Random(13)
     total, done = 100, threading.Event()
