@@ -161,6 +161,8 @@ def _upload(conn: Connection, job_id: str, stage: Stage, items: Sequence[bytes],
             if not isinstance(exc, AlreadyExists) and view.state == JobState.AWAITING_BUYER \
                     and view.next_stage == str(stage):
                 raise
+            if isinstance(exc, InvalidArgument) and view.final:
+                raise  # the set itself was refused (and the job failed for it), not a resent copy
             return view
 
     return conn.retried(attempt, f"uploading stage {name} of job {job_id}")
