@@ -58,6 +58,7 @@ import pyarrow.parquet as pq
 
 from benchmarks.harness import BenchmarkFailed, Record
 from buyers.client import Client
+from gateway.store.base import display_url
 from wharf import pgcluster
 from wharf.local import LocalExchange, check_gateways
 
@@ -90,7 +91,7 @@ class Setup:
         return f"{kind}-{self.replicas}gw"
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "store": redact(self.store), "replicas": self.replicas}
+        return {"name": self.name, "store": display_url(self.store), "replicas": self.replicas}
 
     def check(self) -> None:
         """Raise BenchmarkFailed at once if the launcher cannot start this configuration."""
@@ -101,15 +102,6 @@ class Setup:
 
     def exchange(self, root: Path) -> LocalExchange:
         return LocalExchange(root, log_level="warning", store=self.store, replicas=self.replicas)
-
-
-def redact(store: str) -> str:
-    """A store URL without its password, for messages and records."""
-    scheme, sep, rest = store.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    if not sep or not at or ":" not in userinfo:
-        return store
-    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
 
 
 # ------------------------------------------------------------------ data and truth

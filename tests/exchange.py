@@ -40,8 +40,9 @@ class Exchange(LocalExchange):
                  http: bool = False, http_token: str | None = None, bench_results: Path | None = None,
                  insecure: bool = False, dp: str | None = None, buyers: tuple[str, ...] | None = None,
                  grants: bool = False, review: bool = False, store: str = "sqlite", replicas: int = 1,
-                 lease_s: float = 10.0) -> None:
+                 lease_s: float = 10.0, gateway_args: Sequence[str] = ()) -> None:
         super().__init__(root, insecure=insecure, review=review, store=store, replicas=replicas, lease_s=lease_s)
+        self.gateway_args = tuple(gateway_args)  # `wharf gateway serve` options for every replica, restarts too
         self.dp = dp  # the body of every holder's [datasets.policy.dp]; None: exact answers
         self.buyers = buyers  # the holders' allowed_buyers; None: acme-insurance only
         self.grants = grants  # visits needs a grant the holder signed
@@ -64,6 +65,9 @@ class Exchange(LocalExchange):
             if self.http_token:
                 args += ["--http-token", self.http_token]
         return super().start_gateway(*args, listen=listen, timeout_s=timeout_s)
+
+    def start_replica(self, index: int, *extra: str, listen: str = "127.0.0.1:0", timeout_s: float = 30) -> str:
+        return super().start_replica(index, *self.gateway_args, *extra, listen=listen, timeout_s=timeout_s)
 
     def config(self, name: str) -> str:
         """The TOML ``name`` was (or will be) started with."""

@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 
 from buyers.client import Client
 from datawharf.pki import Authority, Role
+from gateway.store.base import display_url
 
 __all__ = ["SQLITE", "LocalExchange", "Processes", "check_gateways", "wait_for"]
 
@@ -39,16 +40,7 @@ def check_gateways(store: str = SQLITE, replicas: int = 1) -> None:
         raise ValueError("replicas share a PostgreSQL store; a SQLite store serves one gateway (pass a "
                          "postgresql:// URL as the store)")
     if store != SQLITE and not store.startswith(("postgresql://", "postgres://")):
-        raise ValueError(f"the store must be sqlite or a postgresql:// URL, not {redact_store(store)}")
-
-
-def redact_store(store: str) -> str:
-    """A store URL without its password, for messages and records."""
-    scheme, sep, rest = store.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    if not sep or not at or ":" not in userinfo:
-        return store
-    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
+        raise ValueError(f"the store must be sqlite or a postgresql:// URL, not {display_url(store)}")
 
 
 class Processes:
