@@ -124,6 +124,37 @@ def _progress_mapper(mapper: psi.Mapper, stage: str, total: int, progress: Progr
     return run
 
 
+def _send_stage(conn: Connection, job_id: str, stage: Stage, name: str,
+                requests: Callable[[], Iterator[buyer_pb2.SetUpload]]) -> JobView:
+    """One stage's upload stream, ``requests()`` afresh on each attempt."""
+    tried = False
+
+    def attempt() -> JobView:
+        # Sent again from chunk 0 if the gateway went away mid-stage (it forgets a half-received stage),
+        # unless the stage got through before the connection broke.
+        nonlocal tried
+        if tried:
+            view = conn.status(job_id)
+            if view.state != JobState.AWAITING_BUYER or view.next_stage != str(stage):
+                return view  # the job moved on: the gateway had the stage
+        tried = True
+        try:
+            return job_from_proto(conn.call(conn.stub.UploadSet, requests(), timeout=3600))
+        except (AlreadyExists, FailedPrecondition, InvalidArgument) as exc:
+            # gRPC itself sends a stream again when the gateway went away before answering: a copy that got
+            # through first is refused as already received, or as the wrong stage once the job has moved on
+            # (or ended: the caller's watch says how).
+            view = conn.status(job_id)
+            if not isinstance(exc, AlreadyExists) and view.state == JobState.AWAITING_BUYER \
+                    and view.next_stage == str(stage):
+                raise
+            if isinstance(exc, InvalidArgument) and view.final:
+                raise  # the set itself was refused (and the job failed for it), not a resent copy
+            return view
+
+    return conn.retried(attempt, f"uploading stage {name} of job {job_id}")
+
+
 def _upload(conn: Connection, job_id: str, stage: Stage, items: Sequence[bytes], progress: Progress | None,
             holder: str = "") -> JobView:
     """Stage ``stage`` up to the gateway (in a multi-holder job, the buyer's stage for ``holder``)."""
@@ -140,32 +171,7 @@ def _upload(conn: Connection, job_id: str, stage: Stage, items: Sequence[bytes],
             yield buyer_pb2.SetUpload(job_id=job_id if seq == 0 else "", chunk=piece_to_proto(
                 StagePiece(name, seq, piece, seq == len(pieces) - 1)))
 
-    tried = False
-
-    def attempt() -> JobView:
-        # Sent again from chunk 0 if the gateway went away mid-stage (it forgets a half-received stage),
-        # unless the stage got through before the connection broke.
-        nonlocal tried
-        if tried:
-            view = conn.status(job_id)
-            if view.state != JobState.AWAITING_BUYER or view.next_stage != str(stage):
-                return view  # the job moved on: the gateway had the stage
-        tried = True
-        try:
-            return job_from_proto(conn.call(conn.stub.UploadSet, gen(), timeout=3600))
-        except (AlreadyExists, FailedPrecondition, InvalidArgument) as exc:
-            # gRPC itself sends a stream again when the gateway went away before answering: a copy that got
-            # through first is refused as already received, or as the wrong stage once the job has moved on
-            # (or ended: the caller's watch says how).
-            view = conn.status(job_id)
-            if not isinstance(exc, AlreadyExists) and view.state == JobState.AWAITING_BUYER \
-                    and view.next_stage == str(stage):
-                raise
-            if isinstance(exc, InvalidArgument) and view.final:
-                raise  # the set itself was refused (and the job failed for it), not a resent copy
-            return view
-
-    return conn.retried(attempt, f"uploading stage {name} of job {job_id}")
+    return _send_stage(conn, job_id, stage, name, gen)
 
 
 def _download(conn: Connection, job_id: str, stage: Stage, max_items: int, holder: str = "") -> list[bytes]:
@@ -516,21 +522,7 @@ def _upload_file(conn: Connection, job_id: str, stage: Stage, path: Path, progre
                 if sent >= size:
                     return
 
-    tried = False
-
-    def attempt() -> JobView:
-        nonlocal tried
-        if tried:
-            view = conn.status(job_id)
-            if view.state != JobState.AWAITING_BUYER or view.next_stage != str(stage):
-                return view
-        tried = True
-        try:
-            return job_from_proto(conn.call(conn.stub.UploadSet, gen(), timeout=3600))
-        except AlreadyExists:
-            return conn.status(job_id)
-
-    return conn.retried(attempt, f"uploading stage {stage} of job {job_id}")
+    return _send_stage(conn, job_id, stage, str(stage), gen)
 
 
 def _download_file(conn: Connection, job_id: str, stage: Stage, max_items: int, path: Path) -> bytes:
