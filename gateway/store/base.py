@@ -40,14 +40,14 @@ _ANSWERED_TASKS = _sql_list(ANSWERED_TASK_STATES)
 
 
 def display_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``: for messages and logs."""
+    """``url`` with any password replaced by ``***``: for messages and logs. The host part is kept as
+    written (an IPv6 address in brackets, a mistyped port), since the message may be about it."""
     parts = urlsplit(url)
-    if parts.password is None:
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
         return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"{parts.username or ''}:***@{host}", parts.path, parts.query, parts.fragment))
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
 
 
 @dataclass(frozen=True)

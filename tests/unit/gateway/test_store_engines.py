@@ -14,6 +14,7 @@ from datawharf.ledger import parse_lines, verify
 from datawharf.states import JobState, TaskState
 from gateway.ledger import Ledger
 from gateway.store import JobRow, Store, StoreVersionError, open_store
+from gateway.store.base import display_url
 from gateway.store.migrate import load_migrations
 from gateway.store.postgres import PostgresStore, StoreUnavailable, postgres_sql
 from tests.postgres import Cluster, start_or_skip
@@ -185,3 +186,15 @@ def test_an_unreachable_database_at_start_is_named_without_its_password(tmp_path
     assert "hunter2" not in str(caught.value)
     with pytest.raises(InvalidArgument, match="--store must be"):
         open_store("mysql://wharf:hunter2@h/x", tmp_path)
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("postgresql://wharf:hunter2@db:5432/exchange", "postgresql://wharf:***@db:5432/exchange"),
+    ("postgresql://wharf:hunter2@[::1]:5432/exchange", "postgresql://wharf:***@[::1]:5432/exchange"),
+    ("postgresql://wharf:hunter2@db:notaport/exchange", "postgresql://wharf:***@db:notaport/exchange"),
+    ("postgresql://wharf:p@ss@db/exchange", "postgresql://wharf:***@db/exchange"),
+    ("postgresql://wharf@db/exchange?sslmode=require", "postgresql://wharf@db/exchange?sslmode=require"),
+    ("sqlite", "sqlite"),
+])
+def test_a_store_url_is_shown_without_its_password(url: str, shown: str) -> None:
+    assert display_url(url) == shown
