@@ -103,8 +103,7 @@ def test_the_wheel_installs_and_runs_outside_the_repository(tmp_path: Path) -> N
     fresh = tmp_path / "fresh"
     check(run([sys.executable, "-m", "venv", fresh], cwd=elsewhere, env=env, timeout=120))
     python, wharf = fresh / "bin" / "python", fresh / "bin" / "wharf"
-    # --no-compile: byte-compiling every dependency costs time here and proves nothing about the wheel.
-    check(run([python, "-m", "pip", "install", "-q", "--no-compile", "-c", ROOT / "constraints.txt", wheel],
+    check(run([python, "-m", "pip", "install", "-q", "-c", ROOT / "constraints.txt", wheel],
               cwd=elsewhere, env=env, timeout=600))
     installed = time.monotonic()
 
