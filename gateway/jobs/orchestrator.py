@@ -447,7 +447,7 @@ class Orchestrator:
             try:
                 # While a shared store is away nothing is claimed or decided here (the store's
                 # watchdog says when it is back); its absence was logged once, not every tick.
-                if getattr(self.store, "available", True):
+                if self.store.available:
                     await self.check_deadlines()
             except Exception:  # keep the loop alive; the next tick retries
                 log.exception("deadline check failed")

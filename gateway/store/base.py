@@ -89,6 +89,11 @@ class Store:
     def close(self) -> None:
         self._db.close()
 
+    @property
+    def available(self) -> bool:
+        """Whether the store answers now: a local file always does; a shared database may be away."""
+        return True
+
     # what the engines do differently -------------------------------------------
     def _begin_write(self) -> None:
         """Open a transaction that holds the store's write lock from its first statement."""
